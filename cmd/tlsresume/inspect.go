@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/pcap"
+)
+
+const inspectExamples = `  tlsresume inspect capture.pcapng                    # a table, one row per ClientHello
+  tlsresume inspect --format jsonl capture.pcap > hellos.jsonl
+  tcpdump -i any -w - 'tcp port 443' | tlsresume inspect -   # read a capture from stdin
+
+Reading the table: ATTEMPT is how the client tried to resume (psk, ticket,
+session_id or none); TKT is the session_ticket extension ("-" absent, "ask"
+empty = asks for a ticket, else the ticket's length); PSK the number of
+pre_shared_key identities; MODES psk_key_exchange_modes (1 = psk_dhe_ke,
+0 = psk_ke); 0RTT early_data; SID the legacy session ID length; RESUMED what the
+server did (psk, ticket, session_id, no, hrr, ? = not seen). The second line of
+each row gives the JA4 and, in words, why it did or did not resume.
+`
+
+func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	format := fs.String("format", "table", "output `format`: table (for people, fits 120 columns) or jsonl (one JSON record per line, every field), e.g. --format jsonl")
+	setUsage(fs, "tlsresume inspect [--format table|jsonl] FILE... (- reads stdin)", inspectExamples)
+	files, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	if *format != "table" && *format != "jsonl" {
+		fmt.Fprintf(stderr, "tlsresume inspect: --format must be table or jsonl, not %q\n", *format)
+		return 2
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "tlsresume inspect: name a capture file (pcap or pcapng), or - for stdin")
+		return 2
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	write := newRecordWriter(*format, out)
+	total := 0
+	for _, name := range files {
+		if ctx.Err() != nil {
+			return 1
+		}
+		n, err := inspectFile(name, write)
+		total += n
+		if err != nil {
+			out.Flush()
+			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
+			var pe *os.PathError
+			if errors.As(err, &pe) || errors.Is(err, pcap.ErrFormat) {
+				return 2
+			}
+			return 1
+		}
+	}
+	if total == 0 {
+		out.Flush()
+		fmt.Fprintln(stderr, "tlsresume inspect: no TLS ClientHello in the capture")
+	}
+	return 0
+}
+
+func inspectFile(name string, write func(*inspect.Record) error) (int, error) {
+	var r io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		r = f
+	}
+	n := 0
+	_, err := inspect.ReadCapture(bufio.NewReaderSize(r, 1<<16), func(rec *inspect.Record) error {
+		n++
+		return write(rec)
+	})
+	return n, err
+}
+
+func newRecordWriter(format string, w io.Writer) func(*inspect.Record) error {
+	if format == "jsonl" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		return func(r *inspect.Record) error { return enc.Encode(r) }
+	}
+	t := inspect.NewTableWriter(w)
+	return t.Write
+}

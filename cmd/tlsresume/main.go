@@ -1,0 +1,116 @@
+// Command tlsresume finds out, with evidence, why TLS session resumption
+// does or does not happen: it reads captures (inspect), manages its CA (ca),
+// and will run as an intercepting proxy (proxy, the default).
+//
+// Exit codes: 0 success, 1 failure while running, 2 usage error or a file
+// that cannot be read.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `tlsresume — why does (or doesn't) TLS session resumption happen?
+
+Usage:
+  tlsresume [proxy]            run the intercepting proxy (coming next; see below)
+  tlsresume inspect FILE...    one row per ClientHello in a pcap/pcapng capture
+  tlsresume ca init|show|export|path
+                               the CA that tlsresume signs certificates with
+  tlsresume version            version, Go version and commit
+  tlsresume help [COMMAND]     this text, or a command's flags
+
+Run "tlsresume COMMAND --help" for a command's flags, each with an example.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches a command line and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "proxy"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "proxy":
+		return runProxy(ctx, args, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, args, stdout, stderr)
+	case "ca":
+		return runCA(ctx, args, stdout, stderr)
+	case "version":
+		return runVersion(args, stdout, stderr)
+	case "help":
+		if len(args) > 0 {
+			return run(ctx, []string{args[0], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tlsresume: unknown command %q (run \"tlsresume help\")\n", cmd)
+	return 2
+}
+
+// parseFlags parses flags that may come before, between or after positional
+// arguments (flag.Parse alone stops at the first positional one), and
+// returns the positional arguments. It prints one line for a bad flag.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, int, bool) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(stderr)
+				fs.Usage()
+				return nil, 0, false
+			}
+			fmt.Fprintf(stderr, "tlsresume %s: %v (run \"tlsresume %s --help\")\n", fs.Name(), err, fs.Name())
+			return nil, 2, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// setUsage installs a --help text: a synopsis, the flags, and examples.
+func setUsage(fs *flag.FlagSet, synopsis, examples string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nExamples:\n%s", examples)
+	}
+}
+
+func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	setUsage(fs, "tlsresume proxy", "  tlsresume proxy\n")
+	if _, code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	fmt.Fprint(stdout, `tlsresume: the intercepting proxy is not built yet.
+It will listen on 127.0.0.1:8080 as an HTTP CONNECT proxy, peek at every ClientHello,
+terminate TLS with its own CA, dial upstream with its own session cache, and record
+both legs' resumption side by side.
+
+What works today: reading captures.
+`)
+	return runInspect(ctx, []string{"--help"}, stdout, stdout)
+}

@@ -1,0 +1,236 @@
+package inspect
+
+import (
+	"encoding/hex"
+	"time"
+)
+
+// Attempt values: what a ClientHello tried in order to resume.
+const (
+	AttemptPSK       = "psk"        // pre_shared_key offered (TLS 1.3)
+	AttemptTicket    = "ticket"     // session_ticket carrying a ticket (TLS 1.2, RFC 5077)
+	AttemptSessionID = "session_id" // a session ID the server issued (TLS 1.2 and earlier)
+	AttemptNone      = "none"
+)
+
+// Record is one ClientHello and what the server answered: one JSON object
+// per line in `tlsresume inspect --format jsonl` and, extended, in the
+// proxy's log. Field names are a contract (README.md, "The record").
+type Record struct {
+	Time        time.Time          `json:"time"`
+	Source      string             `json:"source"` // "pcap", "connect", "transparent", "sni"
+	ClientAddr  string             `json:"client_addr"`
+	ServerAddr  string             `json:"server_addr"`
+	SNI         string             `json:"sni"`
+	Frame       int                `json:"frame,omitempty"` // pcap: frame that completed the hello
+	ClientHello *ClientHelloRecord `json:"client_hello"`
+	ServerHello *ServerHelloRecord `json:"server_hello"`
+	Error       string             `json:"error,omitempty"`
+}
+
+// ClientHelloRecord is the JSON form of a ClientHello's facts.
+type ClientHelloRecord struct {
+	LegacyVersion        int               `json:"legacy_version"`
+	Random               string            `json:"random"`
+	SessionID            string            `json:"session_id"`
+	SessionIDLen         int               `json:"session_id_len"`
+	CipherSuites         []int             `json:"cipher_suites"`
+	CompressionMethods   []int             `json:"compression_methods"`
+	Extensions           []int             `json:"extensions"`
+	Grease               []string          `json:"grease"` // which lists carry GREASE values (RFC 8701)
+	ALPN                 []string          `json:"alpn"`
+	SupportedVersions    []int             `json:"supported_versions"`
+	SupportedGroups      []int             `json:"supported_groups"`
+	KeyShareGroups       []int             `json:"key_share_groups"`
+	SignatureAlgorithms  []int             `json:"signature_algorithms"`
+	ECPointFormats       []int             `json:"ec_point_formats"`
+	SessionTicket        SessionTicketFact `json:"session_ticket"`
+	PreSharedKey         PSKFact           `json:"pre_shared_key"`
+	PSKKeyExchangeModes  []int             `json:"psk_key_exchange_modes"` // null when absent
+	EarlyData            bool              `json:"early_data"`
+	ExtendedMasterSecret bool              `json:"extended_master_secret"`
+	EncryptThenMAC       bool              `json:"encrypt_then_mac"`
+	RenegotiationInfo    bool              `json:"renegotiation_info"`
+	StatusRequest        bool              `json:"status_request"`
+	SCT                  bool              `json:"sct"`
+	CompressCertificate  []int             `json:"compress_certificate"`
+	RecordSizeLimit      *int              `json:"record_size_limit"` // null when absent
+	Padding              *int              `json:"padding"`           // length; null when absent
+	ECH                  bool              `json:"ech"`
+	ECHType              *int              `json:"ech_type"` // 0 outer, 1 inner; null when absent
+	Attempt              string            `json:"attempt"`
+	JA3                  string            `json:"ja3"`
+	JA3Hash              string            `json:"ja3_hash"`
+	JA4                  string            `json:"ja4"`
+	JA4R                 string            `json:"ja4_r"`
+}
+
+// SessionTicketFact: offered with len 0 asks the server for a ticket; len > 0
+// offers one (RFC 5077, Section 3.1).
+type SessionTicketFact struct {
+	Offered bool `json:"offered"`
+	Len     int  `json:"len"`
+}
+
+// PSKFact describes a pre_shared_key extension.
+type PSKFact struct {
+	Offered    bool          `json:"offered"`
+	Identities []PSKIdentity `json:"identities"`
+	Binders    int           `json:"binders"`
+}
+
+// ServerHelloRecord is the JSON form of the server's answer and the verdict.
+type ServerHelloRecord struct {
+	Version       int    `json:"version"`
+	CipherSuite   int    `json:"cipher_suite"`
+	SessionID     string `json:"session_id"`
+	SessionIDLen  int    `json:"session_id_len"`
+	HRR           bool   `json:"hrr"`
+	SelectedPSK   *int   `json:"selected_psk"`
+	KeyShareGroup int    `json:"key_share_group"`
+	ALPN          string `json:"alpn"`
+	Extensions    []int  `json:"extensions"`
+	TicketExt     bool   `json:"ticket_ext"` // TLS 1.2: session_ticket in ServerHello, a ticket will follow
+	// Evidence after the ServerHello (TLS 1.2 and earlier; TLS 1.3 encrypts it).
+	Certificate      bool        `json:"certificate"`        // a Certificate message: full handshake
+	NewSessionTicket *TicketFact `json:"new_session_ticket"` // a plaintext TLS 1.2 ticket was issued
+	Complete         bool        `json:"complete"`           // enough was seen to decide
+	Resumed          bool        `json:"resumed"`
+	ResumedBy        *string     `json:"resumed_by"` // "psk", "ticket", "session_id" or null
+}
+
+// TicketFact describes a TLS 1.2 NewSessionTicket (RFC 5077, Section 3.3).
+type TicketFact struct {
+	LifetimeHint uint32 `json:"lifetime_hint"`
+	Len          int    `json:"len"`
+}
+
+// NewClientHelloRecord converts a parsed ClientHello into its record form.
+// attempt is computed by the caller (see Attempt), which knows the history.
+func NewClientHelloRecord(h *ClientHello, attempt string, fp Fingerprints) *ClientHelloRecord {
+	r := &ClientHelloRecord{
+		LegacyVersion:        int(h.LegacyVersion),
+		Random:               hex.EncodeToString(h.Random),
+		SessionID:            hex.EncodeToString(h.SessionID),
+		SessionIDLen:         len(h.SessionID),
+		CipherSuites:         ints(h.CipherSuites),
+		CompressionMethods:   bytesToInts(h.CompressionMethods),
+		Extensions:           make([]int, len(h.Extensions)),
+		ALPN:                 make([]string, len(h.ALPN)),
+		SupportedVersions:    ints(h.SupportedVersions),
+		SupportedGroups:      ints(h.SupportedGroups),
+		KeyShareGroups:       ints(h.KeyShareGroups),
+		SignatureAlgorithms:  ints(h.SignatureAlgorithms),
+		ECPointFormats:       bytesToInts(h.ECPointFormats),
+		SessionTicket:        SessionTicketFact{Offered: h.SessionTicket, Len: h.SessionTicketLen},
+		PreSharedKey:         PSKFact{Offered: h.PreSharedKey, Identities: append([]PSKIdentity{}, h.PSKIdentities...), Binders: h.PSKBinders},
+		EarlyData:            h.EarlyData,
+		ExtendedMasterSecret: h.ExtendedMasterSecret,
+		EncryptThenMAC:       h.EncryptThenMAC,
+		RenegotiationInfo:    h.RenegotiationInfo,
+		StatusRequest:        h.StatusRequest,
+		SCT:                  h.SCT,
+		CompressCertificate:  ints(h.CompressCertificate),
+		ECH:                  h.ECH,
+		Attempt:              attempt,
+		JA3:                  fp.JA3,
+		JA3Hash:              fp.JA3Hash,
+		JA4:                  fp.JA4,
+		JA4R:                 fp.JA4R,
+	}
+	for i, e := range h.Extensions {
+		r.Extensions[i] = int(e.Type)
+	}
+	for i, p := range h.ALPN {
+		r.ALPN[i] = string(p)
+	}
+	if h.HasPSKModes {
+		r.PSKKeyExchangeModes = bytesToInts(h.PSKModes)
+	}
+	if h.HasRecordSizeLimit {
+		r.RecordSizeLimit = intPtr(int(h.RecordSizeLimit))
+	}
+	if h.Padding >= 0 {
+		r.Padding = intPtr(h.Padding)
+	}
+	if h.ECHType >= 0 {
+		r.ECHType = intPtr(h.ECHType)
+	}
+	r.Grease = greaseLists(h)
+	return r
+}
+
+func greaseLists(h *ClientHello) []string {
+	out := []string{}
+	has := func(vs []uint16) bool {
+		for _, v := range vs {
+			if IsGREASE(v) {
+				return true
+			}
+		}
+		return false
+	}
+	exts := false
+	for _, e := range h.Extensions {
+		exts = exts || IsGREASE(e.Type)
+	}
+	for _, l := range []struct {
+		name string
+		on   bool
+	}{
+		{"cipher_suites", has(h.CipherSuites)},
+		{"extensions", exts},
+		{"supported_versions", has(h.SupportedVersions)},
+		{"supported_groups", has(h.SupportedGroups)},
+		{"key_share_groups", has(h.KeyShareGroups)},
+		{"signature_algorithms", has(h.SignatureAlgorithms)},
+	} {
+		if l.on {
+			out = append(out, l.name)
+		}
+	}
+	return out
+}
+
+// NewServerHelloRecord converts a parsed ServerHello into its record form;
+// the verdict fields are filled in by the caller once the flight is known.
+func NewServerHelloRecord(s *ServerHello) *ServerHelloRecord {
+	r := &ServerHelloRecord{
+		Version:       int(s.Version()),
+		CipherSuite:   int(s.CipherSuite),
+		SessionID:     hex.EncodeToString(s.SessionID),
+		SessionIDLen:  len(s.SessionID),
+		HRR:           s.HRR,
+		KeyShareGroup: int(s.KeyShareGroup),
+		ALPN:          string(s.ALPN),
+		Extensions:    make([]int, len(s.Extensions)),
+		TicketExt:     s.SessionTicket,
+	}
+	for i, e := range s.Extensions {
+		r.Extensions[i] = int(e.Type)
+	}
+	if s.SelectedPSK >= 0 {
+		r.SelectedPSK = intPtr(s.SelectedPSK)
+	}
+	return r
+}
+
+func ints(vs []uint16) []int {
+	out := make([]int, len(vs))
+	for i, v := range vs {
+		out[i] = int(v)
+	}
+	return out
+}
+
+func bytesToInts(vs []byte) []int {
+	out := make([]int, len(vs))
+	for i, v := range vs {
+		out[i] = int(v)
+	}
+	return out
+}
+
+func intPtr(v int) *int { return &v }
+
+func strPtr(s string) *string { return &s }
