@@ -153,8 +153,7 @@ func (h *ClientHello) reset(msg []byte) {
 // decodeExtension decodes the extensions that matter for resumption and
 // fingerprinting; others are kept as type and bytes only.
 func (h *ClientHello) decodeExtension(p *parser, typ uint16, data cryptobyte.String) error {
-	field := "extension " + ExtensionName(typ)
-	bad := func(kind error, detail string) error { return p.errAt(data, field, kind, detail) }
+	bad := func(kind error, detail string) error { return p.extErr(data, typ, kind, detail) }
 	switch typ {
 	case ExtServerName: // RFC 6066, Section 3
 		h.HasServerName = true
@@ -300,6 +299,12 @@ func appendUint16s(dst []uint16, s cryptobyte.String) []uint16 {
 		dst = append(dst, v)
 	}
 	return dst
+}
+
+// extErr returns a ParseError inside extension typ; the field name is only
+// built on this error path, keeping the parse free of allocations.
+func (p *parser) extErr(rest []byte, typ uint16, kind error, detail string) error {
+	return p.errAt(rest, "extension "+ExtensionName(typ), kind, detail)
 }
 
 // parser remembers the message being parsed so errors can carry offsets.

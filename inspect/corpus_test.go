@@ -26,7 +26,8 @@ type truth struct {
 	Capture              string  `json:"capture"`
 	Frame                int     `json:"frame"`
 	Transport            string  `json:"transport"`
-	Src, Dst             string  `json:"src"`
+	Src                  string  `json:"src"`
+	Dst                  string  `json:"dst"`
 	Random               string  `json:"random"`
 	SNI                  *string `json:"sni"`
 	JA4                  string  `json:"ja4"`

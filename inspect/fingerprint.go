@@ -30,7 +30,9 @@ func Fingerprint(h *ClientHello, transport byte) Fingerprints {
 	var buf [1024]byte
 	ja3 := appendJA3(buf[:0], h)
 	sum := md5.Sum(ja3)
-	f := Fingerprints{JA3: string(ja3), JA3Hash: hex.EncodeToString(sum[:])}
+	var hexSum [32]byte
+	hex.Encode(hexSum[:], sum[:])
+	f := Fingerprints{JA3: string(ja3), JA3Hash: string(hexSum[:])}
 	f.JA4, f.JA4R = ja4(h, transport)
 	return f
 }
@@ -131,16 +133,16 @@ func ja4(h *ClientHello, transport byte) (hashed, raw string) {
 		eList = appendHex4(eList, s)
 	}
 
-	out := make([]byte, 0, 10+2+12+12)
-	out = append(out, a[:]...)
+	var ob [36]byte
+	out := append(ob[:0], a[:]...)
 	out = append(out, '_')
 	out = appendHash12(out, cList)
 	out = append(out, '_')
 	out = appendHash12(out, eList)
 	hashed = string(out)
 
-	rb := make([]byte, 0, 10+2+len(cList)+len(eList))
-	rb = append(rb, a[:]...)
+	var rbuf [2048]byte
+	rb := append(rbuf[:0], a[:]...)
 	rb = append(rb, '_')
 	rb = append(rb, cList...)
 	rb = append(rb, '_')

@@ -139,9 +139,9 @@ func notTLS(raw []byte) error {
 		e.Kind = ErrSSLv2
 		e.Detail = "SSL 2.0-format ClientHello"
 		return e
-	case bytes.HasPrefix(raw, []byte("PRI * HTTP/2")):
+	case hasPrefixOrPart(raw, "PRI * HTTP/2"):
 		e.Guess = "http2"
-	case bytes.HasPrefix(raw, []byte("SSH-")):
+	case hasPrefixOrPart(raw, "SSH-"):
 		e.Guess = "ssh"
 	case looksLikeHTTP(raw):
 		e.Guess = "http"

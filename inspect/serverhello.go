@@ -87,28 +87,27 @@ func (s *ServerHello) Unmarshal(msg []byte) error {
 }
 
 func (s *ServerHello) decodeExtension(p *parser, typ uint16, data cryptobyte.String) error {
-	field := "extension " + ExtensionName(typ)
 	switch typ {
 	case ExtSupportedVersions:
 		if !data.ReadUint16(&s.SupportedVersion) || !data.Empty() {
-			return p.errAt(data, field, ErrMalformed, "selected_version length")
+			return p.extErr(data, typ, ErrMalformed, "selected_version length")
 		}
 	case ExtPreSharedKey:
 		var id uint16
 		if !data.ReadUint16(&id) || !data.Empty() {
-			return p.errAt(data, field, ErrMalformed, "selected_identity length")
+			return p.extErr(data, typ, ErrMalformed, "selected_identity length")
 		}
 		s.SelectedPSK = int(id)
 	case ExtKeyShare:
 		// A ServerHello carries a KeyShareEntry, a HelloRetryRequest only the
 		// selected group (RFC 8446, Section 4.2.8).
 		if !data.ReadUint16(&s.KeyShareGroup) {
-			return p.errAt(data, field, ErrTruncated, "group")
+			return p.extErr(data, typ, ErrTruncated, "group")
 		}
 	case ExtALPN:
 		var list, proto cryptobyte.String
 		if !data.ReadUint16LengthPrefixed(&list) || !list.ReadUint8LengthPrefixed(&proto) {
-			return p.errAt(data, field, ErrMalformed, "protocol_name_list")
+			return p.extErr(data, typ, ErrMalformed, "protocol_name_list")
 		}
 		s.ALPN = proto
 	case ExtSessionTicket:

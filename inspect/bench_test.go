@@ -1,0 +1,94 @@
+package inspect
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// chromiumHello returns a real Chromium-family hello from the corpus
+// (JA4 t13d1516h2_8daaf6152771_...: Chrome/Edge), or the rebuilt one.
+func chromiumHello(b *testing.B) []byte {
+	for _, s := range corpusClientStreams(b) {
+		msg, _, err := ReadClientHello(bytes.NewReader(s))
+		if err != nil {
+			continue
+		}
+		var h ClientHello
+		if h.Unmarshal(msg) == nil && strings.HasPrefix(Fingerprint(&h, TransportTCP).JA4, "t13d1516h2_8daaf6152771_") {
+			return msg
+		}
+	}
+	b.Log("corpus absent: using the rebuilt Chromium-shaped hello")
+	return chromium.marshal()
+}
+
+func BenchmarkParseClientHello(b *testing.B) {
+	msg := chromiumHello(b)
+	var h ClientHello
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h.Unmarshal(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseAndFingerprint(b *testing.B) {
+	msg := chromiumHello(b)
+	var h ClientHello
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h.Unmarshal(msg); err != nil {
+			b.Fatal(err)
+		}
+		Fingerprint(&h, TransportTCP)
+	}
+}
+
+func BenchmarkReadClientHello(b *testing.B) {
+	stream := records(recordHandshake, chromiumHello(b), 1<<14)
+	r := bytes.NewReader(stream)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(stream)
+		if _, _, err := ReadClientHello(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadCapture measures `tlsresume inspect` throughput, in hellos/s
+// and MB/s, over every TCP capture of the corpus read one after another.
+func BenchmarkReadCapture(b *testing.B) {
+	dir := filepath.Join("..", "..", "shared", "corpora", "ja4corpus")
+	paths, _ := filepath.Glob(filepath.Join(dir, "captures", "*.pcap*"))
+	apple, _ := filepath.Glob(filepath.Join(dir, "apple", "captures", "*.pcap"))
+	var files [][]byte
+	var size int64
+	for _, p := range append(paths, apple...) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files = append(files, data)
+		size += int64(len(data))
+	}
+	if len(files) == 0 {
+		b.Skip("JA4 corpus not found beside the repository")
+	}
+	b.SetBytes(size)
+	b.ReportAllocs()
+	hellos := 0
+	for b.Loop() {
+		for _, data := range files {
+			if _, err := ReadCapture(bytes.NewReader(data), func(*Record) error { hellos++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(hellos)/b.Elapsed().Seconds(), "hellos/s")
+}
