@@ -24,8 +24,8 @@ var tableColumns = []struct {
 	name  string
 	width int
 }{
-	{"TIME", 8}, {"CLIENT → SERVER", 36}, {"SNI", 20}, {"VERSIONS", 7}, {"ATTEMPT", 10},
-	{"TKT", 4}, {"PSK", 3}, {"MODES", 5}, {"0RTT", 4}, {"SID", 3}, {"RESUMED", 10},
+	{"TIME", 8}, {"CLIENT → SERVER", 39}, {"SNI", 18}, {"VERSION", 7}, {"ATTEMPT", 10},
+	{"TKT", 4}, {"PSK", 3}, {"MODES", 5}, {"ED", 3}, {"SID", 3}, {"RESUMED", 10},
 }
 
 // Write prints one record.
@@ -41,7 +41,7 @@ func (t *TableWriter) Write(r *Record) error {
 		}
 	}
 	t.rows++
-	_, err := io.WriteString(t.w, formatRow(rowCells(r))+"         "+secondLine(r)+"\n")
+	_, err := io.WriteString(t.w, formatRow(rowCells(r))+secondLine(r))
 	return err
 }
 
@@ -62,8 +62,7 @@ func formatRow(cells []string) string {
 }
 
 func rowCells(r *Record) []string {
-	conn := r.ClientAddr + " → " + r.ServerAddr
-	cells := []string{r.Time.Format("15:04:05"), conn, orDash(r.SNI)}
+	cells := []string{r.Time.Format("15:04:05"), connCell(r.ClientAddr, r.ServerAddr, tableColumns[1].width), orDash(r.SNI)}
 	ch := r.ClientHello
 	if ch == nil {
 		return append(cells, "", "error")
@@ -81,12 +80,48 @@ func rowCells(r *Record) []string {
 	return cells
 }
 
-func secondLine(r *Record) string {
-	ja4 := ""
-	if r.ClientHello != nil {
-		ja4 = "ja4 " + r.ClientHello.JA4 + "  "
+// connCell shows "client → server" in w runes, shortening the client
+// address from the left first, so the server's address and port survive.
+func connCell(client, server string, w int) string {
+	const arrow = " → "
+	room := w - runeLen(arrow) - runeLen(server)
+	if runeLen(client) > room {
+		if room < 6 {
+			return fit(client+arrow+server, w)
+		}
+		rs := []rune(client)
+		client = "…" + string(rs[len(rs)-room+1:])
 	}
-	return ja4 + Explain(r)
+	return client + arrow + server
+}
+
+// secondLine gives the JA4 and the explanation, word-wrapped so that no
+// line passes 120 columns; continuation lines align under the explanation.
+func secondLine(r *Record) string {
+	const width, indent = 120, "         "
+	head := indent
+	if r.ClientHello != nil {
+		head += "ja4 " + r.ClientHello.JA4 + "  "
+	}
+	pad := strings.Repeat(" ", runeLen(head))
+	var b strings.Builder
+	line, n := head, runeLen(head)
+	for i, word := range strings.Fields(Explain(r)) {
+		w := runeLen(word)
+		if i > 0 && n+1+w > width {
+			b.WriteString(line + "\n")
+			line, n = pad+word, runeLen(pad)+w
+			continue
+		}
+		if i > 0 {
+			line += " "
+			n++
+		}
+		line += word
+		n += w
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 // versionsCell shows the offered range, e.g. "1.2-1.3", GREASE left out.
@@ -195,14 +230,14 @@ func Explain(r *Record) string {
 	case sh.HRR:
 		why = append(why, fmt.Sprintf("HelloRetryRequest (group %d): the next hello retries", sh.KeyShareGroup))
 	case !sh.Complete:
-		why = append(why, "server flight not seen to its end: resumption unknown")
+		why = append(why, "server flight cut short: resumption unknown")
 		if r.Error != "" {
 			why = append(why, r.Error)
 		}
 	case sh.Resumed:
-		why = append(why, "server resumed ("+resumedCell(sh)+")")
+		why = append(why, "TLS "+VersionName(uint16(sh.Version))+" server resumed ("+resumedCell(sh)+")")
 	default:
-		why = append(why, refusalWords(ch, sh))
+		why = append(why, "TLS "+VersionName(uint16(sh.Version))+" "+refusalWords(ch, sh))
 	}
 	return strings.Join(why, "; ")
 }
@@ -210,7 +245,7 @@ func Explain(r *Record) string {
 func offerWords(ch *ClientHelloRecord) string {
 	switch ch.Attempt {
 	case AttemptPSK:
-		return fmt.Sprintf("offered a TLS 1.3 PSK (%d identities)", len(ch.PreSharedKey.Identities))
+		return fmt.Sprintf("offered a PSK (%d identities)", len(ch.PreSharedKey.Identities))
 	case AttemptTicket:
 		return fmt.Sprintf("offered a %d-byte TLS 1.2 ticket", ch.SessionTicket.Len)
 	case AttemptSessionID:
@@ -219,12 +254,12 @@ func offerWords(ch *ClientHelloRecord) string {
 	var s string
 	switch {
 	case ch.SessionTicket.Offered:
-		s = "nothing to resume yet (empty session_ticket asks for one)"
+		s = "asks for a ticket (empty session_ticket)"
 	default:
-		s = "offered nothing to resume (no session_ticket, no pre_shared_key)"
+		s = "offered nothing: no session_ticket, no pre_shared_key"
 	}
 	if ch.SessionIDLen == 32 && containsInt(ch.SupportedVersions, int(VersionTLS13)) {
-		s += ", session ID is TLS 1.3 compat"
+		s += " (its 32-byte session ID is TLS 1.3 compatibility, not an attempt)"
 	}
 	return s
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/pcap"
@@ -51,8 +52,14 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if ctx.Err() != nil {
 			return 1
 		}
-		n, err := inspectFile(name, write)
-		total += n
+		recs, err := inspectFile(name)
+		for _, r := range recs {
+			if werr := write(r); werr != nil {
+				fmt.Fprintf(stderr, "tlsresume inspect: writing: %v\n", werr)
+				return 1
+			}
+		}
+		total += len(recs)
 		if err != nil {
 			out.Flush()
 			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
@@ -70,22 +77,30 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 0
 }
 
-func inspectFile(name string, write func(*inspect.Record) error) (int, error) {
+// inspectFile reads one capture and returns its records in the order the
+// ClientHellos were seen (records are produced when each verdict is known).
+func inspectFile(name string) ([]*inspect.Record, error) {
 	var r io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		defer f.Close()
 		r = f
 	}
-	n := 0
+	var recs []*inspect.Record
 	_, err := inspect.ReadCapture(bufio.NewReaderSize(r, 1<<16), func(rec *inspect.Record) error {
-		n++
-		return write(rec)
+		recs = append(recs, rec)
+		return nil
 	})
-	return n, err
+	slices.SortStableFunc(recs, func(a, b *inspect.Record) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return a.Frame - b.Frame
+	})
+	return recs, err
 }
 
 func newRecordWriter(format string, w io.Writer) func(*inspect.Record) error {
