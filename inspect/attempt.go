@@ -1,34 +1,26 @@
 package inspect
 
-import (
-	"slices"
-	"sync"
-)
+import "sync"
 
 // Attempt says how a ClientHello tried to resume: AttemptPSK, AttemptTicket,
 // AttemptSessionID or AttemptNone. issued reports whether the hello's
 // session ID is one the same server issued earlier (see SessionHistory).
 //
-// A non-empty legacy session ID counts as an attempt only when it was issued
-// earlier, or when the client does not offer TLS 1.3: TLS 1.3 clients send a
-// random 32-byte ID for middlebox compatibility (RFC 8446, Appendix D.4),
-// while a TLS 1.2-only client sends one only to resume (RFC 5246, Section
-// 7.4.1.2).
+// A non-empty legacy session ID counts as an attempt only when that server
+// issued it earlier: TLS 1.3 clients send a random 32-byte ID for middlebox
+// compatibility (RFC 8446, Appendix D.4), and some TLS 1.2 clients send a
+// random one too (Go's crypto/tls does, to detect ticket resumption as RFC
+// 5077, Section 3.4 allows), so its presence alone proves nothing.
 func Attempt(h *ClientHello, issued bool) string {
 	switch {
 	case h.PreSharedKey:
 		return AttemptPSK
 	case h.SessionTicket && h.SessionTicketLen > 0:
 		return AttemptTicket
-	case len(h.SessionID) > 0 && (issued || !OffersTLS13(h)):
+	case len(h.SessionID) > 0 && issued:
 		return AttemptSessionID
 	}
 	return AttemptNone
-}
-
-// OffersTLS13 reports whether the hello lists TLS 1.3 in supported_versions.
-func OffersTLS13(h *ClientHello) bool {
-	return h.HasSupportedVersions && slices.Contains(h.SupportedVersions, VersionTLS13)
 }
 
 // SessionHistory remembers the session IDs that servers issued in TLS 1.2 and

@@ -15,8 +15,8 @@ type Extension struct {
 // PSKIdentity is one identity of a pre_shared_key extension (RFC 8446,
 // Section 4.2.11). The identity bytes are a ticket the server issued.
 type PSKIdentity struct {
-	Len                 int
-	ObfuscatedTicketAge uint32
+	Len                 int    `json:"len"`
+	ObfuscatedTicketAge uint32 `json:"obfuscated_ticket_age"`
 }
 
 // ClientHello holds a parsed ClientHello. Byte slices alias the message

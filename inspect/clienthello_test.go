@@ -95,7 +95,7 @@ func TestClientHelloFacts(t *testing.T) {
 			want(t, "ec_point_formats", r.ECPointFormats, []int{0})
 			want(t, "sni", string(h.ServerName), "echo.websocket.events")
 		}},
-		{"tls1.2 session id", tls12SessionID, AttemptSessionID, func(t *testing.T, h *ClientHello, r *ClientHelloRecord) {
+		{"tls1.2 session id not issued here", tls12SessionID, AttemptNone, func(t *testing.T, h *ClientHello, r *ClientHelloRecord) {
 			want(t, "supported_versions", r.SupportedVersions, []int{})
 			want(t, "psk modes absent", r.PSKKeyExchangeModes == nil, true)
 		}},

@@ -258,8 +258,11 @@ func offerWords(ch *ClientHelloRecord) string {
 	default:
 		s = "offered nothing: no session_ticket, no pre_shared_key"
 	}
-	if ch.SessionIDLen == 32 && containsInt(ch.SupportedVersions, int(VersionTLS13)) {
+	switch {
+	case ch.SessionIDLen == 32 && containsInt(ch.SupportedVersions, int(VersionTLS13)):
 		s += " (its 32-byte session ID is TLS 1.3 compatibility, not an attempt)"
+	case ch.SessionIDLen > 0:
+		s += " (its session ID was not issued earlier in this capture: random, or from before it)"
 	}
 	return s
 }

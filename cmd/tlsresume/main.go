@@ -21,7 +21,7 @@ import (
 const usage = `tlsresume — why does (or doesn't) TLS session resumption happen?
 
 Usage:
-  tlsresume [proxy]            run the intercepting proxy (coming next; see below)
+  tlsresume [proxy]            run the intercepting HTTP CONNECT proxy on 127.0.0.1:8080
   tlsresume inspect FILE...    one row per ClientHello in a pcap/pcapng capture
   tlsresume ca init|show|export|path
                                the CA that tlsresume signs certificates with
@@ -97,20 +97,4 @@ func setUsage(fs *flag.FlagSet, synopsis, examples string) {
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nExamples:\n%s", examples)
 	}
-}
-
-func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	setUsage(fs, "tlsresume proxy", "  tlsresume proxy\n")
-	if _, code, ok := parseFlags(fs, args, stderr); !ok {
-		return code
-	}
-	fmt.Fprint(stdout, `tlsresume: the intercepting proxy is not built yet.
-It will listen on 127.0.0.1:8080 as an HTTP CONNECT proxy, peek at every ClientHello,
-terminate TLS with its own CA, dial upstream with its own session cache, and record
-both legs' resumption side by side.
-
-What works today: reading captures.
-`)
-	return runInspect(ctx, []string{"--help"}, stdout, stdout)
 }

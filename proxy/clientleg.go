@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// servableALPN are the protocols tlsresume can serve inside the tunnel
+// through goproxy; other ALPN values are relayed as opaque bytes.
+var servableALPN = []string{"h2", "http/1.1"}
+
+// clientConfig builds the tls.Config for one client connection: a clone of
+// the shared base (so every connection shares the ticket keys), mirroring
+// what the origin did, with hooks that record ticket lineage.
+func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
+	cfg := s.clientBase.Clone()
+	m := &Mirrored{}
+	c.rec.Mirrored = m
+	// Version: at most what the origin negotiated, so a TLS 1.2-only origin
+	// is seen by the client as TLS 1.2 (and its tickets stay TLS 1.2 tickets).
+	cfg.MaxVersion = tls.VersionTLS13
+	if up != nil {
+		cfg.MaxVersion = up.Version
+	}
+	if s.cfg.ClientMaxVersion != 0 {
+		cfg.MaxVersion = s.cfg.ClientMaxVersion
+		m.Overrides = append(m.Overrides, "client_max_tls")
+	}
+	m.MaxVersion = inspect.VersionName(cfg.MaxVersion)
+	// ALPN: the origin's choice, so client and origin speak one protocol.
+	switch {
+	case up != nil && up.NegotiatedProtocol != "":
+		cfg.NextProtos = []string{up.NegotiatedProtocol}
+	default:
+		cfg.NextProtos = nil
+	}
+	m.ALPN = cfg.NextProtos
+	// Tickets: as the origin did, unless a flag says otherwise.
+	tickets := true
+	switch s.cfg.ClientTickets {
+	case "off":
+		tickets = false
+		m.Overrides = append(m.Overrides, "client_tickets")
+	case "on":
+		m.Overrides = append(m.Overrides, "client_tickets")
+	default:
+		tickets = !s.origins.issuesNoTickets(c.originKey())
+	}
+	cfg.SessionTicketsDisabled = !tickets
+	m.Tickets = tickets
+	// The leaf carries the origin certificate's names, so clients that dial
+	// by IP or send a different SNI still verify.
+	names := leafNames(c, up)
+	m.Names = names
+	leaf, err := s.cfg.Issuer.LeafFor(names)
+	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
+	c.clientLeg = &ClientLeg{Ticket: "none"}
+	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
+		c.clientLeg.Ticket = "disabled"
+	}
+	(&lineage{connID: c.rec.ID, now: s.cfg.Now, leg: c.clientLeg}).install(cfg)
+	return cfg
+}
+
+// leafNames are the names for the client's leaf: the origin certificate's
+// DNS names and IPs, plus the SNI or the CONNECT host.
+func leafNames(c *conn, up *tls.ConnectionState) []string {
+	var names []string
+	if c.rec.SNI != "" {
+		names = append(names, c.rec.SNI)
+	}
+	if host, _, err := net.SplitHostPort(c.rec.Target); err == nil {
+		names = append(names, host)
+	}
+	if up != nil && len(up.PeerCertificates) > 0 {
+		leaf := up.PeerCertificates[0]
+		names = append(names, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			names = append(names, ip.String())
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// clientHandshake terminates the client's TLS with cfg and records it.
+func (s *Server) clientHandshake(ctx context.Context, c *conn, raw net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	leg := c.clientLeg
+	start := s.cfg.Now()
+	tc := tls.Server(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	err := tc.HandshakeContext(hctx)
+	leg.HandshakeMS = ms(s.cfg.Now().Sub(start))
+	if err != nil {
+		leg.Error = err.Error()
+		leg.Alert = remoteAlert(err)
+		return nil, err
+	}
+	st := tc.ConnectionState()
+	leg.Version = inspect.VersionName(st.Version)
+	leg.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
+	leg.ALPN = st.NegotiatedProtocol
+	leg.Resumed = st.DidResume
+	return tc, nil
+}
+
+// remoteAlert names the alert a peer sent, from crypto/tls's error: it
+// reports a received alert as a *net.OpError with Op "remote error" whose
+// message is the alert's description (crypto/tls/alert.go).
+func remoteAlert(err error) string {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "remote error" || oe.Err == nil {
+		return ""
+	}
+	msg := strings.TrimPrefix(oe.Err.Error(), "tls: ")
+	if name, ok := goAlertNames[msg]; ok {
+		return name
+	}
+	return strings.ReplaceAll(msg, " ", "_")
+}
+
+// goAlertNames maps crypto/tls's alert texts (alert.go) to RFC 8446 names.
+var goAlertNames = map[string]string{
+	"bad certificate":                "bad_certificate",
+	"unsupported certificate":        "unsupported_certificate",
+	"revoked certificate":            "certificate_revoked",
+	"expired certificate":            "certificate_expired",
+	"unknown certificate":            "certificate_unknown",
+	"unknown certificate authority":  "unknown_ca",
+	"access denied":                  "access_denied",
+	"handshake failure":              "handshake_failure",
+	"protocol version not supported": "protocol_version",
+	"no application protocol":        "no_application_protocol",
+	"internal error":                 "internal_error",
+	"error decoding message":         "decode_error",
+	"illegal parameter":              "illegal_parameter",
+	"user canceled":                  "user_canceled",
+}

@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
+)
+
+// Config configures a Server. The zero value of each field means its
+// documented default; defaults are applied in one place, withDefaults.
+type Config struct {
+	// Issuer mints the leaves shown to clients. Required.
+	Issuer *certs.Issuer
+	// TicketKeys are the client-leg session-ticket keys. Default: fresh
+	// keys held in memory (clients then cannot resume across restarts).
+	TicketKeys *TicketKeys
+	// TicketRotation is how often a new ticket key starts encrypting.
+	// Default 24h; older keys still decrypt for 7 days.
+	TicketRotation time.Duration
+
+	// Allow lists client networks that may use the proxy. Default:
+	// loopback only. The CLI refuses a non-loopback listener without it.
+	Allow []netip.Prefix
+	// Auth, "user:pass", requires Proxy-Authorization basic credentials.
+	// Default: none.
+	Auth string
+	// MaxConns caps concurrent client connections. Default 1024.
+	MaxConns int
+
+	// ClientTickets issues session tickets to clients: "mirror" (default:
+	// as the origin did), "on" or "off".
+	ClientTickets string
+	// ClientMinVersion and ClientMaxVersion bound the client leg. Default:
+	// TLS 1.0 and the origin's negotiated version (mirroring).
+	ClientMinVersion, ClientMaxVersion uint16
+
+	// Upstream is tlsresume's own upstream session cache. Default: a cache
+	// with upstream.CacheConfig's defaults.
+	Upstream *upstream.Cache
+	// UpstreamRoots verifies origin certificates. Default: the system roots.
+	UpstreamRoots *x509.CertPool
+	// InsecureUpstream skips origin certificate verification (recorded).
+	InsecureUpstream bool
+
+	// Timeouts. Defaults: 10s to read the CONNECT request, 10s to peek the
+	// ClientHello, 10s per TLS handshake, 10s to dial, 5 minutes idle.
+	ConnectTimeout, PeekTimeout, HandshakeTimeout, DialTimeout, IdleTimeout time.Duration
+
+	// Records receives one record per connection when it closes. Default:
+	// records are dropped (the console line is still logged).
+	Records func(*ConnRecord)
+	// KeyLog receives NSS key log lines for both legs. Default: none.
+	KeyLog io.Writer
+	// Log is the console logger. Default zerolog.Nop().
+	Log zerolog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.TicketRotation == 0 {
+		c.TicketRotation = 24 * time.Hour
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 1024
+	}
+	if c.ClientTickets == "" {
+		c.ClientTickets = "mirror"
+	}
+	if c.ClientMinVersion == 0 {
+		c.ClientMinVersion = tls.VersionTLS10
+	}
+	for _, d := range []*time.Duration{&c.ConnectTimeout, &c.PeekTimeout, &c.HandshakeTimeout, &c.DialTimeout} {
+		if *d == 0 {
+			*d = 10 * time.Second
+		}
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}

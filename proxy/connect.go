@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// conn is one intercepted client connection, from CONNECT to close.
+type conn struct {
+	s         *Server
+	rec       *ConnRecord
+	start     time.Time
+	client    *countingConn // the hijacked client connection
+	replayed  int           // bytes read from the client before TLS (the peeked hello)
+	up        *upstreamConn
+	clientLeg *ClientLeg
+	facts     verdictFacts
+	finished  sync.Once
+}
+
+// originKey names the origin as the upstream cache does: SNI and address.
+func (c *conn) originKey() string { return c.rec.SNI + "|" + c.rec.Target }
+
+// clientKey names a client device and the host it talks to.
+func (c *conn) clientKey() string {
+	host, _, _ := net.SplitHostPort(c.rec.ClientAddr)
+	return host + "|" + c.rec.SNI + "|" + c.rec.Target
+}
+
+const connectOK = "HTTP/1.1 200 Connection established\r\n\r\n"
+
+// handleConnect runs one CONNECT tunnel: answer 200, peek the ClientHello,
+// record the offer, handshake upstream first, terminate the client's TLS
+// mirroring the origin, then hand the decrypted stream to goproxy.
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot take over this connection", http.StatusInternalServerError)
+		return
+	}
+	raw, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if !s.track(raw) {
+		raw.Close()
+		return
+	}
+	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: raw}}
+	c.rec = &ConnRecord{
+		ID:     s.nextID(),
+		Target: r.Host,
+		Record: inspect.Record{Time: c.start, Source: "connect", ClientAddr: raw.RemoteAddr().String(), ServerAddr: r.Host},
+	}
+	raw.SetDeadline(time.Time{})
+	if _, err := io.WriteString(raw, connectOK); err != nil {
+		c.fail("writing CONNECT reply: " + err.Error())
+		return
+	}
+	raw.SetReadDeadline(s.cfg.Now().Add(s.cfg.PeekTimeout))
+	msg, peeked, err := inspect.ReadClientHello(brw.Reader)
+	raw.SetReadDeadline(time.Time{})
+	// Bytes bufio read past the hello belong to the client stream too.
+	extra, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	replay := append(peeked, extra...)
+	c.replayed = len(replay)
+	if err != nil {
+		if errors.Is(err, inspect.ErrNotTLS) || errors.Is(err, inspect.ErrSSLv2) {
+			s.tunnel(c, replay, err)
+			return
+		}
+		c.fail("reading the ClientHello: " + err.Error())
+		return
+	}
+	var hello inspect.ClientHello
+	if err := hello.Unmarshal(msg); err != nil {
+		c.fail(err.Error())
+		return
+	}
+	c.rec.SNI = string(hello.ServerName)
+	c.rec.ClientHello = inspect.NewClientHelloRecord(&hello, inspect.Attempt(&hello, false), inspect.Fingerprint(&hello, inspect.TransportTCP))
+	origin := s.origins.origin(c.originKey())
+	c.facts = verdictFacts{
+		clientHadTicket:   s.origins.clientHadTicket(c.clientKey()),
+		originSeen:        origin.conns > 0,
+		originIssuedNoTkt: origin.conns > 0 && origin.tickets == 0,
+	}
+
+	ctx := context.Background()
+	up, leg := s.dialUpstream(ctx, c.rec.ID, r.Host, c.rec.SNI, offeredALPN(&hello))
+	c.rec.UpstreamLeg, c.up = leg, up
+	if up == nil {
+		// Without an origin there is nothing to mirror or relay: closing the
+		// connection tells the client, as a failing origin would.
+		c.fail("")
+		return
+	}
+	upState := up.tls.ConnectionState()
+	cfg := s.clientConfig(c, &upState)
+	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
+	tc, err := s.clientHandshake(ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
+	c.rec.ClientLeg = c.clientLeg
+	if err != nil {
+		c.finish()
+		return
+	}
+	s.relay.serveTLS(c, tc, r)
+}
+
+// offeredALPN is what tlsresume offers upstream: the client's ALPN list,
+// in its order, limited to what goproxy can serve — or the client's whole
+// list when it offers none of those (the tunnel is then relayed as bytes).
+func offeredALPN(h *inspect.ClientHello) []string {
+	var all, servable []string
+	for _, p := range h.ALPN {
+		all = append(all, string(p))
+		for _, s := range servableALPN {
+			if string(p) == s {
+				servable = append(servable, s)
+			}
+		}
+	}
+	if len(servable) > 0 {
+		return servable
+	}
+	return all
+}
+
+// tunnel relays a non-TLS CONNECT payload untouched, and records it.
+func (s *Server) tunnel(c *conn, replay []byte, why error) {
+	c.rec.Error = why.Error()
+	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	up, err := d.Dial("tcp", c.rec.Target)
+	if err != nil {
+		c.fail("dial " + c.rec.Target + ": " + err.Error())
+		return
+	}
+	ucc := &countingConn{Conn: up}
+	c.up = &upstreamConn{raw: ucc}
+	go func() {
+		pipe(&replayConn{Conn: c.client, pending: replay}, ucc)
+		c.finish()
+	}()
+}
+
+// fail ends a connection that could not be intercepted, with an error.
+func (c *conn) fail(msg string) {
+	if msg != "" {
+		c.rec.Error = msg
+	}
+	c.finish()
+}
+
+// finish closes both sides, completes the record and emits it, once.
+func (c *conn) finish() {
+	c.finished.Do(func() {
+		s := c.s
+		c.client.Close()
+		if c.up != nil {
+			if c.up.tls != nil {
+				c.up.tls.Close()
+			} else {
+				c.up.raw.Close()
+			}
+		}
+		r := c.rec
+		r.BytesUp = int64(c.replayed) + c.client.read.Load()
+		r.BytesDown = c.client.written.Load()
+		r.DurationMS = ms(s.cfg.Now().Sub(c.start))
+		if c.up != nil && c.up.view != nil && r.UpstreamLeg != nil {
+			r.UpstreamLeg.TicketsReceived = c.up.view.Stored()
+			s.origins.addOrigin(c.originKey(), r.UpstreamLeg.TicketsReceived)
+		}
+		if r.ClientLeg != nil && r.ClientLeg.TicketsSent > 0 {
+			s.origins.addClientTicket(c.clientKey())
+		}
+		decide(r, c.facts)
+		s.emit(r)
+		s.untrack(c.client.Conn)
+	})
+}
+
+// pipe copies both ways until either side ends, then closes both.
+func pipe(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go cp(a, b)
+	go cp(b, a)
+	<-done
+	<-done
+	a.Close()
+	b.Close()
+}
+
+// replayConn reads the bytes peeked before TLS, then the connection.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(b []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(b, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(b)
+}
+
+// CloseWrite half-closes the connection when it can.
+func (r *replayConn) CloseWrite() error { return closeWrite(r.Conn) }

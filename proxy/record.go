@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// ConnRecord is one intercepted connection: what the client offered (the
+// inspect record fields), how its handshake with tlsresume went, how
+// tlsresume's own upstream handshake went, and a verdict. One JSON object
+// per line in the --log file; field names are a contract (README.md).
+type ConnRecord struct {
+	inspect.Record
+	ID          string       `json:"id"`
+	Target      string       `json:"target"` // host:port from CONNECT (or the original destination)
+	ClientLeg   *ClientLeg   `json:"client_leg"`
+	UpstreamLeg *UpstreamLeg `json:"upstream_leg"`
+	Mirrored    *Mirrored    `json:"mirrored"`
+	BytesUp     int64        `json:"bytes_up"`   // client → upstream, as read from the client (TLS records included)
+	BytesDown   int64        `json:"bytes_down"` // upstream → client, as written to the client
+	DurationMS  float64      `json:"duration_ms"`
+	Verdict     Verdict      `json:"verdict"`
+}
+
+// ClientLeg is the client's handshake with tlsresume.
+type ClientLeg struct {
+	Version     string `json:"version"` // "1.3", "1.2", ...
+	CipherSuite string `json:"cipher_suite"`
+	ALPN        string `json:"alpn"`
+	Resumed     bool   `json:"resumed"` // crypto/tls ConnectionState.DidResume
+	TicketsSent int    `json:"tickets_sent"`
+	// Ticket lineage: which earlier connection issued the ticket the client
+	// offered, and how old it was; or why it could not be used.
+	TicketFrom  string  `json:"ticket_from,omitempty"`
+	TicketAgeMS int64   `json:"ticket_age_ms,omitempty"`
+	Ticket      string  `json:"ticket"` // "none", "ours", "not_ours" (undecryptable: unknown key), "expired", "disabled"
+	HandshakeMS float64 `json:"handshake_ms"`
+	Error       string  `json:"error,omitempty"`
+	Alert       string  `json:"alert,omitempty"` // the alert the client sent, when it rejected us
+}
+
+// UpstreamLeg is tlsresume's own handshake with the real server.
+type UpstreamLeg struct {
+	Addr            string  `json:"addr"`
+	SNI             string  `json:"sni"`
+	Version         string  `json:"version"`
+	CipherSuite     string  `json:"cipher_suite"`
+	ALPN            string  `json:"alpn"`
+	Resumed         bool    `json:"resumed"`
+	Cache           string  `json:"cache"`   // "hit", "miss", "expired", "off"
+	Offered         string  `json:"offered"` // "psk", "ticket", "none"
+	SessionFrom     string  `json:"session_from,omitempty"`
+	SessionAgeMS    int64   `json:"session_age_ms,omitempty"`
+	TicketsReceived int     `json:"tickets_received"`
+	Verified        bool    `json:"verified"`
+	Insecure        bool    `json:"insecure,omitempty"` // --insecure-upstream was set
+	HandshakeMS     float64 `json:"handshake_ms"`
+	ExtraHandshakes int     `json:"extra_handshakes"` // further upstream connections made for this client connection
+	Error           string  `json:"error,omitempty"`
+}
+
+// Mirrored says what tlsresume copied from the origin into its answer to
+// the client, so the client behaves as it would against the real server.
+type Mirrored struct {
+	MaxVersion string   `json:"max_version"` // highest version offered to the client
+	ALPN       []string `json:"alpn"`        // protocols offered to the client, in preference order
+	Tickets    bool     `json:"tickets"`     // tlsresume issued tickets to the client
+	Names      []string `json:"names"`       // names on the leaf shown to the client
+	Overrides  []string `json:"overrides,omitempty"`
+}
+
+// Verdict says, in one code and one sentence, whether both legs resumed and
+// if not why. Client and Upstream hold the per-leg codes.
+type Verdict struct {
+	Code     string `json:"code"`
+	Text     string `json:"text"`
+	Client   string `json:"client"`
+	Upstream string `json:"upstream"`
+}

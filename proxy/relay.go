@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/rs/zerolog"
+)
+
+// relay serves the HTTP inside intercepted tunnels with goproxy, and plain
+// forward-proxy requests. It is the only part of tlsresume that imports
+// goproxy. Two instances differ only in HTTP/2: goproxy's HTTP/1 MITM loop
+// waits for 24 bytes to look for the h2c preface when HTTP/2 is allowed,
+// which would stall a client whose first request is shorter, so h2 tunnels
+// (ALPN h2) and the others are served by separate instances.
+type relay struct {
+	s      *Server
+	h1, h2 *goproxy.ProxyHttpServer
+}
+
+type tunnelKey struct{}
+
+func newRelay(s *Server) *relay {
+	r := &relay{s: s}
+	r.h1 = r.newGoproxy(false)
+	r.h2 = r.newGoproxy(true)
+	return r
+}
+
+func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = goproxyLogger{r.s.cfg.Log}
+	gp.AllowHTTP2 = h2
+	gp.KeepAcceptEncoding = true
+	gp.KeepDestinationHeaders = true
+	gp.Tr = &http.Transport{
+		Proxy:                 nil, // never chain to the environment's proxy
+		DialContext:           (&net.Dialer{Timeout: r.s.cfg.DialTimeout}).DialContext,
+		ResponseHeaderTimeout: time.Minute,
+		IdleConnTimeout:       r.s.cfg.IdleTimeout,
+		DisableCompression:    true,
+	}
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Error(w, "tlsresume is a proxy: point a client's proxy setting at this address", http.StatusBadRequest)
+	})
+	// Every tunnel handed to goproxy is already decrypted by tlsresume, so
+	// goproxy's MITM serves plain HTTP on it, through the tunnel's own
+	// RoundTripper (one upstream connection per client connection).
+	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		t, _ := ctx.Req.Context().Value(tunnelKey{}).(*tunnel)
+		if t == nil {
+			return goproxy.RejectConnect, host
+		}
+		ctx.RoundTripper = t
+		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm}, host
+	})
+	return gp
+}
+
+// serveForward proxies a plain HTTP request (not CONNECT).
+func (r *relay) serveForward(w http.ResponseWriter, req *http.Request) {
+	r.h1.ServeHTTP(w, req)
+}
+
+// serveTLS hands an established client TLS connection to goproxy, or
+// relays it as bytes when it does not carry HTTP.
+func (r *relay) serveTLS(c *conn, tc *tls.Conn, connect *http.Request) {
+	alpn := tc.ConnectionState().NegotiatedProtocol
+	var client net.Conn = tc
+	isHTTP := alpn == "h2" || alpn == "http/1.1"
+	if alpn == "" {
+		client, isHTTP = sniffHTTP(tc)
+	}
+	if !isHTTP {
+		go func() {
+			pipe(client, c.up.tls)
+			c.finish()
+		}()
+		return
+	}
+	t := &tunnel{c: c, first: c.up.tls}
+	t.tr = &http.Transport{
+		Proxy:               nil,
+		DialTLSContext:      t.dialTLS,
+		ForceAttemptHTTP2:   c.up.tls.ConnectionState().NegotiatedProtocol == "h2",
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     r.s.cfg.IdleTimeout,
+	}
+	gp := r.h1
+	if alpn == "h2" {
+		gp = r.h2
+	}
+	req := connect.Clone(context.WithValue(context.Background(), tunnelKey{}, t))
+	gp.ServeHTTP(&hijackedWriter{conn: &handoffConn{Conn: client, t: t}}, req)
+}
+
+// sniffHTTP reads the first bytes of a tunnel without ALPN to tell HTTP
+// from another protocol; a server-speaks-first protocol sends nothing, so
+// after a short wait it is relayed as bytes.
+func sniffHTTP(tc *tls.Conn) (net.Conn, bool) {
+	br := bufio.NewReader(tc)
+	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	first, _ := br.Peek(4)
+	tc.SetReadDeadline(time.Time{})
+	bc := &bufferedConn{Conn: tc, r: br}
+	return bc, looksLikeHTTPRequest(first)
+}
+
+func looksLikeHTTPRequest(b []byte) bool {
+	for _, m := range []string{"GET ", "POST", "HEAD", "PUT ", "DELE", "OPTI", "PATC", "TRAC", "CONN"} {
+		if len(b) >= 4 && string(b[:4]) == m {
+			return true
+		}
+	}
+	return false
+}
+
+// tunnel is the per-connection goproxy RoundTripper: every request goes to
+// the CONNECT target over tlsresume's upstream connection for this client
+// connection; more are dialled (and counted) only when HTTP needs them.
+type tunnel struct {
+	c     *conn
+	tr    *http.Transport
+	mu    sync.Mutex
+	first *tls.Conn
+	more  []*upstreamConn
+	extra atomic.Int32
+}
+
+func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	req.URL.Scheme = "https"
+	req.URL.Host = t.c.rec.Target
+	return t.tr.RoundTrip(req)
+}
+
+func (t *tunnel) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
+	t.mu.Lock()
+	first := t.first
+	t.first = nil
+	t.mu.Unlock()
+	if first != nil {
+		return first, nil
+	}
+	c := t.c
+	alpn := []string{c.up.tls.ConnectionState().NegotiatedProtocol}
+	if alpn[0] == "" {
+		alpn = nil
+	}
+	up, leg := c.s.dialUpstream(ctx, c.rec.ID, c.rec.Target, c.rec.SNI, alpn)
+	t.extra.Add(1)
+	if up == nil {
+		return nil, errors.New(leg.Error)
+	}
+	t.mu.Lock()
+	t.more = append(t.more, up)
+	t.mu.Unlock()
+	return up.tls, nil
+}
+
+// close ends the tunnel's upstream connections.
+func (t *tunnel) close() {
+	t.tr.CloseIdleConnections()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, u := range t.more {
+		u.tls.Close()
+	}
+	t.c.rec.UpstreamLeg.ExtraHandshakes = int(t.extra.Load())
+}
+
+// hijackedWriter is the http.ResponseWriter goproxy is handed for a
+// tunnel: goproxy hijacks it at once to run its MITM loop on the conn.
+type hijackedWriter struct {
+	conn   net.Conn
+	header http.Header
+}
+
+func (w *hijackedWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
+func (w *hijackedWriter) Write(b []byte) (int, error) { return w.conn.Write(b) }
+func (w *hijackedWriter) WriteHeader(int)             {}
+func (w *hijackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return w.conn, bufio.NewReadWriter(bufio.NewReader(eofReader{}), bufio.NewWriter(w.conn)), nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// handoffConn is the decrypted client stream as goproxy sees it. tlsresume
+// already answered the CONNECT with 200 before peeking the hello, so the
+// 200 line goproxy writes after hijacking (https.go, ConnectMitm) is
+// dropped. Close ends the tunnel and completes the connection's record.
+type handoffConn struct {
+	net.Conn
+	t         *tunnel
+	swallowed bool
+	closed    sync.Once
+}
+
+func (h *handoffConn) Write(b []byte) (int, error) {
+	if !h.swallowed {
+		h.swallowed = true
+		if len(b) >= 12 && string(b[:7]) == "HTTP/1." && string(b[9:12]) == "200" {
+			return len(b), nil
+		}
+	}
+	return h.Conn.Write(b)
+}
+
+func (h *handoffConn) Close() error {
+	h.closed.Do(func() {
+		h.Conn.Close()
+		h.t.close()
+		h.t.c.finish()
+	})
+	return nil
+}
+
+// bufferedConn reads through a bufio.Reader that already holds bytes.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// goproxyLogger sends goproxy's messages to the debug log: they repeat
+// what tlsresume records (closed connections, failed reads).
+type goproxyLogger struct{ log zerolog.Logger }
+
+func (l goproxyLogger) Printf(format string, v ...any) {
+	l.log.Debug().Str("from", "goproxy").Msg(fmt.Sprintf(format, v...))
+}

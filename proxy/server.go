@@ -1,0 +1,218 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/netutil"
+
+	"github.com/tlsresume/tlsresume/proxy/upstream"
+)
+
+// Server is the intercepting proxy. Create it with New, run it with Serve,
+// stop it with Shutdown.
+type Server struct {
+	cfg        Config
+	clientBase *tls.Config
+	relay      *relay
+	origins    *memory
+	self       sync.Map // listener addresses, to refuse CONNECTs to ourselves
+
+	httpSrv *http.Server
+	seq     atomic.Uint64
+	wg      sync.WaitGroup // hijacked connections still open
+	mu      sync.Mutex
+	active  map[net.Conn]struct{}
+	closing atomic.Bool
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Issuer == nil {
+		return nil, errors.New("proxy: Config.Issuer is required")
+	}
+	if cfg.TicketKeys == nil {
+		k, err := LoadTicketKeys("", cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		cfg.TicketKeys = k
+	}
+	if cfg.Upstream == nil {
+		c, err := upstream.NewCache(upstream.CacheConfig{Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Upstream = c
+	}
+	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}}
+	s.clientBase = &tls.Config{
+		MinVersion:   cfg.ClientMinVersion,
+		KeyLogWriter: cfg.KeyLog,
+	}
+	s.clientBase.SetSessionTicketKeys(cfg.TicketKeys.Keys())
+	s.relay = newRelay(s)
+	s.httpSrv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.ConnectTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          nil,
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until ctx is done or Shutdown is called.
+// It rotates the client ticket keys on schedule meanwhile.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.self.Store(ln.Addr().String(), true)
+	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
+	defer stop()
+	go s.rotateTickets(ctx)
+	err := s.httpSrv.Serve(netutil.LimitListener(ln, s.cfg.MaxConns))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets open connections finish until ctx is done,
+// then closes them. Every connection's record is emitted before it returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	err := s.httpSrv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.active {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	return err
+}
+
+func (s *Server) rotateTickets(ctx context.Context) {
+	t := time.NewTicker(s.cfg.TicketRotation)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.cfg.TicketKeys.Rotate(s.cfg.Now()); err != nil {
+				s.cfg.Log.Error().Err(err).Msg("rotate ticket keys")
+				continue
+			}
+			s.clientBase.SetSessionTicketKeys(s.cfg.TicketKeys.Keys())
+			s.cfg.Log.Info().Msg("rotated client ticket keys")
+		}
+	}
+}
+
+// ServeHTTP is the proxy's front door: CONNECT is intercepted, other
+// requests are proxied as a plain forward proxy.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.admit(r); err != nil {
+		status := http.StatusForbidden
+		if errors.Is(err, errAuth) {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="tlsresume"`)
+			status = http.StatusProxyAuthRequired
+		}
+		s.cfg.Log.Warn().Str("client", r.RemoteAddr).Err(err).Msg("refuse request")
+		http.Error(w, err.Error(), status)
+		return
+	}
+	if r.Method == http.MethodConnect {
+		s.handleConnect(w, r)
+		return
+	}
+	s.relay.serveForward(w, r)
+}
+
+var errAuth = errors.New("proxy authentication required")
+
+// admit checks the client network, credentials and loops.
+func (s *Server) admit(r *http.Request) error {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return fmt.Errorf("unreadable client address %q", r.RemoteAddr)
+	}
+	if !s.allowed(ap.Addr().Unmap()) {
+		return fmt.Errorf("client %s is not in --allow", ap.Addr())
+	}
+	if s.cfg.Auth != "" && !validAuth(r.Header.Get("Proxy-Authorization"), s.cfg.Auth) {
+		return errAuth
+	}
+	if r.Method == http.MethodConnect {
+		if _, ok := s.self.Load(r.Host); ok {
+			return fmt.Errorf("refusing to CONNECT to tlsresume's own listener %s", r.Host)
+		}
+		if _, port, err := net.SplitHostPort(r.Host); err != nil || port == "" {
+			return fmt.Errorf("CONNECT target %q is not host:port", r.Host)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("CONNECT target %q has a bad port", r.Host)
+		}
+	}
+	return nil
+}
+
+func (s *Server) allowed(a netip.Addr) bool {
+	if len(s.cfg.Allow) == 0 {
+		return a.IsLoopback()
+	}
+	for _, p := range s.cfg.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func validAuth(header, want string) bool {
+	const prefix = "Basic "
+	if !strings.HasPrefix(header, prefix) {
+		return false
+	}
+	got, err := base64.StdEncoding.DecodeString(header[len(prefix):])
+	return err == nil && string(got) == want
+}
+
+// track registers a hijacked connection so Shutdown can wait for it and,
+// past its grace period, close it.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.active[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.active, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) nextID() string {
+	return "c" + strconv.FormatUint(s.seq.Add(1), 10)
+}

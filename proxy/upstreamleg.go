@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
+)
+
+// upstreamConn is one handshake tlsresume made with the origin.
+type upstreamConn struct {
+	tls  *tls.Conn
+	raw  *countingConn
+	view *upstream.View
+}
+
+// dialUpstream connects to addr and completes a TLS handshake offering
+// what the client offered (SNI, ALPN), through tlsresume's own session
+// cache. It always returns a leg describing what happened.
+func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alpn []string) (*upstreamConn, *UpstreamLeg) {
+	leg := &UpstreamLeg{Addr: addr, SNI: sni, Insecure: s.cfg.InsecureUpstream}
+	start := s.cfg.Now()
+	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		leg.Error = fmt.Sprintf("dial %s: %v", addr, err)
+		return nil, leg
+	}
+	cc := &countingConn{Conn: raw}
+	// The cache is keyed like Apple's: server name + address + port (seed 001).
+	view := s.cfg.Upstream.For(connID, sni, raw.RemoteAddr().String())
+	serverName := sni
+	if serverName == "" {
+		serverName, _, _ = net.SplitHostPort(addr)
+	}
+	cfg := &tls.Config{
+		ServerName:         serverName,
+		NextProtos:         alpn,
+		ClientSessionCache: view,
+		RootCAs:            s.cfg.UpstreamRoots,
+		KeyLogWriter:       s.cfg.KeyLog,
+		MinVersion:         tls.VersionTLS10,
+		// Verification is done in VerifyConnection so that an insecure
+		// upstream still records whether the certificate verified.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			err := verifyChain(cs, serverName, s.cfg.UpstreamRoots)
+			leg.Verified = err == nil
+			if err != nil && !s.cfg.InsecureUpstream {
+				return err
+			}
+			return nil
+		},
+	}
+	tc := tls.Client(cc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	err = tc.HandshakeContext(hctx)
+	leg.HandshakeMS = ms(s.cfg.Now().Sub(start))
+	lk := view.Lookup()
+	leg.Cache, leg.Offered, leg.SessionFrom, leg.SessionAgeMS = lk.Result, lk.Offered, lk.From, lk.AgeMS
+	if err != nil {
+		tc.Close()
+		leg.Error = err.Error()
+		return nil, leg
+	}
+	st := tc.ConnectionState()
+	leg.Version = inspect.VersionName(st.Version)
+	leg.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
+	leg.ALPN = st.NegotiatedProtocol
+	leg.Resumed = st.DidResume
+	return &upstreamConn{tls: tc, raw: cc, view: view}, leg
+}
+
+// verifyChain verifies the origin's chain for name against roots (nil:
+// the system roots). A resumed session carries the certificates of the
+// handshake that created it, so this works for resumptions too.
+func verifyChain(cs tls.ConnectionState, name string, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("upstream sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter})
+	return err
+}
+
+// countingConn counts the bytes read and written on a connection.
+type countingConn struct {
+	net.Conn
+	read, written atomic.Int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// CloseWrite half-closes the connection when it can.
+func (c *countingConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// closeWrite half-closes c if it supports it (TCP, TLS), else closes it.
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
