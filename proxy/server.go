@@ -135,6 +135,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusProxyAuthRequired
 		}
 		s.cfg.Log.Warn().Str("client", r.RemoteAddr).Err(err).Msg("refuse request")
+		w.Header().Set("Connection", "close")
 		http.Error(w, err.Error(), status)
 		return
 	}

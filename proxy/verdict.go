@@ -99,7 +99,13 @@ func clientVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 		}
 		return CodeClientTicketRefused, "offered " + offerWords(ch) + " but it was not accepted (version or cipher differs from the ticket's)"
 	case inspect.AttemptSessionID:
-		return CodeClientSessionIDOnly, "offered only a session ID: Go's TLS server resumes only by ticket, so this client cannot resume here (a server with a session cache could resume it)"
+		return CodeClientSessionIDOnly, sessionIDOnlyWords
+	}
+	if leg.Version != "1.3" && !ch.SessionTicket.Offered {
+		// No session_ticket extension at all: over TLS 1.2 this client can
+		// resume only by session ID (RFC 5246, Section 7.4.1.2), and Go's TLS
+		// server never issues one (crypto/tls/handshake_server.go).
+		return CodeClientSessionIDOnly, sessionIDOnlyWords
 	}
 	if f.ticketsDisabled {
 		return CodeClientTicketsDisabled, "offered nothing to resume, and tlsresume issues no tickets on this connection"
@@ -137,6 +143,8 @@ func upstreamVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 	}
 	return CodeUpstreamFirstContact, "first contact: nothing cached yet"
 }
+
+const sessionIDOnlyWords = "offers no session_ticket: over TLS 1.2 it can resume only by session ID, which Go's TLS server (tlsresume) never issues, so it cannot resume here (a server with a session cache could resume it)"
 
 func isCertRejection(alert string) bool {
 	switch alert {

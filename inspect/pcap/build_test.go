@@ -160,6 +160,16 @@ var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 // in a temporary directory, one millisecond apart, and returns its path.
 func writeCapture(t testing.TB, ng bool, link layers.LinkType, frames ...[]byte) string {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.pcap")
+	if err := os.WriteFile(path, capture(t, ng, link, frames...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// capture returns the frames as a pcap file, or pcapng when ng is set.
+func capture(t testing.TB, ng bool, link layers.LinkType, frames ...[]byte) []byte {
+	t.Helper()
 	var out bytes.Buffer
 	var write func(gopacket.CaptureInfo, []byte) error
 	var flush func() error
@@ -185,11 +195,7 @@ func writeCapture(t testing.TB, ng bool, link layers.LinkType, frames ...[]byte)
 	if err := flush(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "test.pcap")
-	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return out.Bytes()
 }
 
 func framesOf(t testing.TB, link layers.LinkType, ps []pkt) [][]byte {

@@ -63,6 +63,9 @@ type assembler struct {
 }
 
 func newAssembler(max int64, fn func(Segment) error) *assembler {
+	if fn == nil {
+		fn = func(Segment) error { return nil }
+	}
 	a := &assembler{fn: fn, max: max, conns: make(map[connKey]*conn)}
 	a.live.init()
 	a.ended.init()
@@ -84,8 +87,10 @@ func (a *assembler) segment(p *packet, o origin) error {
 			return err
 		}
 	case c.ended:
-		if !newSYN || c.half[dir].synSeen && c.half[dir].isn == p.seq {
-			return nil // the tail of an ended connection
+		// A SYN or SYN-ACK with a new initial sequence number opens a new
+		// connection on the 4-tuple; anything else is the old one's tail.
+		if !p.syn || c.half[dir].synSeen && c.half[dir].isn == p.seq {
+			return nil
 		}
 		a.reset(c)
 	case newSYN && c.half[dir].synSeen && c.half[dir].isn != p.seq:

@@ -77,7 +77,7 @@ func (d *decoder) parser(first gopacket.LayerType) *gopacket.DecodingLayerParser
 		return p
 	}
 	p := gopacket.NewDecodingLayerParser(first)
-	p.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
+	p.SetDecodingLayerContainer(gopacket.DecodingLayerArray(nil))
 	// The fragment layer comes after the extension skipper, whose class
 	// includes fragment headers, so that it replaces the skipper for them.
 	for _, l := range []gopacket.DecodingLayer{

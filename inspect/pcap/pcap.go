@@ -87,8 +87,9 @@ func (o Options) maxBytes() int64 {
 }
 
 // Read reads a whole capture and calls fn for each in-order piece of TCP
-// payload, in capture order. Bytes still held back when the capture ends
-// (after a hole that never filled) are delivered last, with Gap set.
+// payload, in capture order; fn may be nil to only count frames. Bytes
+// still held back when the capture ends (after a hole that never filled)
+// are delivered last, with Gap set.
 //
 // It returns an error wrapping ErrFormat for input that is neither pcap nor
 // pcapng, and an error for a capture that cannot be read on (a corrupt record
@@ -105,7 +106,7 @@ func Read(r io.Reader, opts Options, fn func(Segment) error) (Stats, error) {
 	var dec decoder
 	var pkt packet
 	for {
-		data, ci, err := src.ZeroCopyReadPacketData()
+		data, ci, err := src.read()
 		if err == io.EOF {
 			break
 		}
@@ -135,13 +136,25 @@ func Read(r io.Reader, opts Options, fn func(Segment) error) (Stats, error) {
 // source is the part of pcapgo's two readers that Read uses.
 type source struct {
 	r interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}
-	link  layers.LinkType // of every frame of a pcap file
-	mixed bool            // pcapng: the link type comes with each frame
+	link   layers.LinkType // of every frame of a pcap file
+	mixed  bool            // pcapng: the link type comes with each frame
+	frames int
 }
 
-func (s *source) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+// copiedFrames is how many frames are read into buffers of their own before
+// switching to pcapgo's zero-copy reads, whose reused buffer is as large as
+// the snap length (up to 256 KiB): a small capture does not pay for it.
+const copiedFrames = 64
+
+// read returns the next frame, valid until the next call.
+func (s *source) read() ([]byte, gopacket.CaptureInfo, error) {
+	if s.frames < copiedFrames {
+		s.frames++
+		return s.r.ReadPacketData()
+	}
 	return s.r.ZeroCopyReadPacketData()
 }
 

@@ -2,6 +2,7 @@ package pcap
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -210,5 +211,49 @@ func TestReusedTuple(t *testing.T) {
 	want := []string{"first closed=false syn=true", " closed=true syn=true", "second closed=false syn=true"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// TestDefaultMaxBytes checks that the zero Options keep the first 256 KiB
+// of each direction.
+func TestDefaultMaxBytes(t *testing.T) {
+	c := newConv(cli4, srv4)
+	chunk := strings.Repeat("y", 1400)
+	ps := c.handshake()
+	for off := 0; off < 300<<10; off += len(chunk) {
+		ps = append(ps, c.server(off, chunk))
+	}
+	path := writeCapture(t, true, layers.LinkTypeEthernet, framesOf(t, layers.LinkTypeEthernet, ps)...)
+	streams, _ := collect(t, path, Options{})
+	if n := len(get(streams, srv4.String()+">"+cli4.String()).data); n != 256<<10 {
+		t.Errorf("server stream of %d bytes, want %d", n, 256<<10)
+	}
+}
+
+// TestConnLimit checks that when too many connections are tracked the
+// least recently active one is forgotten, after delivering what it held.
+func TestConnLimit(t *testing.T) {
+	link := layers.LinkTypeRaw
+	c := newConv(cli4, srv4)
+	frames := framesOf(t, link, cat(c.handshake(), []pkt{c.client(4, "EFGH")}))
+	for i := range maxConns {
+		other := newConv(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 50000), srv4)
+		frames = append(frames, frame(t, link, other.client(0, "x")))
+	}
+	frames = append(frames, frame(t, link, c.client(8, "IJ"))) // a new connection now
+	path := writeCapture(t, false, link, frames...)
+	var got []string
+	_, err := readFile(t, path, func(s Segment) error {
+		if s.Src == cli4 {
+			got = append(got, fmt.Sprintf("%s gap=%v frame=%d", s.Data, s.Gap, s.Frame))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"EFGH gap=true frame=4", "IJ gap=false frame=65541"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

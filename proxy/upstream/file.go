@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,15 +122,26 @@ func writeAtomic(path string, data []byte) error {
 
 // load fills an empty cache from its file. A missing file is an empty cache.
 func (c *Cache) load() error {
-	data, err := os.ReadFile(c.file)
+	f, err := os.Open(c.file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("upstream: loading cache file: %w", err)
 	}
-	if fi, err := os.Stat(c.file); err == nil && checkModes() && fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("upstream: cache file %s is accessible by other users (mode %04o) and holds session secrets; run: chmod 600 %s", c.file, fi.Mode().Perm(), c.file)
+	defer f.Close()
+	// Check the mode of the file being read, not of whatever the path names
+	// a moment later.
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("upstream: loading cache file: %w", err)
+	}
+	if mode := fi.Mode().Perm(); checkModes() && mode&0o077 != 0 {
+		return fmt.Errorf("upstream: cache file %s is accessible by other users (mode %04o) and holds session secrets; run: chmod 600 %s", c.file, mode, c.file)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("upstream: loading cache file: %w", err)
 	}
 	entries, err := decodeFile(data)
 	if err != nil {

@@ -79,3 +79,39 @@ func resumption(t *testing.T, cs *tls.ClientSessionState) (ticket, state []byte)
 	}
 	return ticket, state
 }
+
+// FuzzSessionFacts checks parseSessionFacts against crypto/tls's own
+// parser: a client session crypto/tls accepts must be read, and read the
+// same after crypto/tls re-encodes it.
+func FuzzSessionFacts(f *testing.F) {
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		cs, _ := realSession(f, v)
+		_, state, err := cs.ResumptionState()
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := state.Bytes()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		facts, err := parseSessionFacts(data)
+		state, tlsErr := tls.ParseSessionState(data)
+		if tlsErr != nil || data[2] != 2 { // client(2); crypto/tls also accepts server sessions
+			return
+		}
+		if err != nil {
+			t.Fatalf("crypto/tls parses a client session that parseSessionFacts rejects: %v", err)
+		}
+		b, err := state.Bytes()
+		if err != nil {
+			return // e.g. a verified chain crypto/tls cannot re-encode
+		}
+		again, err := parseSessionFacts(b)
+		if err != nil || again != facts {
+			t.Fatalf("re-encoded session reads %+v, %v; want %+v", again, err, facts)
+		}
+	})
+}

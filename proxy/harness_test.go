@@ -1,0 +1,250 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
+)
+
+// testEnv is a proxy under test on loopback, with its CA and records.
+type testEnv struct {
+	t       *testing.T
+	dir     string // CA directory
+	ca      *certs.CA
+	srv     *Server
+	addr    string
+	mu      sync.Mutex
+	records []*ConnRecord
+	got     chan *ConnRecord
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// startProxy runs a Server on 127.0.0.1 with a CA in dir. mod may change
+// the config before the server starts.
+func startProxy(t *testing.T, dir string, mod func(*Config)) *testEnv {
+	t.Helper()
+	ca, _, err := certs.Init(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := certs.NewIssuer(ca, certs.IssuerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadTicketKeys(filepath.Join(dir, "ticket-keys.json"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{t: t, dir: dir, ca: ca, got: make(chan *ConnRecord, 64)}
+	cfg := Config{Issuer: iss, TicketKeys: keys, Records: e.record}
+	if mod != nil {
+		mod(&cfg)
+	}
+	if cfg.UpstreamRoots == nil && !cfg.InsecureUpstream {
+		cfg.UpstreamRoots = originPool
+	}
+	e.srv, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- e.srv.Serve(ctx, ln) }()
+	t.Cleanup(e.stop)
+	return e
+}
+
+// stop shuts the proxy down and waits for it.
+func (e *testEnv) stop() {
+	if e.cancel == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.srv.Shutdown(ctx)
+	e.cancel()
+	<-e.done
+	e.cancel = nil
+}
+
+func (e *testEnv) record(r *ConnRecord) {
+	e.mu.Lock()
+	e.records = append(e.records, r)
+	e.mu.Unlock()
+	e.got <- r
+}
+
+// next waits for the next record.
+func (e *testEnv) next() *ConnRecord {
+	e.t.Helper()
+	select {
+	case r := <-e.got:
+		return r
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("no record within 10s")
+		return nil
+	}
+}
+
+// caPool trusts the proxy's CA.
+func (e *testEnv) caPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(e.ca.Cert)
+	return p
+}
+
+// connect opens a CONNECT tunnel through the proxy to target.
+func (e *testEnv) connect(target string) net.Conn {
+	e.t.Helper()
+	c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		e.t.Fatalf("CONNECT %s: %v %v", target, resp, err)
+	}
+	if br.Buffered() > 0 {
+		e.t.Fatal("proxy sent bytes after its CONNECT reply")
+	}
+	c.SetDeadline(time.Time{})
+	return c
+}
+
+// goGet fetches https://name/ through the proxy on a fresh connection with
+// a Go client using cache, and reports whether the client resumed.
+func (e *testEnv) goGet(name, target string, cache tls.ClientSessionCache, maxVersion uint16) (resumed bool, body string) {
+	e.t.Helper()
+	raw := e.connect(target)
+	tc := tls.Client(raw, &tls.Config{ServerName: name, RootCAs: e.caPool(), ClientSessionCache: cache,
+		MaxVersion: maxVersion, NextProtos: []string{"http/1.1"}})
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		e.t.Fatalf("handshake through the proxy: %v", err)
+	}
+	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", name)
+	b, err := io.ReadAll(tc)
+	if err != nil {
+		e.t.Fatalf("reading the response: %v", err)
+	}
+	return tc.ConnectionState().DidResume, string(b)
+}
+
+// origin is a Go TLS server on loopback that counts resumptions.
+type origin struct {
+	addr     string
+	resumed  atomic.Int32
+	accepted atomic.Int32
+	srv      *http.Server
+}
+
+var (
+	originCert tls.Certificate
+	originPool = x509.NewCertPool()
+)
+
+func init() {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "origin.test"},
+		DNSNames: []string{"origin.test", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	originCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	c, _ := x509.ParseCertificate(der)
+	originPool.AddCert(c)
+}
+
+// startOrigin serves HTTPS on 127.0.0.1 with cfg's versions and ticket
+// settings; each response says "hello from origin".
+func startOrigin(t *testing.T, mod func(*tls.Config)) *origin {
+	t.Helper()
+	o := &origin{}
+	cfg := &tls.Config{Certificates: []tls.Certificate{originCert}, NextProtos: []string{"h2", "http/1.1"}}
+	if mod != nil {
+		mod(cfg)
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		o.accepted.Add(1)
+		if cs.DidResume {
+			o.resumed.Add(1)
+		}
+		return nil
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.addr = ln.Addr().String()
+	o.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from origin "+r.Proto)
+	})}
+	go o.srv.Serve(ln)
+	t.Cleanup(func() { o.srv.Close() })
+	return o
+}
+
+// proxyTransport is an http.Transport that goes through the proxy.
+func (e *testEnv) proxyTransport(cache tls.ClientSessionCache) *http.Transport {
+	u, _ := url.Parse("http://" + e.addr)
+	return &http.Transport{
+		Proxy:             http.ProxyURL(u),
+		TLSClientConfig:   &tls.Config{RootCAs: e.caPool(), ClientSessionCache: cache},
+		ForceAttemptHTTP2: true,
+		DisableKeepAlives: true,
+	}
+}
+
+func newCache(t *testing.T, file string) *upstream.Cache {
+	t.Helper()
+	c, err := upstream.NewCache(upstream.CacheConfig{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func tempDir(t *testing.T) string {
+	d := t.TempDir()
+	os.Chmod(d, 0o700)
+	return d
+}

@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestResumeBothLegs: a Go client with a session cache connects twice on
+// fresh connections; the first is first contact on both legs, the second
+// resumes on both, and the record agrees with what the client and the
+// origin each saw.
+func TestResumeBothLegs(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		version uint16
+		psk     string
+	}{
+		{"tls1.3", tls.VersionTLS13, "psk"},
+		{"tls1.2", tls.VersionTLS12, "ticket"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tt.version })
+			e := startProxy(t, tempDir(t), nil)
+			cache := tls.NewLRUClientSessionCache(8)
+			for i := range 3 {
+				resumed, body := e.goGet("origin.test", o.addr, cache, 0)
+				if !strings.Contains(body, "hello from origin") {
+					t.Fatalf("body %q", body)
+				}
+				r := e.next()
+				if r.ClientLeg.Resumed != resumed {
+					t.Errorf("conn %d: record says client resumed=%v, the client says %v", i, r.ClientLeg.Resumed, resumed)
+				}
+				wantResumed := i > 0
+				if resumed != wantResumed || r.UpstreamLeg.Resumed != wantResumed {
+					t.Errorf("conn %d: client resumed %v, upstream resumed %v; want %v (verdict %+v)", i, resumed, r.UpstreamLeg.Resumed, wantResumed, r.Verdict)
+				}
+				if r.ClientLeg.Version != r.UpstreamLeg.Version || r.ClientLeg.Version != map[uint16]string{tls.VersionTLS13: "1.3", tls.VersionTLS12: "1.2"}[tt.version] {
+					t.Errorf("conn %d: client leg %s, upstream %s: the client leg must mirror the origin", i, r.ClientLeg.Version, r.UpstreamLeg.Version)
+				}
+				want := CodeFirstContact
+				if i > 0 {
+					want = CodeBothResumed
+					if r.ClientLeg.TicketFrom == "" || r.UpstreamLeg.SessionFrom == "" || r.UpstreamLeg.Offered != tt.psk {
+						t.Errorf("conn %d: lineage missing: %+v %+v", i, r.ClientLeg, r.UpstreamLeg)
+					}
+				}
+				if r.Verdict.Code != want {
+					t.Errorf("conn %d: verdict %s (%s), want %s", i, r.Verdict.Code, r.Verdict.Text, want)
+				}
+			}
+			if got := o.resumed.Load(); got != 2 {
+				t.Errorf("origin counted %d resumptions, want 2", got)
+			}
+		})
+	}
+}
+
+// TestOriginWithoutTickets: an origin that issues no tickets cannot be
+// resumed by Go's client (TLS 1.2 session IDs are not supported); the
+// record says so, and the client leg mirrors it by issuing no tickets.
+func TestOriginWithoutTickets(t *testing.T) {
+	o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12; c.SessionTicketsDisabled = true })
+	e := startProxy(t, tempDir(t), nil)
+	cache := tls.NewLRUClientSessionCache(8)
+	e.goGet("origin.test", o.addr, cache, 0)
+	first := e.next()
+	if first.UpstreamLeg.TicketsReceived != 0 {
+		t.Fatalf("origin sent %d tickets", first.UpstreamLeg.TicketsReceived)
+	}
+	resumed, _ := e.goGet("origin.test", o.addr, cache, 0)
+	r := e.next()
+	if resumed || r.UpstreamLeg.Resumed {
+		t.Fatalf("resumed without tickets")
+	}
+	if r.Verdict.Upstream != CodeUpstreamNoTicket || r.Mirrored.Tickets || r.Verdict.Client != CodeClientTicketsDisabled {
+		t.Errorf("verdict %+v, mirrored %+v", r.Verdict, r.Mirrored)
+	}
+}
+
+// TestSharedTicketKeysAcrossRestart: tickets issued before a restart are
+// accepted after it, because the keys are persisted beside the CA, and the
+// upstream cache file lets the upstream leg resume too.
+func TestSharedTicketKeysAcrossRestart(t *testing.T) {
+	o := startOrigin(t, nil)
+	dir := tempDir(t)
+	cacheFile := dir + "/upstream.cache"
+	clientCache := tls.NewLRUClientSessionCache(8)
+
+	up1 := newCache(t, cacheFile)
+	e1 := startProxy(t, dir, func(c *Config) { c.Upstream = up1 })
+	e1.goGet("origin.test", o.addr, clientCache, 0)
+	e1.next()
+	e1.stop()
+	if err := up1.Save(); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := startProxy(t, dir, func(c *Config) { c.Upstream = newCache(t, cacheFile) })
+	resumed, _ := e2.goGet("origin.test", o.addr, clientCache, 0)
+	r := e2.next()
+	if !resumed || !r.ClientLeg.Resumed || r.ClientLeg.TicketFrom != "c1" {
+		t.Errorf("client did not resume across the restart: %+v", r.ClientLeg)
+	}
+	if !r.UpstreamLeg.Resumed || r.UpstreamLeg.SessionFrom != "c1" {
+		t.Errorf("upstream did not resume across the restart: %+v", r.UpstreamLeg)
+	}
+}
+
+// TestClientTicketsOff: --client-tickets=false makes the client do a full
+// handshake every time while the upstream still resumes.
+func TestClientTicketsOff(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.ClientTickets = "off" })
+	cache := tls.NewLRUClientSessionCache(8)
+	e.goGet("origin.test", o.addr, cache, 0)
+	e.next()
+	resumed, _ := e.goGet("origin.test", o.addr, cache, 0)
+	r := e.next()
+	if resumed || r.ClientLeg.TicketsSent != 0 || !r.UpstreamLeg.Resumed {
+		t.Errorf("client resumed %v, tickets sent %d, upstream resumed %v", resumed, r.ClientLeg.TicketsSent, r.UpstreamLeg.Resumed)
+	}
+	if r.Verdict.Client != CodeClientTicketsDisabled {
+		t.Errorf("client verdict %s", r.Verdict.Client)
+	}
+}
+
+// TestHTTP2ThroughProxy: an http.Transport through the proxy gets h2 when the
+// origin speaks it, on a tunnel served by goproxy.
+func TestHTTP2ThroughProxy(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), nil)
+	tr := e.proxyTransport(nil)
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + o.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || !strings.Contains(string(b), "HTTP/2") {
+		t.Errorf("client got %s, origin saw %q: want HTTP/2 on both legs", resp.Proto, b)
+	}
+	r := e.next()
+	if r.ClientLeg.ALPN != "h2" || r.UpstreamLeg.ALPN != "h2" {
+		t.Errorf("ALPN client %q upstream %q", r.ClientLeg.ALPN, r.UpstreamLeg.ALPN)
+	}
+}
+
+// TestNotTLSIsTunnelled: a CONNECT payload that is not TLS goes through
+// untouched and is recorded as such.
+func TestNotTLSIsTunnelled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c) // echo
+	}()
+	e := startProxy(t, tempDir(t), nil)
+	c := e.connect(ln.Addr().String())
+	io.WriteString(c, "SSH-2.0-test\r\n")
+	buf := make([]byte, 14)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "SSH-2.0-test\r\n" {
+		t.Fatalf("echo %q %v", buf, err)
+	}
+	c.Close()
+	r := e.next()
+	if r.Verdict.Code != CodeNotTLS || r.ClientHello != nil || r.BytesUp != 14 {
+		t.Errorf("record %+v", r)
+	}
+}
+
+// TestClientRejectsCertificate: a client that does not trust the tlsresume
+// CA is recorded with the alert it sent and a plain-words verdict.
+func TestClientRejectsCertificate(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), nil)
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test"}) // system roots: no tlsresume CA
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("handshake succeeded without trusting the CA")
+	}
+	tc.Close()
+	r := e.next()
+	if r.Verdict.Code != CodeClientRejectedCert || r.ClientLeg.Alert == "" {
+		t.Errorf("verdict %+v, alert %q", r.Verdict, r.ClientLeg.Alert)
+	}
+}
+
+// TestBadInput: broken CONNECT lines, garbage and truncated hellos end
+// their own connection with a recorded error and leave others working.
+func TestBadInput(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.PeekTimeout = time.Second })
+	for _, bad := range []string{
+		"CONNECT nonsense HTTP/1.1\r\n\r\n",
+		"CONNECT 127.0.0.1:99999 HTTP/1.1\r\n\r\n",
+		"GARBAGE\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, bad)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(b), "HTTP/1.1 4") {
+			t.Errorf("%q got %q, want a 4xx", bad, b)
+		}
+	}
+	// A truncated hello: the record says what was wrong.
+	c := e.connect(o.addr)
+	c.Write([]byte{22, 3, 1, 0x02, 0x00, 1, 0, 1})
+	r := e.next()
+	c.Close()
+	if r.Error == "" || r.ClientHello != nil {
+		t.Errorf("truncated hello recorded as %+v", r)
+	}
+	// And the proxy still works.
+	if _, body := e.goGet("origin.test", o.addr, nil, 0); !strings.Contains(body, "hello from origin") {
+		t.Errorf("proxy broken after bad input: %q", body)
+	}
+	e.next()
+}
