@@ -18,6 +18,9 @@ import (
 type Config struct {
 	// Issuer mints the leaves shown to clients. Required.
 	Issuer *certs.Issuer
+	// CA is offered for download at http://tlsresume.proxy/. Default: none
+	// (the page says so).
+	CA *certs.CA
 	// TicketKeys are the client-leg session-ticket keys. Default: fresh
 	// keys held in memory (clients then cannot resume across restarts).
 	TicketKeys *TicketKeys

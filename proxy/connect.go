@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -64,12 +65,15 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		c.fail("writing CONNECT reply: " + err.Error())
 		return
 	}
+	if isMagic(r.Host) {
+		s.serveMagicTLS(c, &replayConn{Conn: raw, pending: bufferedBytes(brw.Reader)})
+		return
+	}
 	raw.SetReadDeadline(s.cfg.Now().Add(s.cfg.PeekTimeout))
 	msg, peeked, err := inspect.ReadClientHello(brw.Reader)
 	raw.SetReadDeadline(time.Time{})
 	// Bytes bufio read past the hello belong to the client stream too.
-	extra, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	replay := append(peeked, extra...)
+	replay := append(peeked, bufferedBytes(brw.Reader)...)
 	c.replayed = len(replay)
 	if err != nil {
 		if errors.Is(err, inspect.ErrNotTLS) || errors.Is(err, inspect.ErrSSLv2) {
@@ -131,6 +135,12 @@ func offeredALPN(h *inspect.ClientHello) []string {
 		return servable
 	}
 	return all
+}
+
+// bufferedBytes returns what br holds without reading further.
+func bufferedBytes(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
 }
 
 // tunnel relays a non-TLS CONNECT payload untouched, and records it.

@@ -57,7 +57,7 @@ func startProxy(t *testing.T, dir string, mod func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, dir: dir, ca: ca, got: make(chan *ConnRecord, 64)}
-	cfg := Config{Issuer: iss, TicketKeys: keys, Records: e.record}
+	cfg := Config{Issuer: iss, CA: ca, TicketKeys: keys, Records: e.record}
 	if mod != nil {
 		mod(&cfg)
 	}

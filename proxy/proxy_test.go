@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/certs"
 )
 
 // TestResumeBothLegs: a Go client with a session cache connects twice on
@@ -236,4 +239,31 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("proxy broken after bad input: %q", body)
 	}
 	e.next()
+}
+
+// TestMagicHost: the CA is downloadable at tlsresume.proxy over plain HTTP
+// and over HTTPS through the proxy, and /flush empties the upstream cache.
+func TestMagicHost(t *testing.T) {
+	e := startProxy(t, tempDir(t), nil)
+	client := &http.Client{Transport: e.proxyTransport(nil), Timeout: 10 * time.Second}
+	want, err := e.ca.Export(certs.FormatDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, scheme := range []string{"http", "https"} {
+		resp, err := client.Get(scheme + "://" + MagicHost + "/ca/" + certs.FormatDER.FileName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(b, want) {
+			t.Errorf("%s: status %d, %d bytes; want the CA's DER", scheme, resp.StatusCode, len(b))
+		}
+	}
+	resp, err := client.Post("http://"+MagicHost+"/flush", "text/plain", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("flush: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -46,7 +46,7 @@ type UpstreamLeg struct {
 	CipherSuite     string  `json:"cipher_suite"`
 	ALPN            string  `json:"alpn"`
 	Resumed         bool    `json:"resumed"`
-	Cache           string  `json:"cache"`   // "hit", "miss", "expired", "off"
+	Cache           string  `json:"cache"`   // "hit", "miss", "expired", "dropped", "off"
 	Offered         string  `json:"offered"` // "psk", "ticket", "none"
 	SessionFrom     string  `json:"session_from,omitempty"`
 	SessionAgeMS    int64   `json:"session_age_ms,omitempty"`

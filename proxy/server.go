@@ -26,6 +26,7 @@ type Server struct {
 	cfg        Config
 	clientBase *tls.Config
 	relay      *relay
+	magic      http.Handler
 	origins    *memory
 	self       sync.Map // listener addresses, to refuse CONNECTs to ourselves
 
@@ -61,9 +62,11 @@ func New(cfg Config) (*Server, error) {
 	s.clientBase = &tls.Config{
 		MinVersion:   cfg.ClientMinVersion,
 		KeyLogWriter: cfg.KeyLog,
+		Time:         cfg.Now,
 	}
 	s.clientBase.SetSessionTicketKeys(cfg.TicketKeys.Keys())
 	s.relay = newRelay(s)
+	s.magic = s.magicHandler()
 	s.httpSrv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.ConnectTimeout,
@@ -139,11 +142,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), status)
 		return
 	}
-	if r.Method == http.MethodConnect {
+	switch {
+	case r.Method == http.MethodConnect:
 		s.handleConnect(w, r)
-		return
+	case isMagic(r.URL.Host) || (r.URL.Host == "" && !r.URL.IsAbs()):
+		// http://tlsresume.proxy/ through the proxy, or the proxy's own
+		// address opened in a browser.
+		s.magic.ServeHTTP(w, r)
+	default:
+		s.relay.serveForward(w, r)
 	}
-	s.relay.serveForward(w, r)
 }
 
 var errAuth = errors.New("proxy authentication required")
@@ -161,6 +169,9 @@ func (s *Server) admit(r *http.Request) error {
 		return errAuth
 	}
 	if r.Method == http.MethodConnect {
+		if isMagic(r.Host) {
+			return nil
+		}
 		if _, ok := s.self.Load(r.Host); ok {
 			return fmt.Errorf("refusing to CONNECT to tlsresume's own listener %s", r.Host)
 		}

@@ -46,6 +46,7 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alp
 		RootCAs:            s.cfg.UpstreamRoots,
 		KeyLogWriter:       s.cfg.KeyLog,
 		MinVersion:         tls.VersionTLS10,
+		Time:               s.cfg.Now,
 		// Verification is done in VerifyConnection so that an insecure
 		// upstream still records whether the certificate verified.
 		InsecureSkipVerify: true,

@@ -27,6 +27,7 @@ const (
 	CodeUpstreamCacheMiss     = "upstream_cache_miss"
 	CodeUpstreamCacheExpired  = "upstream_cache_expired"
 	CodeUpstreamCacheOff      = "upstream_cache_off"
+	CodeUpstreamCacheDropped  = "upstream_cache_dropped"
 	CodeUpstreamNoTicket      = "upstream_no_ticket"
 	CodeUpstreamTicketRefused = "upstream_ticket_refused"
 	CodeUpstreamFailed        = "upstream_failed"
@@ -134,6 +135,8 @@ func upstreamVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 		return CodeUpstreamCacheOff, "upstream session cache is off"
 	case u.Cache == "hit":
 		return CodeUpstreamTicketRefused, "offered a cached " + u.Offered + " but the server did a full handshake"
+	case u.Cache == "dropped":
+		return CodeUpstreamCacheDropped, fmt.Sprintf("crypto/tls discarded the cached session (%s old): its certificate expired or no longer verifies", ageWords(u.SessionAgeMS))
 	case u.Cache == "expired":
 		return CodeUpstreamCacheExpired, fmt.Sprintf("cached session expired (%s old)", ageWords(u.SessionAgeMS))
 	case f.originIssuedNoTkt:

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -110,6 +112,17 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(serveCtx, ln) }()
+	// SIGHUP flushes the upstream session cache (as does POST
+	// http://tlsresume.proxy/flush through the proxy).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			cfg.Upstream.Flush()
+			cfg.Log.Info().Msg("flushed the upstream session cache (SIGHUP)")
+		}
+	}()
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
@@ -169,6 +182,7 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		cfg.Log.Info().Str("dir", dir).Msg("created a new CA: trust it on your devices (tlsresume ca show)")
 	}
 	cfg.Log.Info().Str("ca", ca.CertFile()).Str("sha256", ca.Fingerprint()).Msg("using CA")
+	cfg.CA = ca
 	if cfg.Issuer, err = certs.NewIssuer(ca, certs.IssuerOptions{}); err != nil {
 		return cfg, nil, err
 	}

@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/tlsresume/tlsresume/certs"
+)
+
+// MagicHost is the name a client browses to, through the proxy, to get the
+// CA and see the proxy's state (like mitmproxy's mitm.it).
+const MagicHost = "tlsresume.proxy"
+
+// isMagic reports whether a request or CONNECT target names MagicHost.
+func isMagic(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	return host == MagicHost
+}
+
+// magicHandler serves the CA download page, /stats and /flush.
+func (s *Server) magicHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.magicIndex)
+	mux.HandleFunc("GET /ca/{file}", s.magicCA)
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"upstream_cache": s.cfg.Upstream.Stats()})
+	})
+	mux.HandleFunc("POST /flush", func(w http.ResponseWriter, r *http.Request) {
+		s.cfg.Upstream.Flush()
+		s.cfg.Log.Info().Msg("flushed the upstream session cache")
+		fmt.Fprintln(w, "upstream session cache flushed")
+	})
+	return mux
+}
+
+var magicPage = template.Must(template.New("page").Parse(`<!doctype html>
+<meta charset="utf-8"><title>tlsresume</title>
+<h1>tlsresume</h1>
+{{if .CA}}<p>Trust this CA to let tlsresume see your TLS handshakes. SHA-256 fingerprint:<br><code>{{.CA.Fingerprint}}</code></p>
+<ul>{{range .Formats}}<li><a href="/ca/{{.FileName}}">{{.FileName}}</a></li>{{end}}</ul>
+{{range .Hints}}<h2>{{.Platform}}</h2><ul>{{range .Steps}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{else}}<p>No CA is configured.</p>{{end}}
+<p><a href="/stats">upstream session cache statistics</a>; POST /flush empties it.</p>
+`))
+
+func (s *Server) magicIndex(w http.ResponseWriter, r *http.Request) {
+	data := struct {
+		CA      *certs.CA
+		Formats []certs.Format
+		Hints   []certs.Hint
+	}{CA: s.cfg.CA}
+	if s.cfg.CA != nil {
+		data.Formats = certs.Formats()
+		data.Hints = certs.InstallHints(s.cfg.CA.CertFile())
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	magicPage.Execute(w, data)
+}
+
+func (s *Server) magicCA(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.CA == nil {
+		http.NotFound(w, r)
+		return
+	}
+	for _, f := range certs.Formats() {
+		if f.FileName() != r.PathValue("file") {
+			continue
+		}
+		b, err := s.cfg.CA.Export(f)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", f.ContentType())
+		w.Header().Set("Content-Disposition", `attachment; filename="`+f.FileName()+`"`)
+		w.Write(b)
+		return
+	}
+	http.NotFound(w, r)
+}
+
+// serveMagicTLS answers https://tlsresume.proxy/ itself: no origin to dial.
+func (s *Server) serveMagicTLS(c *conn, raw net.Conn) {
+	defer s.untrack(c.client.Conn)
+	leaf, err := s.cfg.Issuer.Leaf(MagicHost)
+	if err != nil {
+		raw.Close()
+		return
+	}
+	tc := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
+	srv := &http.Server{Handler: s.magic, ReadHeaderTimeout: s.cfg.ConnectTimeout}
+	srv.Serve(&oneConnListener{c: tc})
+}
+
+// oneConnListener hands out one connection, then blocks until it closes.
+type oneConnListener struct {
+	c    net.Conn
+	once sync.Once
+	done chan struct{}
+	mu   sync.Mutex
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.done == nil {
+		l.done = make(chan struct{})
+	}
+	done := l.done
+	l.mu.Unlock()
+	var c net.Conn
+	l.once.Do(func() { c = &closeNotifyConn{Conn: l.c, done: done} })
+	if c != nil {
+		return c, nil
+	}
+	<-done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error   { return nil }
+func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
+
+type closeNotifyConn struct {
+	net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *closeNotifyConn) Close() error {
+	c.once.Do(func() { close(c.done) })
+	return c.Conn.Close()
+}
