@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -150,6 +151,11 @@ func (s *Server) tunnel(c *conn, replay []byte, why error) {
 	up, err := d.Dial("tcp", c.rec.Target)
 	if err != nil {
 		c.fail("dial " + c.rec.Target + ": " + err.Error())
+		return
+	}
+	if ap, err := netip.ParseAddrPort(up.RemoteAddr().String()); err == nil && s.isSelf(ap) {
+		up.Close()
+		c.fail("refusing to tunnel to tlsresume's own listener (a loop)")
 		return
 	}
 	ucc := &countingConn{Conn: up}

@@ -267,3 +267,20 @@ func TestMagicHost(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestRefusesLoop: a CONNECT to the proxy's own listener, by any name, is
+// refused instead of looping.
+func TestRefusesLoop(t *testing.T) {
+	e := startProxy(t, tempDir(t), nil)
+	_, port, _ := net.SplitHostPort(e.addr)
+	c := e.connect("localhost:" + port)
+	tc := tls.Client(c, &tls.Config{ServerName: "localhost", RootCAs: e.caPool()})
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("handshake through a loop succeeded")
+	}
+	r := e.next()
+	if r.Verdict.Code != CodeUpstreamFailed || !strings.Contains(r.UpstreamLeg.Error, "own listener") {
+		t.Errorf("verdict %+v, upstream %+v", r.Verdict, r.UpstreamLeg)
+	}
+}

@@ -213,6 +213,12 @@ type handoffConn struct {
 	closed    sync.Once
 }
 
+// Read ends a tunnel whose client stays silent past the idle timeout.
+func (h *handoffConn) Read(b []byte) (int, error) {
+	h.Conn.SetReadDeadline(time.Now().Add(h.t.c.s.cfg.IdleTimeout))
+	return h.Conn.Read(b)
+}
+
 func (h *handoffConn) Write(b []byte) (int, error) {
 	if !h.swallowed {
 		h.swallowed = true

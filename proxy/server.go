@@ -28,7 +28,8 @@ type Server struct {
 	relay      *relay
 	magic      http.Handler
 	origins    *memory
-	self       sync.Map // listener addresses, to refuse CONNECTs to ourselves
+	selfMu     sync.Mutex
+	self       []netip.AddrPort // listener addresses, to refuse CONNECTs to ourselves
 
 	httpSrv *http.Server
 	seq     atomic.Uint64
@@ -79,7 +80,11 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts connections on ln until ctx is done or Shutdown is called.
 // It rotates the client ticket keys on schedule meanwhile.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.self.Store(ln.Addr().String(), true)
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+		s.selfMu.Lock()
+		s.self = append(s.self, ap)
+		s.selfMu.Unlock()
+	}
 	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
 	defer stop()
 	go s.rotateTickets(ctx)
@@ -172,9 +177,6 @@ func (s *Server) admit(r *http.Request) error {
 		if isMagic(r.Host) {
 			return nil
 		}
-		if _, ok := s.self.Load(r.Host); ok {
-			return fmt.Errorf("refusing to CONNECT to tlsresume's own listener %s", r.Host)
-		}
 		if _, port, err := net.SplitHostPort(r.Host); err != nil || port == "" {
 			return fmt.Errorf("CONNECT target %q is not host:port", r.Host)
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
@@ -182,6 +184,19 @@ func (s *Server) admit(r *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// isSelf reports whether addr is one of tlsresume's own listeners (a
+// listener on an unspecified address matches any address on its port).
+func (s *Server) isSelf(addr netip.AddrPort) bool {
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	for _, l := range s.self {
+		if l.Port() == addr.Port() && (l.Addr().IsUnspecified() || l.Addr() == addr.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) allowed(a netip.Addr) bool {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,11 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alp
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		leg.Error = fmt.Sprintf("dial %s: %v", addr, err)
+		return nil, leg
+	}
+	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil && s.isSelf(ap) {
+		raw.Close()
+		leg.Error = fmt.Sprintf("refusing to connect to tlsresume's own listener %s (a loop)", ap)
 		return nil, leg
 	}
 	cc := &countingConn{Conn: raw}
