@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"net"
 	"net/netip"
 	"time"
 
@@ -43,6 +44,20 @@ type Config struct {
 	// ClientMinVersion and ClientMaxVersion bound the client leg. Default:
 	// TLS 1.0 and the origin's negotiated version (mirroring).
 	ClientMinVersion, ClientMaxVersion uint16
+
+	// Passthrough lists host globs (path.Match on the SNI, else the target
+	// host) whose connections are relayed untouched, with both hellos still
+	// read. Default: none.
+	Passthrough []string
+	// AutoPassthrough passes a host through once a client rejected
+	// tlsresume's certificate for it (pinning). Default: off.
+	AutoPassthrough bool
+	// Resolver looks up origins. It must not be tlsresume's own DNS server.
+	// Default: net.DefaultResolver.
+	Resolver *net.Resolver
+	// RecentName returns the name a client last asked tlsresume's DNS
+	// server for, to route an SNI-less connection. Default: none.
+	RecentName func(client netip.Addr) (string, bool)
 
 	// Upstream is tlsresume's own upstream session cache. Default: a cache
 	// with upstream.CacheConfig's defaults.

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -19,8 +17,9 @@ type conn struct {
 	s         *Server
 	rec       *ConnRecord
 	start     time.Time
-	client    *countingConn // the hijacked client connection
-	replayed  int           // bytes read from the client before TLS (the peeked hello)
+	client    *countingConn  // the hijacked client connection
+	replayed  int            // bytes read from the client before TLS (the peeked hello)
+	origDst   netip.AddrPort // transparent mode: where the client was going
 	up        *upstreamConn
 	clientLeg *ClientLeg
 	facts     verdictFacts
@@ -38,9 +37,8 @@ func (c *conn) clientKey() string {
 
 const connectOK = "HTTP/1.1 200 Connection established\r\n\r\n"
 
-// handleConnect runs one CONNECT tunnel: answer 200, peek the ClientHello,
-// record the offer, handshake upstream first, terminate the client's TLS
-// mirroring the origin, then hand the decrypted stream to goproxy.
+// handleConnect takes over a CONNECT request: answer 200, then intercept
+// the tunnel like any other arrival.
 func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -55,12 +53,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		raw.Close()
 		return
 	}
-	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: raw}}
-	c.rec = &ConnRecord{
-		ID:     s.nextID(),
-		Target: r.Host,
-		Record: inspect.Record{Time: c.start, Source: "connect", ClientAddr: raw.RemoteAddr().String(), ServerAddr: r.Host},
-	}
+	c := s.newConn(raw, "connect", r.Host)
 	raw.SetDeadline(time.Time{})
 	if _, err := io.WriteString(raw, connectOK); err != nil {
 		c.fail("writing CONNECT reply: " + err.Error())
@@ -70,53 +63,8 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		s.serveMagicTLS(c, &replayConn{Conn: raw, pending: bufferedBytes(brw.Reader)})
 		return
 	}
-	raw.SetReadDeadline(s.cfg.Now().Add(s.cfg.PeekTimeout))
-	msg, peeked, err := inspect.ReadClientHello(brw.Reader)
-	raw.SetReadDeadline(time.Time{})
-	// Bytes bufio read past the hello belong to the client stream too.
-	replay := append(peeked, bufferedBytes(brw.Reader)...)
-	c.replayed = len(replay)
-	if err != nil {
-		if errors.Is(err, inspect.ErrNotTLS) || errors.Is(err, inspect.ErrSSLv2) {
-			s.tunnel(c, replay, err)
-			return
-		}
-		c.fail("reading the ClientHello: " + err.Error())
-		return
-	}
-	var hello inspect.ClientHello
-	if err := hello.Unmarshal(msg); err != nil {
-		c.fail(err.Error())
-		return
-	}
-	c.rec.SNI = string(hello.ServerName)
-	c.rec.ClientHello = inspect.NewClientHelloRecord(&hello, inspect.Attempt(&hello, false), inspect.Fingerprint(&hello, inspect.TransportTCP))
-	origin := s.origins.origin(c.originKey())
-	c.facts = verdictFacts{
-		clientHadTicket:   s.origins.clientHadTicket(c.clientKey()),
-		originSeen:        origin.conns > 0,
-		originIssuedNoTkt: origin.conns > 0 && origin.tickets == 0,
-	}
-
-	ctx := context.Background()
-	up, leg := s.dialUpstream(ctx, c.rec.ID, r.Host, c.rec.SNI, offeredALPN(&hello))
-	c.rec.UpstreamLeg, c.up = leg, up
-	if up == nil {
-		// Without an origin there is nothing to mirror or relay: closing the
-		// connection tells the client, as a failing origin would.
-		c.fail("")
-		return
-	}
-	upState := up.tls.ConnectionState()
-	cfg := s.clientConfig(c, &upState)
-	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
-	tc, err := s.clientHandshake(ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
-	c.rec.ClientLeg = c.clientLeg
-	if err != nil {
-		c.finish()
-		return
-	}
-	s.relay.serveTLS(c, tc, r)
+	// From here on, every way of arriving takes the same path.
+	s.intercept(c, brw.Reader)
 }
 
 // offeredALPN is what tlsresume offers upstream: the client's ALPN list,
@@ -147,8 +95,8 @@ func bufferedBytes(br *bufio.Reader) []byte {
 // tunnel relays a non-TLS CONNECT payload untouched, and records it.
 func (s *Server) tunnel(c *conn, replay []byte, why error) {
 	c.rec.Error = why.Error()
-	d := net.Dialer{Timeout: s.cfg.DialTimeout}
-	up, err := d.Dial("tcp", c.rec.Target)
+	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
+	up, err := d.Dial("tcp", c.dialAddr())
 	if err != nil {
 		c.fail("dial " + c.rec.Target + ": " + err.Error())
 		return

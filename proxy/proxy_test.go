@@ -284,3 +284,69 @@ func TestRefusesLoop(t *testing.T) {
 		t.Errorf("verdict %+v, upstream %+v", r.Verdict, r.UpstreamLeg)
 	}
 }
+
+// TestPassthrough: a --passthrough host is relayed untouched (the client
+// sees the origin's own certificate) and the record still says whether the
+// real server resumed the client, from the hellos on the wire.
+func TestPassthrough(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		version uint16
+		by      string
+	}{{"tls1.3", tls.VersionTLS13, "psk"}, {"tls1.2", tls.VersionTLS12, "ticket"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tt.version })
+			e := startProxy(t, tempDir(t), func(c *Config) { c.Passthrough = []string{"*.test"} })
+			cache := tls.NewLRUClientSessionCache(4)
+			for i := range 2 {
+				raw := e.connect(o.addr)
+				tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: originPool, ClientSessionCache: cache})
+				tc.SetDeadline(time.Now().Add(5 * time.Second))
+				if err := tc.Handshake(); err != nil {
+					t.Fatalf("conn %d: %v (the client must see the origin's certificate)", i, err)
+				}
+				io.WriteString(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+				io.ReadAll(tc)
+				resumed := tc.ConnectionState().DidResume
+				tc.Close()
+				r := e.next()
+				if r.Passthrough == "" || r.ServerHello == nil || r.ServerHello.Resumed != resumed || resumed != (i == 1) {
+					t.Fatalf("conn %d: client resumed %v; record %+v server_hello %+v", i, resumed, r.Verdict, r.ServerHello)
+				}
+				if i == 1 && (r.Verdict.Code != CodePassthroughResumed || *r.ServerHello.ResumedBy != tt.by) {
+					t.Errorf("conn %d: verdict %+v", i, r.Verdict)
+				}
+			}
+		})
+	}
+}
+
+// TestAutoPassthrough: once a client rejects tlsresume's certificate for a
+// host (it pins), that host is passed through, and the pinned client then
+// talks to the real server, recorded with the real server's verdict.
+func TestAutoPassthrough(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.AutoPassthrough = true })
+	pinned := &tls.Config{ServerName: "origin.test", RootCAs: originPool} // trusts only the origin's CA
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, pinned)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if tc.Handshake() == nil {
+		t.Fatal("the pinned client accepted tlsresume's certificate")
+	}
+	tc.Close()
+	if r := e.next(); r.Verdict.Code != CodeClientRejectedCert {
+		t.Fatalf("first connection: %+v", r.Verdict)
+	}
+	raw = e.connect(o.addr)
+	tc = tls.Client(raw, pinned)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("second connection not passed through: %v", err)
+	}
+	tc.Close()
+	r := e.next()
+	if !strings.Contains(r.Passthrough, "auto-passthrough") || r.ServerHello == nil {
+		t.Errorf("second connection: passthrough %q, server_hello %+v", r.Passthrough, r.ServerHello)
+	}
+}

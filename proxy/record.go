@@ -15,8 +15,9 @@ type ConnRecord struct {
 	ClientLeg   *ClientLeg   `json:"client_leg"`
 	UpstreamLeg *UpstreamLeg `json:"upstream_leg"`
 	Mirrored    *Mirrored    `json:"mirrored"`
-	BytesUp     int64        `json:"bytes_up"`   // client → upstream, as read from the client (TLS records included)
-	BytesDown   int64        `json:"bytes_down"` // upstream → client, as written to the client
+	Passthrough string       `json:"passthrough,omitempty"` // why the bytes were passed through untouched
+	BytesUp     int64        `json:"bytes_up"`              // client → upstream, as read from the client (TLS records included)
+	BytesDown   int64        `json:"bytes_down"`            // upstream → client, as written to the client
 	DurationMS  float64      `json:"duration_ms"`
 	Verdict     Verdict      `json:"verdict"`
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,7 @@ func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
 	gp.KeepDestinationHeaders = true
 	gp.Tr = &http.Transport{
 		Proxy:                 nil, // never chain to the environment's proxy
-		DialContext:           (&net.Dialer{Timeout: r.s.cfg.DialTimeout}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: r.s.cfg.DialTimeout, Resolver: r.s.cfg.Resolver}).DialContext,
 		ResponseHeaderTimeout: time.Minute,
 		IdleConnTimeout:       r.s.cfg.IdleTimeout,
 		DisableCompression:    true,
@@ -74,7 +75,7 @@ func (r *relay) serveForward(w http.ResponseWriter, req *http.Request) {
 
 // serveTLS hands an established client TLS connection to goproxy, or
 // relays it as bytes when it does not carry HTTP.
-func (r *relay) serveTLS(c *conn, tc *tls.Conn, connect *http.Request) {
+func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 	alpn := tc.ConnectionState().NegotiatedProtocol
 	var client net.Conn = tc
 	isHTTP := alpn == "h2" || alpn == "http/1.1"
@@ -101,7 +102,11 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn, connect *http.Request) {
 	if alpn == "h2" {
 		gp = r.h2
 	}
-	req := connect.Clone(context.WithValue(context.Background(), tunnelKey{}, t))
+	// goproxy is handed the tunnel as the CONNECT it would have read itself.
+	req := (&http.Request{
+		Method: http.MethodConnect, URL: &url.URL{Host: c.rec.Target}, Host: c.rec.Target,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, RemoteAddr: c.rec.ClientAddr,
+	}).WithContext(context.WithValue(context.Background(), tunnelKey{}, t))
 	gp.ServeHTTP(&hijackedWriter{conn: &handoffConn{Conn: client, t: t}}, req)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/net/netutil"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -28,8 +29,12 @@ type Server struct {
 	relay      *relay
 	magic      http.Handler
 	origins    *memory
-	selfMu     sync.Mutex
-	self       []netip.AddrPort // listener addresses, to refuse CONNECTs to ourselves
+	history    *inspect.SessionHistory // session IDs origins issued (passthrough)
+	autoPass   passSet
+
+	selfMu  sync.Mutex
+	self    []netip.AddrPort // listener addresses, to refuse connecting to ourselves
+	closers []func()         // close the listeners of ServeTransparent/ServeSNI/ServeHostHTTP
 
 	httpSrv *http.Server
 	seq     atomic.Uint64
@@ -59,7 +64,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Upstream = c
 	}
-	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}, history: inspect.NewSessionHistory(0)}
 	s.clientBase = &tls.Config{
 		MinVersion:   cfg.ClientMinVersion,
 		KeyLogWriter: cfg.KeyLog,
@@ -80,11 +85,7 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts connections on ln until ctx is done or Shutdown is called.
 // It rotates the client ticket keys on schedule meanwhile.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
-		s.selfMu.Lock()
-		s.self = append(s.self, ap)
-		s.selfMu.Unlock()
-	}
+	s.addSelf(ln)
 	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
 	defer stop()
 	go s.rotateTickets(ctx)
@@ -99,6 +100,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // then closes them. Every connection's record is emitted before it returns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.selfMu.Lock()
+	for _, c := range s.closers {
+		c()
+	}
+	s.selfMu.Unlock()
 	err := s.httpSrv.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -184,6 +190,22 @@ func (s *Server) admit(r *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// addSelf remembers a listener's address, so connecting to it is refused.
+func (s *Server) addSelf(ln net.Listener) {
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+		s.selfMu.Lock()
+		s.self = append(s.self, ap)
+		s.selfMu.Unlock()
+	}
+}
+
+// addCloser registers what Shutdown must close.
+func (s *Server) addCloser(f func()) {
+	s.selfMu.Lock()
+	s.closers = append(s.closers, f)
+	s.selfMu.Unlock()
 }
 
 // isSelf reports whether addr is one of tlsresume's own listeners (a

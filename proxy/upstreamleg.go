@@ -27,7 +27,7 @@ type upstreamConn struct {
 func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alpn []string) (*upstreamConn, *UpstreamLeg) {
 	leg := &UpstreamLeg{Addr: addr, SNI: sni, Insecure: s.cfg.InsecureUpstream}
 	start := s.cfg.Now()
-	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		leg.Error = fmt.Sprintf("dial %s: %v", addr, err)

@@ -32,6 +32,10 @@ const (
 	CodeUpstreamTicketRefused = "upstream_ticket_refused"
 	CodeUpstreamFailed        = "upstream_failed"
 	CodeUpstreamNotAttempted  = "upstream_not_attempted"
+
+	CodePassthroughResumed    = "passthrough_resumed"
+	CodePassthroughNotResumed = "passthrough_not_resumed"
+	CodePassthroughUnknown    = "passthrough_unknown"
 )
 
 // verdictFacts are what the verdict needs beyond the record itself.
@@ -44,6 +48,10 @@ type verdictFacts struct {
 
 // decide fills r.Verdict from the record's facts.
 func decide(r *ConnRecord, f verdictFacts) {
+	if r.Passthrough != "" {
+		decidePassthrough(r)
+		return
+	}
 	cc, ct := clientVerdict(r, f)
 	uc, ut := upstreamVerdict(r, f)
 	v := Verdict{Client: cc, Upstream: uc}
@@ -67,6 +75,24 @@ func decide(r *ConnRecord, f verdictFacts) {
 		v.Code = uc
 	}
 	v.Text = "client: " + ct + "; upstream: " + ut
+	r.Verdict = v
+}
+
+// decidePassthrough: tlsresume relayed the bytes, so the verdict is what the
+// real server did with the client's offer, read from its ServerHello.
+func decidePassthrough(r *ConnRecord) {
+	v := Verdict{Upstream: CodeUpstreamNotAttempted}
+	sh := r.ServerHello
+	switch {
+	case sh == nil || !sh.Complete:
+		v.Code = CodePassthroughUnknown
+	case sh.Resumed:
+		v.Code = CodePassthroughResumed
+	default:
+		v.Code = CodePassthroughNotResumed
+	}
+	v.Client = v.Code
+	v.Text = "passed through (" + r.Passthrough + "); " + inspect.Explain(&r.Record)
 	r.Verdict = v
 }
 

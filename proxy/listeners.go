@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"golang.org/x/net/netutil"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// ServeTransparent accepts connections that the kernel redirected to ln
+// (iptables/nft REDIRECT): the original destination comes from
+// SO_ORIGINAL_DST, the SNI names the host, and upstream goes to the
+// original IP and port. It returns when ctx is done or on Shutdown.
+func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
+	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
+		c := s.newConn(raw, "transparent", "")
+		dst, err := originalDst(raw)
+		if err != nil {
+			c.fail(fmt.Sprintf("original destination unknown: %v (was this connection redirected to tlsresume by iptables/nft?)", err))
+			return
+		}
+		if s.isSelf(dst) || dst.String() == raw.LocalAddr().String() {
+			c.fail("not redirected: the original destination is tlsresume itself")
+			return
+		}
+		c.origDst = dst
+		c.rec.Target, c.rec.ServerAddr = dst.String(), dst.String()
+		s.intercept(c, raw)
+	})
+}
+
+// ServeSNI accepts TLS connections that reached tlsresume because its DNS
+// server answered with the proxy's address: the SNI (or, without one, the
+// name this client just looked up) says where to go, on port 443.
+func (s *Server) ServeSNI(ctx context.Context, ln net.Listener) error {
+	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
+		s.intercept(s.newConn(raw, "sni", ""), raw)
+	})
+}
+
+// ServeHostHTTP serves plain HTTP that reached tlsresume by DNS, routed by
+// the Host header (the SNI listener's partner on port 80).
+func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		ReadHeaderTimeout: s.cfg.ConnectTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ap, err := netip.ParseAddrPort(r.RemoteAddr)
+			if err != nil || !s.allowed(ap.Addr().Unmap()) {
+				http.Error(w, "client not allowed", http.StatusForbidden)
+				return
+			}
+			if isMagic(r.Host) {
+				s.magic.ServeHTTP(w, r)
+				return
+			}
+			r.URL.Scheme, r.URL.Host = "http", r.Host
+			s.relay.serveForward(w, r)
+		}),
+	}
+	s.addCloser(func() { srv.Close() })
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	if err := srv.Serve(netutil.LimitListener(ln, s.cfg.MaxConns)); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// acceptLoop accepts on ln until it is closed, handling each allowed
+// connection in its own goroutine.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(net.Conn)) error {
+	s.addSelf(ln)
+	s.addCloser(func() { ln.Close() })
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	ln = netutil.LimitListener(ln, s.cfg.MaxConns)
+	var backoff time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() || ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait, then retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.Log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		ap, err := netip.ParseAddrPort(raw.RemoteAddr().String())
+		if err != nil || !s.allowed(ap.Addr().Unmap()) {
+			s.cfg.Log.Warn().Str("client", raw.RemoteAddr().String()).Msg("refuse connection: client not in --allow")
+			raw.Close()
+			continue
+		}
+		if !s.track(raw) {
+			raw.Close()
+			continue
+		}
+		go handle(raw)
+	}
+}
+
+// newConn starts the record of a connection that just arrived.
+func (s *Server) newConn(raw net.Conn, source, target string) *conn {
+	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: raw}}
+	c.rec = &ConnRecord{
+		ID:     s.nextID(),
+		Target: target,
+		Record: inspect.Record{Time: c.start, Source: source, ClientAddr: raw.RemoteAddr().String(), ServerAddr: target},
+	}
+	return c
+}
+
+// routeBySNI sets the target of a connection that arrived by DNS: the SNI,
+// or the name its client last asked tlsresume's DNS server for, port 443.
+func (s *Server) routeBySNI(c *conn) error {
+	name := c.rec.SNI
+	if name == "" && s.cfg.RecentName != nil {
+		if ap, err := netip.ParseAddrPort(c.rec.ClientAddr); err == nil {
+			name, _ = s.cfg.RecentName(ap.Addr().Unmap())
+		}
+	}
+	if name == "" {
+		return errors.New("no SNI, and no recent DNS answer for this client: nowhere to route")
+	}
+	if isMagic(name) {
+		return errors.New("the magic host is served over the CONNECT and HTTP listeners only")
+	}
+	c.rec.Target = net.JoinHostPort(name, "443")
+	c.rec.ServerAddr = c.rec.Target
+	return nil
+}

@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// maxTap bounds how many bytes of each direction of a passed-through
+// connection are read for handshake facts; the rest only flows.
+const maxTap = 256 << 10
+
+// passthroughReason says why a connection must not be intercepted, or "".
+func (s *Server) passthroughReason(c *conn) string {
+	ch := c.rec.ClientHello
+	if ch.EarlyData {
+		// crypto/tls aborts any TCP ClientHello offering early_data
+		// (handshake_server_tls13.go: "client sent unexpected early data").
+		return "the client offered early_data (0-RTT), which Go's TLS server refuses"
+	}
+	host := c.passKey()
+	for _, p := range s.cfg.Passthrough {
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(host)); ok {
+			return "matches --passthrough " + p
+		}
+	}
+	if from, ok := s.autoPass.get(host); ok {
+		return fmt.Sprintf("--auto-passthrough: a client rejected tlsresume's certificate for %s (connection %s)", host, from)
+	}
+	return ""
+}
+
+// passthrough relays the connection untouched and still reads both sides'
+// hellos (package inspect), so the record says whether the real server
+// resumed the client: the only honest view of a client that pins
+// certificates and will never trust tlsresume's CA.
+func (s *Server) passthrough(c *conn, replay []byte, why string) {
+	c.rec.Passthrough = why
+	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
+	up, err := d.Dial("tcp", c.dialAddr())
+	if err != nil {
+		c.fail("dial " + c.dialAddr() + ": " + err.Error())
+		return
+	}
+	ucc := &countingConn{Conn: up}
+	c.up = &upstreamConn{raw: ucc}
+	c.rec.ServerAddr = up.RemoteAddr().String()
+	t := &tap{conv: &inspect.Conversation{
+		Source: c.rec.Source, ClientAddr: c.rec.ClientAddr, ServerAddr: c.rec.ServerAddr, History: s.history,
+	}}
+	t.conv.Emit = func(r *inspect.Record) {
+		if c.rec.ServerHello == nil || c.rec.ServerHello.HRR {
+			c.rec.ServerHello = r.ServerHello
+		}
+	}
+	t.feed(true, replay)
+	if _, err := ucc.Write(replay); err != nil {
+		c.fail("writing the ClientHello upstream: " + err.Error())
+		return
+	}
+	go func() {
+		done := make(chan struct{}, 2)
+		go func() { copyTapped(ucc, c.client, t, true); closeWrite(ucc); done <- struct{}{} }()
+		go func() { copyTapped(c.client, ucc, t, false); closeWrite(c.client); done <- struct{}{} }()
+		<-done
+		<-done
+		t.close()
+		c.finish()
+	}()
+}
+
+// tap feeds the first bytes of both directions to a Conversation.
+type tap struct {
+	mu   sync.Mutex
+	conv *inspect.Conversation
+	fed  [2]int
+}
+
+func (t *tap) feed(fromClient bool, b []byte) {
+	i := 0
+	if !fromClient {
+		i = 1
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.fed[i] >= maxTap || len(b) == 0 {
+		return
+	}
+	b = b[:min(len(b), maxTap-t.fed[i])]
+	t.fed[i] += len(b)
+	if fromClient {
+		t.conv.Client(b, time.Now(), 0)
+	} else {
+		t.conv.Server(b, time.Now(), 0)
+	}
+}
+
+func (t *tap) close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.conv.Close()
+}
+
+// copyTapped copies src to dst, showing what passes to the tap.
+func copyTapped(dst io.Writer, src io.Reader, t *tap, fromClient bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			t.feed(fromClient, buf[:n])
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// passSet remembers hosts to pass through, and the connection that decided it.
+type passSet struct {
+	mu    sync.Mutex
+	hosts map[string]string
+}
+
+func (p *passSet) add(host, connID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hosts == nil || len(p.hosts) >= maxMemory {
+		p.hosts = map[string]string{}
+	}
+	if _, ok := p.hosts[host]; !ok {
+		p.hosts[host] = connID
+	}
+}
+
+func (p *passSet) get(host string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.hosts[host]
+	return id, ok
+}
