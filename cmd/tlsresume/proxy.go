@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -41,6 +42,8 @@ type proxyFlags struct {
 	upstreamTTL, grace, ticketRotation                  time.Duration
 	upstreamTickets, insecureUpstream, jsonLog, verbose bool
 	config                                              string
+	transparent, sniListen, httpListen, passthrough     string
+	autoPassthrough                                     bool
 }
 
 func (p *proxyFlags) register(fs *flag.FlagSet) {
@@ -64,6 +67,11 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.ticketRotation, "ticket-rotation", 24*time.Hour, "start encrypting client tickets with a new key every `duration`, e.g. --ticket-rotation 1h")
 	fs.BoolVar(&p.jsonLog, "log-json", false, "console log as JSON lines instead of text, e.g. --log-json")
 	fs.BoolVar(&p.verbose, "v", false, "debug logging, e.g. -v")
+	fs.StringVar(&p.transparent, "transparent", "", "also accept kernel-redirected connections on `address` (iptables/nft REDIRECT; Linux), e.g. --transparent 0.0.0.0:8443")
+	fs.StringVar(&p.sniListen, "sni-listen", "", "also accept TLS routed here by DNS on `address`, sent on by SNI to port 443, e.g. --sni-listen 0.0.0.0:443")
+	fs.StringVar(&p.httpListen, "http-listen", "", "also accept plain HTTP routed here by DNS on `address`, sent on by Host header, e.g. --http-listen 0.0.0.0:80")
+	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
+	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
 	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
 }
 
@@ -96,22 +104,26 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 2
 	}
-	ln, err := net.Listen("tcp", p.listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
-		return 1
-	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 1
 	}
-	cfg.Log.Info().Str("listen", ln.Addr().String()).Msg("proxy listening")
-	fmt.Fprintf(stderr, "Point a client at http://%s (HTTP proxy). Trust the CA: tlsresume ca show\n", ln.Addr())
+	listeners, err := p.listeners(srv)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 1
+	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(serveCtx, ln) }()
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		cfg.Log.Info().Str("listen", l.ln.Addr().String()).Str("mode", l.mode).Msg("listening")
+		go func() { errc <- l.serve(serveCtx, l.ln) }()
+	}
+	if p.listen != "" {
+		fmt.Fprintf(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).\n", p.listen, proxy.MagicHost)
+	}
 	// SIGHUP flushes the upstream session cache (as does POST
 	// http://tlsresume.proxy/flush through the proxy).
 	hup := make(chan os.Signal, 1)
@@ -127,11 +139,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case err = <-errc:
 	case <-ctx.Done():
 		cfg.Log.Info().Dur("grace", p.grace).Msg("shutting down: letting open connections finish")
-		sctx, scancel := context.WithTimeout(context.Background(), p.grace)
-		srv.Shutdown(sctx)
-		scancel()
-		err = <-errc
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), p.grace)
+	srv.Shutdown(sctx)
+	scancel()
+	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 1
@@ -139,15 +151,50 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// listener is one bound socket and the mode that serves it.
+type listener struct {
+	mode  string
+	ln    net.Listener
+	serve func(context.Context, net.Listener) error
+}
+
+// listeners binds every listener the flags ask for: one process may run
+// the CONNECT proxy, the transparent listener and the SNI/HTTP listeners
+// at once.
+func (p *proxyFlags) listeners(srv *proxy.Server) ([]listener, error) {
+	var out []listener
+	for _, l := range []struct {
+		mode, addr string
+		serve      func(context.Context, net.Listener) error
+	}{
+		{"connect", p.listen, srv.Serve},
+		{"transparent", p.transparent, srv.ServeTransparent},
+		{"sni", p.sniListen, srv.ServeSNI},
+		{"http", p.httpListen, srv.ServeHostHTTP},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, o := range out {
+				o.ln.Close()
+			}
+			return nil, err
+		}
+		out = append(out, listener{l.mode, ln, l.serve})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen or --http-listen")
+	}
+	return out, nil
+}
+
 // build turns flags into a proxy.Config; closers flush and close files.
 func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), error) {
 	var cfg proxy.Config
 	var closers []func()
 	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
-	listen, err := netip.ParseAddrPort(p.listen)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("--listen %q: want ip:port", p.listen)
-	}
 	for _, s := range splitList(p.allow) {
 		pre, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -155,12 +202,26 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		}
 		cfg.Allow = append(cfg.Allow, pre)
 	}
-	if !listen.Addr().IsLoopback() && len(cfg.Allow) == 0 {
-		return cfg, nil, fmt.Errorf("--listen %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", p.listen)
+	for _, l := range []struct{ flag, addr string }{
+		{"--listen", p.listen}, {"--transparent", p.transparent}, {"--sni-listen", p.sniListen}, {"--http-listen", p.httpListen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(l.addr)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("%s %q: want ip:port", l.flag, l.addr)
+		}
+		if !ap.Addr().IsLoopback() && len(cfg.Allow) == 0 {
+			return cfg, nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", l.flag, l.addr)
+		}
 	}
+	cfg.Passthrough = splitList(p.passthrough)
+	cfg.AutoPassthrough = p.autoPassthrough
 	cfg.Auth = p.auth
 	cfg.MaxConns = p.maxConns
 	cfg.TicketRotation = p.ticketRotation
+	var err error
 	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
 		return cfg, nil, err
 	}
