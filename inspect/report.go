@@ -28,17 +28,25 @@ var tableColumns = []struct {
 	{"TKT", 4}, {"PSK", 3}, {"MODES", 5}, {"ED", 3}, {"SID", 3}, {"RESUMED", 10},
 }
 
+// Header prints the column names, once; Write calls it, and a caller with
+// no records calls it to print an empty table.
+func (t *TableWriter) Header() error {
+	if t.header {
+		return nil
+	}
+	t.header = true
+	cells := make([]string, len(tableColumns))
+	for i, c := range tableColumns {
+		cells[i] = c.name
+	}
+	_, err := io.WriteString(t.w, formatRow(cells))
+	return err
+}
+
 // Write prints one record.
 func (t *TableWriter) Write(r *Record) error {
-	if !t.header {
-		t.header = true
-		cells := make([]string, len(tableColumns))
-		for i, c := range tableColumns {
-			cells[i] = c.name
-		}
-		if _, err := io.WriteString(t.w, formatRow(cells)); err != nil {
-			return err
-		}
+	if err := t.Header(); err != nil {
+		return err
 	}
 	t.rows++
 	_, err := io.WriteString(t.w, formatRow(rowCells(r))+secondLine(r))

@@ -46,7 +46,16 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	write := newRecordWriter(*format, out)
+	var write func(*inspect.Record) error
+	var table *inspect.TableWriter
+	if *format == "jsonl" {
+		enc := json.NewEncoder(out)
+		enc.SetEscapeHTML(false)
+		write = func(r *inspect.Record) error { return enc.Encode(r) }
+	} else {
+		table = inspect.NewTableWriter(out)
+		write = table.Write
+	}
 	total := 0
 	for _, name := range files {
 		if ctx.Err() != nil {
@@ -71,6 +80,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	if total == 0 {
+		if table != nil {
+			table.Header()
+		}
 		out.Flush()
 		fmt.Fprintln(stderr, "tlsresume inspect: no TLS ClientHello in the capture")
 	}
@@ -101,14 +113,4 @@ func inspectFile(name string) ([]*inspect.Record, error) {
 		return a.Frame - b.Frame
 	})
 	return recs, err
-}
-
-func newRecordWriter(format string, w io.Writer) func(*inspect.Record) error {
-	if format == "jsonl" {
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		return func(r *inspect.Record) error { return enc.Encode(r) }
-	}
-	t := inspect.NewTableWriter(w)
-	return t.Write
 }

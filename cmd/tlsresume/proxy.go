@@ -23,6 +23,7 @@ import (
 
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/proxy"
+	"github.com/tlsresume/tlsresume/proxy/dns"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -43,6 +44,9 @@ type proxyFlags struct {
 	upstreamTickets, insecureUpstream, jsonLog, verbose bool
 	config                                              string
 	transparent, sniListen, httpListen, passthrough     string
+	dnsListen, dnsAnswer, dnsAnswer6, dnsUpstream       string
+	intercept                                           string
+	dnsSrv                                              *dns.Server // built from the dns flags, started by runProxy
 	autoPassthrough                                     bool
 }
 
@@ -70,6 +74,11 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.transparent, "transparent", "", "also accept kernel-redirected connections on `address` (iptables/nft REDIRECT; Linux), e.g. --transparent 0.0.0.0:8443")
 	fs.StringVar(&p.sniListen, "sni-listen", "", "also accept TLS routed here by DNS on `address`, sent on by SNI to port 443, e.g. --sni-listen 0.0.0.0:443")
 	fs.StringVar(&p.httpListen, "http-listen", "", "also accept plain HTTP routed here by DNS on `address`, sent on by Host header, e.g. --http-listen 0.0.0.0:80")
+	fs.StringVar(&p.dnsListen, "dns", "", "answer DNS on `address` (UDP and TCP), pointing intercepted names at --dns-answer, e.g. --dns 0.0.0.0:53")
+	fs.StringVar(&p.dnsAnswer, "dns-answer", "", "the proxy's IPv4 `address` given for intercepted names (the laptop's LAN address), e.g. --dns-answer 192.168.1.20")
+	fs.StringVar(&p.dnsAnswer6, "dns-answer6", "", "the proxy's IPv6 `address` for AAAA answers (default: empty answers, so clients use IPv4), e.g. --dns-answer6 fd00::20")
+	fs.StringVar(&p.intercept, "intercept", "", "names to intercept, comma-separated `globs` (default: all), e.g. --intercept '*.example.com,api.test'")
+	fs.StringVar(&p.dnsUpstream, "dns-upstream", "", "resolver `ip:port` for names not intercepted and for tlsresume's own lookups (default: the system's, unless that is tlsresume), e.g. --dns-upstream 1.1.1.1:53")
 	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
 	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
 	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
@@ -116,6 +125,14 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if p.dnsSrv != nil {
+		if err := p.dnsSrv.Start(serveCtx); err != nil {
+			fmt.Fprintf(stderr, "tlsresume proxy: --dns: %v\n", err)
+			return 1
+		}
+		defer p.dnsSrv.Close()
+		cfg.Log.Info().Str("listen", p.dnsSrv.Addr()).Str("mode", "dns").Str("upstream", p.dnsSrv.Upstream()).Msg("listening")
+	}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		cfg.Log.Info().Str("listen", l.ln.Addr().String()).Str("mode", l.mode).Msg("listening")
@@ -151,6 +168,38 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// buildDNS creates the DNS-redirect server the flags ask for, and makes
+// tlsresume's own lookups go to the upstream resolver, never to itself.
+func (p *proxyFlags) buildDNS(cfg *proxy.Config) error {
+	if p.dnsListen == "" {
+		if p.dnsUpstream != "" {
+			cfg.Resolver = dns.Resolver(p.dnsUpstream)
+		}
+		return nil
+	}
+	v4, err := netip.ParseAddr(p.dnsAnswer)
+	if err != nil || !v4.Is4() {
+		return fmt.Errorf("--dns needs --dns-answer, the proxy's IPv4 address as devices reach it (e.g. --dns-answer 192.168.1.20)")
+	}
+	dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Log: cfg.Log}
+	if p.dnsAnswer6 != "" {
+		if dc.AnswerV6, err = netip.ParseAddr(p.dnsAnswer6); err != nil || !dc.AnswerV6.Is6() {
+			return fmt.Errorf("--dns-answer6 %q: want an IPv6 address", p.dnsAnswer6)
+		}
+	}
+	if names := splitList(p.intercept); len(names) > 0 {
+		// Keep the CA download page reachable by name.
+		dc.Intercept = append(names, proxy.MagicHost)
+	}
+	if p.dnsSrv, err = dns.New(dc); err != nil {
+		return err
+	}
+	cfg.Resolver = dns.Resolver(p.dnsSrv.Upstream())
+	srv := p.dnsSrv
+	cfg.RecentName = func(ip netip.Addr) (string, bool) { return srv.Recent(ip, 30*time.Second) }
+	return nil
+}
+
 // listener is one bound socket and the mode that serves it.
 type listener struct {
 	mode  string
@@ -184,8 +233,8 @@ func (p *proxyFlags) listeners(srv *proxy.Server) ([]listener, error) {
 		}
 		out = append(out, listener{l.mode, ln, l.serve})
 	}
-	if len(out) == 0 {
-		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen or --http-listen")
+	if len(out) == 0 && p.dnsListen == "" {
+		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen, --http-listen or --dns")
 	}
 	return out, nil
 }
@@ -204,6 +253,7 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	}
 	for _, l := range []struct{ flag, addr string }{
 		{"--listen", p.listen}, {"--transparent", p.transparent}, {"--sni-listen", p.sniListen}, {"--http-listen", p.httpListen},
+		{"--dns", p.dnsListen},
 	} {
 		if l.addr == "" {
 			continue
@@ -215,6 +265,9 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		if !ap.Addr().IsLoopback() && len(cfg.Allow) == 0 {
 			return cfg, nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", l.flag, l.addr)
 		}
+	}
+	if err := p.buildDNS(&cfg); err != nil {
+		return cfg, nil, err
 	}
 	cfg.Passthrough = splitList(p.passthrough)
 	cfg.AutoPassthrough = p.autoPassthrough
