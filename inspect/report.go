@@ -270,7 +270,7 @@ func offerWords(ch *ClientHelloRecord) string {
 	case ch.SessionIDLen == 32 && containsInt(ch.SupportedVersions, int(VersionTLS13)):
 		s += " (its 32-byte session ID is TLS 1.3 compatibility, not an attempt)"
 	case ch.SessionIDLen > 0:
-		s += " (its session ID was not issued earlier in this capture: random, or from before it)"
+		s += " (its session ID was not seen issued earlier: random, or from before this capture or run)"
 	}
 	return s
 }

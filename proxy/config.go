@@ -68,8 +68,9 @@ type Config struct {
 	InsecureUpstream bool
 
 	// Timeouts. Defaults: 10s to read the CONNECT request, 10s to peek the
-	// ClientHello, 10s per TLS handshake, 10s to dial, 5 minutes idle.
-	ConnectTimeout, PeekTimeout, HandshakeTimeout, DialTimeout, IdleTimeout time.Duration
+	// ClientHello, 10s per TLS handshake, 10s to dial, 5 minutes idle, and
+	// 10s of silence after one side of a relayed connection has closed.
+	ConnectTimeout, PeekTimeout, HandshakeTimeout, DialTimeout, IdleTimeout, HalfCloseTimeout time.Duration
 
 	// Records receives one record per connection when it closes. Default:
 	// records are dropped (the console line is still logged).
@@ -95,7 +96,7 @@ func (c Config) withDefaults() Config {
 	if c.ClientMinVersion == 0 {
 		c.ClientMinVersion = tls.VersionTLS10
 	}
-	for _, d := range []*time.Duration{&c.ConnectTimeout, &c.PeekTimeout, &c.HandshakeTimeout, &c.DialTimeout} {
+	for _, d := range []*time.Duration{&c.ConnectTimeout, &c.PeekTimeout, &c.HandshakeTimeout, &c.DialTimeout, &c.HalfCloseTimeout} {
 		if *d == 0 {
 			*d = 10 * time.Second
 		}

@@ -14,16 +14,18 @@ import (
 
 // conn is one intercepted client connection, from CONNECT to close.
 type conn struct {
-	s         *Server
-	rec       *ConnRecord
-	start     time.Time
-	client    *countingConn  // the hijacked client connection
-	replayed  int            // bytes read from the client before TLS (the peeked hello)
-	origDst   netip.AddrPort // transparent mode: where the client was going
-	up        *upstreamConn
-	clientLeg *ClientLeg
-	facts     verdictFacts
-	finished  sync.Once
+	s            *Server
+	rec          *ConnRecord
+	start        time.Time
+	client       *countingConn  // the hijacked client connection
+	replayed     int            // bytes read from the client before TLS (the peeked hello)
+	origDst      netip.AddrPort // transparent mode: where the client was going
+	offer        upstreamOffer  // what the upstream leg offered for this client
+	originOpened bool           // counted in memory.openOrigin, to be closed once
+	up           *upstreamConn
+	clientLeg    *ClientLeg
+	facts        verdictFacts
+	finished     sync.Once
 }
 
 // originKey names the origin as the upstream cache does: SNI and address.
@@ -109,7 +111,7 @@ func (s *Server) tunnel(c *conn, replay []byte, why error) {
 	ucc := &countingConn{Conn: up}
 	c.up = &upstreamConn{raw: ucc}
 	go func() {
-		pipe(&replayConn{Conn: c.client, pending: replay}, ucc)
+		pipe(&replayConn{Conn: c.client, pending: replay}, ucc, s.cfg.HalfCloseTimeout, nil)
 		c.finish()
 	}()
 }
@@ -140,7 +142,17 @@ func (c *conn) finish() {
 		r.DurationMS = ms(s.cfg.Now().Sub(c.start))
 		if c.up != nil && c.up.view != nil && r.UpstreamLeg != nil {
 			r.UpstreamLeg.TicketsReceived = c.up.view.Stored()
-			s.origins.addOrigin(c.originKey(), r.UpstreamLeg.TicketsReceived)
+		}
+		if c.originOpened {
+			tickets := 0
+			if r.UpstreamLeg != nil {
+				tickets = r.UpstreamLeg.TicketsReceived
+			}
+			if r.UpstreamLeg != nil && r.UpstreamLeg.Error == "" {
+				s.origins.closeOrigin(c.originKey(), tickets)
+			} else {
+				s.origins.abandonOrigin(c.originKey())
+			}
 		}
 		if r.ClientLeg != nil && r.ClientLeg.TicketsSent > 0 {
 			s.origins.addClientTicket(c.clientKey())
@@ -149,26 +161,6 @@ func (c *conn) finish() {
 		s.emit(r)
 		s.untrack(c.client.Conn)
 	})
-}
-
-// pipe copies both ways until either side ends, then closes both.
-func pipe(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		io.Copy(dst, src)
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			dst.Close()
-		}
-		done <- struct{}{}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	<-done
-	<-done
-	a.Close()
-	b.Close()
 }
 
 // replayConn reads the bytes peeked before TLS, then the connection.

@@ -41,12 +41,17 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		return
 	}
 	c.rec.SNI = string(hello.ServerName)
-	c.rec.ClientHello = inspect.NewClientHelloRecord(&hello, inspect.Attempt(&hello, false), inspect.Fingerprint(&hello, inspect.TransportTCP))
+	routeErr := error(nil)
 	if c.rec.Target == "" {
-		if err := s.routeBySNI(c); err != nil {
-			c.fail(err.Error())
-			return
-		}
+		routeErr = s.routeBySNI(c)
+	}
+	// A session ID counts as an attempt when this origin issued it earlier
+	// in this run (seen when a connection to it was passed through).
+	issued := s.history.Has(c.dialAddr(), hello.SessionID)
+	c.rec.ClientHello = inspect.NewClientHelloRecord(&hello, inspect.Attempt(&hello, issued), inspect.Fingerprint(&hello, inspect.TransportTCP))
+	if routeErr != nil {
+		c.fail(routeErr.Error())
+		return
 	}
 	if why := s.passthroughReason(c); why != "" {
 		s.passthrough(c, replay, why)
@@ -57,10 +62,14 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		clientHadTicket:   s.origins.clientHadTicket(c.clientKey()),
 		originSeen:        origin.conns > 0,
 		originIssuedNoTkt: origin.conns > 0 && origin.tickets == 0,
+		originOpen:        origin.open > 0,
 	}
+	s.origins.openOrigin(c.originKey())
+	c.originOpened = true
 
 	ctx := context.Background()
-	up, leg := s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, offeredALPN(&hello))
+	c.offer = newUpstreamOffer(&hello)
+	up, leg := s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, c.offer)
 	c.rec.UpstreamLeg, c.up = leg, up
 	if up == nil {
 		// Without an origin there is nothing to mirror or relay: closing the

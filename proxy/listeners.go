@@ -81,7 +81,8 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 	s.addCloser(func() { ln.Close() })
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	ln = netutil.LimitListener(ln, s.cfg.MaxConns)
+	// Not netutil.LimitListener: its wrapped conns hide *net.TCPConn, which
+	// SO_ORIGINAL_DST needs; track refuses past MaxConns instead.
 	var backoff time.Duration
 	for {
 		raw, err := ln.Accept()
@@ -99,6 +100,11 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 		ap, err := netip.ParseAddrPort(raw.RemoteAddr().String())
 		if err != nil || !s.allowed(ap.Addr().Unmap()) {
 			s.cfg.Log.Warn().Str("client", raw.RemoteAddr().String()).Msg("refuse connection: client not in --allow")
+			raw.Close()
+			continue
+		}
+		if s.activeConns() >= s.cfg.MaxConns {
+			s.cfg.Log.Warn().Str("client", raw.RemoteAddr().String()).Int("max_conns", s.cfg.MaxConns).Msg("refuse connection: too many open")
 			raw.Close()
 			continue
 		}

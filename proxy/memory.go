@@ -18,6 +18,7 @@ type memory struct {
 type originInfo struct {
 	conns   int // completed upstream connections
 	tickets int // tickets received over them
+	open    int // upstream connections still open
 }
 
 func newMemory() *memory {
@@ -37,13 +38,24 @@ func (m *memory) issuesNoTickets(key string) bool {
 	return o.conns > 0 && o.tickets == 0
 }
 
-func (m *memory) addOrigin(key string, tickets int) {
+// openOrigin counts an upstream connection that starts; closeOrigin ends
+// it with the tickets it received.
+func (m *memory) openOrigin(key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.origins) >= maxMemory {
 		m.origins = map[string]originInfo{}
 	}
 	o := m.origins[key]
+	o.open++
+	m.origins[key] = o
+}
+
+func (m *memory) closeOrigin(key string, tickets int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.origins[key]
+	o.open = max(o.open-1, 0)
 	o.conns++
 	o.tickets += tickets
 	m.origins[key] = o
@@ -62,4 +74,13 @@ func (m *memory) addClientTicket(key string) {
 		m.clients = map[string]bool{}
 	}
 	m.clients[key] = true
+}
+
+// abandonOrigin ends an upstream connection that never completed.
+func (m *memory) abandonOrigin(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.origins[key]
+	o.open = max(o.open-1, 0)
+	m.origins[key] = o
 }

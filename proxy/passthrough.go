@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"path"
 	"strings"
@@ -52,7 +51,8 @@ func (s *Server) passthrough(c *conn, replay []byte, why string) {
 	c.up = &upstreamConn{raw: ucc}
 	c.rec.ServerAddr = up.RemoteAddr().String()
 	t := &tap{conv: &inspect.Conversation{
-		Source: c.rec.Source, ClientAddr: c.rec.ClientAddr, ServerAddr: c.rec.ServerAddr, History: s.history,
+		// History is keyed by the address dialled, as intercept asks it.
+		Source: c.rec.Source, ClientAddr: c.rec.ClientAddr, ServerAddr: c.dialAddr(), History: s.history,
 	}}
 	t.conv.Emit = func(r *inspect.Record) {
 		if c.rec.ServerHello == nil || c.rec.ServerHello.HRR {
@@ -65,11 +65,7 @@ func (s *Server) passthrough(c *conn, replay []byte, why string) {
 		return
 	}
 	go func() {
-		done := make(chan struct{}, 2)
-		go func() { copyTapped(ucc, c.client, t, true); closeWrite(ucc); done <- struct{}{} }()
-		go func() { copyTapped(c.client, ucc, t, false); closeWrite(c.client); done <- struct{}{} }()
-		<-done
-		<-done
+		pipe(c.client, ucc, s.cfg.HalfCloseTimeout, t.feed)
 		t.close()
 		c.finish()
 	}()
@@ -105,23 +101,6 @@ func (t *tap) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.conv.Close()
-}
-
-// copyTapped copies src to dst, showing what passes to the tap.
-func copyTapped(dst io.Writer, src io.Reader, t *tap, fromClient bool) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			t.feed(fromClient, buf[:n])
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // passSet remembers hosts to pass through, and the connection that decided it.

@@ -84,7 +84,7 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 	}
 	if !isHTTP {
 		go func() {
-			pipe(client, c.up.tls)
+			pipe(client, c.up.tls, r.s.cfg.HalfCloseTimeout, nil)
 			c.finish()
 		}()
 		return
@@ -158,11 +158,13 @@ func (t *tunnel) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 		return first, nil
 	}
 	c := t.c
-	alpn := []string{c.up.tls.ConnectionState().NegotiatedProtocol}
-	if alpn[0] == "" {
-		alpn = nil
+	offer := c.offer
+	// Further connections speak what the first one negotiated.
+	offer.alpn = []string{c.up.tls.ConnectionState().NegotiatedProtocol}
+	if offer.alpn[0] == "" {
+		offer.alpn = nil
 	}
-	up, leg := c.s.dialUpstream(ctx, c.rec.ID, c.rec.Target, c.rec.SNI, alpn)
+	up, leg := c.s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, offer)
 	t.extra.Add(1)
 	if up == nil {
 		return nil, errors.New(leg.Error)

@@ -30,6 +30,7 @@ type Server struct {
 	magic      http.Handler
 	origins    *memory
 	history    *inspect.SessionHistory // session IDs origins issued (passthrough)
+	verified   verifyCache
 	autoPass   passSet
 
 	selfMu  sync.Mutex
@@ -253,6 +254,12 @@ func (s *Server) track(c net.Conn) bool {
 	s.active[c] = struct{}{}
 	s.wg.Add(1)
 	return true
+}
+
+func (s *Server) activeConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.active)
 }
 
 func (s *Server) untrack(c net.Conn) {

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +26,7 @@ type upstreamConn struct {
 // dialUpstream connects to addr and completes a TLS handshake offering
 // what the client offered (SNI, ALPN), through tlsresume's own session
 // cache. It always returns a leg describing what happened.
-func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alpn []string) (*upstreamConn, *UpstreamLeg) {
+func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, offer upstreamOffer) (*upstreamConn, *UpstreamLeg) {
 	leg := &UpstreamLeg{Addr: addr, SNI: sni, Insecure: s.cfg.InsecureUpstream}
 	start := s.cfg.Now()
 	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
@@ -47,7 +49,8 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alp
 	}
 	cfg := &tls.Config{
 		ServerName:         serverName,
-		NextProtos:         alpn,
+		NextProtos:         offer.alpn,
+		CurvePreferences:   offer.groups,
 		ClientSessionCache: view,
 		RootCAs:            s.cfg.UpstreamRoots,
 		KeyLogWriter:       s.cfg.KeyLog,
@@ -57,7 +60,7 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alp
 		// upstream still records whether the certificate verified.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			err := verifyChain(cs, serverName, s.cfg.UpstreamRoots)
+			err := s.verified.verify(cs, serverName, s.cfg.UpstreamRoots, s.cfg.Now())
 			leg.Verified = err == nil
 			if err != nil && !s.cfg.InsecureUpstream {
 				return err
@@ -83,6 +86,72 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, alp
 	leg.ALPN = st.NegotiatedProtocol
 	leg.Resumed = st.DidResume
 	return &upstreamConn{tls: tc, raw: cc, view: view}, leg
+}
+
+// upstreamOffer is what tlsresume offers the origin on the client's behalf.
+type upstreamOffer struct {
+	alpn   []string
+	groups []tls.CurveID // nil: crypto/tls's defaults
+}
+
+// newUpstreamOffer copies the client's ALPN (see offeredALPN) and its
+// supported groups, in its order, as far as crypto/tls implements them: the
+// origin then picks the key exchange it would pick for the client.
+func newUpstreamOffer(h *inspect.ClientHello) upstreamOffer {
+	o := upstreamOffer{alpn: offeredALPN(h)}
+	for _, g := range h.SupportedGroups {
+		switch id := tls.CurveID(g); id {
+		case tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521:
+			o.groups = append(o.groups, id)
+		}
+	}
+	return o
+}
+
+// verifyCache remembers chain verification results, so a resumed (or
+// repeated) upstream handshake does not verify the same chain again.
+type verifyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]verifyResult
+}
+
+type verifyResult struct {
+	err     error
+	expires time.Time
+}
+
+// verify checks cs's chain for name, from the cache when it can. A result
+// is kept for an hour, or until the leaf expires.
+func (v *verifyCache) verify(cs tls.ConnectionState, name string, roots *x509.CertPool, now time.Time) error {
+	if len(cs.PeerCertificates) == 0 {
+		return verifyChain(cs, name, roots)
+	}
+	h := sha256.New()
+	h.Write([]byte(name))
+	for _, c := range cs.PeerCertificates {
+		h.Write([]byte{0})
+		h.Write(c.Raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	v.mu.Lock()
+	r, ok := v.m[key]
+	v.mu.Unlock()
+	if ok && now.Before(r.expires) {
+		return r.err
+	}
+	err := verifyChain(cs, name, roots)
+	exp := now.Add(time.Hour)
+	if na := cs.PeerCertificates[0].NotAfter; na.Before(exp) {
+		exp = na
+	}
+	v.mu.Lock()
+	if v.m == nil || len(v.m) >= 4096 {
+		v.m = map[[32]byte]verifyResult{}
+	}
+	v.m[key] = verifyResult{err, exp}
+	v.mu.Unlock()
+	return err
 }
 
 // verifyChain verifies the origin's chain for name against roots (nil:

@@ -32,6 +32,7 @@ const (
 	CodeUpstreamTicketRefused = "upstream_ticket_refused"
 	CodeUpstreamFailed        = "upstream_failed"
 	CodeUpstreamNotAttempted  = "upstream_not_attempted"
+	CodeUpstreamTicketPending = "upstream_ticket_pending"
 
 	CodePassthroughResumed    = "passthrough_resumed"
 	CodePassthroughNotResumed = "passthrough_not_resumed"
@@ -44,6 +45,7 @@ type verdictFacts struct {
 	ticketsDisabled   bool // we issued no tickets on this connection (flag or mirrored origin)
 	originSeen        bool // an earlier upstream handshake to this origin completed
 	originIssuedNoTkt bool // earlier handshakes to this origin received no ticket
+	originOpen        bool // an earlier upstream connection to this origin was still open
 }
 
 // decide fills r.Verdict from the record's facts.
@@ -169,6 +171,8 @@ func upstreamVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 		return CodeUpstreamNoTicket, "server issued no ticket earlier (Go's client resumes TLS 1.2 only by ticket, never by session ID)"
 	case f.originSeen:
 		return CodeUpstreamCacheMiss, "cache miss (evicted or flushed)"
+	case f.originOpen:
+		return CodeUpstreamTicketPending, "nothing cached yet: an earlier connection to this origin was still open without a ticket stored (crypto/tls reads a TLS 1.3 ticket only with the first response)"
 	}
 	return CodeUpstreamFirstContact, "first contact: nothing cached yet"
 }
