@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/proxy"
+)
+
+// The benchmarks run tlsresume's proxy in-process, so that
+// `go test -bench . -cpuprofile cpu.out ./cmd/loadbench` profiles it under
+// the same load as loadbench's phases (the profile also holds the in-process
+// clients and origin: look at stacks under proxy and goproxy). Each runs
+// twice: "cli" as `tlsresume proxy --log FILE` is configured (console log
+// line per connection, JSONL records, system roots plus the origin's CA),
+// and "quiet" with no logging and no records.
+
+func BenchmarkProxyHandshake(b *testing.B) {
+	benchModes(b, func(b *testing.B, d *dialer) {
+		parallel(b, func() op {
+			return func(ctx context.Context) (sample, error) { return d.getFresh(ctx, nil, "/small") }
+		})
+	})
+}
+
+func BenchmarkProxyResumed(b *testing.B) {
+	benchModes(b, func(b *testing.B, d *dialer) {
+		parallel(b, func() op {
+			cache := tls.NewLRUClientSessionCache(4)
+			return func(ctx context.Context) (sample, error) { return d.getFresh(ctx, cache, "/small") }
+		})
+	})
+}
+
+func BenchmarkProxyBulk(b *testing.B) {
+	benchModes(b, func(b *testing.B, d *dialer) {
+		b.SetBytes(bulkSize)
+		parallel(b, func() op {
+			c := d.client([]string{"http/1.1"})
+			b.Cleanup(c.CloseIdleConnections)
+			return func(ctx context.Context) (sample, error) { return d.get(ctx, c, "/bulk") }
+		})
+	})
+}
+
+func BenchmarkProxyWarm(b *testing.B) {
+	benchModes(b, func(b *testing.B, d *dialer) {
+		c := d.client([]string{"http/1.1"})
+		defer c.CloseIdleConnections()
+		for b.Loop() {
+			if _, err := d.get(context.Background(), c, "/small"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchModes runs f against an in-process proxy configured like the CLI
+// ("cli") and one that neither logs nor records ("quiet").
+func benchModes(b *testing.B, f func(*testing.B, *dialer)) {
+	for _, cli := range []bool{true, false} {
+		name := map[bool]string{true: "cli", false: "quiet"}[cli]
+		b.Run(name, func(b *testing.B) {
+			d := startInProcess(b, cli)
+			b.ReportAllocs()
+			f(b, d)
+		})
+	}
+}
+
+// parallel runs 8 goroutines, as the new-connection phases run 8 workers,
+// each with its own op from newOp.
+func parallel(b *testing.B, newOp func() op) {
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((8 + procs - 1) / procs)
+	b.RunParallel(func(pb *testing.PB) {
+		o := newOp()
+		for pb.Next() {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			_, err := o(ctx)
+			cancel()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// startInProcess starts an origin and a proxy.Server on loopback and
+// returns a dialer through it.
+func startInProcess(b *testing.B, cli bool) *dialer {
+	b.Helper()
+	dir := b.TempDir()
+	org, err := startOrigin(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(org.close)
+	ca, _, err := certs.Init(filepath.Join(dir, "ca"), time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	iss, err := certs.NewIssuer(ca, certs.IssuerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := proxy.Config{Issuer: iss, UpstreamRoots: org.roots}
+	if cli {
+		// As cmd/tlsresume/proxy.go builds it: zerolog's console writer on
+		// stderr (here discarded), the JSONL record log, system roots + --upstream-ca.
+		cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: io.Discard, TimeFormat: "15:04:05"}).
+			Level(zerolog.InfoLevel).With().Timestamp().Logger()
+		rl, err := proxy.OpenRecordLog(filepath.Join(dir, "conns.jsonl"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rl.Close() })
+		cfg.Records = rl.Write
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pool.AddCert(org.caCert)
+		cfg.UpstreamRoots = pool
+	}
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &dialer{proxy: ln.Addr().String(), origin: org.addr, roots: roots}
+}

@@ -1,0 +1,299 @@
+// Command loadbench measures tlsresume side by side with a direct
+// connection and with mitmproxy, on loopback, in one run.
+//
+// An in-process Go HTTPS origin (TLS 1.3, session tickets, HTTP/1.1 and
+// h2) is reached three ways — directly, through `tlsresume proxy` and
+// through `mitmdump`, both run as subprocesses — by in-process Go clients
+// using HTTP CONNECT. Each rep runs every phase for every contender, the
+// contenders' order rotating from rep to rep; the table shows medians over
+// reps and ratios to direct. Every phase is bounded in time and requests,
+// and all traffic stays on 127.0.0.1.
+//
+//	go run ./cmd/loadbench
+//	go run ./cmd/loadbench -reps 5 -phase 5s -json loadbench.json
+//	go run ./cmd/loadbench -contenders direct,tlsresume -tlsresume /tmp/tlsresume
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are loadbench's flags.
+type options struct {
+	s          settings
+	contenders string
+	tlsresume  string // binary; "" builds ./cmd/tlsresume
+	mitmdump   string
+	jsonFile   string
+	keep       bool
+	tunnelAddr string // run as the tunnel contender's relay instead
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.s.Reps, "reps", 3, "repetitions; each runs every phase for every contender")
+	fs.DurationVar(&o.s.Phase, "phase", 3*time.Second, "longest a phase runs")
+	fs.Int64Var(&o.s.MaxRequests, "max-requests", 100000, "most requests a throughput phase starts")
+	fs.Int64Var(&o.s.SeqRequests, "seq-requests", 1000, "most requests in the sequential new-connection latency phase")
+	fs.Int64Var(&o.s.WarmRequests, "warm-requests", 3000, "most requests in the warm-connection latency phase")
+	fs.IntVar(&o.s.Workers, "workers", 8, "workers in the new-connection throughput phases")
+	fs.IntVar(&o.s.BulkWorkers, "bulk-workers", 4, "workers in the bulk phases")
+	fs.DurationVar(&o.s.Settle, "settle", 200*time.Millisecond, "pause after each phase")
+	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy)")
+	fs.StringVar(&o.tlsresume, "tlsresume", "", "tlsresume binary (default: go build ./cmd/tlsresume into a temporary directory)")
+	fs.StringVar(&o.mitmdump, "mitmdump", "mitmdump", "mitmdump binary")
+	fs.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to `file`")
+	fs.StringVar(&o.tunnelAddr, "tunnel-serve", "", "internal: serve as the tunnel contender's blind CONNECT relay on `address`")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (proxies' logs, CAs) and print its path")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if o.tunnelAddr != "" {
+		if err := serveTunnel(ctx, o.tunnelAddr); err != nil {
+			fmt.Fprintf(stderr, "loadbench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if o.s.Reps < 1 || o.s.Phase <= 0 || o.s.Workers < 1 || o.s.BulkWorkers < 1 || o.s.MaxRequests < 1 {
+		fmt.Fprintln(stderr, "loadbench: -reps, -phase, -workers, -bulk-workers and -max-requests must be positive")
+		return 2
+	}
+	r, err := bench(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadbench: %v\n", err)
+		return 1
+	}
+	printReport(stdout, r)
+	if o.jsonFile != "" {
+		if err := writeJSON(o.jsonFile, r); err != nil {
+			fmt.Fprintf(stderr, "loadbench: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// bench starts the origin and the contenders, runs the reps and stops
+// everything it started.
+func bench(ctx context.Context, o options, progress io.Writer) (*report, error) {
+	r := &report{Machine: readMachine(), Settings: o.s, Started: time.Now()}
+	dir, err := os.MkdirTemp("", "loadbench-")
+	if err != nil {
+		return nil, err
+	}
+	if o.keep {
+		fmt.Fprintf(progress, "loadbench: files in %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	org, err := startOrigin(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer org.close()
+
+	contenders := setUp(ctx, o, dir, org, &r.Machine, progress)
+	defer func() {
+		for _, c := range contenders {
+			c.stop()
+		}
+	}()
+	var active []*contender
+	for _, c := range contenders {
+		if c.skipped == "" {
+			active = append(active, c)
+		}
+	}
+	r.Load.ours = func() float64 {
+		sum := selfCPU()
+		for _, c := range active {
+			sum += c.cpuSeconds()
+		}
+		return sum
+	}
+	r.Load.start()
+	if err := runReps(ctx, active, org, o.s, progress); err != nil {
+		return nil, err
+	}
+	r.Load.end()
+	for _, c := range contenders {
+		c.stop()
+		r.Contenders = append(r.Contenders, collect(c, progress))
+	}
+	r.Table = buildTable(r.Contenders)
+	r.OriginErrors = org.errs.samples()
+	r.Seconds = time.Since(r.Started).Seconds()
+	return r, nil
+}
+
+// runReps runs every phase of every rep. Contenders take turns phase by
+// phase, the order rotating, so that a change in the machine's load (other
+// processes) is shared out among them.
+func runReps(ctx context.Context, active []*contender, org *origin, s settings, progress io.Writer) error {
+	for rep := range s.Reps {
+		for _, c := range active {
+			c.reps = append(c.reps, repResult{Rep: rep, Phases: map[string]phaseResult{}})
+		}
+		for pi, p := range phases {
+			for slot := range active {
+				c := active[(rep+pi+slot)%len(active)]
+				runPhase(ctx, c, p, slot, org, s)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		for _, c := range active {
+			fmt.Fprintf(progress, "rep %d/%d %-9s %s\n", rep+1, s.Reps, c.name, brief(c.reps[rep]))
+		}
+	}
+	return nil
+}
+
+// collect summarises a stopped contender, with what its proxy wrote.
+func collect(c *contender, progress io.Writer) contenderReport {
+	cr := summarize(c)
+	if c.skipped != "" {
+		return cr
+	}
+	switch c.name {
+	case nameTLSResume:
+		st, err := readRecordLog(c.logFile)
+		if err != nil {
+			fmt.Fprintf(progress, "loadbench: %v\n", err)
+		}
+		cr.RecordLog = st
+		cr.OutputLines, cr.OutputFirst = countOutput(c.stderr, func(l string) bool {
+			return strings.Contains(l, " WRN ") || strings.Contains(l, " ERR ") || strings.Contains(l, "panic")
+		})
+	case nameMitm:
+		// mitmdump -q prints only what goes wrong.
+		cr.OutputLines, cr.OutputFirst = countOutput(c.stderr, func(l string) bool { return strings.TrimSpace(l) != "" })
+	}
+	return cr
+}
+
+// setUp starts the contenders named in o, in the table's order; one that
+// cannot start is kept, skipped, with the reason.
+func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, progress io.Writer) []*contender {
+	want := map[string]bool{}
+	for _, n := range strings.Split(o.contenders, ",") {
+		want[strings.TrimSpace(n)] = true
+	}
+	var out []*contender
+	for _, name := range []string{nameDirect, nameTunnel, nameTLSResume, nameMitm} {
+		if !want[name] {
+			continue
+		}
+		c, err := startContender(ctx, name, o, dir, org, m)
+		if err != nil {
+			c = &contender{name: name, skipped: err.Error()}
+			fmt.Fprintf(progress, "loadbench: %s skipped: %v\n", name, err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func startContender(ctx context.Context, name string, o options, dir string, org *origin, m *machine) (*contender, error) {
+	switch name {
+	case nameDirect:
+		return &contender{name: nameDirect, d: &dialer{origin: org.addr, roots: org.roots}}, nil
+	case nameTunnel:
+		sub := filepath.Join(dir, nameTunnel)
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			return nil, err
+		}
+		return startTunnel(ctx, sub, org)
+	case nameTLSResume:
+		bin := o.tlsresume
+		if bin == "" {
+			var err error
+			if bin, err = buildTLSResume(ctx, dir); err != nil {
+				return nil, err
+			}
+		}
+		m.TLSResume = version(bin, "version")
+		sub := filepath.Join(dir, nameTLSResume)
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			return nil, err
+		}
+		return startTLSResume(ctx, bin, sub, org)
+	case nameMitm:
+		bin, err := exec.LookPath(o.mitmdump)
+		if err != nil {
+			return nil, fmt.Errorf("mitmdump not found (%v): install Debian's mitmproxy package or pass -mitmdump", err)
+		}
+		m.Mitmproxy = version(bin, "--version")
+		sub := filepath.Join(dir, nameMitm)
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			return nil, err
+		}
+		return startMitm(ctx, bin, sub, org)
+	}
+	return nil, fmt.Errorf("unknown contender %q", name)
+}
+
+// runPhase runs one phase against one contender, reading the origin's
+// counters and the contender's CPU time around it.
+func runPhase(ctx context.Context, c *contender, p phase, slot int, org *origin, s settings) {
+	before, cpu, self := org.counts(), c.cpuSeconds(), selfCPU()
+	pr := p.run(ctx, c.d, s)
+	time.Sleep(s.Settle)
+	pr.Origin = org.counts().sub(before)
+	pr.Slot = slot
+	pr.ProxyCPU = c.cpuSeconds() - cpu
+	pr.BenchCPU = selfCPU() - self
+	c.ownCPU += pr.ProxyCPU
+	c.reps[len(c.reps)-1].Phases[p.name] = pr
+}
+
+// selfCPU is loadbench's own CPU time: its clients and the origin.
+func selfCPU() float64 { return readProc(os.Getpid()).CPUSeconds }
+
+// brief is one progress line.
+func brief(r repResult) string {
+	p := r.Phases
+	var errs int64
+	for _, pr := range p {
+		errs += pr.Errors
+	}
+	return fmt.Sprintf("full %.0f/s  resumed %.0f/s  bulk h1 %.0f MB/s h2 %.0f MB/s  seq p50 %.2f ms  warm p50 %.3f ms  origin resumed %d/%d  errors %d",
+		p["handshakes_full"].perSecond(), p["handshakes_resumed"].perSecond(),
+		p["bulk_h1"].mbPerSecond(), p["bulk_h2"].mbPerSecond(),
+		p["sequential"].P50MS, p["warm"].P50MS,
+		sumOrigin(p).Resumed, sumOrigin(p).Handshakes, errs)
+}
+
+func sumOrigin(p map[string]phaseResult) originCounts {
+	var o originCounts
+	for _, r := range p {
+		o.Handshakes += r.Origin.Handshakes
+		o.Resumed += r.Origin.Resumed
+		o.Errors += r.Origin.Errors
+	}
+	return o
+}
