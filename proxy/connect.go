@@ -22,6 +22,7 @@ type conn struct {
 	origDst      netip.AddrPort // transparent mode: where the client was going
 	offer        upstreamOffer  // what the upstream leg offered for this client
 	originOpened bool           // counted in memory.openOrigin, to be closed once
+	tunnelled    bool           // not TLS: relayed untouched
 	up           *upstreamConn
 	clientLeg    *ClientLeg
 	facts        verdictFacts
@@ -31,10 +32,11 @@ type conn struct {
 // originKey names the origin as the upstream cache does: SNI and address.
 func (c *conn) originKey() string { return c.rec.SNI + "|" + c.rec.Target }
 
-// clientKey names a client device and the host it talks to.
+// clientKey names a client program on a device, and the host it talks to:
+// the client's IP and its JA4 tell apart two programs on one device.
 func (c *conn) clientKey() string {
 	host, _, _ := net.SplitHostPort(c.rec.ClientAddr)
-	return host + "|" + c.rec.SNI + "|" + c.rec.Target
+	return host + "|" + c.rec.ClientHello.JA4 + "|" + c.rec.SNI + "|" + c.rec.Target
 }
 
 const connectOK = "HTTP/1.1 200 Connection established\r\n\r\n"
@@ -97,6 +99,7 @@ func bufferedBytes(br *bufio.Reader) []byte {
 // tunnel relays a non-TLS CONNECT payload untouched, and records it.
 func (s *Server) tunnel(c *conn, replay []byte, why error) {
 	c.rec.Error = why.Error()
+	c.tunnelled = true
 	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
 	up, err := d.Dial("tcp", c.dialAddr())
 	if err != nil {
@@ -148,7 +151,7 @@ func (c *conn) finish() {
 			if r.UpstreamLeg != nil {
 				tickets = r.UpstreamLeg.TicketsReceived
 			}
-			if r.UpstreamLeg != nil && r.UpstreamLeg.Error == "" {
+			if r.UpstreamLeg != nil && r.UpstreamLeg.Error == "" && c.up.ticketsKnown() {
 				s.origins.closeOrigin(c.originKey(), tickets)
 			} else {
 				s.origins.abandonOrigin(c.originKey())
@@ -157,6 +160,7 @@ func (c *conn) finish() {
 		if r.ClientLeg != nil && r.ClientLeg.TicketsSent > 0 {
 			s.origins.addClientTicket(c.clientKey())
 		}
+		c.facts.tunnelled = c.tunnelled
 		decide(r, c.facts)
 		s.emit(r)
 		s.untrack(c.client.Conn)

@@ -77,6 +77,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		c.fail("")
 		return
 	}
+	up.startSip()
 	upState := up.tls.ConnectionState()
 	cfg := s.clientConfig(c, &upState)
 	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled

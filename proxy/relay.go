@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -84,19 +82,17 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 	}
 	if !isHTTP {
 		go func() {
-			pipe(client, c.up.tls, r.s.cfg.HalfCloseTimeout, nil)
+			pipe(client, c.up.take(), r.s.cfg.HalfCloseTimeout, nil)
 			c.finish()
 		}()
 		return
 	}
-	t := &tunnel{c: c, first: c.up.tls}
-	t.tr = &http.Transport{
-		Proxy:               nil,
-		DialTLSContext:      t.dialTLS,
-		ForceAttemptHTTP2:   c.up.tls.ConnectionState().NegotiatedProtocol == "h2",
-		DisableCompression:  true,
-		MaxIdleConnsPerHost: 8,
-		IdleConnTimeout:     r.s.cfg.IdleTimeout,
+	t, err := newTunnel(c)
+	if err != nil {
+		c.rec.Error = "starting HTTP/2 upstream: " + err.Error()
+		client.Close()
+		c.finish()
+		return
 	}
 	gp := r.h1
 	if alpn == "h2" {
@@ -129,61 +125,6 @@ func looksLikeHTTPRequest(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// tunnel is the per-connection goproxy RoundTripper: every request goes to
-// the CONNECT target over tlsresume's upstream connection for this client
-// connection; more are dialled (and counted) only when HTTP needs them.
-type tunnel struct {
-	c     *conn
-	tr    *http.Transport
-	mu    sync.Mutex
-	first *tls.Conn
-	more  []*upstreamConn
-	extra atomic.Int32
-}
-
-func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-	req.URL.Scheme = "https"
-	req.URL.Host = t.c.rec.Target
-	return t.tr.RoundTrip(req)
-}
-
-func (t *tunnel) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
-	t.mu.Lock()
-	first := t.first
-	t.first = nil
-	t.mu.Unlock()
-	if first != nil {
-		return first, nil
-	}
-	c := t.c
-	offer := c.offer
-	// Further connections speak what the first one negotiated.
-	offer.alpn = []string{c.up.tls.ConnectionState().NegotiatedProtocol}
-	if offer.alpn[0] == "" {
-		offer.alpn = nil
-	}
-	up, leg := c.s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, offer)
-	t.extra.Add(1)
-	if up == nil {
-		return nil, errors.New(leg.Error)
-	}
-	t.mu.Lock()
-	t.more = append(t.more, up)
-	t.mu.Unlock()
-	return up.tls, nil
-}
-
-// close ends the tunnel's upstream connections.
-func (t *tunnel) close() {
-	t.tr.CloseIdleConnections()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, u := range t.more {
-		u.tls.Close()
-	}
-	t.c.rec.UpstreamLeg.ExtraHandshakes = int(t.extra.Load())
 }
 
 // hijackedWriter is the http.ResponseWriter goproxy is handed for a

@@ -169,6 +169,12 @@ func (l *lineage) install(cfg *tls.Config) {
 		return cfg.EncryptTicket(cs, ss)
 	}
 	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		if len(identity) == 0 {
+			// crypto/tls asks about an empty TLS 1.2 session_ticket too
+			// (handshake_server.go): the client asked for a ticket, it did
+			// not offer one.
+			return nil, nil
+		}
 		ss, err := cfg.DecryptTicket(identity, cs)
 		if err != nil {
 			return nil, err

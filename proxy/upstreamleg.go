@@ -18,9 +18,43 @@ import (
 
 // upstreamConn is one handshake tlsresume made with the origin.
 type upstreamConn struct {
-	tls  *tls.Conn
-	raw  *countingConn
-	view *upstream.View
+	tls    *tls.Conn
+	raw    *countingConn
+	view   *upstream.View
+	hsRead int64      // bytes read by the end of the handshake
+	sip    *ticketSip // TLS 1.3: reads the origin's tickets until take
+}
+
+// startSip begins reading the origin's post-handshake tickets (TLS 1.3).
+func (u *upstreamConn) startSip() {
+	if u.tls.ConnectionState().Version >= tls.VersionTLS13 {
+		u.sip = newSip(u.tls)
+	}
+}
+
+// take stops the ticket sip and returns the connection to read from: the
+// *tls.Conn itself, or, when the origin already sent application data, a
+// conn that replays it first.
+func (u *upstreamConn) take() net.Conn {
+	if u.sip == nil {
+		return u.tls
+	}
+	early := u.sip.stop()
+	u.sip = nil
+	if len(early) > 0 {
+		return &replayConn{Conn: u.tls, pending: early}
+	}
+	return u.tls
+}
+
+// ticketsKnown reports whether the connection saw every ticket the origin
+// sent: TLS 1.2 tickets come inside the handshake, TLS 1.3 tickets after it,
+// read by crypto/tls only with the first application data.
+func (u *upstreamConn) ticketsKnown() bool {
+	if u == nil || u.tls == nil {
+		return false
+	}
+	return u.tls.ConnectionState().Version < tls.VersionTLS13 || u.raw.read.Load() > u.hsRead
 }
 
 // dialUpstream connects to addr and completes a TLS handshake offering
@@ -85,7 +119,7 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, off
 	leg.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
 	leg.ALPN = st.NegotiatedProtocol
 	leg.Resumed = st.DidResume
-	return &upstreamConn{tls: tc, raw: cc, view: view}, leg
+	return &upstreamConn{tls: tc, raw: cc, view: view, hsRead: cc.read.Load()}, leg
 }
 
 // upstreamOffer is what tlsresume offers the origin on the client's behalf.

@@ -22,6 +22,7 @@ const (
 	CodeClientTicketsDisabled = "client_tickets_disabled"
 	CodeClientRejectedCert    = "client_rejected_certificate"
 	CodeClientHandshakeFailed = "client_handshake_failed"
+	CodeClientNoHello         = "client_no_hello"
 	CodeUpstreamResumed       = "upstream_resumed"
 	CodeUpstreamFirstContact  = "upstream_first_contact"
 	CodeUpstreamCacheMiss     = "upstream_cache_miss"
@@ -46,6 +47,7 @@ type verdictFacts struct {
 	originSeen        bool // an earlier upstream handshake to this origin completed
 	originIssuedNoTkt bool // earlier handshakes to this origin received no ticket
 	originOpen        bool // an earlier upstream connection to this origin was still open
+	tunnelled         bool // the connection was not TLS and was relayed untouched
 }
 
 // decide fills r.Verdict from the record's facts.
@@ -58,8 +60,8 @@ func decide(r *ConnRecord, f verdictFacts) {
 	uc, ut := upstreamVerdict(r, f)
 	v := Verdict{Client: cc, Upstream: uc}
 	switch {
-	case cc == CodeNotTLS:
-		v.Code, v.Text = CodeNotTLS, ct
+	case cc == CodeNotTLS || cc == CodeClientNoHello:
+		v.Code, v.Text = cc, ct
 		r.Verdict = v
 		return
 	case cc == CodeClientRejectedCert, uc == CodeUpstreamFailed, cc == CodeClientHandshakeFailed:
@@ -101,8 +103,10 @@ func decidePassthrough(r *ConnRecord) {
 func clientVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 	ch, leg := r.ClientHello, r.ClientLeg
 	switch {
-	case ch == nil:
+	case ch == nil && f.tunnelled:
 		return CodeNotTLS, "not TLS: tunnelled untouched"
+	case ch == nil:
+		return CodeClientNoHello, "no usable ClientHello: " + r.Error
 	case leg == nil:
 		return CodeClientHandshakeFailed, "no handshake with tlsresume"
 	case leg.Error != "" && isCertRejection(leg.Alert):

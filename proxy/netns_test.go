@@ -1,0 +1,553 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tdns "github.com/tlsresume/tlsresume/proxy/dns"
+)
+
+// The TestNetns* tests run tlsresume for real between network namespaces
+// they create (newNetnsTopo): real curl, openssl and dig in a client
+// namespace whose gateway is this process, origins in an origin namespace,
+// iptables REDIRECT for transparent mode, tlsresume's DNS server for
+// DNS-redirect mode. They need root, ip and iptables; without them they
+// skip, and under TLSRESUME_REQUIRE_CLIENTS=1 they fail.
+
+// TestNetnsTransparent: curl and openssl s_client in the client namespace
+// connect to the origins' own IPs; iptables REDIRECT hands the connections
+// to tlsresume's transparent listener, which finds the original destination
+// (SO_ORIGINAL_DST), records it and resumes on both legs the second time.
+func TestNetnsTransparent(t *testing.T) {
+	e := newNSEnv(t)
+	for _, tt := range []struct {
+		name   string
+		origin netip.Addr
+		h2     bool
+	}{
+		{"curl/ipv4/openssl", nsOrigin4, false},
+		{"curl/ipv6/openssl", nsOrigin6, false},
+		{"curl/ipv4/go", nsOriginB4, false},
+		{"curl/ipv6/go", nsOriginB6, false},
+		{"curl/ipv4/go/h2", nsOriginB4, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _, _ := e.transparentProxy(t, nil)
+			dst := netip.AddrPortFrom(tt.origin, 443)
+			dir := t.TempDir()
+			pages := []string{filepath.Join(dir, "1"), filepath.Join(dir, "2")}
+			// Two URLs, "Connection: close": over HTTP/1.1 two connections,
+			// the second offering the session curl kept from the first.
+			// Over HTTP/2 (where Connection is not a header, RFC 9113
+			// §8.2.2) curl sends both requests on one connection.
+			url := "https://origin.test/"
+			version, conns := "--http1.1", 2
+			if tt.h2 {
+				version, conns = "--http2", 1
+			}
+			if _, _, err := e.n.run(e.ctx, e.n.client, "", e.curl, "-sS", "--noproxy", "*", "--max-time", "10", version,
+				"--cacert", p.caFile, "--resolve", "origin.test:443:"+nsURLHost(tt.origin), "-H", "Connection: close",
+				"-o", pages[0], "-o", pages[1], url, url); err != nil {
+				t.Fatalf("%v; records: %s", err, p.pendingBrief())
+			}
+			client := nsClient4
+			if tt.origin.Is6() {
+				client = nsClient6
+			}
+			recs := p.take(conns)
+			for i, r := range recs {
+				t.Logf("record %d: %s", i+1, nsBrief(r))
+				checkIntercepted(t, r, dst, client, "origin.test")
+				page, _ := os.ReadFile(pages[i])
+				if said := originSaid(t, string(page)); said != r.UpstreamLeg.Resumed || said != (i == 1) {
+					t.Errorf("connection %d: the origin says resumed=%v, the record's upstream_leg.resumed=%v; want both %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
+				}
+				if want := []string{CodeFirstContact, CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
+					t.Errorf("connection %d: verdict %s (client resumed %v), want %s: %s", i+1, r.Verdict.Code, r.ClientLeg.Resumed, want, r.Verdict.Text)
+				}
+			}
+			if tt.h2 {
+				r := recs[0]
+				page2, _ := os.ReadFile(pages[1])
+				if r.ClientLeg.ALPN != "h2" || r.UpstreamLeg.ALPN != "h2" || !strings.Contains(string(page2), "HTTP/2.0") {
+					t.Errorf("alpn client %q upstream %q, second page %q: want h2 throughout", r.ClientLeg.ALPN, r.UpstreamLeg.ALPN, page2)
+				}
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name    string
+		origin  netip.Addr
+		flag    string
+		version string // the client leg's
+		attempt string // what the second hello offers
+	}{
+		{"s_client/tls1.3/ipv4", nsOrigin4, "-tls1_3", "1.3", "psk"},
+		{"s_client/tls1.2/ipv4", nsOrigin4, "-tls1_2", "1.2", "ticket"},
+		{"s_client/tls1.3/ipv6", nsOrigin6, "-tls1_3", "1.3", "psk"},
+		{"s_client/tls1.2/ipv6/go", nsOriginB6, "-tls1_2", "1.2", "ticket"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _, _ := e.transparentProxy(t, nil)
+			dst := netip.AddrPortFrom(tt.origin, 443)
+			sess := filepath.Join(t.TempDir(), "sess")
+			client := nsClient4
+			if tt.origin.Is6() {
+				client = nsClient6
+			}
+			for i, flag := range []string{"-sess_out", "-sess_in"} {
+				sc := e.sClient(t, "-connect", dst.String(), "-servername", "origin.test", "-CAfile", p.caFile,
+					"-verify_return_error", "-verify_hostname", "origin.test", tt.flag, flag, sess)
+				r := p.take(1)[0]
+				t.Logf("record %d: %s", i+1, nsBrief(r))
+				checkIntercepted(t, r, dst, client, "origin.test")
+				if (sc.session == "Reused") != (i == 1) || r.ClientLeg.Resumed != (i == 1) || r.ClientLeg.Version != tt.version {
+					t.Errorf("connection %d: s_client says %s %s; record client_leg resumed=%v version %s; want resumed=%v %s",
+						i+1, sc.session, sc.version, r.ClientLeg.Resumed, r.ClientLeg.Version, i == 1, tt.version)
+				}
+				if said := originSaid(t, sc.page); said != r.UpstreamLeg.Resumed || said != (i == 1) {
+					t.Errorf("connection %d: the origin says resumed=%v, upstream_leg.resumed=%v; want %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
+				}
+				// A first connection offers nothing: its client leg must not
+				// say the client brought a ticket tlsresume could not read.
+				if i == 0 && (r.ClientHello.Attempt != "none" || r.ClientLeg.Ticket != "none") {
+					t.Errorf("connection 1: attempt %q, client_leg.ticket %q; want none, none (the hello carries session_ticket len %d, no pre_shared_key)",
+						r.ClientHello.Attempt, r.ClientLeg.Ticket, r.ClientHello.SessionTicket.Len)
+				}
+				if i == 1 && (r.ClientHello.Attempt != tt.attempt || r.Verdict.Code != CodeBothResumed) {
+					t.Errorf("connection 2: attempt %q verdict %s, want %q %s: %s", r.ClientHello.Attempt, r.Verdict.Code, tt.attempt, CodeBothResumed, r.Verdict.Text)
+				}
+			}
+		})
+	}
+}
+
+// TestNetnsTransparentHandshakeOnly: a TLS 1.3 client that closes right
+// after its handshake (a probe, a Happy Eyeballs loser, `s_client
+// </dev/null`) must not teach tlsresume that the origin issues no tickets:
+// TLS 1.3 tickets come after the handshake (RFC 8446 §4.6.1) and crypto/tls
+// reads them only when the connection is read, which an HTTP tunnel with
+// no request never does. The next client must still be issued tickets.
+func TestNetnsTransparentHandshakeOnly(t *testing.T) {
+	e := newNSEnv(t)
+	p, _, _ := e.transparentProxy(t, nil)
+	dst := netip.AddrPortFrom(nsOriginB4, 443) // the Go origin: it issues a TLS 1.3 ticket on every full handshake
+	out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", dst.String(), "-servername", "origin.test",
+		"-alpn", "http/1.1", "-CAfile", p.caFile, "-verify_return_error")
+	if err != nil || !strings.Contains(out, "ALPN protocol: http/1.1") {
+		t.Fatalf("handshake-only s_client: %v: %s", err, nsTail(out, 400))
+	}
+	r := p.take(1)[0]
+	t.Logf("record 1 (handshake only): %s", nsBrief(r))
+	dir := t.TempDir()
+	pages := []string{filepath.Join(dir, "1"), filepath.Join(dir, "2")}
+	url := "https://origin.test/"
+	if _, _, err := e.n.run(e.ctx, e.n.client, "", e.curl, "-sS", "--noproxy", "*", "--max-time", "10", "--http1.1",
+		"--cacert", p.caFile, "--resolve", "origin.test:443:"+dst.Addr().String(), "-H", "Connection: close",
+		"-o", pages[0], "-o", pages[1], url, url); err != nil {
+		t.Fatalf("%v; records: %s", err, p.pendingBrief())
+	}
+	for i, r := range p.take(2) {
+		t.Logf("record %d (curl): %s", i+2, nsBrief(r))
+		checkIntercepted(t, r, dst, nsClient4, "origin.test")
+		if !r.Mirrored.Tickets || r.Verdict.Upstream == CodeUpstreamNoTicket || r.Verdict.Client == CodeClientTicketsDisabled {
+			t.Errorf("connection %d: mirrored.tickets=%v, verdict %s/%s %q: the origin does issue tickets (it issued them to connection 1, which tlsresume never read)",
+				i+2, r.Mirrored.Tickets, r.Verdict.Client, r.Verdict.Upstream, r.Verdict.Text)
+		}
+		if i == 1 && r.Verdict.Code != CodeBothResumed {
+			t.Errorf("connection 3: verdict %s, want %s", r.Verdict.Code, CodeBothResumed)
+		}
+	}
+}
+
+// TestNetnsTransparentEdges: a client that reaches the transparent listener
+// without being redirected is refused with a recorded reason, and a
+// redirected client that sends no SNI is still served by IP: the leaf
+// carries the origin's IP and the upstream leg verifies the origin's IP SAN.
+func TestNetnsTransparentEdges(t *testing.T) {
+	e := newNSEnv(t)
+	p, port4, port6 := e.transparentProxy(t, nil)
+	t.Run("not_redirected", func(t *testing.T) {
+		for _, a := range []netip.AddrPort{netip.AddrPortFrom(nsGW4, uint16(port4)), netip.AddrPortFrom(nsGW6, uint16(port6))} {
+			out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", a.String(),
+				"-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
+			if err == nil {
+				t.Errorf("s_client straight to the transparent listener %s succeeded: %s", a, nsTail(out, 300))
+			}
+			r := p.take(1)[0]
+			t.Logf("record: %s", nsBrief(r))
+			if !strings.Contains(r.Error, "not redirected") && !strings.Contains(r.Error, "original destination") {
+				t.Errorf("%s: error %q, want it to say the connection was not redirected", a, r.Error)
+			}
+			if r.Source != "transparent" || r.UpstreamLeg != nil || r.BytesDown != 0 {
+				t.Errorf("%s: source %q upstream %+v bytes_down %d: nothing should have been dialled or sent", a, r.Source, r.UpstreamLeg, r.BytesDown)
+			}
+			// Nothing was read or tunnelled: the verdict must not say so.
+			if strings.Contains(r.Verdict.Text, "tunnelled") || r.Verdict.Code == CodeNotTLS {
+				t.Errorf("%s: verdict %s %q for a connection refused before its first byte was read (error %q)",
+					a, r.Verdict.Code, r.Verdict.Text, r.Error)
+			}
+		}
+	})
+	t.Run("no_sni", func(t *testing.T) {
+		for _, origin := range []netip.Addr{nsOrigin4, nsOrigin6} {
+			dst := netip.AddrPortFrom(origin, 443)
+			client := map[bool]netip.Addr{false: nsClient4, true: nsClient6}[origin.Is6()]
+			// -verify_ip: the leaf tlsresume shows must carry the IP the
+			// client dialled (RFC 6066 §3: no IP literals in server_name).
+			sc := e.sClient(t, "-connect", dst.String(), "-noservername", "-CAfile", p.caFile,
+				"-verify_return_error", "-verify_ip", origin.String())
+			r := p.take(1)[0]
+			t.Logf("record: %s", nsBrief(r))
+			checkIntercepted(t, r, dst, client, "")
+			if !strings.Contains(sc.out, "Verification: OK") {
+				t.Errorf("s_client did not verify tlsresume's leaf for %s: %s", origin, nsTail(sc.out, 400))
+			}
+			if r.Mirrored == nil || !slices.Contains(r.Mirrored.Names, origin.String()) {
+				t.Errorf("leaf names %v lack %s", r.Mirrored, origin)
+			}
+			if r.UpstreamLeg.SNI != "" || !r.UpstreamLeg.Verified {
+				t.Errorf("upstream sni %q verified %v: want no SNI, verified against the IP SAN", r.UpstreamLeg.SNI, r.UpstreamLeg.Verified)
+			}
+			if !strings.Contains(sc.page, "s_server") {
+				t.Errorf("no page from the origin: %q", nsTail(sc.out, 300))
+			}
+		}
+	})
+}
+
+// TestNetnsTransparentBadInput: whatever a redirected client sends, its
+// connection is tunnelled or refused with a record, and tlsresume goes on.
+func TestNetnsTransparentBadInput(t *testing.T) {
+	e := newNSEnv(t)
+	p, _, _ := e.transparentProxy(t, func(c *Config) { c.PeekTimeout = time.Second })
+	dst := netip.AddrPortFrom(nsOriginB4, 443) // the Go origin: it answers plain HTTP with a 400
+	noise := make([]byte, 2048)
+	rand.Read(noise)
+	noise[0] = 0 // not a TLS record type
+	for _, tt := range []struct {
+		name      string
+		send      []byte
+		closeSend bool
+		tunnelled bool   // relayed to the original destination
+		reply     string // expected in what comes back
+		errText   string // expected in the record's error
+	}{
+		{"plain_http", []byte("GET / HTTP/1.0\r\nHost: origin.test\r\n\r\n"), false, true, "HTTP request to an HTTPS server", "not TLS"},
+		{"random_bytes", noise, true, true, "", "not TLS"},
+		{"truncated_record", []byte{22, 3, 1, 0x02, 0x00, 1, 0, 1, 0xfc, 3, 3}, true, false, "", "ClientHello"},
+		{"bad_hello_body", []byte{22, 3, 1, 0, 8, 1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef}, true, false, "", ""},
+		{"huge_record_length", []byte{22, 3, 1, 0xff, 0xff, 1, 0xff, 0xff, 0xfb}, true, false, "", ""},
+		{"nothing_then_close", nil, true, false, "", ""},
+		{"silent", nil, false, false, "", "timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := e.n.clientDial.Dial("tcp", dst.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.Write(tt.send)
+			if tt.closeSend {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			got, _ := io.ReadAll(c)
+			c.Close() // as a real client does at EOF; tlsresume otherwise waits HalfCloseTimeout for it
+			r := p.take(1)[0]
+			t.Logf("record: %s", nsBrief(r))
+			if !strings.Contains(string(got), tt.reply) {
+				t.Errorf("got back %q, want %q", nsTail(string(got), 200), tt.reply)
+			}
+			if r.Source != "transparent" || r.ServerAddr != dst.String() || r.ClientHello != nil || r.Error == "" ||
+				!strings.Contains(r.Error, tt.errText) {
+				t.Errorf("record source %q server_addr %q error %q, want transparent %s with an error about %q", r.Source, r.ServerAddr, r.Error, dst, tt.errText)
+			}
+			switch {
+			case tt.tunnelled && (r.Verdict.Code != CodeNotTLS || r.BytesUp != int64(len(tt.send))):
+				t.Errorf("verdict %s %q, bytes_up %d: want not_tls, all %d bytes tunnelled", r.Verdict.Code, r.Verdict.Text, r.BytesUp, len(tt.send))
+			case !tt.tunnelled && r.Verdict.Code == CodeNotTLS:
+				// Nothing was relayed: tlsresume closed the connection.
+				t.Errorf("verdict %s %q, but nothing was tunnelled: the connection was closed with error %q", r.Verdict.Code, r.Verdict.Text, r.Error)
+			}
+		})
+	}
+	// tlsresume is still there and intercepting.
+	sc := e.sClient(t, "-connect", dst.String(), "-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
+	if r := p.take(1)[0]; r.ClientLeg == nil || r.ClientLeg.Error != "" || !strings.Contains(sc.page, "hello from go origin") {
+		t.Errorf("after bad input: %s / %q", nsJSON(r), nsTail(sc.out, 300))
+	}
+}
+
+// TestNetnsDNS: DNS-redirect mode end to end. The client namespace's
+// resolv.conf names tlsresume's DNS server, which answers origin.test with
+// tlsresume's own address and forwards the rest (here an MX) unchanged to
+// an upstream resolver; curl then fetches https://origin.test/ by name
+// through the SNI listener (and http:// through the Host listener), and
+// tlsresume resolves the real origin through that upstream, not itself.
+func TestNetnsDNS(t *testing.T) {
+	e := newNSEnv(t)
+	dig := netnsTool(t, "dig")
+	upstream := startNSResolver(t)
+	dnsSrv := e.startDNS(t, upstream)
+	p := newNSProxy(t, e.files, func(c *Config) {
+		c.Resolver = tdns.Resolver(dnsSrv.Upstream())
+		c.RecentName = func(ip netip.Addr) (string, bool) { return dnsSrv.Recent(ip, 30*time.Second) }
+	})
+	p.listen("sni", netip.AddrPortFrom(nsGW4, 443).String())
+	p.listen("http", netip.AddrPortFrom(nsGW4, 80).String())
+	e.n.resolvConf(e.n.client, "nameserver "+nsGW4.String()+"\n")
+
+	t.Run("dig", func(t *testing.T) {
+		for _, tt := range []struct{ qtype, want string }{
+			{"A", "origin.test. 60 IN A " + nsGW4.String()}, // intercepted: tlsresume's address
+			{"AAAA", ""},      // no AnswerV6: empty, so clients use IPv4
+			{"MX", nsZone[1]}, // forwarded unchanged, TTL included
+		} {
+			out, _, err := e.n.run(e.ctx, e.n.client, "", dig, "+time=2", "+tries=1", "+noall", "+answer", "origin.test", tt.qtype)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(strings.Fields(out), " "); got != tt.want {
+				t.Errorf("dig origin.test %s in the client namespace: %q, want %q", tt.qtype, got, tt.want)
+			}
+		}
+		// The questions came from the client namespace, through its resolv.conf.
+		var from []string
+		for _, a := range dnsSrv.Answers() {
+			from = append(from, a.Client.String()+" "+a.Name+" "+a.Type)
+		}
+		if !slices.Contains(from, nsClient4.String()+" origin.test MX") {
+			t.Errorf("tlsresume's DNS server did not answer the client namespace's MX query: %v", from)
+		}
+	})
+	t.Run("curl_https_by_name", func(t *testing.T) {
+		dir := t.TempDir()
+		pages := []string{filepath.Join(dir, "1"), filepath.Join(dir, "2")}
+		url := "https://origin.test/"
+		if _, _, err := e.n.run(e.ctx, e.n.client, "", e.curl, "-sS", "--noproxy", "*", "--max-time", "10", "--http1.1",
+			"--cacert", p.caFile, "-H", "Connection: close", "-o", pages[0], "-o", pages[1], url, url); err != nil {
+			t.Fatalf("%v; records: %s", err, p.pendingBrief())
+		}
+		for i, r := range p.take(2) {
+			t.Logf("record %d: %s", i+1, nsBrief(r))
+			ca, _ := netip.ParseAddrPort(r.ClientAddr)
+			if r.Source != "sni" || r.SNI != "origin.test" || r.Target != "origin.test:443" || r.ServerAddr != "origin.test:443" || ca.Addr() != nsClient4 {
+				t.Errorf("connection %d: source %q sni %q target %q server_addr %q client %q", i+1, r.Source, r.SNI, r.Target, r.ServerAddr, r.ClientAddr)
+			}
+			if r.Error != "" || r.ClientLeg == nil || r.ClientLeg.Error != "" || r.UpstreamLeg == nil || r.UpstreamLeg.Error != "" || !r.UpstreamLeg.Verified {
+				t.Fatalf("connection %d failed: %s", i+1, nsJSON(r))
+			}
+			page, _ := os.ReadFile(pages[i])
+			if said := originSaid(t, string(page)); said != r.UpstreamLeg.Resumed || said != (i == 1) {
+				t.Errorf("connection %d: the origin says resumed=%v, upstream_leg.resumed=%v; want %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
+			}
+			if want := []string{CodeFirstContact, CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
+				t.Errorf("connection %d: verdict %s, want %s: %s", i+1, r.Verdict.Code, want, r.Verdict.Text)
+			}
+		}
+	})
+	t.Run("curl_http_by_name", func(t *testing.T) {
+		out, _, err := e.n.run(e.ctx, e.n.client, "", e.curl, "-sS", "--noproxy", "*", "--max-time", "10", "http://origin.test/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "hello over http from go origin origin.test") {
+			t.Errorf("http://origin.test/ through the Host listener: %q", out)
+		}
+	})
+	t.Run("no_sni_routed_by_recent_lookup", func(t *testing.T) {
+		// s_client resolves origin.test (through tlsresume's DNS) and sends
+		// no SNI: the connection goes where its client just looked up.
+		sc := e.sClient(t, "-connect", "origin.test:443", "-noservername", "-CAfile", p.caFile,
+			"-verify_return_error", "-verify_hostname", "origin.test")
+		r := p.take(1)[0]
+		t.Logf("record: %s", nsBrief(r))
+		if r.Source != "sni" || r.SNI != "" || r.Target != "origin.test:443" || r.UpstreamLeg == nil || !r.UpstreamLeg.Verified ||
+			!strings.Contains(sc.page, "s_server") {
+			t.Errorf("SNI-less connection: %s; page %q", nsJSON(r), nsTail(sc.page, 200))
+		}
+	})
+}
+
+// TestNetnsPassthrough: connections tlsresume must not terminate are
+// relayed untouched (CONNECT from the client namespace), and the record
+// still says, from the real server's hello, whether and how it resumed the
+// client: by ticket and by session ID (TLS 1.2) and by PSK (TLS 1.3), as
+// OpenSSL's s_client and s_server and Go's client say themselves. A client
+// offering 0-RTT is passed through without any pattern, and its early data
+// is accepted by the real server.
+func TestNetnsPassthrough(t *testing.T) {
+	e := newNSEnv(t)
+	p := newNSProxy(t, e.files, func(c *Config) { c.Passthrough = []string{"origin.test"} })
+	proxyAddr := netip.AddrPortFrom(nsGW4, uint16(p.listen("connect", netip.AddrPortFrom(nsGW4, 0).String())))
+	for _, tt := range []struct {
+		name  string
+		port  uint16
+		flags []string // s_server's and s_client's
+		by    string
+	}{
+		{"ticket_tls1.2", 4431, []string{"-tls1_2"}, "ticket"},
+		{"session_id_tls1.2", 4432, []string{"-tls1_2", "-no_ticket"}, "session_id"},
+		{"psk_tls1.3", 4433, []string{"-tls1_3"}, "psk"},
+	} {
+		dst := netip.AddrPortFrom(nsOrigin4, tt.port)
+		e.n.startSServer(e.ctx, e.openssl, e.files, dst.String(), append([]string{"-www"}, tt.flags...)...)
+		t.Run(tt.name+"/openssl", func(t *testing.T) {
+			sess := filepath.Join(t.TempDir(), "sess")
+			var issued string // the session ID the server gave connection 1
+			for i, flag := range []string{"-sess_out", "-sess_in"} {
+				sc := e.sClient(t, append([]string{"-proxy", proxyAddr.String(), "-connect", dst.String(), "-servername", "origin.test",
+					"-CAfile", e.files.cert, "-verify_return_error", "-verify_hostname", "origin.test", flag, sess}, tt.flags...)...)
+				r := p.take(1)[0]
+				t.Logf("record %d: %s", i+1, nsBrief(r))
+				checkPassedThrough(t, r, dst, i, sc.session == "Reused", originSaid(t, sc.page), tt.by)
+				if i == 0 && r.ServerHello != nil {
+					issued = r.ServerHello.SessionID
+				}
+				// The second hello's attempt is what s_client offered: a
+				// session ID counts when the same server issued it earlier
+				// in this proxy run (README, "How resumption is decided").
+				if i == 1 && r.ClientHello != nil && r.ClientHello.Attempt != tt.by {
+					t.Errorf("connection 2: client_hello.attempt %q, want %q (it offers session ID %s; connection 1's server_hello issued %s)",
+						r.ClientHello.Attempt, tt.by, r.ClientHello.SessionID, issued)
+				}
+			}
+		})
+		t.Run(tt.name+"/go", func(t *testing.T) {
+			cache := tls.NewLRUClientSessionCache(4)
+			for i := range 2 {
+				tc, err := nsHandshake(e.n.clientDial, proxyAddr, dst, &tls.Config{ServerName: "origin.test", RootCAs: e.files.pool, ClientSessionCache: cache})
+				if err != nil {
+					t.Fatalf("connection %d: %v (the client must see the origin's own certificate)", i+1, err)
+				}
+				io.WriteString(tc, "GET / HTTP/1.0\r\nHost: origin.test\r\n\r\n")
+				page, _ := io.ReadAll(tc)
+				tc.Close()
+				r := p.take(1)[0]
+				t.Logf("record %d: %s", i+1, nsBrief(r))
+				by := tt.by
+				if by == "session_id" {
+					// Go's client resumes TLS 1.2 only by ticket
+					// (crypto/tls/handshake_client.go): nothing to resume.
+					by = ""
+				}
+				checkPassedThrough(t, r, dst, i, tc.ConnectionState().DidResume, originSaid(t, string(page)), by)
+			}
+		})
+	}
+	t.Run("early_data_automatic", func(t *testing.T) {
+		plain := newNSProxy(t, e.files, nil) // no passthrough pattern
+		plainAddr := netip.AddrPortFrom(nsGW4, uint16(plain.listen("connect", netip.AddrPortFrom(nsGW4, 0).String())))
+		dst := netip.AddrPortFrom(nsOrigin4, 4434)
+		// s_server refuses -early_data with -www: it prints what it reads.
+		srv := e.n.startSServer(e.ctx, e.openssl, e.files, dst.String(), "-tls1_3", "-early_data", "-max_early_data", "16384")
+		dir := t.TempDir()
+		sess, early := filepath.Join(dir, "sess"), filepath.Join(dir, "early")
+		if err := os.WriteFile(early, []byte("tlsresume early data\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The session must come from the real server (tlsresume's own
+		// tickets allow no early data), so the first connection goes
+		// straight to it, routed by this process as the gateway.
+		ticketSaved := func(string) bool { fi, err := os.Stat(sess); return err == nil && fi.Size() > 0 }
+		out, err := e.n.runUntil(e.ctx, e.n.client, "", ticketSaved, e.openssl, "s_client", "-connect", dst.String(),
+			"-servername", "origin.test", "-CAfile", e.files.cert, "-verify_return_error", "-tls1_3", "-sess_out", sess)
+		if err != nil || !strings.Contains(out, "Max Early Data: 16384") {
+			t.Fatalf("first connection, straight to the origin: %v: %s", err, nsTail(out, 600))
+		}
+		out, err = e.n.runUntil(e.ctx, e.n.client, "", func(o string) bool { return strings.Contains(o, "Early data was") },
+			e.openssl, "s_client", "-proxy", plainAddr.String(), "-connect", dst.String(), "-servername", "origin.test",
+			"-CAfile", e.files.cert, "-verify_return_error", "-tls1_3", "-sess_in", sess, "-early_data", early)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := plain.take(1)[0]
+		t.Logf("record: %s", nsBrief(r))
+		if !strings.Contains(out, "Early data was accepted") || !strings.Contains(out, "Reused, TLSv1.3") {
+			t.Errorf("s_client through tlsresume: %s", nsTail(out, 600))
+		}
+		// s_server writes the data raw and its label through a buffered BIO,
+		// so the two can come out in either order.
+		if so := srv.out.String(); !strings.Contains(so, "Early data received:") || !strings.Contains(so, "tlsresume early data") {
+			t.Errorf("s_server did not read the early data: %s", nsTail(so, 400))
+		}
+		if r.Source != "connect" || !strings.Contains(r.Passthrough, "early_data") || r.ClientHello == nil || !r.ClientHello.EarlyData {
+			t.Errorf("record: source %q passthrough %q early_data offered %v", r.Source, r.Passthrough, r.ClientHello != nil && r.ClientHello.EarlyData)
+		}
+		checkPassedThrough(t, r, dst, 1, true, true, "psk")
+	})
+}
+
+// BenchmarkNetnsHandshakes compares tlsresume's transparent mode with its
+// CONNECT mode on one path: a Go client in the client namespace makes full
+// TLS handshakes with tlsresume (whose upstream leg resumes against the Go
+// origin), either dialling the origin's IP (REDIRECTed to the transparent
+// listener) or CONNECTing through the proxy listener on the same address.
+// Each iteration makes one of each, alternating which goes first; the
+// rates count the time from dial to finished handshake.
+func BenchmarkNetnsHandshakes(b *testing.B) {
+	n := newNetnsTopo(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	b.Cleanup(cancel)
+	files := newNSOriginFiles(b, b.TempDir())
+	dst := netip.AddrPortFrom(nsOriginB4, 443)
+	n.startGoOrigin(ctx, files, []string{dst.String()}, nil)
+	p := newNSProxy(b, files, nil)
+	n.redirect(b, false, "tcp", 443, p.listen("transparent", netip.AddrPortFrom(nsGW4, 0).String()))
+	proxyAddr := netip.AddrPortFrom(nsGW4, uint16(p.listen("connect", netip.AddrPortFrom(nsGW4, 0).String())))
+	cfg := &tls.Config{ServerName: "origin.test", RootCAs: nsCAPool(b, p.caFile), NextProtos: []string{"http/1.1"}}
+	// Timed: connect (and CONNECT) and the TLS handshake. Then, untimed,
+	// one request, as a real client would send: tlsresume reads the
+	// origin's TLS 1.3 tickets only when it reads the upstream connection.
+	handshake := func(via netip.AddrPort) time.Duration {
+		start := time.Now()
+		tc, err := nsHandshake(n.clientDial, via, dst, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		io.WriteString(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+		if page, err := io.ReadAll(tc); err != nil || !strings.Contains(string(page), "hello from go origin") {
+			b.Fatalf("response %q: %v", page, err)
+		}
+		tc.Close()
+		return d
+	}
+	transparent := netip.AddrPort{}
+	handshake(transparent) // the leaf is minted and the upstream session cached once
+	handshake(proxyAddr)
+	var tTime, cTime time.Duration
+	var count int
+	b.ReportAllocs()
+	for b.Loop() {
+		if count%2 == 0 {
+			tTime += handshake(transparent)
+			cTime += handshake(proxyAddr)
+		} else {
+			cTime += handshake(proxyAddr)
+			tTime += handshake(transparent)
+		}
+		count++
+	}
+	b.StopTimer()
+	tRate, cRate := float64(count)/tTime.Seconds(), float64(count)/cTime.Seconds()
+	b.ReportMetric(tRate, "transparent_hs/s")
+	b.ReportMetric(cRate, "connect_hs/s")
+	b.ReportMetric(tRate/cRate, "transparent/connect")
+	// Every handshake was recorded, each with a resumed upstream leg.
+	for _, r := range p.take(2*count + 2)[2:] {
+		if r.ClientLeg == nil || r.ClientLeg.Error != "" || r.UpstreamLeg == nil || !r.UpstreamLeg.Resumed {
+			b.Fatalf("record %s", nsBrief(r))
+		}
+	}
+}

@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"golang.org/x/net/http2"
+)
+
+// tunnel is the per-connection goproxy RoundTripper: every request goes to
+// the target over tlsresume's upstream connection for this client
+// connection; more are dialled (and counted) only when HTTP needs them.
+//
+// The origin's TLS 1.3 tickets arrive after the handshake and crypto/tls
+// stores them only when the connection is read. A client that opens a
+// connection and sends nothing for a while (a browser's preconnect, an
+// idle second s_client) would leave the upstream ticket unread, and the
+// next connection could not resume upstream. So the upstream connection is
+// read from the end of its handshake (ticketSip, started by intercept)
+// until HTTP takes it: HTTP/2 by golang.org/x/net/http2's ClientConn, whose
+// read loop starts at once, HTTP/1.1 with the first request.
+type tunnel struct {
+	c     *conn
+	mu    sync.Mutex
+	h1    *http.Transport // origin speaks HTTP/1.1 (or no ALPN)
+	first net.Conn        // h1: the upstream connection, handed out once
+	h2t   *http2.Transport
+	h2    *http2.ClientConn // origin speaks h2
+	more  []*upstreamConn
+	extra atomic.Int32
+}
+
+func newTunnel(c *conn) (*tunnel, error) {
+	t := &tunnel{c: c}
+	st := c.up.tls.ConnectionState()
+	if st.NegotiatedProtocol == "h2" {
+		t.h2t = &http2.Transport{DisableCompression: true}
+		cc, err := t.h2t.NewClientConn(c.up.take())
+		if err != nil {
+			return nil, err
+		}
+		t.h2 = cc
+		return t, nil
+	}
+	t.first = c.up.tls // taken with the first request: the sip reads until then
+	t.h1 = &http.Transport{
+		Proxy:               nil,
+		DialTLSContext:      t.dialTLS,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     c.s.cfg.IdleTimeout,
+	}
+	return t, nil
+}
+
+func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	req.URL.Scheme = "https"
+	req.URL.Host = t.c.rec.Target
+	if t.h2t == nil {
+		return t.h1.RoundTrip(req)
+	}
+	cc, err := t.h2Conn(req.Context())
+	if err != nil {
+		return nil, err
+	}
+	return cc.RoundTrip(req)
+}
+
+// h2Conn returns a usable HTTP/2 connection, dialling a new one when the
+// origin closed the last (GOAWAY, idle timeout).
+func (t *tunnel) h2Conn(ctx context.Context) (*http2.ClientConn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.h2.CanTakeNewRequest() {
+		return t.h2, nil
+	}
+	up, err := t.dialMore(ctx, "h2")
+	if err != nil {
+		return nil, err
+	}
+	cc, err := t.h2t.NewClientConn(up.tls)
+	if err != nil {
+		return nil, err
+	}
+	t.h2 = cc
+	return cc, nil
+}
+
+// dialTLS gives http.Transport the upstream connection, then new ones.
+func (t *tunnel) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
+	t.mu.Lock()
+	first := t.first
+	t.first = nil
+	t.mu.Unlock()
+	if first != nil {
+		return t.c.up.take(), nil
+	}
+	alpn := t.c.up.tls.ConnectionState().NegotiatedProtocol
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	up, err := t.dialMore(ctx, alpn)
+	if err != nil {
+		return nil, err
+	}
+	return up.tls, nil
+}
+
+// dialMore makes a further upstream connection for this client connection,
+// speaking alpn, as the first one negotiated. t.mu is held.
+func (t *tunnel) dialMore(ctx context.Context, alpn string) (*upstreamConn, error) {
+	c := t.c
+	offer := c.offer
+	offer.alpn = nil
+	if alpn != "" {
+		offer.alpn = []string{alpn}
+	}
+	up, leg := c.s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, offer)
+	t.extra.Add(1)
+	if up == nil {
+		return nil, errors.New(leg.Error)
+	}
+	t.more = append(t.more, up)
+	return up, nil
+}
+
+// close ends the tunnel's upstream connections.
+func (t *tunnel) close() {
+	if t.h1 != nil {
+		t.h1.CloseIdleConnections()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.h2 != nil {
+		t.h2.Close()
+	}
+	for _, u := range t.more {
+		u.tls.Close()
+	}
+	t.c.rec.UpstreamLeg.ExtraHandshakes = int(t.extra.Load())
+}
+
+// ticketSip reads an idle upstream TLS 1.3 connection in the background
+// until something takes it (upstreamConn.take), so crypto/tls processes the origin's
+// NewSessionTicket messages meanwhile; application data read meanwhile (an
+// origin that speaks first) is kept for replay.
+type ticketSip struct {
+	c    *tls.Conn
+	done chan struct{}
+	data []byte
+}
+
+func newSip(c *tls.Conn) *ticketSip {
+	s := &ticketSip{c: c, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 4096)
+		n, _ := c.Read(buf)
+		s.data = buf[:n]
+	}()
+	return s
+}
+
+// stop interrupts the read and returns what it read. A read cut short by
+// its deadline leaves crypto/tls able to read on: timeouts are temporary
+// errors, which do not poison the connection (crypto/tls/conn.go).
+func (s *ticketSip) stop() []byte {
+	s.c.SetReadDeadline(time.Now())
+	<-s.done
+	s.c.SetReadDeadline(time.Time{})
+	return s.data
+}
