@@ -176,7 +176,7 @@ func upstreamVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 	case f.originSeen:
 		return CodeUpstreamCacheMiss, "cache miss (evicted or flushed)"
 	case f.originOpen:
-		return CodeUpstreamTicketPending, "nothing cached yet: an earlier connection to this origin was still open without a ticket stored (crypto/tls reads a TLS 1.3 ticket only with the first response)"
+		return CodeUpstreamTicketPending, "nothing cached yet: another connection to this origin was still open without a ticket stored (crypto/tls reads a TLS 1.3 ticket only with the first response)"
 	}
 	return CodeUpstreamFirstContact, "first contact: nothing cached yet"
 }
