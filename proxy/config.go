@@ -71,6 +71,9 @@ type Config struct {
 	// ClientHello, 10s per TLS handshake, 10s to dial, 5 minutes idle, and
 	// 10s of silence after one side of a relayed connection has closed.
 	ConnectTimeout, PeekTimeout, HandshakeTimeout, DialTimeout, IdleTimeout, HalfCloseTimeout time.Duration
+	// Linger is how long a finished client connection waits for the
+	// client's own close_notify before closing. Default 250ms.
+	Linger time.Duration
 
 	// Records receives one record per connection when it closes. Default:
 	// records are dropped (the console line is still logged).
@@ -100,6 +103,9 @@ func (c Config) withDefaults() Config {
 		if *d == 0 {
 			*d = 10 * time.Second
 		}
+	}
+	if c.Linger == 0 {
+		c.Linger = 250 * time.Millisecond
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 5 * time.Minute

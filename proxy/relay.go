@@ -179,7 +179,7 @@ func (h *handoffConn) Write(b []byte) (int, error) {
 
 func (h *handoffConn) Close() error {
 	h.closed.Do(func() {
-		h.Conn.Close()
+		lingerClose(h.Conn, h.t.c.s.cfg.Linger)
 		h.t.close()
 		h.t.c.finish()
 	})
@@ -193,6 +193,22 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// CloseWrite half-closes the connection when it can.
+func (b *bufferedConn) CloseWrite() error { return closeWrite(b.Conn) }
+
+// lingerClose ends a client connection politely: it says it is done
+// writing (a TLS close_notify), then reads, for at most d, what the client
+// still sends (its own close_notify) before closing. Closing at once would
+// make the kernel answer those bytes with a reset, and they would be
+// missing from bytes_up.
+func lingerClose(c net.Conn, d time.Duration) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.SetReadDeadline(time.Now().Add(d))
+		io.Copy(io.Discard, c)
+	}
+	c.Close()
+}
 
 // goproxyLogger sends goproxy's messages to the debug log: they repeat
 // what tlsresume records (closed connections, failed reads).
