@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestTicketKeys: keys persist 0600 and reload; rotation puts a new key first
+// and keeps the old ones until the ticket lifetime has passed; a corrupt file
+// is refused with what to do.
+func TestTicketKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ticket-keys.json")
+	now := time.Now()
+	k1, err := LoadTicketKeys(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", st.Mode().Perm(), err)
+	}
+	first := k1.Keys()[0]
+	k2, err := LoadTicketKeys(path, now)
+	if err != nil || k2.Keys()[0] != first {
+		t.Fatalf("reloaded keys differ: %v", err)
+	}
+	if err := k2.Rotate(now.Add(24 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ks := k2.Keys(); len(ks) != 2 || ks[1] != first || ks[0] == first {
+		t.Fatalf("after rotation: %d keys, old key second: %v", len(ks), len(ks) == 2 && ks[1] == first)
+	}
+	if err := k2.Rotate(now.Add(8 * 24 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range k2.Keys() {
+		if k == first {
+			t.Fatal("a key older than the ticket lifetime was kept")
+		}
+	}
+	os.WriteFile(path, []byte("{not json"), 0o600)
+	if _, err := LoadTicketKeys(path, now); err == nil || !strings.Contains(err.Error(), "remove the file") {
+		t.Fatalf("corrupt keys: %v", err)
+	}
+}
+
+// TestStampRoundTrip: the lineage stamp survives crypto/tls's session
+// encoding (SessionState.Extra).
+func TestStampRoundTrip(t *testing.T) {
+	issued := time.Unix(1700000000, 123456789)
+	ss := &tls.SessionState{Extra: [][]byte{[]byte("other"), stamp("c42", issued)}}
+	from, at, ok := readStamp(ss.Extra)
+	if !ok || from != "c42" || !at.Equal(issued) {
+		t.Fatalf("readStamp = %q %v %v", from, at, ok)
+	}
+	if _, _, ok := readStamp([][]byte{[]byte("tlsresume/1")}); ok {
+		t.Fatal("a short stamp was read")
+	}
+}
+
+// TestKeyLogBothLegs: --keylog gets the secrets of both legs: two distinct
+// client randoms per connection (the client's handshake and tlsresume's).
+func TestKeyLogBothLegs(t *testing.T) {
+	o := startOrigin(t, nil)
+	var buf lockedBuffer
+	e := startProxy(t, tempDir(t), func(c *Config) { c.KeyLog = &buf })
+	e.goGet("origin.test", o.addr, nil, 0)
+	e.next()
+	randoms := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("not an NSS key log line: %q", line)
+		}
+		randoms[f[1]] = true
+	}
+	if len(randoms) != 2 {
+		t.Fatalf("key log holds %d client randoms, want 2 (both legs)", len(randoms))
+	}
+}
+
+// TestShutdownEmitsOpenConnections: a connection still open at shutdown is
+// closed after the grace period and its record is emitted, not lost.
+func TestShutdownEmitsOpenConnections(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), nil)
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool()})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	start := time.Now()
+	e.stop()
+	if d := time.Since(start); d > 7*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	select {
+	case r := <-e.got:
+		if r.ClientLeg == nil || r.ClientLeg.Error != "" {
+			t.Errorf("record of the open connection: %+v", r.ClientLeg)
+		}
+	default:
+		t.Fatal("the open connection's record was lost at shutdown")
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
