@@ -29,7 +29,7 @@ type nsEnv struct {
 	t             *testing.T
 	ctx           context.Context
 	n             *netnsTopo
-	files         nsOriginFiles
+	files         originFiles
 	openssl, curl string
 }
 

@@ -2,17 +2,10 @@ package proxy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -34,55 +27,21 @@ import (
 // origin namespace (openssl s_server, and this test binary re-executed as
 // a Go origin) and tlsresume itself in the root namespace.
 
-// nsOriginFiles is the origins' certificate, for origin.test and the
-// origin namespace's addresses, as PEM files and as a pool that trusts it.
-type nsOriginFiles struct {
-	cert, key string
-	pool      *x509.CertPool
-}
-
-func newNSOriginFiles(tb testing.TB, dir string) nsOriginFiles {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
+// newNSOriginFiles is the origins' certificate, for origin.test and the
+// origin namespace's addresses.
+func newNSOriginFiles(tb testing.TB, dir string) originFiles {
 	var ips []net.IP
 	for _, a := range []string{nsOrigin4.String(), nsOrigin6.String(), nsOriginB4.String(), nsOriginB6.String()} {
 		ips = append(ips, net.ParseIP(a))
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "origin.test"},
-		DNSNames: []string{"origin.test"}, IPAddresses: ips,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f := nsOriginFiles{cert: filepath.Join(dir, "origin.pem"), key: filepath.Join(dir, "origin-key.pem"), pool: x509.NewCertPool()}
-	if err := os.WriteFile(f.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(f.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	f.pool.AddCert(c)
-	return f
+	return writeOriginFiles(tb, dir, "origin.test", ips)
 }
 
 // nsProc is a server running in a namespace until the test ends. Its stdin
 // stays open (openssl s_server stops at end of input; the Go origin stops
 // when it is closed).
 type nsProc struct {
-	out    *nsBuffer
+	out    *syncBuffer
 	stdin  io.WriteCloser
 	exited chan struct{}
 }
@@ -94,7 +53,7 @@ func (n *netnsTopo) start(ctx context.Context, ns string, env []string, ready fu
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	p := &nsProc{out: &nsBuffer{}, exited: make(chan struct{})}
+	p := &nsProc{out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -126,7 +85,7 @@ func (n *netnsTopo) start(ctx context.Context, ns string, env []string, ready fu
 // (host:port). With -www its page ends with OpenSSL's session line, "New,
 // TLSv1.3, ..." or "Reused, ...": the origin's own word on whether it
 // resumed tlsresume's upstream handshake (or, passed through, the client).
-func (n *netnsTopo) startSServer(ctx context.Context, openssl string, f nsOriginFiles, accept string, args ...string) *nsProc {
+func (n *netnsTopo) startSServer(ctx context.Context, openssl string, f originFiles, accept string, args ...string) *nsProc {
 	n.tb.Helper()
 	return n.start(ctx, n.origin, nil, func(out string) bool { return strings.Contains(out, "ACCEPT") },
 		openssl, append([]string{"s_server", "-accept", accept, "-cert", f.cert, "-key", f.key}, args...)...)
@@ -144,7 +103,7 @@ type nsOriginSpec struct {
 
 // startGoOrigin re-executes this test binary in the origin namespace as a
 // Go origin (TestNetnsOriginHelper) whose pages say whether it resumed.
-func (n *netnsTopo) startGoOrigin(ctx context.Context, f nsOriginFiles, tlsAddrs, httpAddrs []string) *nsProc {
+func (n *netnsTopo) startGoOrigin(ctx context.Context, f originFiles, tlsAddrs, httpAddrs []string) *nsProc {
 	n.tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -227,7 +186,7 @@ type nsProxy struct {
 
 // newNSProxy creates tlsresume allowing the client namespace's networks and
 // trusting the origins' certificate; mod may change the config.
-func newNSProxy(tb testing.TB, f nsOriginFiles, mod func(*Config)) *nsProxy {
+func newNSProxy(tb testing.TB, f originFiles, mod func(*Config)) *nsProxy {
 	tb.Helper()
 	dir := tb.TempDir()
 	os.Chmod(dir, 0o700)
@@ -368,22 +327,4 @@ func nsBrief(r *ConnRecord) string {
 	}
 	fmt.Fprintf(&b, " bytes_up=%d bytes_down=%d verdict=%s (%s)", r.BytesUp, r.BytesDown, r.Verdict.Code, r.Verdict.Text)
 	return b.String()
-}
-
-// nsBuffer is output a process writes while the test reads it.
-type nsBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *nsBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *nsBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -398,7 +398,7 @@ func (n *netnsTopo) run(ctx context.Context, ns, stdin, name string, args ...str
 // arrives after the handshake.
 func (n *netnsTopo) runUntil(ctx context.Context, ns, stdin string, done func(string) bool, name string, args ...string) (string, error) {
 	cmd := n.nsCommand(ctx, ns, name, args...)
-	out, errb := &nsBuffer{}, &nsBuffer{}
+	out, errb := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, errb
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -35,22 +35,28 @@ type realOrigin interface {
 	resumed(t *testing.T, pages []string) (n int, perRequest []bool)
 }
 
-// originFiles is a self-signed certificate for localhost and 127.0.0.1,
-// written as PEM for servers that read files, and the pool that trusts it.
+// originFiles is a self-signed origin certificate, written as PEM for
+// servers that read files, and the pool that trusts it.
 type originFiles struct {
 	cert, key string
 	pool      *x509.CertPool
 }
 
-func newOriginFiles(t *testing.T, dir string) originFiles {
+// newOriginFiles makes one for localhost and 127.0.0.1.
+func newOriginFiles(t testing.TB, dir string) originFiles {
+	return writeOriginFiles(t, dir, "localhost", []net.IP{net.IPv4(127, 0, 0, 1)})
+}
+
+// writeOriginFiles makes a certificate for name and ips, in dir.
+func writeOriginFiles(t testing.TB, dir, name string, ips []net.IP) originFiles {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		DNSNames: []string{name}, IPAddresses: ips,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

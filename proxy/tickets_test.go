@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -67,7 +65,7 @@ func TestStampRoundTrip(t *testing.T) {
 // client randoms per connection (the client's handshake and tlsresume's).
 func TestKeyLogBothLegs(t *testing.T) {
 	o := startOrigin(t, nil)
-	var buf lockedBuffer
+	var buf syncBuffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.KeyLog = &buf })
 	e.goGet("origin.test", o.addr, nil, 0)
 	e.next()
@@ -108,21 +106,4 @@ func TestShutdownEmitsOpenConnections(t *testing.T) {
 	default:
 		t.Fatal("the open connection's record was lost at shutdown")
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
