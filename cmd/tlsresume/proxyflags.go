@@ -1,0 +1,319 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/proxy"
+	"github.com/tlsresume/tlsresume/proxy/dns"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
+)
+
+// proxyFlags are the proxy's settings; YAML config keys are the flag names.
+type proxyFlags struct {
+	listen, allow, auth, logFile, keylog, caDir         string
+	clientTickets, clientMax, clientMin                 string
+	upstreamCA, upstreamCacheFile                       string
+	upstreamCacheSize, maxConns                         int
+	upstreamTTL, grace, ticketRotation                  time.Duration
+	upstreamTickets, insecureUpstream, jsonLog, verbose bool
+	config                                              string
+	transparent, sniListen, httpListen, passthrough     string
+	dnsListen, dnsAnswer, dnsAnswer6, dnsUpstream       string
+	intercept                                           string
+	dnsSrv                                              *dns.Server // built from the dns flags, started by runProxy
+	autoPassthrough                                     bool
+}
+
+func (p *proxyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.listen, "listen", "127.0.0.1:8080", "`address` to listen on, e.g. --listen 0.0.0.0:8080 (a non-loopback address needs --allow)")
+	fs.StringVar(&p.allow, "allow", "", "client `networks` allowed, comma-separated CIDRs, e.g. --allow 192.168.1.0/24,10.0.0.5/32 (default: loopback only)")
+	fs.StringVar(&p.auth, "auth", "", "require Proxy-Authorization basic `user:pass`, e.g. --auth qa:secret")
+	fs.StringVar(&p.logFile, "log", "", "append one JSON record per connection to `file`, e.g. --log conns.jsonl")
+	fs.StringVar(&p.keylog, "keylog", "", "write NSS key log lines for both legs to `file` (Wireshark decrypts both), e.g. --keylog keys.log")
+	fs.StringVar(&p.caDir, "ca-dir", "", "CA `directory` (default $TLSRESUME_HOME, else the user config directory's tlsresume folder), e.g. --ca-dir ~/tlsresume-ca")
+	fs.StringVar(&p.clientTickets, "client-tickets", "mirror", "issue session tickets to clients: `mirror` (as the origin does), true or false, e.g. --client-tickets=false")
+	fs.StringVar(&p.clientMax, "client-max-tls", "", "highest TLS `version` offered to clients, 1.2 or 1.3 (default: the origin's negotiated version), e.g. --client-max-tls 1.2")
+	fs.StringVar(&p.clientMin, "client-min-tls", "1.0", "lowest TLS `version` accepted from clients, e.g. --client-min-tls 1.2")
+	fs.StringVar(&p.upstreamCA, "upstream-ca", "", "also trust the CA certificates in `file` (PEM) for origins, e.g. --upstream-ca lab-ca.pem")
+	fs.BoolVar(&p.insecureUpstream, "insecure-upstream", false, "do not verify origin certificates (recorded in every record), e.g. --insecure-upstream")
+	fs.BoolVar(&p.upstreamTickets, "upstream-tickets", true, "resume upstream with tlsresume's own session cache, e.g. --upstream-tickets=false")
+	fs.IntVar(&p.upstreamCacheSize, "upstream-cache-size", 1024, "upstream session cache `entries` (LRU), e.g. --upstream-cache-size 4096")
+	fs.DurationVar(&p.upstreamTTL, "upstream-ticket-ttl", 10*time.Minute, "upstream sessions expire after `duration` (Apple's cache: about 10 minutes), e.g. --upstream-ticket-ttl 1h")
+	fs.StringVar(&p.upstreamCacheFile, "upstream-cache-file", "", "keep upstream sessions in `file` (0600) across restarts, e.g. --upstream-cache-file upstream.cache")
+	fs.IntVar(&p.maxConns, "max-conns", 1024, "cap on concurrent client `connections`, e.g. --max-conns 256")
+	fs.DurationVar(&p.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, let open connections finish for `duration`, e.g. --grace 30s")
+	fs.DurationVar(&p.ticketRotation, "ticket-rotation", 24*time.Hour, "start encrypting client tickets with a new key every `duration`, e.g. --ticket-rotation 1h")
+	fs.BoolVar(&p.jsonLog, "log-json", false, "console log as JSON lines instead of text, e.g. --log-json")
+	fs.BoolVar(&p.verbose, "v", false, "debug logging, e.g. -v")
+	fs.StringVar(&p.transparent, "transparent", "", "also accept kernel-redirected connections on `address` (iptables/nft REDIRECT; Linux), e.g. --transparent 0.0.0.0:8443")
+	fs.StringVar(&p.sniListen, "sni-listen", "", "also accept TLS routed here by DNS on `address`, sent on by SNI to port 443, e.g. --sni-listen 0.0.0.0:443")
+	fs.StringVar(&p.httpListen, "http-listen", "", "also accept plain HTTP routed here by DNS on `address`, sent on by Host header, e.g. --http-listen 0.0.0.0:80")
+	fs.StringVar(&p.dnsListen, "dns", "", "answer DNS on `address` (UDP and TCP), pointing intercepted names at --dns-answer, e.g. --dns 0.0.0.0:53")
+	fs.StringVar(&p.dnsAnswer, "dns-answer", "", "the proxy's IPv4 `address` given for intercepted names (the laptop's LAN address), e.g. --dns-answer 192.168.1.20")
+	fs.StringVar(&p.dnsAnswer6, "dns-answer6", "", "the proxy's IPv6 `address` for AAAA answers (default: empty answers, so clients use IPv4), e.g. --dns-answer6 fd00::20")
+	fs.StringVar(&p.intercept, "intercept", "", "names to intercept, comma-separated `globs` (default: all), e.g. --intercept '*.example.com,api.test'")
+	fs.StringVar(&p.dnsUpstream, "dns-upstream", "", "resolver `ip:port` for names not intercepted and for tlsresume's own lookups (default: the system's, unless that is tlsresume), e.g. --dns-upstream 1.1.1.1:53")
+	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
+	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
+	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
+}
+
+// build turns flags into a proxy.Config; closers flush and close files.
+func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), error) {
+	var cfg proxy.Config
+	var closers []func()
+	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
+	for _, s := range splitList(p.allow) {
+		pre, err := netip.ParsePrefix(s)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("--allow %q: %v", s, err)
+		}
+		cfg.Allow = append(cfg.Allow, pre)
+	}
+	for _, l := range []struct{ flag, addr string }{
+		{"--listen", p.listen}, {"--transparent", p.transparent}, {"--sni-listen", p.sniListen}, {"--http-listen", p.httpListen},
+		{"--dns", p.dnsListen},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(l.addr)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("%s %q: want ip:port", l.flag, l.addr)
+		}
+		if !ap.Addr().IsLoopback() && len(cfg.Allow) == 0 {
+			return cfg, nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", l.flag, l.addr)
+		}
+	}
+	if err := p.buildDNS(&cfg); err != nil {
+		return cfg, nil, err
+	}
+	cfg.Passthrough = splitList(p.passthrough)
+	cfg.AutoPassthrough = p.autoPassthrough
+	cfg.Auth = p.auth
+	cfg.MaxConns = p.maxConns
+	cfg.TicketRotation = p.ticketRotation
+	var err error
+	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.ClientMaxVersion, err = tlsVersion("--client-max-tls", p.clientMax); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.ClientMinVersion, err = tlsVersion("--client-min-tls", p.clientMin); err != nil {
+		return cfg, nil, err
+	}
+	dir, err := certs.Dir(p.caDir)
+	if err != nil {
+		return cfg, nil, err
+	}
+	ca, created, err := certs.Init(dir, time.Now())
+	if err != nil {
+		return cfg, nil, err
+	}
+	if created {
+		cfg.Log.Info().Str("dir", dir).Msg("created a new CA: trust it on your devices (tlsresume ca show)")
+	}
+	cfg.Log.Info().Str("ca", ca.CertFile()).Str("sha256", ca.Fingerprint()).Msg("using CA")
+	cfg.CA = ca
+	if cfg.Issuer, err = certs.NewIssuer(ca, certs.IssuerOptions{}); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.TicketKeys, err = proxy.LoadTicketKeys(filepath.Join(dir, "ticket-keys.json"), time.Now()); err != nil {
+		return cfg, nil, err
+	}
+	cache, err := upstream.NewCache(upstream.CacheConfig{
+		Size: p.upstreamCacheSize, TTL: p.upstreamTTL, Disabled: !p.upstreamTickets, File: p.upstreamCacheFile,
+	})
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Upstream = cache
+	if p.upstreamCacheFile != "" {
+		closers = append(closers, func() {
+			if err := cache.Save(); err != nil {
+				cfg.Log.Error().Err(err).Msg("saving the upstream session cache")
+			}
+		})
+	}
+	if p.upstreamCA != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(p.upstreamCA)
+		if err != nil {
+			return cfg, closers, fmt.Errorf("--upstream-ca: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, closers, fmt.Errorf("--upstream-ca %s holds no PEM certificate", p.upstreamCA)
+		}
+		cfg.UpstreamRoots = pool
+	}
+	cfg.InsecureUpstream = p.insecureUpstream
+	if p.logFile != "" {
+		rl, err := proxy.OpenRecordLog(p.logFile)
+		if err != nil {
+			return cfg, closers, err
+		}
+		cfg.Records = rl.Write
+		closers = append(closers, func() {
+			if err := rl.Close(); err != nil {
+				cfg.Log.Error().Err(err).Msg("closing the record log")
+			}
+		})
+	}
+	if p.keylog != "" {
+		f, err := os.OpenFile(p.keylog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return cfg, closers, fmt.Errorf("--keylog: %w", err)
+		}
+		cfg.KeyLog = &lockedWriter{w: f}
+		closers = append(closers, func() { f.Close() })
+	}
+	return cfg, closers, nil
+}
+
+func ticketsMode(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "mirror", "":
+		return "mirror", nil
+	case "true", "on", "1":
+		return "on", nil
+	case "false", "off", "0":
+		return "off", nil
+	}
+	return "", fmt.Errorf("--client-tickets %q: want mirror, true or false", s)
+}
+
+func tlsVersion(flagName, s string) (uint16, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "1.0":
+		return tls.VersionTLS10, nil
+	case "1.1":
+		return tls.VersionTLS11, nil
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("%s %q: want 1.0, 1.1, 1.2 or 1.3", flagName, s)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// applyConfigFile sets every flag named in a YAML file that was not set on
+// the command line: flags win.
+func applyConfigFile(fs *flag.FlagSet, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("--config %s: %v", path, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for k, v := range m {
+		if fs.Lookup(k) == nil || k == "config" {
+			return fmt.Errorf("--config %s: unknown key %q (keys are the flag names)", path, k)
+		}
+		if set[k] {
+			continue
+		}
+		val := fmt.Sprint(v)
+		if list, ok := v.([]any); ok {
+			parts := make([]string, len(list))
+			for i, x := range list {
+				parts[i] = fmt.Sprint(x)
+			}
+			val = strings.Join(parts, ",")
+		}
+		if err := fs.Set(k, val); err != nil {
+			return fmt.Errorf("--config %s: %s: %v", path, k, err)
+		}
+	}
+	return nil
+}
+
+// newLogger writes for people (zerolog's console writer) or, with --log-json,
+// for machines, on stderr.
+func newLogger(w io.Writer, jsonOut, verbose bool) zerolog.Logger {
+	level := zerolog.InfoLevel
+	if verbose {
+		level = zerolog.DebugLevel
+	}
+	if !jsonOut {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// lockedWriter serializes writes from both legs' handshakes.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// buildDNS creates the DNS-redirect server the flags ask for, and makes
+// tlsresume's own lookups go to the upstream resolver, never to itself.
+func (p *proxyFlags) buildDNS(cfg *proxy.Config) error {
+	if p.dnsListen == "" {
+		if p.dnsUpstream != "" {
+			cfg.Resolver = dns.Resolver(p.dnsUpstream)
+		}
+		return nil
+	}
+	v4, err := netip.ParseAddr(p.dnsAnswer)
+	if err != nil || !v4.Is4() {
+		return fmt.Errorf("--dns needs --dns-answer, the proxy's IPv4 address as devices reach it (e.g. --dns-answer 192.168.1.20)")
+	}
+	dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Log: cfg.Log}
+	if p.dnsAnswer6 != "" {
+		if dc.AnswerV6, err = netip.ParseAddr(p.dnsAnswer6); err != nil || !dc.AnswerV6.Is6() {
+			return fmt.Errorf("--dns-answer6 %q: want an IPv6 address", p.dnsAnswer6)
+		}
+	}
+	if names := splitList(p.intercept); len(names) > 0 {
+		// Keep the CA download page reachable by name.
+		dc.Intercept = append(names, proxy.MagicHost)
+	}
+	if p.dnsSrv, err = dns.New(dc); err != nil {
+		return err
+	}
+	cfg.Resolver = dns.Resolver(p.dnsSrv.Upstream())
+	srv := p.dnsSrv
+	cfg.RecentName = func(ip netip.Addr) (string, bool) { return srv.Recent(ip, 30*time.Second) }
+	return nil
+}
