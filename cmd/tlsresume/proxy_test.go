@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,5 +37,41 @@ func TestProxyRefusals(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestSampleConfig: configs/tlsresume.yaml is accepted as it is shipped.
+func TestSampleConfig(t *testing.T) {
+	fs := flagSetForTest()
+	if err := applyConfigFile(fs, filepath.Join("..", "..", "configs", "tlsresume.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.Lookup("upstream-ticket-ttl").Value.String(); got != "10m0s" {
+		t.Errorf("upstream-ticket-ttl = %s", got)
+	}
+}
+
+func flagSetForTest() *flag.FlagSet {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	var p proxyFlags
+	p.register(fs)
+	return fs
+}
+
+// TestConfigLists: YAML lists become the flags' comma-separated values, and
+// a flag on the command line wins over the file.
+func TestConfigLists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("intercept: [\"*.example.com\", api.test]\nmax-conns: 7\n"), 0o600)
+	fs := flagSetForTest()
+	fs.Parse([]string{"--max-conns", "9"})
+	if err := applyConfigFile(fs, path); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.Lookup("intercept").Value.String(); got != "*.example.com,api.test" {
+		t.Errorf("intercept = %q", got)
+	}
+	if got := fs.Lookup("max-conns").Value.String(); got != "9" {
+		t.Errorf("max-conns = %s, want the command line's 9", got)
 	}
 }
