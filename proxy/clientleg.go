@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -101,6 +103,13 @@ func (s *Server) clientHandshake(ctx context.Context, c *conn, raw net.Conn, cfg
 	if err != nil {
 		leg.Error = err.Error()
 		leg.Alert = remoteAlert(err)
+		// Some pinning clients send no alert: they close the connection as
+		// soon as they see the certificate. By then tlsresume has sent its
+		// whole flight (TLS 1.3: ServerHello to Finished; TLS 1.2: to
+		// ServerHelloDone), so a close without an alert means just that.
+		if leg.Alert == "" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && c.client.written.Load() > 0 {
+			leg.ClosedAfterCertificate = true
+		}
 		return nil, err
 	}
 	st := tc.ConnectionState()

@@ -84,7 +84,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	tc, err := s.clientHandshake(ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
-		if s.cfg.AutoPassthrough && c.clientLeg.Alert != "" && isCertRejection(c.clientLeg.Alert) {
+		if s.cfg.AutoPassthrough && rejectedCertificate(c.clientLeg) {
 			s.autoPass.add(c.passKey(), c.rec.ID)
 		}
 		c.finish()

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -349,4 +351,103 @@ func TestAutoPassthrough(t *testing.T) {
 	if !strings.Contains(r.Passthrough, "auto-passthrough") || r.ServerHello == nil {
 		t.Errorf("second connection: passthrough %q, server_hello %+v", r.Passthrough, r.ServerHello)
 	}
+}
+
+// TestClosedAfterCertificate: a client that hangs up without an alert as
+// soon as it sees our certificate (how some apps pin) is recorded as a
+// certificate rejection, and --auto-passthrough passes its host through.
+func TestClosedAfterCertificate(t *testing.T) {
+	o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
+	e := startProxy(t, tempDir(t), func(c *Config) { c.AutoPassthrough = true })
+	raw := e.connect(o.addr)
+	// InsecureSkipVerify: crypto/tls would otherwise send an alert for the
+	// unknown CA before VerifyConnection runs.
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", InsecureSkipVerify: true,
+		VerifyConnection: func(tls.ConnectionState) error {
+			raw.Close() // hang up at the certificate, sending nothing
+			return io.EOF
+		}})
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.Handshake()
+	r := e.next()
+	if r.Verdict.Code != CodeClientRejectedCert || !r.ClientLeg.ClosedAfterCertificate {
+		t.Fatalf("verdict %+v, client leg %+v", r.Verdict, r.ClientLeg)
+	}
+	raw = e.connect(o.addr)
+	tc = tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: originPool})
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("not passed through after the hang-up: %v", err)
+	}
+	tc.Close()
+	if r := e.next(); r.Passthrough == "" {
+		t.Errorf("second connection not passed through: %+v", r.Verdict)
+	}
+}
+
+// TestProxyAuth: with Config.Auth, a CONNECT without the right
+// Proxy-Authorization is answered 407, and with it the tunnel works.
+func TestProxyAuth(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.Auth = "qa:secret" })
+	for _, tt := range []struct {
+		header string
+		want   int
+	}{
+		{"", http.StatusProxyAuthRequired},
+		{"Basic " + base64.StdEncoding.EncodeToString([]byte("qa:wrong")), http.StatusProxyAuthRequired},
+		{"Basic " + base64.StdEncoding.EncodeToString([]byte("qa:secret")), http.StatusOK},
+	} {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		req := "CONNECT " + o.addr + " HTTP/1.1\r\nHost: " + o.addr + "\r\n"
+		if tt.header != "" {
+			req += "Proxy-Authorization: " + tt.header + "\r\n"
+		}
+		io.WriteString(c, req+"\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil || resp.StatusCode != tt.want {
+			t.Errorf("Proxy-Authorization %q: %v %v, want %d", tt.header, resp, err, tt.want)
+		}
+	}
+}
+
+// TestWebSocketThroughProxy: an HTTP/1.1 Upgrade goes through goproxy's
+// tunnel to the origin, and bytes flow both ways after the 101.
+func TestWebSocketThroughProxy(t *testing.T) {
+	o := startOrigin(t, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	o.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want an upgrade", http.StatusBadRequest)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(c, brw) // echo
+	})
+	e := startProxy(t, tempDir(t), nil)
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: origin.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(tc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(tc, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo after the upgrade: %q %v", buf, err)
+	}
+	tc.Close()
+	e.next()
 }

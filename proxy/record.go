@@ -37,6 +37,9 @@ type ClientLeg struct {
 	HandshakeMS float64 `json:"handshake_ms"`
 	Error       string  `json:"error,omitempty"`
 	Alert       string  `json:"alert,omitempty"` // the alert the client sent, when it rejected us
+	// ClosedAfterCertificate: the client closed the handshake without an
+	// alert after tlsresume's certificate went out (how some apps pin).
+	ClosedAfterCertificate bool `json:"closed_after_certificate,omitempty"`
 }
 
 // UpstreamLeg is tlsresume's own handshake with the real server.

@@ -111,6 +111,8 @@ func clientVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 		return CodeClientHandshakeFailed, "no handshake with tlsresume"
 	case leg.Error != "" && isCertRejection(leg.Alert):
 		return CodeClientRejectedCert, fmt.Sprintf("rejected our certificate (alert %s): it does not trust the tlsresume CA, or it pins certificates", leg.Alert)
+	case leg.Error != "" && leg.ClosedAfterCertificate:
+		return CodeClientRejectedCert, "closed the handshake without an alert right after our certificate: it pins certificates, or does not trust the tlsresume CA"
 	case leg.Error != "":
 		return CodeClientHandshakeFailed, "handshake failed: " + leg.Error
 	case leg.Resumed:
@@ -182,6 +184,12 @@ func upstreamVerdict(r *ConnRecord, f verdictFacts) (string, string) {
 }
 
 const sessionIDOnlyWords = "offers no session_ticket: over TLS 1.2 it can resume only by session ID, which Go's TLS server (tlsresume) never issues, so it cannot resume here (a server with a session cache could resume it)"
+
+// rejectedCertificate: the client refused tlsresume's certificate, by alert
+// or by closing right after it.
+func rejectedCertificate(leg *ClientLeg) bool {
+	return leg != nil && (isCertRejection(leg.Alert) || leg.ClosedAfterCertificate)
+}
 
 func isCertRejection(alert string) bool {
 	switch alert {
