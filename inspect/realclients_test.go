@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	tt "github.com/tlsresume/tlsresume/inspect/internal/testtool"
+	tt "github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // helloWant is what one ClientHello of a case must be recorded as.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
 )
 
@@ -39,7 +40,7 @@ type nsEnv struct {
 // by a 50-second context.
 func newNSEnv(t *testing.T) *nsEnv {
 	t.Helper()
-	openssl, curl := netnsTool(t, "openssl"), netnsTool(t, "curl")
+	openssl, curl := testtool.Need(t, "openssl"), testtool.Need(t, "curl")
 	n := newNetnsTopo(t)
 	e := &nsEnv{t: t, n: n, openssl: openssl, curl: curl}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
@@ -81,12 +82,12 @@ func (e *nsEnv) sClient(t *testing.T, args ...string) sClient {
 	out, _, err := e.n.run(e.ctx, e.n.client, "GET / HTTP/1.0\r\nHost: origin.test\r\n\r\n", e.openssl,
 		append([]string{"s_client", "-ign_eof"}, args...)...)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, nsTail(out, 800))
+		t.Fatalf("%v\n%s", err, testtool.Tail(out, 800))
 	}
 	head, page, _ := strings.Cut(out, "\nHTTP/1.")
 	m := nsSession.FindStringSubmatch(head)
 	if m == nil {
-		t.Fatalf("s_client printed no session line: %s", nsTail(out, 800))
+		t.Fatalf("s_client printed no session line: %s", testtool.Tail(out, 800))
 	}
 	return sClient{out: out, session: m[1], version: m[2], page: page}
 }
@@ -104,7 +105,7 @@ func originSaid(t *testing.T, page string) (resumed bool) {
 	case strings.Contains(page, "resumed=false"):
 		return false
 	}
-	t.Fatalf("the origin's page does not say whether it resumed: %q", nsTail(page, 300))
+	t.Fatalf("the origin's page does not say whether it resumed: %q", testtool.Tail(page, 300))
 	return false
 }
 

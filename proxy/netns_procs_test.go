@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // This file runs the servers of the TestNetns* tests: origins inside the
@@ -41,7 +42,7 @@ func newNSOriginFiles(tb testing.TB, dir string) originFiles {
 // stays open (openssl s_server stops at end of input; the Go origin stops
 // when it is closed).
 type nsProc struct {
-	out    *syncBuffer
+	out    *testtool.Buffer
 	stdin  io.WriteCloser
 	exited chan struct{}
 }
@@ -53,7 +54,7 @@ func (n *netnsTopo) start(ctx context.Context, ns string, env []string, ready fu
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	p := &nsProc{out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &nsProc{out: &testtool.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -72,9 +73,9 @@ func (n *netnsTopo) start(ctx context.Context, ns string, env []string, ready fu
 	for !ready(p.out.String()) {
 		select {
 		case <-p.exited:
-			n.tb.Fatalf("%s %s exited in %s: %s", filepath.Base(name), strings.Join(args, " "), ns, nsTail(p.out.String(), 600))
+			n.tb.Fatalf("%s %s exited in %s: %s", filepath.Base(name), strings.Join(args, " "), ns, testtool.Tail(p.out.String(), 600))
 		case <-deadline:
-			n.tb.Fatalf("%s %s not ready in 10s: %s", filepath.Base(name), strings.Join(args, " "), nsTail(p.out.String(), 600))
+			n.tb.Fatalf("%s %s not ready in 10s: %s", filepath.Base(name), strings.Join(args, " "), testtool.Tail(p.out.String(), 600))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -114,7 +115,7 @@ func (n *netnsTopo) startGoOrigin(ctx context.Context, f originFiles, tlsAddrs, 
 		func(out string) bool { return strings.Contains(out, "READY") || strings.Contains(out, "ERROR") },
 		exe, "-test.run=^TestNetnsOriginHelper$", "-test.count=1")
 	if out := p.out.String(); strings.Contains(out, "ERROR") {
-		n.tb.Fatalf("Go origin: %s", nsTail(out, 600))
+		n.tb.Fatalf("Go origin: %s", testtool.Tail(out, 600))
 	}
 	return p
 }

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,38 +56,6 @@ var (
 	nsAllNets    = append([]netip.Prefix{netip.MustParsePrefix("10.233.2.0/24"), netip.MustParsePrefix("fd33:2::/64")}, nsClientNets...)
 )
 
-// netnsSkip skips tb with the reason, or fails it under
-// TLSRESUME_REQUIRE_CLIENTS=1 (CI runs as root with every tool installed).
-func netnsSkip(tb testing.TB, format string, args ...any) {
-	tb.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv(requireClientsEnvNetns) == "1" {
-		tb.Fatalf("%s (%s=1 requires it)", msg, requireClientsEnvNetns)
-	}
-	tb.Skip(msg)
-}
-
-// requireClientsEnvNetns is TLSRESUME_REQUIRE_CLIENTS, named here so these
-// files stand alone.
-const requireClientsEnvNetns = "TLSRESUME_REQUIRE_CLIENTS"
-
-// netnsTool returns the path of a binary (also looking in /usr/sbin and
-// /sbin, where ip and iptables live), or skips tb.
-func netnsTool(tb testing.TB, name string) string {
-	tb.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	netnsSkip(tb, "%s not found: the network-namespace tests need it", name)
-	return ""
-}
-
 // netnsTopo is the test network. Everything it creates is removed by tb's
 // cleanups, in reverse order, even when the test fails.
 type netnsTopo struct {
@@ -105,12 +74,12 @@ var netnsSeq atomic.Int32
 func newNetnsTopo(tb testing.TB) *netnsTopo {
 	tb.Helper()
 	if runtime.GOOS != "linux" {
-		netnsSkip(tb, "network namespaces are Linux only")
+		testtool.Unavailable(tb, "network namespaces are Linux only")
 	}
 	if os.Geteuid() != 0 {
-		netnsSkip(tb, "network-namespace tests need root (uid %d)", os.Geteuid())
+		testtool.Unavailable(tb, "network-namespace tests need root (uid %d)", os.Geteuid())
 	}
-	n := &netnsTopo{tb: tb, ip: netnsTool(tb, "ip"), iptables: netnsTool(tb, "iptables"), ip6tables: netnsTool(tb, "ip6tables")}
+	n := &netnsTopo{tb: tb, ip: testtool.Need(tb, "ip"), iptables: testtool.Need(tb, "iptables"), ip6tables: testtool.Need(tb, "ip6tables")}
 	n.id = fmt.Sprintf("%d%c", os.Getpid(), 'a'+netnsSeq.Add(1)%26)
 	n.client, n.origin = "tlsresume-c"+n.id, "tlsresume-o"+n.id
 	n.clientLink, n.originLink = "trc"+n.id, "tro"+n.id // at most 15 bytes (IFNAMSIZ)
@@ -387,7 +356,7 @@ func (n *netnsTopo) run(ctx context.Context, ns, stdin, name string, args ...str
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if err != nil {
-		err = fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, nsTail(errb.String(), 800))
+		err = fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, testtool.Tail(errb.String(), 800))
 	}
 	return out.String(), errb.String(), err
 }
@@ -398,7 +367,7 @@ func (n *netnsTopo) run(ctx context.Context, ns, stdin, name string, args ...str
 // arrives after the handshake.
 func (n *netnsTopo) runUntil(ctx context.Context, ns, stdin string, done func(string) bool, name string, args ...string) (string, error) {
 	cmd := n.nsCommand(ctx, ns, name, args...)
-	out, errb := &syncBuffer{}, &syncBuffer{}
+	out, errb := &testtool.Buffer{}, &testtool.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errb
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -413,73 +382,7 @@ func (n *netnsTopo) runUntil(ctx context.Context, ns, stdin string, done func(st
 	}
 	in.Close()
 	if err := cmd.Wait(); err != nil {
-		return out.String(), fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, nsTail(errb.String(), 800))
+		return out.String(), fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, testtool.Tail(errb.String(), 800))
 	}
 	return out.String(), nil
-}
-
-// nsDialer opens connections from inside a network namespace: a goroutine
-// locked to its own thread enters the namespace (setns(2) is per thread)
-// and creates every socket there; a socket stays in the namespace it was
-// created in whichever thread uses it later (network_namespaces(7)).
-type nsDialer struct {
-	reqs chan nsDialReq
-}
-
-type nsDialReq struct {
-	network, addr string
-	reply         chan nsDialRes
-}
-
-type nsDialRes struct {
-	c   net.Conn
-	err error
-}
-
-func newNSDialer(ns string) (*nsDialer, error) {
-	d := &nsDialer{reqs: make(chan nsDialReq)}
-	ready := make(chan error, 1)
-	go func() {
-		// Never unlocked: when this goroutine returns, the runtime ends
-		// its thread instead of reusing it in the wrong namespace
-		// (runtime.LockOSThread).
-		runtime.LockOSThread()
-		f, err := os.Open("/var/run/netns/" + ns)
-		if err == nil {
-			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-			f.Close()
-		}
-		ready <- err
-		if err != nil {
-			return
-		}
-		for r := range d.reqs {
-			// An IP literal is dialled serially on this goroutine, so
-			// the socket is created on this thread (net/dial.go).
-			c, err := net.DialTimeout(r.network, r.addr, 5*time.Second)
-			r.reply <- nsDialRes{c, err}
-		}
-	}()
-	if err := <-ready; err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// Dial connects to addr, an IP literal and port, from the namespace.
-func (d *nsDialer) Dial(network, addr string) (net.Conn, error) {
-	r := nsDialReq{network: network, addr: addr, reply: make(chan nsDialRes, 1)}
-	d.reqs <- r
-	res := <-r.reply
-	return res.c, res.err
-}
-
-func (d *nsDialer) close() { close(d.reqs) }
-
-func nsTail(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // realOrigin is an origin server on 127.0.0.1 that can say, afterwards,
@@ -96,12 +98,12 @@ type opensslOrigin struct{ address string }
 
 func startOpenSSLOrigin(t *testing.T, ctx context.Context, files originFiles, args ...string) realOrigin {
 	t.Helper()
-	openssl := needBinary(t, "openssl")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	openssl := testtool.Need(t, "openssl")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t)))
 	_, out := startTool(t, ctx, openssl, append([]string{"s_server", "-www", "-accept", addr,
 		"-cert", files.cert, "-key", files.key}, args...)...)
 	if err := waitFor(ctx, func() bool { return strings.Contains(out.String(), "ACCEPT") }); err != nil {
-		t.Fatalf("s_server did not start: %v: %s", err, tail(out.String(), 400))
+		t.Fatalf("s_server did not start: %v: %s", err, testtool.Tail(out.String(), 400))
 	}
 	return opensslOrigin{addr}
 }
@@ -116,7 +118,7 @@ func (o opensslOrigin) resumed(t *testing.T, pages []string) (int, []bool) {
 	for i, p := range pages {
 		m := opensslSession.FindStringSubmatch(p)
 		if m == nil {
-			t.Fatalf("page %d from s_server has no New/Reused line: %q", i, tail(p, 300))
+			t.Fatalf("page %d from s_server has no New/Reused line: %q", i, testtool.Tail(p, 300))
 		}
 		per = append(per, m[1] == "Reused")
 		if m[1] == "Reused" {
@@ -136,9 +138,9 @@ type nginxOrigin struct {
 // tickets and the session cache as asked, speaking protocols.
 func startNginx(t *testing.T, ctx context.Context, files originFiles, tickets bool, cache, protocols string) realOrigin {
 	t.Helper()
-	nginx := needBinary(t, "nginx")
+	nginx := testtool.Need(t, "nginx")
 	dir := t.TempDir()
-	o := nginxOrigin{address: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), accessLog: filepath.Join(dir, "access.log")}
+	o := nginxOrigin{address: net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t))), accessLog: filepath.Join(dir, "access.log")}
 	onOff := map[bool]string{true: "on", false: "off"}[tickets]
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -167,7 +169,7 @@ http {
 	_, out := startTool(t, ctx, nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
 	if err := waitListening(ctx, o.address); err != nil {
 		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		t.Fatalf("nginx: %v: %s %s", err, out.String(), tail(string(errLog), 400))
+		t.Fatalf("nginx: %v: %s %s", err, out.String(), testtool.Tail(string(errLog), 400))
 	}
 	return o
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // TestTicketKeys: keys persist 0600 and reload; rotation puts a new key first
@@ -65,7 +67,7 @@ func TestStampRoundTrip(t *testing.T) {
 // client randoms per connection (the client's handshake and tlsresume's).
 func TestKeyLogBothLegs(t *testing.T) {
 	o := startOrigin(t, nil)
-	var buf syncBuffer
+	var buf testtool.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.KeyLog = &buf })
 	e.goGet("origin.test", o.addr, nil, 0)
 	e.next()

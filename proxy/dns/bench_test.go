@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // BenchmarkServe measures answers per second on loopback: 8 client
@@ -106,7 +107,7 @@ func TestDNSPerf(t *testing.T) {
 	if os.Getenv("TLSRESUME_DNSPERF") != "1" {
 		t.Skip("set TLSRESUME_DNSPERF=1 to run dnsperf against the server (5 s per mix)")
 	}
-	dnsperf := need(t, "dnsperf")
+	dnsperf := testtool.Need(t, "dnsperf")
 	up := newUpstream(t)
 	s := newTestServer(t, up, Config{})
 	host, port, _ := strings.Cut(s.Addr(), ":")

@@ -2,10 +2,10 @@ package dns
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -15,25 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
-
-// requireEnv turns a missing client binary from a skip into a failure.
-const requireEnv = "TLSRESUME_REQUIRE_CLIENTS"
-
-// need returns the path of the named binary, or skips t (fails it when
-// TLSRESUME_REQUIRE_CLIENTS=1).
-func need(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not found: %v", name, err)
-		if os.Getenv(requireEnv) == "1" {
-			t.Fatalf("%s (%s=1)", msg, requireEnv)
-		}
-		t.Skip(msg + "; install it (Debian: bind9-dnsutils for dig) or set " + requireEnv + "=1 to make this a failure")
-	}
-	return p
-}
 
 // The proxy's addresses in tests (documentation ranges, never dialled).
 var (
@@ -229,7 +212,7 @@ var (
 // dig asks with Debian's dig; extra arguments such as "+tcp" are passed on.
 func dig(t testing.TB, addr, name, qtype string, extra ...string) result {
 	t.Helper()
-	path := need(t, "dig")
+	path := testtool.Need(t, "dig")
 	host, port, _ := net.SplitHostPort(addr)
 	args := append([]string{"@" + host, "-p", port, name, qtype, "+tries=1", "+time=3"}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -299,4 +282,33 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// missingEvents returns the wanted events (subsets of fields) that no line
+// of the JSON log has.
+func missingEvents(t *testing.T, log string, want []map[string]any) []map[string]any {
+	t.Helper()
+	var events []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		events = append(events, ev)
+	}
+	var missing []map[string]any
+	for _, w := range want {
+		found := false
+		for _, ev := range events {
+			match := true
+			for k, v := range w {
+				match = match && ev[k] == v
+			}
+			found = found || match
+		}
+		if !found {
+			missing = append(missing, w)
+		}
+	}
+	return missing
 }

@@ -1,18 +1,16 @@
 package dns
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
+	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // queryTests are asked over UDP and TCP, with a miekg/dns client and with
@@ -384,7 +382,7 @@ func TestForwardsBounded(t *testing.T) {
 
 func TestLog(t *testing.T) {
 	up := newUpstream(t)
-	var buf syncBuffer
+	var buf testtool.Buffer
 	s := newTestServer(t, up, Config{Log: zerolog.New(&buf).Level(zerolog.DebugLevel)})
 	ask(t, s.Addr(), "udp", "www.intercepted.test.", dns.TypeA)
 	ask(t, s.Addr(), "tcp", "example.test.", dns.TypeMX)
@@ -407,51 +405,4 @@ func TestLog(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// missingEvents returns the wanted events (subsets of fields) that no line
-// of the JSON log has.
-func missingEvents(t *testing.T, log string, want []map[string]any) []map[string]any {
-	t.Helper()
-	var events []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
-		var ev map[string]any
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		events = append(events, ev)
-	}
-	var missing []map[string]any
-	for _, w := range want {
-		found := false
-		for _, ev := range events {
-			match := true
-			for k, v := range w {
-				match = match && ev[k] == v
-			}
-			found = found || match
-		}
-		if !found {
-			missing = append(missing, w)
-		}
-	}
-	return missing
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -76,7 +76,7 @@ func StartCapture(ctx context.Context, t testing.TB, port int, path string) *Cap
 		err = c.Sync(ctx)
 	}
 	if err != nil {
-		msg := tail(c.stderr.String(), 400)
+		msg := Tail(c.stderr.String(), 400)
 		if isPermission(msg) {
 			Unavailable(t, "%s cannot capture on lo: %s", c.tool, msg)
 		}
@@ -144,15 +144,15 @@ func (c *Capture) holdsEnd(ports []int) bool {
 func (c *Capture) Stop(ctx context.Context) error {
 	syncErr := c.Sync(ctx)
 	if err := c.stop(5 * time.Second); err != nil {
-		return fmt.Errorf("stopping %s: %w (stderr: %s)", c.tool, err, tail(c.stderr.String(), 400))
+		return fmt.Errorf("stopping %s: %w (stderr: %s)", c.tool, err, Tail(c.stderr.String(), 400))
 	}
 	if syncErr != nil {
-		return fmt.Errorf("%s: %w (stderr: %s)", c.tool, syncErr, tail(c.stderr.String(), 400))
+		return fmt.Errorf("%s: %w (stderr: %s)", c.tool, syncErr, Tail(c.stderr.String(), 400))
 	}
 	if n := dropped(c.stderr.String()); n > 0 {
 		if gaps, err := c.gaps(); err != nil || gaps > 0 {
 			return fmt.Errorf("%s dropped %d packets and the capture has %d holes (%v): %s",
-				c.tool, n, gaps, err, tail(c.stderr.String(), 400))
+				c.tool, n, gaps, err, Tail(c.stderr.String(), 400))
 		}
 	}
 	return nil
@@ -203,7 +203,7 @@ func (c *Capture) stop(grace time.Duration) error {
 	case <-c.exited:
 		return nil // exit status after SIGINT is not meaningful
 	case <-time.After(grace):
-		killGroup(c.cmd)
+		KillGroup(c.cmd)
 		<-c.exited
 		return fmt.Errorf("no exit %v after SIGINT", grace)
 	}

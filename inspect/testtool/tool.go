@@ -1,8 +1,12 @@
-// Package testtool drives real TLS software on this machine for the tests of
-// package inspect: it finds the binaries, starts loopback servers, captures
-// their traffic with tcpdump or dumpcap, and reads each hello back through
-// tshark, so that inspect's records can be checked against an independent
-// dissector. It is test-only support; nothing outside tests imports it.
+// Package testtool provides helpers for tests that drive real TLS software on
+// this machine, as net/http/httptest does for HTTP: it finds the binaries
+// (skipping, or failing under TLSRESUME_REQUIRE_CLIENTS=1, when one is
+// missing), runs them in their own process groups, starts loopback servers
+// and clients, captures their traffic with tcpdump or dumpcap, and reads each
+// hello back through tshark, computing JA4 from tshark's fields. Records made
+// by package inspect and by the proxy are checked against this independent
+// dissector, so testtool never imports package inspect (only inspect/pcap, to
+// read its own captures). Only tests import it.
 package testtool
 
 import (
@@ -14,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,13 +43,22 @@ func Unavailable(t testing.TB, format string, args ...any) {
 }
 
 // Need returns the path of the named binary, or ends t with Unavailable.
+// Besides $PATH it looks in /usr/sbin and /sbin, where nginx, ip and
+// iptables live, often off a user's PATH.
 func Need(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err != nil {
-		Unavailable(t, "%s not found: %v", name, err)
+	if err == nil {
+		return p
 	}
-	return p
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	Unavailable(t, "%s not found: %v", name, err)
+	return ""
 }
 
 // Command returns a command bounded by ctx that runs in its own process
@@ -53,15 +67,15 @@ func Need(t testing.TB, name string) string {
 func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd) }
+	cmd.Cancel = func() error { return KillGroup(cmd) }
 	cmd.WaitDelay = 2 * time.Second // pipes held by a stray grandchild
 	return cmd
 }
 
-// killGroup kills the process group of a started command. Call it only
-// while the command has not been waited for: once the leader is reaped and
-// its group empty, the group ID may be reused.
-func killGroup(cmd *exec.Cmd) error {
+// KillGroup kills the process group of a command started by Command. Call
+// it only while the command has not been waited for: once the leader is
+// reaped and its group empty, the group ID may be reused.
+func KillGroup(cmd *exec.Cmd) error {
 	if cmd.Process == nil {
 		return nil
 	}
@@ -76,7 +90,7 @@ func Run(ctx context.Context, stdin, name string, args ...string) (stdout, stder
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err = cmd.Run(); err != nil {
-		err = fmt.Errorf("running %s: %w (stderr: %s)", name, err, tail(errb.String(), 600))
+		err = fmt.Errorf("running %s: %w (stderr: %s)", name, err, Tail(errb.String(), 600))
 	}
 	return out.String(), errb.String(), err
 }
@@ -109,9 +123,9 @@ func RunUntil(ctx context.Context, stdin string, done func(stdout string) bool, 
 	<-exited
 	switch {
 	case condErr != nil && condErr != errExited:
-		return out.String(), fmt.Errorf("running %s: %w (stdout: %s; stderr: %s)", name, condErr, tail(out.String(), 300), tail(errb.String(), 300))
+		return out.String(), fmt.Errorf("running %s: %w (stdout: %s; stderr: %s)", name, condErr, Tail(out.String(), 300), Tail(errb.String(), 300))
 	case waitErr != nil:
-		return out.String(), fmt.Errorf("running %s: %w (stderr: %s)", name, waitErr, tail(errb.String(), 600))
+		return out.String(), fmt.Errorf("running %s: %w (stderr: %s)", name, waitErr, Tail(errb.String(), 600))
 	}
 	return out.String(), nil
 }
@@ -128,8 +142,9 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// Buffer is a bytes.Buffer safe for one writer and concurrent readers: the
-// output of a process that runs in the background.
+// Buffer is a bytes.Buffer safe for concurrent writers and readers: the
+// output of a process that runs in the background, or a log written by
+// several goroutines.
 type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -165,7 +180,9 @@ func waitFor(ctx context.Context, exited <-chan struct{}, cond func() bool) erro
 
 var errExited = errors.New("testtool: process exited")
 
-func tail(s string, n int) string {
+// Tail returns the last n bytes of s, trimmed, marked with "…" when cut:
+// the end of a tool's output, for an error message.
+func Tail(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if len(s) > n {
 		return "…" + s[len(s)-n:]

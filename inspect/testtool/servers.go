@@ -181,7 +181,7 @@ func StartOpenSSLServer(ctx context.Context, t testing.TB, openssl string, cert 
 			select {
 			case <-exited:
 			default:
-				killGroup(s.cmd)
+				KillGroup(s.cmd)
 				<-exited
 			}
 		}
@@ -194,7 +194,7 @@ func StartOpenSSLServer(ctx context.Context, t testing.TB, openssl string, cert 
 			return s
 		}
 		stop()
-		lastErr = fmt.Errorf("%w: %s", err, tail(s.out.String(), 400))
+		lastErr = fmt.Errorf("%w: %s", err, Tail(s.out.String(), 400))
 		if !strings.Contains(s.out.String(), "in use") {
 			break
 		}

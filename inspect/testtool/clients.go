@@ -46,7 +46,7 @@ var opensslVerdict = regexp.MustCompile(`(?m)^(New|Reused), (TLSv1\.[0-3])`)
 func parseOpenSSLVerdict(out string, version uint16) (Report, error) {
 	m := opensslVerdict.FindStringSubmatch(out)
 	if m == nil {
-		return Report{}, fmt.Errorf("no New/Reused line in: %s", tail(out, 400))
+		return Report{}, fmt.Errorf("no New/Reused line in: %s", Tail(out, 400))
 	}
 	if want := versionName(version); m[2] != want {
 		return Report{}, fmt.Errorf("negotiated %s, want %s", m[2], want)
@@ -110,7 +110,7 @@ func OpenSSLEarlyData(ctx context.Context, openssl string, tg Target) ([]Report,
 		return nil, err
 	}
 	if !strings.Contains(out2, "Early data was accepted") {
-		return nil, fmt.Errorf("s_client -early_data: early data not accepted: %s", tail(out2, 400))
+		return nil, fmt.Errorf("s_client -early_data: early data not accepted: %s", Tail(out2, 400))
 	}
 	var out []Report
 	for _, o := range []string{out1, out2} {
@@ -141,7 +141,7 @@ func GnuTLSClient(ctx context.Context, gnutls string, tg Target) ([]Report, erro
 	}
 	parts := strings.SplitN(stdout+stderr, "- Connecting again", 2)
 	if len(parts) != 2 {
-		return nil, fmt.Errorf("gnutls-cli did not reconnect: %s", tail(stdout+stderr, 400))
+		return nil, fmt.Errorf("gnutls-cli did not reconnect: %s", Tail(stdout+stderr, 400))
 	}
 	const resumed = "This is a resumed session"
 	return []Report{{Resumed: strings.Contains(parts[0], resumed)}, {Resumed: strings.Contains(parts[1], resumed)}}, nil
@@ -276,7 +276,7 @@ func Chromium(ctx context.Context, chromium string, tg Target) error {
 		return err
 	}
 	if !strings.Contains(stdout, `id="done"`) {
-		return fmt.Errorf("chromium did not load the page: %s", tail(stdout, 400))
+		return fmt.Errorf("chromium did not load the page: %s", Tail(stdout, 400))
 	}
 	return nil
 }

@@ -29,10 +29,17 @@ type Message struct {
 // Dissect runs tshark on the capture at path, decoding TCP port as TLS, and
 // returns the plaintext handshake messages in frame order.
 func Dissect(ctx context.Context, tshark, path string, port int) ([]Message, error) {
+	return DissectAs(ctx, tshark, path, port, "tls")
+}
+
+// DissectAs is Dissect with TCP port decoded as proto (tshark's -d). With
+// "http", the port of an HTTP proxy, tshark follows each CONNECT: after the
+// proxy's 200 it dissects the tunnel as TLS.
+func DissectAs(ctx context.Context, tshark, path string, port int, proto string) ([]Message, error) {
 	// -x adds each field's raw bytes ("*_raw"): tshark 4.0 does not dissect
 	// the individual PSK binders, only their bytes.
 	out, _, err := Run(ctx, "", tshark, "-r", path, "-n",
-		"-d", fmt.Sprintf("tcp.port==%d,tls", port),
+		"-d", fmt.Sprintf("tcp.port==%d,%s", port, proto),
 		"-Y", "tls.handshake.type", "-T", "json", "-x", "-J", "frame tcp tls")
 	if err != nil {
 		return nil, err
