@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,13 +36,27 @@ func (s *Server) emit(r *ConnRecord) {
 	if r.Error != "" {
 		ev = ev.Str("error", r.Error)
 	}
-	ev.Msg(fmt.Sprintf("%s → %s  %s", r.ClientAddr, r.Target, r.Verdict.Text))
+	who := r.ClientAddr
+	if r.UserAgent != "" {
+		// "curl/7.88.1 (127.0.0.1:41234)": the program tells more than the port.
+		who = fmt.Sprintf("%s (%s)", firstWord(r.UserAgent), r.ClientAddr)
+	}
+	ev.Msg(fmt.Sprintf("%s → %s  %s", who, r.Target, r.Verdict.Text))
 }
 
 // flushDelay bounds how long a finished record may wait in memory before
 // it is written: records are batched, one write per burst rather than one
 // system call per connection.
 const flushDelay = 200 * time.Millisecond
+
+// firstWord is a User-Agent's product token, e.g. "curl/7.88.1" or
+// "MyApp/1.0" from "MyApp/1.0 CFNetwork/1494 Darwin/23.0".
+func firstWord(ua string) string {
+	if i := strings.IndexByte(ua, ' '); i > 0 {
+		return ua[:i]
+	}
+	return ua
+}
 
 // RecordLog appends records to a JSONL file, one object per line. A record
 // reaches the file within flushDelay of its connection's end, and Close

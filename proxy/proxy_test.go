@@ -148,12 +148,13 @@ func TestHTTP2ThroughProxy(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if r := e.next(); r.UserAgent != "Go-http-client/2.0" {
+		t.Errorf("user_agent %q, want Go's", r.UserAgent)
+	} else if r.ClientLeg.ALPN != "h2" || r.UpstreamLeg.ALPN != "h2" {
+		t.Errorf("ALPN client %q upstream %q", r.ClientLeg.ALPN, r.UpstreamLeg.ALPN)
+	}
 	if resp.ProtoMajor != 2 || !strings.Contains(string(b), "HTTP/2") {
 		t.Errorf("client got %s, origin saw %q: want HTTP/2 on both legs", resp.Proto, b)
-	}
-	r := e.next()
-	if r.ClientLeg.ALPN != "h2" || r.UpstreamLeg.ALPN != "h2" {
-		t.Errorf("ALPN client %q upstream %q", r.ClientLeg.ALPN, r.UpstreamLeg.ALPN)
 	}
 }
 

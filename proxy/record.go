@@ -16,6 +16,7 @@ type ConnRecord struct {
 	UpstreamLeg *UpstreamLeg `json:"upstream_leg"`
 	Mirrored    *Mirrored    `json:"mirrored"`
 	Passthrough string       `json:"passthrough,omitempty"` // why the bytes were passed through untouched
+	UserAgent   string       `json:"user_agent,omitempty"`  // the first request's User-Agent, when HTTP was served
 	BytesUp     int64        `json:"bytes_up"`              // client → upstream, as read from the client (TLS records included)
 	BytesDown   int64        `json:"bytes_down"`            // upstream → client, as written to the client
 	DurationMS  float64      `json:"duration_ms"`

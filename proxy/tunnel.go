@@ -35,6 +35,7 @@ type tunnel struct {
 	h2    *http2.ClientConn // origin speaks h2
 	more  []*upstreamConn
 	extra atomic.Int32
+	ua    string // the first request's User-Agent: which program this is
 }
 
 func newTunnel(c *conn) (*tunnel, error) {
@@ -61,6 +62,11 @@ func newTunnel(c *conn) (*tunnel, error) {
 }
 
 func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	t.mu.Lock()
+	if t.ua == "" {
+		t.ua = req.Header.Get("User-Agent")
+	}
+	t.mu.Unlock()
 	req.URL.Scheme = "https"
 	req.URL.Host = t.c.rec.Target
 	if t.h2t == nil {
@@ -144,6 +150,7 @@ func (t *tunnel) close() {
 		u.tls.Close()
 	}
 	t.c.rec.UpstreamLeg.ExtraHandshakes = int(t.extra.Load())
+	t.c.rec.UserAgent = t.ua
 }
 
 // ticketSip reads an idle upstream TLS 1.3 connection in the background
