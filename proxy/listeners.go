@@ -14,26 +14,58 @@ import (
 	"github.com/tlsresume/tlsresume/inspect"
 )
 
-// ServeTransparent accepts connections that the kernel redirected to ln
-// (iptables/nft REDIRECT): the original destination comes from
-// SO_ORIGINAL_DST, the SNI names the host, and upstream goes to the
+// ErrNoTransparent is wrapped by ListenTransparent's error when the socket
+// could not be made transparent: a plain listener still serves REDIRECT.
+var ErrNoTransparent = errors.New("proxy: cannot make the listener transparent (IP_TRANSPARENT needs Linux and CAP_NET_ADMIN or CAP_NET_RAW)")
+
+// ListenTransparent listens on addr (TCP) for ServeTransparent with
+// IP_TRANSPARENT (IPV6_TRANSPARENT) set, which TPROXY requires of the
+// socket it hands connections to (Linux Documentation/networking/tproxy.rst).
+// When the option cannot be set the error wraps ErrNoTransparent.
+func ListenTransparent(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: setTransparent}
+	return lc.Listen(ctx, "tcp", addr)
+}
+
+// ServeTransparent accepts connections that the kernel sent to ln instead
+// of their destination (iptables/nft REDIRECT or TPROXY; see
+// transparentDst): the SNI names the host, and upstream goes to the
 // original IP and port. It returns when ctx is done or on Shutdown.
 func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
 	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
 		c := s.newConn(raw, "transparent", "")
-		dst, err := originalDst(raw)
+		dst, err := s.transparentDst(raw)
 		if err != nil {
-			c.fail(fmt.Sprintf("original destination unknown: %v (was this connection redirected to tlsresume by iptables/nft?)", err))
-			return
-		}
-		if s.isSelf(dst) || dst.String() == raw.LocalAddr().String() {
-			c.fail("not redirected: the original destination is tlsresume itself")
+			c.fail(err.Error())
 			return
 		}
 		c.origDst = dst
 		c.rec.Target, c.rec.ServerAddr = dst.String(), dst.String()
 		s.intercept(c, raw)
 	})
+}
+
+// transparentDst is where a connection on a transparent listener was going.
+// REDIRECT rewrote the destination: SO_ORIGINAL_DST reads the original from
+// the conntrack entry. TPROXY rewrites nothing: the accepted socket's local
+// address is the original destination (Linux
+// Documentation/networking/tproxy.rst), and SO_ORIGINAL_DST either fails
+// (ENOENT: no conntrack entry) or, when conntrack tracks the flow, returns
+// that same address. A destination that is tlsresume's own listener means
+// nobody redirected the connection.
+func (s *Server) transparentDst(raw net.Conn) (netip.AddrPort, error) {
+	dst, err := originalDst(raw)
+	if err != nil {
+		local, perr := netip.ParseAddrPort(raw.LocalAddr().String())
+		if perr != nil || s.isSelf(local) {
+			return netip.AddrPort{}, fmt.Errorf("original destination unknown: %v (was this connection redirected to tlsresume by iptables/nft REDIRECT or TPROXY?)", err)
+		}
+		dst = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	}
+	if s.isSelf(dst) {
+		return netip.AddrPort{}, errors.New("not redirected: the original destination is tlsresume itself")
+	}
+	return dst, nil
 }
 
 // ServeSNI accepts TLS connections that reached tlsresume because its DNS

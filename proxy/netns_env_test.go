@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,6 +69,110 @@ func (e *nsEnv) transparentProxy(t *testing.T, mod func(*Config)) (*nsProxy, int
 	e.n.redirect(t, false, "tcp", 443, port4)
 	e.n.redirect(t, true, "tcp", 443, port6)
 	return p, port4, port6
+}
+
+// tproxyProxy is transparentProxy with TPROXY instead of REDIRECT: the
+// listeners are made transparent (ListenTransparent), and the client
+// namespace's TCP port 443 reaches them with its destination unchanged.
+func (e *nsEnv) tproxyProxy(t *testing.T, mod func(*Config)) (*nsProxy, int, int) {
+	t.Helper()
+	p := newNSProxy(t, e.files, mod)
+	var ports [2]int
+	for i, a := range []netip.Addr{nsGW4, nsGW6} {
+		ln, err := ListenTransparent(e.ctx, netip.AddrPortFrom(a, 0).String())
+		if err != nil {
+			t.Fatalf("transparent listener on %s: %v", a, err)
+		}
+		ports[i] = p.serve("transparent", ln)
+		e.n.tproxy(t, a.Is6(), 443, ports[i])
+	}
+	return p, ports[0], ports[1]
+}
+
+// curlTwice has curl in the client namespace fetch https://origin.test/
+// twice from origin, port 443, through p, and checks that both records are
+// intercepted transparent connections and that the second resumed on both
+// legs (with h2, one connection carries both requests).
+func (e *nsEnv) curlTwice(t *testing.T, p *nsProxy, origin netip.Addr, h2 bool) {
+	t.Helper()
+	dst := netip.AddrPortFrom(origin, 443)
+	dir := t.TempDir()
+	pages := []string{filepath.Join(dir, "1"), filepath.Join(dir, "2")}
+	// Two URLs, "Connection: close": over HTTP/1.1 two connections, the
+	// second offering the session curl kept from the first. Over HTTP/2
+	// (where Connection is not a header, RFC 9113 §8.2.2) curl sends both
+	// requests on one connection.
+	url := "https://origin.test/"
+	version, conns := "--http1.1", 2
+	if h2 {
+		version, conns = "--http2", 1
+	}
+	if _, _, err := e.n.run(e.ctx, e.n.client, "", e.curl, "-sS", "--noproxy", "*", "--max-time", "10", version,
+		"--cacert", p.caFile, "--resolve", "origin.test:443:"+nsURLHost(origin), "-H", "Connection: close",
+		"-o", pages[0], "-o", pages[1], url, url); err != nil {
+		t.Fatalf("%v; records: %s", err, p.pendingBrief())
+	}
+	recs := p.take(conns)
+	for i, r := range recs {
+		t.Logf("record %d: %s", i+1, nsBrief(r))
+		checkIntercepted(t, r, dst, nsClientFor(origin), "origin.test")
+		page, _ := os.ReadFile(pages[i])
+		if said := originSaid(t, string(page)); said != r.UpstreamLeg.Resumed || said != (i == 1) {
+			t.Errorf("connection %d: the origin says resumed=%v, the record's upstream_leg.resumed=%v; want both %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
+		}
+		if want := []string{CodeFirstContact, CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
+			t.Errorf("connection %d: verdict %s (client resumed %v), want %s: %s", i+1, r.Verdict.Code, r.ClientLeg.Resumed, want, r.Verdict.Text)
+		}
+	}
+	if h2 {
+		r := recs[0]
+		page2, _ := os.ReadFile(pages[1])
+		if r.ClientLeg.ALPN != "h2" || r.UpstreamLeg.ALPN != "h2" || !strings.Contains(string(page2), "HTTP/2.0") {
+			t.Errorf("alpn client %q upstream %q, second page %q: want h2 throughout", r.ClientLeg.ALPN, r.UpstreamLeg.ALPN, page2)
+		}
+	}
+}
+
+// sClientTwice runs openssl s_client (with flag, e.g. -tls1_3) in the
+// client namespace against origin, port 443, twice, saving and then
+// offering its session, and checks that both records are intercepted
+// transparent connections on client leg version and that the second
+// offered attempt ("psk", "ticket") and resumed on both legs.
+func (e *nsEnv) sClientTwice(t *testing.T, p *nsProxy, origin netip.Addr, flag, version, attempt string) {
+	t.Helper()
+	dst := netip.AddrPortFrom(origin, 443)
+	sess := filepath.Join(t.TempDir(), "sess")
+	for i, sessFlag := range []string{"-sess_out", "-sess_in"} {
+		sc := e.sClient(t, "-connect", dst.String(), "-servername", "origin.test", "-CAfile", p.caFile,
+			"-verify_return_error", "-verify_hostname", "origin.test", flag, sessFlag, sess)
+		r := p.take(1)[0]
+		t.Logf("record %d: %s", i+1, nsBrief(r))
+		checkIntercepted(t, r, dst, nsClientFor(origin), "origin.test")
+		if (sc.session == "Reused") != (i == 1) || r.ClientLeg.Resumed != (i == 1) || r.ClientLeg.Version != version {
+			t.Errorf("connection %d: s_client says %s %s; record client_leg resumed=%v version %s; want resumed=%v %s",
+				i+1, sc.session, sc.version, r.ClientLeg.Resumed, r.ClientLeg.Version, i == 1, version)
+		}
+		if said := originSaid(t, sc.page); said != r.UpstreamLeg.Resumed || said != (i == 1) {
+			t.Errorf("connection %d: the origin says resumed=%v, upstream_leg.resumed=%v; want %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
+		}
+		// A first connection offers nothing: its client leg must not say
+		// the client brought a ticket tlsresume could not read.
+		if i == 0 && (r.ClientHello.Attempt != "none" || r.ClientLeg.Ticket != "none") {
+			t.Errorf("connection 1: attempt %q, client_leg.ticket %q; want none, none (the hello carries session_ticket len %d, no pre_shared_key)",
+				r.ClientHello.Attempt, r.ClientLeg.Ticket, r.ClientHello.SessionTicket.Len)
+		}
+		if i == 1 && (r.ClientHello.Attempt != attempt || r.Verdict.Code != CodeBothResumed) {
+			t.Errorf("connection 2: attempt %q verdict %s, want %q %s: %s", r.ClientHello.Attempt, r.Verdict.Code, attempt, CodeBothResumed, r.Verdict.Text)
+		}
+	}
+}
+
+// nsClientFor is the client namespace's address that connects to origin.
+func nsClientFor(origin netip.Addr) netip.Addr {
+	if origin.Is6() {
+		return nsClient6
+	}
+	return nsClient4
 }
 
 // sClient is one run of openssl s_client in the client namespace, sending

@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -229,6 +231,12 @@ func (p *nsProxy) listen(kind, addr string) int {
 	if err != nil {
 		p.tb.Fatalf("%s listener on %s: %v", kind, addr, err)
 	}
+	return p.serve(kind, ln)
+}
+
+// serve serves ln as one of tlsresume's listeners and returns its port.
+func (p *nsProxy) serve(kind string, ln net.Listener) int {
+	p.tb.Helper()
 	serve := map[string]func(context.Context, net.Listener) error{
 		"connect": p.srv.Serve, "transparent": p.srv.ServeTransparent, "sni": p.srv.ServeSNI, "http": p.srv.ServeHostHTTP,
 	}[kind]

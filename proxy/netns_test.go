@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -19,7 +21,7 @@ import (
 // The TestNetns* tests run tlsresume for real between network namespaces
 // they create (newNetnsTopo): real curl, openssl and dig in a client
 // namespace whose gateway is this process, origins in an origin namespace,
-// iptables REDIRECT for transparent mode, tlsresume's DNS server for
+// iptables REDIRECT or TPROXY for transparent mode, tlsresume's DNS server for
 // DNS-redirect mode. They need root, ip and iptables; without them they
 // skip, and under TLSRESUME_REQUIRE_CLIENTS=1 they fail.
 
@@ -42,46 +44,7 @@ func TestNetnsTransparent(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, _, _ := e.transparentProxy(t, nil)
-			dst := netip.AddrPortFrom(tt.origin, 443)
-			dir := t.TempDir()
-			pages := []string{filepath.Join(dir, "1"), filepath.Join(dir, "2")}
-			// Two URLs, "Connection: close": over HTTP/1.1 two connections,
-			// the second offering the session curl kept from the first.
-			// Over HTTP/2 (where Connection is not a header, RFC 9113
-			// §8.2.2) curl sends both requests on one connection.
-			url := "https://origin.test/"
-			version, conns := "--http1.1", 2
-			if tt.h2 {
-				version, conns = "--http2", 1
-			}
-			if _, _, err := e.n.run(e.ctx, e.n.client, "", e.curl, "-sS", "--noproxy", "*", "--max-time", "10", version,
-				"--cacert", p.caFile, "--resolve", "origin.test:443:"+nsURLHost(tt.origin), "-H", "Connection: close",
-				"-o", pages[0], "-o", pages[1], url, url); err != nil {
-				t.Fatalf("%v; records: %s", err, p.pendingBrief())
-			}
-			client := nsClient4
-			if tt.origin.Is6() {
-				client = nsClient6
-			}
-			recs := p.take(conns)
-			for i, r := range recs {
-				t.Logf("record %d: %s", i+1, nsBrief(r))
-				checkIntercepted(t, r, dst, client, "origin.test")
-				page, _ := os.ReadFile(pages[i])
-				if said := originSaid(t, string(page)); said != r.UpstreamLeg.Resumed || said != (i == 1) {
-					t.Errorf("connection %d: the origin says resumed=%v, the record's upstream_leg.resumed=%v; want both %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
-				}
-				if want := []string{CodeFirstContact, CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
-					t.Errorf("connection %d: verdict %s (client resumed %v), want %s: %s", i+1, r.Verdict.Code, r.ClientLeg.Resumed, want, r.Verdict.Text)
-				}
-			}
-			if tt.h2 {
-				r := recs[0]
-				page2, _ := os.ReadFile(pages[1])
-				if r.ClientLeg.ALPN != "h2" || r.UpstreamLeg.ALPN != "h2" || !strings.Contains(string(page2), "HTTP/2.0") {
-					t.Errorf("alpn client %q upstream %q, second page %q: want h2 throughout", r.ClientLeg.ALPN, r.UpstreamLeg.ALPN, page2)
-				}
-			}
+			e.curlTwice(t, p, tt.origin, tt.h2)
 		})
 	}
 	for _, tt := range []struct {
@@ -98,35 +61,7 @@ func TestNetnsTransparent(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, _, _ := e.transparentProxy(t, nil)
-			dst := netip.AddrPortFrom(tt.origin, 443)
-			sess := filepath.Join(t.TempDir(), "sess")
-			client := nsClient4
-			if tt.origin.Is6() {
-				client = nsClient6
-			}
-			for i, flag := range []string{"-sess_out", "-sess_in"} {
-				sc := e.sClient(t, "-connect", dst.String(), "-servername", "origin.test", "-CAfile", p.caFile,
-					"-verify_return_error", "-verify_hostname", "origin.test", tt.flag, flag, sess)
-				r := p.take(1)[0]
-				t.Logf("record %d: %s", i+1, nsBrief(r))
-				checkIntercepted(t, r, dst, client, "origin.test")
-				if (sc.session == "Reused") != (i == 1) || r.ClientLeg.Resumed != (i == 1) || r.ClientLeg.Version != tt.version {
-					t.Errorf("connection %d: s_client says %s %s; record client_leg resumed=%v version %s; want resumed=%v %s",
-						i+1, sc.session, sc.version, r.ClientLeg.Resumed, r.ClientLeg.Version, i == 1, tt.version)
-				}
-				if said := originSaid(t, sc.page); said != r.UpstreamLeg.Resumed || said != (i == 1) {
-					t.Errorf("connection %d: the origin says resumed=%v, upstream_leg.resumed=%v; want %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
-				}
-				// A first connection offers nothing: its client leg must not
-				// say the client brought a ticket tlsresume could not read.
-				if i == 0 && (r.ClientHello.Attempt != "none" || r.ClientLeg.Ticket != "none") {
-					t.Errorf("connection 1: attempt %q, client_leg.ticket %q; want none, none (the hello carries session_ticket len %d, no pre_shared_key)",
-						r.ClientHello.Attempt, r.ClientLeg.Ticket, r.ClientHello.SessionTicket.Len)
-				}
-				if i == 1 && (r.ClientHello.Attempt != tt.attempt || r.Verdict.Code != CodeBothResumed) {
-					t.Errorf("connection 2: attempt %q verdict %s, want %q %s: %s", r.ClientHello.Attempt, r.Verdict.Code, tt.attempt, CodeBothResumed, r.Verdict.Text)
-				}
-			}
+			e.sClientTwice(t, p, tt.origin, tt.flag, tt.version, tt.attempt)
 		})
 	}
 }

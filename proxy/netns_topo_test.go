@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -36,7 +38,8 @@ import (
 //	              10.233.2.3    fd33:2::3      (a second origin address)
 //
 // Nothing outside these namespaces and these two subnets is touched, except
-// the forwarding sysctls (restored) and iptables rules naming our own veth.
+// the forwarding sysctls (restored), iptables rules naming our own veth, and
+// for TPROXY an ip rule and routing table of the tests' own (nsTProxyTable).
 
 // Addresses of the test network. They are fixed, so two runs at once on one
 // host collide; newNetnsTopo refuses to start when they are in use.
@@ -158,7 +161,8 @@ var (
 
 // reap undoes what an earlier run left when it was killed before its
 // cleanups (SIGKILL, or `go test -timeout`, which exits without them): its
-// namespaces, veths, REDIRECT rules and resolv.conf, found by the names
+// namespaces, veths, iptables rules (REDIRECT, TPROXY, CT), policy
+// routes and resolv.conf, found by the names
 // this file gives them, and its forwarding values. Only objects whose
 // creating process is gone are touched.
 func (n *netnsTopo) reap() {
@@ -178,18 +182,30 @@ func (n *netnsTopo) reap() {
 		}
 	}
 	for _, tool := range []string{n.iptables, n.ip6tables} {
-		out, _ := n.exec(tool, "-w", "5", "-t", "nat", "-S", "PREROUTING")
-		for _, line := range strings.Split(out, "\n") {
-			m := netnsComment.FindStringSubmatch(line)
-			if m == nil || !dead(m[2]) || !strings.HasPrefix(line, "-A ") {
-				continue
+		for _, table := range []string{"nat", "mangle", "raw"} {
+			out, _ := n.exec(tool, "-w", "5", "-t", table, "-S", "PREROUTING")
+			for _, line := range strings.Split(out, "\n") {
+				m := netnsComment.FindStringSubmatch(line)
+				if m == nil || !dead(m[2]) || !strings.HasPrefix(line, "-A ") {
+					continue
+				}
+				// The same rule with -D deletes it; the quoted comment is one argument.
+				args := strings.Fields(strings.Replace(line, m[0], "--comment \x00", 1))
+				args[0] = "-D"
+				args[slices.Index(args, "\x00")] = "tlsresume test " + m[1]
+				n.exec(tool, append([]string{"-w", "5", "-t", table}, args...)...)
 			}
-			// The same rule with -D deletes it; the quoted comment is one argument.
-			args := strings.Fields(strings.Replace(line, m[0], "--comment \x00", 1))
-			args[0] = "-D"
-			args[slices.Index(args, "\x00")] = "tlsresume test " + m[1]
-			n.exec(tool, append([]string{"-w", "5", "-t", "nat"}, args...)...)
 		}
+	}
+	// tproxy's policy routing carries no process id; holding the lock, any
+	// of it that is there was left by a run that is gone.
+	for _, family := range []string{"-4", "-6"} {
+		for {
+			if _, err := n.exec(n.ip, family, "rule", "del", "fwmark", nsTProxyMark, "lookup", nsTProxyTable); err != nil {
+				break
+			}
+		}
+		n.exec(n.ip, family, "route", "flush", "table", nsTProxyTable)
 	}
 	if b, err := os.ReadFile(netnsStateFile); err == nil {
 		var st netnsState
@@ -279,20 +295,74 @@ func (n *netnsTopo) forwarding() {
 // (iptables-extensions(8), REDIRECT). The rule is deleted when tb ends.
 func (n *netnsTopo) redirect(tb testing.TB, v6 bool, proto string, dport, toPort int) {
 	tb.Helper()
+	n.rule(tb, v6, "nat", "-p", proto, "--dport", strconv.Itoa(dport), "-j", "REDIRECT", "--to-ports", strconv.Itoa(toPort))
+}
+
+// notrack exempts TCP to dport arriving from the client namespace from
+// connection tracking (iptables-extensions(8), CT --notrack), until tb ends.
+func (n *netnsTopo) notrack(tb testing.TB, v6 bool, dport int) {
+	tb.Helper()
+	n.rule(tb, v6, "raw", "-p", "tcp", "--dport", strconv.Itoa(dport), "-j", "CT", "--notrack")
+}
+
+// rule appends to table's PREROUTING chain a rule for packets arriving from
+// the client namespace, tagged with this run's comment for reap, and
+// deletes it when tb ends.
+func (n *netnsTopo) rule(tb testing.TB, v6 bool, table string, match ...string) {
+	tb.Helper()
 	tool := n.iptables
 	if v6 {
 		tool = n.ip6tables
 	}
-	rule := []string{"PREROUTING", "-i", n.clientLink, "-p", proto, "--dport", strconv.Itoa(dport),
-		"-m", "comment", "--comment", "tlsresume test " + n.id, "-j", "REDIRECT", "--to-ports", strconv.Itoa(toPort)}
-	if out, err := n.exec(tool, append([]string{"-w", "5", "-t", "nat", "-A"}, rule...)...); err != nil {
-		tb.Fatalf("%s: %v: %s", tool, err, out)
+	rule := append([]string{"PREROUTING", "-i", n.clientLink, "-m", "comment", "--comment", "tlsresume test " + n.id}, match...)
+	if out, err := n.exec(tool, append([]string{"-w", "5", "-t", table, "-A"}, rule...)...); err != nil {
+		tb.Fatalf("%s -t %s -A %s: %v: %s", tool, table, strings.Join(rule, " "), err, out)
 	}
 	tb.Cleanup(func() {
-		if out, err := n.exec(tool, append([]string{"-w", "5", "-t", "nat", "-D"}, rule...)...); err != nil {
-			tb.Errorf("removing the REDIRECT rule: %v: %s", err, out)
+		if out, err := n.exec(tool, append([]string{"-w", "5", "-t", table, "-D"}, rule...)...); err != nil {
+			tb.Errorf("removing %s -t %s %s: %v: %s", tool, table, strings.Join(rule, " "), err, out)
 		}
 	})
+}
+
+// The policy routing TPROXY needs (tproxy.rst): packets TPROXY marked are
+// looked up in a table that delivers everything locally. A whole mark
+// value (no mask: only packets marked exactly so) and a table number of our
+// own, so that the host's traffic and rules are not touched.
+const (
+	nsTProxyMark  = "0x233"
+	nsTProxyTable = "233"
+)
+
+// tproxy is redirect's TPROXY counterpart: TCP to dport arriving from the
+// client namespace is delivered, destination unchanged, to the transparent
+// socket listening on toPort at the incoming interface's address
+// (iptables-extensions(8), TPROXY), and marked so that the policy route
+// takes it to the local stack. Rule, ip rule and route are deleted when tb
+// ends.
+func (n *netnsTopo) tproxy(tb testing.TB, v6 bool, dport, toPort int) {
+	tb.Helper()
+	family, all := "-4", "0.0.0.0/0"
+	if v6 {
+		family, all = "-6", "::/0"
+	}
+	for _, args := range [][]string{
+		{family, "rule", "add", "fwmark", nsTProxyMark, "lookup", nsTProxyTable},
+		{family, "route", "add", "local", all, "dev", "lo", "table", nsTProxyTable},
+	} {
+		if out, err := n.exec(n.ip, args...); err != nil {
+			tb.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		tb.Cleanup(func() {
+			del := slices.Clone(args)
+			del[2] = "del"
+			if out, err := n.exec(n.ip, del...); err != nil {
+				tb.Errorf("ip %s: %v: %s", strings.Join(del, " "), err, out)
+			}
+		})
+	}
+	n.rule(tb, v6, "mangle", "-p", "tcp", "--dport", strconv.Itoa(dport),
+		"-j", "TPROXY", "--on-port", strconv.Itoa(toPort), "--tproxy-mark", nsTProxyMark)
 }
 
 // resolvConf gives ns its own /etc/resolv.conf: `ip netns exec` bind-mounts

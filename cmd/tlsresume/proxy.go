@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"github.com/tlsresume/tlsresume/proxy"
 )
 
@@ -55,7 +57,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 1
 	}
-	listeners, err := p.listeners(srv)
+	listeners, err := p.listeners(ctx, srv, cfg.Log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 1
@@ -115,7 +117,7 @@ type listener struct {
 // listeners binds every listener the flags ask for: one process may run
 // the CONNECT proxy, the transparent listener and the SNI/HTTP listeners
 // at once.
-func (p *proxyFlags) listeners(srv *proxy.Server) ([]listener, error) {
+func (p *proxyFlags) listeners(ctx context.Context, srv *proxy.Server, log zerolog.Logger) ([]listener, error) {
 	var out []listener
 	for _, l := range []struct {
 		mode, addr string
@@ -129,7 +131,7 @@ func (p *proxyFlags) listeners(srv *proxy.Server) ([]listener, error) {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		ln, err := listen(ctx, l.mode, l.addr, log)
 		if err != nil {
 			for _, o := range out {
 				o.ln.Close()
@@ -142,4 +144,19 @@ func (p *proxyFlags) listeners(srv *proxy.Server) ([]listener, error) {
 		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen, --http-listen or --dns")
 	}
 	return out, nil
+}
+
+// listen binds addr for mode. The transparent listener asks for
+// IP_TRANSPARENT, which TPROXY needs; without the privilege it is a plain
+// socket, which REDIRECT still reaches.
+func listen(ctx context.Context, mode, addr string, log zerolog.Logger) (net.Listener, error) {
+	if mode != "transparent" {
+		return net.Listen("tcp", addr)
+	}
+	ln, err := proxy.ListenTransparent(ctx, addr)
+	if errors.Is(err, proxy.ErrNoTransparent) {
+		log.Warn().Err(err).Str("listen", addr).Msg("listening without IP_TRANSPARENT: TPROXY rules will not reach this listener (REDIRECT still does)")
+		ln, err = net.Listen("tcp", addr)
+	}
+	return ln, err
 }

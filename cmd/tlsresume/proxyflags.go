@@ -59,7 +59,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.ticketRotation, "ticket-rotation", 24*time.Hour, "start encrypting client tickets with a new key every `duration`, e.g. --ticket-rotation 1h")
 	fs.BoolVar(&p.jsonLog, "log-json", false, "console log as JSON lines instead of text, e.g. --log-json")
 	fs.BoolVar(&p.verbose, "v", false, "debug logging, e.g. -v")
-	fs.StringVar(&p.transparent, "transparent", "", "also accept kernel-redirected connections on `address` (iptables/nft REDIRECT; Linux), e.g. --transparent 0.0.0.0:8443")
+	fs.StringVar(&p.transparent, "transparent", "", "also accept kernel-redirected connections on `address` (iptables/nft REDIRECT or TPROXY; Linux), e.g. --transparent 0.0.0.0:8443")
 	fs.StringVar(&p.sniListen, "sni-listen", "", "also accept TLS routed here by DNS on `address`, sent on by SNI to port 443, e.g. --sni-listen 0.0.0.0:443")
 	fs.StringVar(&p.httpListen, "http-listen", "", "also accept plain HTTP routed here by DNS on `address`, sent on by Host header, e.g. --http-listen 0.0.0.0:80")
 	fs.StringVar(&p.dnsListen, "dns", "", "answer DNS on `address` (UDP and TCP), pointing intercepted names at --dns-answer, e.g. --dns 0.0.0.0:53")
