@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ type conn struct {
 	replayed     int            // bytes read from the client before TLS (the peeked hello)
 	origDst      netip.AddrPort // transparent mode: where the client was going
 	offer        upstreamOffer  // what the upstream leg offered for this client
+	pre          *predial       // the destination, dialled while the hello arrives
 	originOpened bool           // counted in memory.openOrigin, to be closed once
 	tunnelled    bool           // not TLS: relayed untouched
 	up           *upstreamConn
@@ -67,6 +69,7 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		s.serveMagicTLS(c, &replayConn{Conn: raw, pending: bufferedBytes(brw.Reader)})
 		return
 	}
+	c.pre = s.startPredial(c.dialAddr())
 	// From here on, every way of arriving takes the same path.
 	s.intercept(c, brw.Reader)
 }
@@ -100,8 +103,7 @@ func bufferedBytes(br *bufio.Reader) []byte {
 func (s *Server) tunnel(c *conn, replay []byte, why error) {
 	c.rec.Error = why.Error()
 	c.tunnelled = true
-	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
-	up, err := d.Dial("tcp", c.dialAddr())
+	up, err := s.dialTCP(context.Background(), c)
 	if err != nil {
 		c.fail("dial " + c.rec.Target + ": " + err.Error())
 		return
@@ -131,6 +133,7 @@ func (c *conn) fail(msg string) {
 func (c *conn) finish() {
 	c.finished.Do(func() {
 		s := c.s
+		c.pre.discard()
 		c.client.Close()
 		if c.up != nil {
 			if c.up.tls != nil {

@@ -69,7 +69,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 
 	ctx := context.Background()
 	c.offer = newUpstreamOffer(&hello)
-	up, leg := s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, c.offer)
+	up, leg := s.dialUpstream(ctx, c, c.offer)
 	c.rec.UpstreamLeg, c.up = leg, up
 	if up == nil {
 		// Without an origin there is nothing to mirror or relay: closing the

@@ -41,6 +41,7 @@ func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
 		}
 		c.origDst = dst
 		c.rec.Target, c.rec.ServerAddr = dst.String(), dst.String()
+		c.pre = s.startPredial(dst.String())
 		s.intercept(c, raw)
 	})
 }

@@ -1,8 +1,8 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
-	"net"
 	"path"
 	"strings"
 	"sync"
@@ -41,8 +41,7 @@ func (s *Server) passthroughReason(c *conn) string {
 // certificates and will never trust tlsresume's CA.
 func (s *Server) passthrough(c *conn, replay []byte, why string) {
 	c.rec.Passthrough = why
-	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
-	up, err := d.Dial("tcp", c.dialAddr())
+	up, err := s.dialTCP(context.Background(), c)
 	if err != nil {
 		c.fail("dial " + c.dialAddr() + ": " + err.Error())
 		return

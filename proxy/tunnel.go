@@ -127,7 +127,7 @@ func (t *tunnel) dialMore(ctx context.Context, alpn string) (*upstreamConn, erro
 	if alpn != "" {
 		offer.alpn = []string{alpn}
 	}
-	up, leg := c.s.dialUpstream(ctx, c.rec.ID, c.dialAddr(), c.rec.SNI, offer)
+	up, leg := c.s.dialUpstream(ctx, c, offer)
 	t.extra.Add(1)
 	if up == nil {
 		return nil, errors.New(leg.Error)

@@ -57,14 +57,15 @@ func (u *upstreamConn) ticketsKnown() bool {
 	return u.tls.ConnectionState().Version < tls.VersionTLS13 || u.raw.read.Load() > u.hsRead
 }
 
-// dialUpstream connects to addr and completes a TLS handshake offering
-// what the client offered (SNI, ALPN), through tlsresume's own session
-// cache. It always returns a leg describing what happened.
-func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, offer upstreamOffer) (*upstreamConn, *UpstreamLeg) {
+// dialUpstream connects to c's destination and completes a TLS handshake
+// offering what the client offered (SNI, ALPN, groups), through
+// tlsresume's own session cache. It always returns a leg describing what
+// happened.
+func (s *Server) dialUpstream(ctx context.Context, c *conn, offer upstreamOffer) (*upstreamConn, *UpstreamLeg) {
+	connID, addr, sni := c.rec.ID, c.dialAddr(), c.rec.SNI
 	leg := &UpstreamLeg{Addr: addr, SNI: sni, Insecure: s.cfg.InsecureUpstream}
 	start := s.cfg.Now()
-	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := s.dialTCP(ctx, c)
 	if err != nil {
 		leg.Error = fmt.Sprintf("dial %s: %v", addr, err)
 		return nil, leg
@@ -120,6 +121,60 @@ func (s *Server) dialUpstream(ctx context.Context, connID, addr, sni string, off
 	leg.ALPN = st.NegotiatedProtocol
 	leg.Resumed = st.DidResume
 	return &upstreamConn{tls: tc, raw: cc, view: view, hsRead: cc.read.Load()}, leg
+}
+
+// dialTCP connects to c's destination: the first time with the connection
+// dialled while the client was still sending its hello, if there is one.
+func (s *Server) dialTCP(ctx context.Context, c *conn) (net.Conn, error) {
+	if raw, ok, err := c.pre.take(); ok {
+		return raw, err
+	}
+	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
+	return d.DialContext(ctx, "tcp", c.dialAddr())
+}
+
+// predial connects to a connection's destination as soon as it is known
+// (the CONNECT target, the original destination), while the client is
+// still sending its ClientHello: the TCP handshake with the origin leaves
+// the critical path of every intercepted connection.
+type predial struct {
+	done  chan struct{}
+	conn  net.Conn
+	err   error
+	taken atomic.Bool
+}
+
+func (s *Server) startPredial(addr string) *predial {
+	p := &predial{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
+		p.conn, p.err = d.Dial("tcp", addr)
+	}()
+	return p
+}
+
+// take returns the dialled connection, once; ok is false afterwards, or
+// when nothing was dialled early.
+func (p *predial) take() (c net.Conn, ok bool, err error) {
+	if p == nil || p.taken.Swap(true) {
+		return nil, false, nil
+	}
+	<-p.done
+	return p.conn, true, p.err
+}
+
+// discard closes the connection if nobody took it.
+func (p *predial) discard() {
+	if p == nil || p.taken.Swap(true) {
+		return
+	}
+	go func() {
+		<-p.done
+		if p.conn != nil {
+			p.conn.Close()
+		}
+	}()
 }
 
 // upstreamOffer is what tlsresume offers the origin on the client's behalf.
