@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+const reportExamples = `  tlsresume report conns.jsonl                        # the proxy's --log: per client program and host
+  tlsresume inspect --format jsonl capture.pcap | tlsresume report -
+  tlsresume report --format jsonl conns.jsonl          # every count, for scripts
+
+Reading it: one row per client (IP), program (the first request's User-Agent, else the
+JA4) and host. OFFERED counts what the ClientHellos attempted (psk, ticket, session_id,
+none); RESUMED is how many of the client's handshakes resumed (against tlsresume for
+proxy records, against the server for captures); UPSTREAM how many of tlsresume's own
+upstream handshakes resumed; TOP VERDICT the commonest verdict code (see README).
+`
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	format := fs.String("format", "table", "output `format`: table or jsonl (one summary per line, every count), e.g. --format jsonl")
+	setUsage(fs, "tlsresume report [--format table|jsonl] FILE... (JSONL from the proxy's --log or inspect --format jsonl; - reads stdin)", reportExamples)
+	files, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	if *format != "table" && *format != "jsonl" {
+		fmt.Fprintf(stderr, "tlsresume report: --format must be table or jsonl, not %q\n", *format)
+		return 2
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "tlsresume report: name a JSONL file (the proxy's --log, or inspect --format jsonl), or - for stdin")
+		return 2
+	}
+	var entries []inspect.LogEntry
+	for _, name := range files {
+		r := io.Reader(os.Stdin)
+		if name != "-" {
+			f, err := os.Open(name)
+			if err != nil {
+				fmt.Fprintf(stderr, "tlsresume report: %v\n", err)
+				return 2
+			}
+			defer f.Close()
+			r = f
+		}
+		e, bad, first, err := inspect.ReadLog(r)
+		if err != nil {
+			fmt.Fprintf(stderr, "tlsresume report: %s: %v\n", name, err)
+			return 1
+		}
+		if bad > 0 {
+			fmt.Fprintf(stderr, "tlsresume report: %s: skipped %d lines that are not records (first: line %d)\n", name, bad, first)
+		}
+		entries = append(entries, e...)
+	}
+	sums := inspect.Summarize(entries)
+	if *format == "jsonl" {
+		enc := json.NewEncoder(stdout)
+		for _, s := range sums {
+			if err := enc.Encode(s); err != nil {
+				return 1
+			}
+		}
+		return 0
+	}
+	if err := inspect.WriteSummaries(stdout, sums); err != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,58 @@
+package inspect
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestSummarize: proxy records and capture records group by client IP,
+// program and host, counting offers, resumptions on both legs and verdicts.
+func TestSummarize(t *testing.T) {
+	log := `{"client_addr":"192.168.1.31:50001","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":false},"verdict":{"code":"first_contact"}}
+{"client_addr":"192.168.1.31:50002","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
+{"client_addr":"192.168.1.31:50003","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
+{"client_addr":"192.168.1.31:50004","sni":"api.test","user_agent":"curl/7.88.1","client_hello":{"attempt":"psk","ja4":"t13x"},"client_leg":{"resumed":true},"upstream_leg":{"resumed":true},"verdict":{"code":"both_resumed"}}
+not json at all
+{"client_addr":"10.0.0.2:443","server_addr":"10.0.0.9:443","client_hello":{"attempt":"session_id","ja4":"t12d"},"server_hello":{"resumed":true}}
+`
+	entries, bad, first, err := ReadLog(strings.NewReader(log))
+	if err != nil || bad != 1 || first != 5 || len(entries) != 5 {
+		t.Fatalf("ReadLog: %d entries, %d bad (first %d), %v", len(entries), bad, first, err)
+	}
+	sums := Summarize(entries)
+	if len(sums) != 3 {
+		t.Fatalf("%d summaries, want 3 (app, curl, capture)", len(sums))
+	}
+	app := sums[0]
+	if app.Program != "MyApp/1.0" || app.Conns != 3 || app.Offered["none"] != 3 || app.Resumed != 0 || *app.Upstream != 2 || app.Verdicts["client_offered_nothing"] != 2 {
+		t.Errorf("app summary %+v", app)
+	}
+	if c := sums[2]; c.Host != "10.0.0.9:443" || c.Resumed != 1 || c.Upstream != nil || c.Program != "t12d" /* too short to trim */ {
+		t.Errorf("capture summary %+v", c)
+	}
+	var out bytes.Buffer
+	if err := WriteSummaries(&out, sums); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MyApp/1.0", "none 3", "0/3", "2/3", "client_offered_nothing", "curl/7.88.1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if runeLen(line) > 120 {
+			t.Errorf("line of %d columns: %q", runeLen(line), line)
+		}
+	}
+}
+
+// TestJA4Program: a first and a resuming hello of one client name one
+// program (pre_shared_key changes the extension count and hash only).
+func TestJA4Program(t *testing.T) {
+	a := ja4Program("t13d3112h2_e8f1e7e78f70_b26ce05bbdd6")
+	b := ja4Program("t13d3113h2_e8f1e7e78f70_ac6b91b2c826")
+	if a != b || a != "t13d31··h2_e8f1e7e78f70" {
+		t.Errorf("%q and %q", a, b)
+	}
+}
