@@ -56,3 +56,27 @@ func TestJA4Program(t *testing.T) {
 		t.Errorf("%q and %q", a, b)
 	}
 }
+
+// FuzzReadLog: any input reads, summarizes and prints without panicking,
+// and every non-empty line is either an entry or counted as bad.
+func FuzzReadLog(f *testing.F) {
+	f.Add([]byte(`{"client_addr":"1.2.3.4:5","client_hello":{"attempt":"psk","ja4":"t13d3113h2_e8f1e7e78f70_ac6b91b2c826"},"client_leg":{"resumed":true}}` + "\n"))
+	f.Add([]byte("not json\n{}\n{\"client_addr\":\"x\"}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, bad, _, err := ReadLog(bytes.NewReader(data))
+		if err != nil {
+			return // a line over 1 MiB
+		}
+		lines := 0
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.TrimSpace(l) != "" {
+				lines++
+			}
+		}
+		if len(entries)+bad != lines {
+			t.Fatalf("%d entries + %d bad != %d lines", len(entries), bad, lines)
+		}
+		var out bytes.Buffer
+		WriteSummaries(&out, Summarize(entries))
+	})
+}
