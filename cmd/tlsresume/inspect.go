@@ -36,12 +36,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !ok {
 		return code
 	}
-	if *format != "table" && *format != "jsonl" {
-		fmt.Fprintf(stderr, "tlsresume inspect: --format must be table or jsonl, not %q\n", *format)
-		return 2
-	}
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "tlsresume inspect: name a capture file (pcap or pcapng), or - for stdin")
+	if !checkInputs("inspect", *format, files, "a capture file (pcap or pcapng)", stderr) {
 		return 2
 	}
 	out := bufio.NewWriter(stdout)
@@ -92,17 +87,13 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // inspectFile reads one capture and returns its records in the order the
 // ClientHellos were seen (records are produced when each verdict is known).
 func inspectFile(name string) ([]*inspect.Record, error) {
-	var r io.Reader = os.Stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
+	r, closeInput, err := openInput(name)
+	if err != nil {
+		return nil, err
 	}
+	defer closeInput()
 	var recs []*inspect.Record
-	_, err := inspect.ReadCapture(bufio.NewReaderSize(r, 1<<16), func(rec *inspect.Record) error {
+	_, err = inspect.ReadCapture(bufio.NewReaderSize(r, 1<<16), func(rec *inspect.Record) error {
 		recs = append(recs, rec)
 		return nil
 	})

@@ -101,3 +101,30 @@ func setUsage(fs *flag.FlagSet, synopsis, examples string) {
 		fmt.Fprintf(w, "\nExamples:\n%s", examples)
 	}
 }
+
+// checkInputs validates what every command reading files shares: --format
+// is table or jsonl, and at least one file is named. It prints one line and
+// returns false (exit 2) otherwise.
+func checkInputs(cmd, format string, files []string, what string, stderr io.Writer) bool {
+	switch {
+	case format != "table" && format != "jsonl":
+		fmt.Fprintf(stderr, "tlsresume %s: --format must be table or jsonl, not %q\n", cmd, format)
+		return false
+	case len(files) == 0:
+		fmt.Fprintf(stderr, "tlsresume %s: name %s, or - for stdin\n", cmd, what)
+		return false
+	}
+	return true
+}
+
+// openInput opens a named file, or stdin for "-"; close releases it.
+func openInput(name string) (r io.Reader, close func(), err error) {
+	if name == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -30,27 +29,18 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return code
 	}
-	if *format != "table" && *format != "jsonl" {
-		fmt.Fprintf(stderr, "tlsresume report: --format must be table or jsonl, not %q\n", *format)
-		return 2
-	}
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "tlsresume report: name a JSONL file (the proxy's --log, or inspect --format jsonl), or - for stdin")
+	if !checkInputs("report", *format, files, "a JSONL file (the proxy's --log, or inspect --format jsonl)", stderr) {
 		return 2
 	}
 	var entries []inspect.LogEntry
 	for _, name := range files {
-		r := io.Reader(os.Stdin)
-		if name != "-" {
-			f, err := os.Open(name)
-			if err != nil {
-				fmt.Fprintf(stderr, "tlsresume report: %v\n", err)
-				return 2
-			}
-			defer f.Close()
-			r = f
+		r, closeInput, err := openInput(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "tlsresume report: %v\n", err)
+			return 2
 		}
 		e, bad, first, err := inspect.ReadLog(r)
+		closeInput()
 		if err != nil {
 			fmt.Fprintf(stderr, "tlsresume report: %s: %v\n", name, err)
 			return 1
