@@ -353,3 +353,28 @@ func (e *nsEnv) startDNS(t *testing.T, upstream string) *tdns.Server {
 	}
 	return s
 }
+
+// notRedirected connects s_client straight to a transparent listener, over
+// IPv4 and IPv6, and checks each record says the connection was not
+// redirected and that nothing was dialled or sent; it returns the records.
+func (e *nsEnv) notRedirected(t *testing.T, p *nsProxy, port4, port6 int) []*ConnRecord {
+	t.Helper()
+	var recs []*ConnRecord
+	for _, a := range []netip.AddrPort{netip.AddrPortFrom(nsGW4, uint16(port4)), netip.AddrPortFrom(nsGW6, uint16(port6))} {
+		out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", a.String(),
+			"-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
+		if err == nil {
+			t.Errorf("s_client straight to the transparent listener %s succeeded: %s", a, testtool.Tail(out, 300))
+		}
+		r := p.take(1)[0]
+		t.Logf("record: %s", nsBrief(r))
+		if !strings.Contains(r.Error, "not redirected") && !strings.Contains(r.Error, "original destination") {
+			t.Errorf("%s: error %q, want it to say the connection was not redirected", a, r.Error)
+		}
+		if r.Source != "transparent" || r.UpstreamLeg != nil || r.BytesDown != 0 {
+			t.Errorf("%s: source %q upstream %+v bytes_down %d: nothing should have been dialled or sent", a, r.Source, r.UpstreamLeg, r.BytesDown)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}

@@ -112,24 +112,11 @@ func TestNetnsTransparentEdges(t *testing.T) {
 	e := newNSEnv(t)
 	p, port4, port6 := e.transparentProxy(t, nil)
 	t.Run("not_redirected", func(t *testing.T) {
-		for _, a := range []netip.AddrPort{netip.AddrPortFrom(nsGW4, uint16(port4)), netip.AddrPortFrom(nsGW6, uint16(port6))} {
-			out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", a.String(),
-				"-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
-			if err == nil {
-				t.Errorf("s_client straight to the transparent listener %s succeeded: %s", a, testtool.Tail(out, 300))
-			}
-			r := p.take(1)[0]
-			t.Logf("record: %s", nsBrief(r))
-			if !strings.Contains(r.Error, "not redirected") && !strings.Contains(r.Error, "original destination") {
-				t.Errorf("%s: error %q, want it to say the connection was not redirected", a, r.Error)
-			}
-			if r.Source != "transparent" || r.UpstreamLeg != nil || r.BytesDown != 0 {
-				t.Errorf("%s: source %q upstream %+v bytes_down %d: nothing should have been dialled or sent", a, r.Source, r.UpstreamLeg, r.BytesDown)
-			}
+		for _, r := range e.notRedirected(t, p, port4, port6) {
 			// Nothing was read or tunnelled: the verdict must not say so.
 			if strings.Contains(r.Verdict.Text, "tunnelled") || r.Verdict.Code == CodeNotTLS {
 				t.Errorf("%s: verdict %s %q for a connection refused before its first byte was read (error %q)",
-					a, r.Verdict.Code, r.Verdict.Text, r.Error)
+					r.ClientAddr, r.Verdict.Code, r.Verdict.Text, r.Error)
 			}
 		}
 	})

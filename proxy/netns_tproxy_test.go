@@ -4,10 +4,8 @@ package proxy
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 
-	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
 // TestNetnsTProxy: TestNetnsTransparent with TPROXY instead of REDIRECT.
@@ -69,20 +67,6 @@ func testTProxy(t *testing.T, e *nsEnv) {
 	}
 	t.Run("not_redirected", func(t *testing.T) {
 		p, port4, port6 := e.tproxyProxy(t, nil)
-		for _, a := range []netip.AddrPort{netip.AddrPortFrom(nsGW4, uint16(port4)), netip.AddrPortFrom(nsGW6, uint16(port6))} {
-			out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", a.String(),
-				"-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
-			if err == nil {
-				t.Errorf("s_client straight to the transparent listener %s succeeded: %s", a, testtool.Tail(out, 300))
-			}
-			r := p.take(1)[0]
-			t.Logf("record: %s", nsBrief(r))
-			if !strings.Contains(r.Error, "not redirected") && !strings.Contains(r.Error, "original destination") {
-				t.Errorf("%s: error %q, want it to say the connection was not redirected", a, r.Error)
-			}
-			if r.Source != "transparent" || r.UpstreamLeg != nil || r.BytesDown != 0 {
-				t.Errorf("%s: source %q upstream %+v bytes_down %d: nothing should have been dialled or sent", a, r.Source, r.UpstreamLeg, r.BytesDown)
-			}
-		}
+		e.notRedirected(t, p, port4, port6)
 	})
 }
