@@ -2,7 +2,7 @@ package inspect
 
 import "sync"
 
-// Attempt says how a ClientHello tried to resume: AttemptPSK, AttemptTicket,
+// AttemptOf says how a ClientHello tried to resume: AttemptPSK, AttemptTicket,
 // AttemptSessionID or AttemptNone. issued reports whether the hello's
 // session ID is one the same server issued earlier (see SessionHistory).
 //
@@ -11,7 +11,7 @@ import "sync"
 // compatibility (RFC 8446, Appendix D.4), and some TLS 1.2 clients send a
 // random one too (Go's crypto/tls does, to detect ticket resumption as RFC
 // 5077, Section 3.4 allows), so its presence alone proves nothing.
-func Attempt(h *ClientHello, issued bool) string {
+func AttemptOf(h *ClientHello, issued bool) Attempt {
 	switch {
 	case h.PreSharedKey:
 		return AttemptPSK

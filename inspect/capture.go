@@ -74,7 +74,7 @@ func (cr *captureReader) segment(s pcap.Segment) error {
 		c.pre[0].client = true
 		cr.next++
 		c.conv = &Conversation{
-			Source: "pcap", ClientAddr: client.String(), ServerAddr: server.String(),
+			Source: SourcePcap, ClientAddr: client.String(), ServerAddr: server.String(),
 			History: cr.history, Emit: cr.emit,
 		}
 		cr.conns[k] = c

@@ -72,7 +72,7 @@ func TestClientHelloFacts(t *testing.T) {
 	tests := []struct {
 		name    string
 		hello   testHello
-		attempt string
+		attempt Attempt
 		check   func(t *testing.T, h *ClientHello, r *ClientHelloRecord)
 	}{
 		{"openssl resume", opensslResume, AttemptPSK, func(t *testing.T, h *ClientHello, r *ClientHelloRecord) {
@@ -126,7 +126,7 @@ func TestClientHelloFacts(t *testing.T) {
 			if err := h.Unmarshal(tt.hello.marshal()); err != nil {
 				t.Fatal(err)
 			}
-			r := NewClientHelloRecord(&h, Attempt(&h, false), Fingerprint(&h, TransportTCP))
+			r := NewClientHelloRecord(&h, AttemptOf(&h, false), Fingerprint(&h, TransportTCP))
 			want(t, "attempt", r.Attempt, tt.attempt)
 			tt.check(t, &h, r)
 		})

@@ -11,7 +11,7 @@ import (
 // (for TLS 1.3 at the ServerHello; for TLS 1.2 at the server's
 // ChangeCipherSpec, which ends the plaintext flight) or at Close.
 type Conversation struct {
-	Source     string // copied into records
+	Source     Source // copied into records
 	ClientAddr string
 	ServerAddr string
 	Transport  byte            // TransportTCP unless set
@@ -69,7 +69,7 @@ func (c *Conversation) clientEvent(ev streamEvent, t time.Time, frame int) {
 			return
 		}
 		c.lastWasHRR = false
-		rec := &Record{Time: t, Frame: frame, Source: c.Source, ClientAddr: c.ClientAddr, ServerAddr: c.ServerAddr}
+		rec := &Record{V: SchemaVersion, Time: t, Frame: frame, Source: c.Source, ClientAddr: c.ClientAddr, ServerAddr: c.ServerAddr}
 		e := &exchange{rec: rec}
 		if ev.msg == nil {
 			rec.Error = "inspect: ClientHello longer than 64 KiB"
@@ -79,7 +79,7 @@ func (c *Conversation) clientEvent(ev streamEvent, t time.Time, frame int) {
 			h := &c.scratch
 			rec.SNI = string(h.ServerName)
 			issued := c.History.Has(c.ServerAddr, h.SessionID)
-			e.hello = NewClientHelloRecord(h, Attempt(h, issued), Fingerprint(h, c.transport()))
+			e.hello = NewClientHelloRecord(h, AttemptOf(h, issued), Fingerprint(h, c.transport()))
 			rec.ClientHello = e.hello
 			e.sessionID = e.hello.SessionID
 		}
@@ -151,7 +151,7 @@ func (c *Conversation) serverHello(msg []byte) {
 		sh.Complete = true
 		sh.Resumed = c.sh.SelectedPSK >= 0
 		if sh.Resumed {
-			sh.ResumedBy = strPtr(AttemptPSK)
+			sh.ResumedBy = attemptPtr(AttemptPSK)
 		}
 		c.server.encrypted = true
 		c.finish(e)
@@ -175,7 +175,7 @@ func (c *Conversation) decideTLS12(e *exchange, complete bool) {
 		if e.hello != nil && e.hello.SessionTicket.Len > 0 {
 			by = AttemptTicket
 		}
-		sh.ResumedBy = strPtr(by)
+		sh.ResumedBy = attemptPtr(by)
 	}
 	c.finish(e)
 }

@@ -57,9 +57,9 @@ func TestConversationVerdicts(t *testing.T) {
 		name      string
 		history   bool
 		steps     []step
-		attempts  []string
+		attempts  []Attempt
 		resumed   []bool
-		resumedBy []string // "" for null
+		resumedBy []Attempt // "" for null
 		hrr       []bool
 	}{
 		{
@@ -70,7 +70,7 @@ func TestConversationVerdicts(t *testing.T) {
 				c(hs(handshakeMsg(16, make([]byte, 33))), ccsRecord, finished),
 				s(hs(newTicket), ccsRecord, finished),
 			},
-			attempts: []string{AttemptNone}, resumed: []bool{false}, resumedBy: []string{""}, hrr: []bool{false},
+			attempts: []Attempt{AttemptNone}, resumed: []bool{false}, resumedBy: []Attempt{""}, hrr: []bool{false},
 		},
 		{
 			name: "tls1.2 abbreviated handshake by ticket",
@@ -79,7 +79,7 @@ func TestConversationVerdicts(t *testing.T) {
 				s(hs(testServerHello(VersionTLS12, sid, false)), ccsRecord, finished),
 				c(ccsRecord, finished),
 			},
-			attempts: []string{AttemptTicket}, resumed: []bool{true}, resumedBy: []string{AttemptTicket}, hrr: []bool{false},
+			attempts: []Attempt{AttemptTicket}, resumed: []bool{true}, resumedBy: []Attempt{AttemptTicket}, hrr: []bool{false},
 		},
 		{
 			name:    "tls1.2 abbreviated handshake by session id",
@@ -88,7 +88,7 @@ func TestConversationVerdicts(t *testing.T) {
 				c(hs(tls12SessionID.marshal())),
 				s(hs(testServerHello(VersionTLS12, sid, false)), ccsRecord, finished),
 			},
-			attempts: []string{AttemptSessionID}, resumed: []bool{true}, resumedBy: []string{AttemptSessionID}, hrr: []bool{false},
+			attempts: []Attempt{AttemptSessionID}, resumed: []bool{true}, resumedBy: []Attempt{AttemptSessionID}, hrr: []bool{false},
 		},
 		{
 			name: "tls1.3 psk accepted",
@@ -96,7 +96,7 @@ func TestConversationVerdicts(t *testing.T) {
 				c(hs(tls13PSK.marshal())),
 				s(hs(testServerHello(VersionTLS13, make([]byte, 32), false, testExt{ExtPreSharedKey, []byte{0, 0}})), ccsRecord),
 			},
-			attempts: []string{AttemptPSK}, resumed: []bool{true}, resumedBy: []string{AttemptPSK}, hrr: []bool{false},
+			attempts: []Attempt{AttemptPSK}, resumed: []bool{true}, resumedBy: []Attempt{AttemptPSK}, hrr: []bool{false},
 		},
 		{
 			name: "tls1.3 psk refused",
@@ -104,7 +104,7 @@ func TestConversationVerdicts(t *testing.T) {
 				c(hs(tls13PSK.marshal())),
 				s(hs(testServerHello(VersionTLS13, make([]byte, 32), false)), ccsRecord),
 			},
-			attempts: []string{AttemptPSK}, resumed: []bool{false}, resumedBy: []string{""}, hrr: []bool{false},
+			attempts: []Attempt{AttemptPSK}, resumed: []bool{false}, resumedBy: []Attempt{""}, hrr: []bool{false},
 		},
 		{
 			name: "hello retry request then a second hello",
@@ -114,13 +114,13 @@ func TestConversationVerdicts(t *testing.T) {
 				c(ccsRecord, hs(gnutls.marshal())),
 				s(hs(testServerHello(VersionTLS13, make([]byte, 32), false))),
 			},
-			attempts: []string{AttemptNone, AttemptNone}, resumed: []bool{false, false}, resumedBy: []string{"", ""}, hrr: []bool{true, false},
+			attempts: []Attempt{AttemptNone, AttemptNone}, resumed: []bool{false, false}, resumedBy: []Attempt{"", ""}, hrr: []bool{true, false},
 		},
 		{
 			name: "hello split over three records and many reads",
 			steps: splitSteps(records(recordHandshake, opensslResume.marshal(), 150), 7,
 				s(hs(testServerHello(VersionTLS13, nil, false, testExt{ExtPreSharedKey, []byte{0, 0}})))),
-			attempts: []string{AttemptPSK}, resumed: []bool{true}, resumedBy: []string{AttemptPSK}, hrr: []bool{false},
+			attempts: []Attempt{AttemptPSK}, resumed: []bool{true}, resumedBy: []Attempt{AttemptPSK}, hrr: []bool{false},
 		},
 	}
 	for _, tt := range tests {
@@ -139,7 +139,7 @@ func TestConversationVerdicts(t *testing.T) {
 					t.Fatalf("record %d: client_hello %v, server_hello %v, error %q", i, r.ClientHello, r.ServerHello, r.Error)
 				}
 				sh := r.ServerHello
-				by := ""
+				var by Attempt
 				if sh.ResumedBy != nil {
 					by = *sh.ResumedBy
 				}

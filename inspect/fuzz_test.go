@@ -119,7 +119,7 @@ func FuzzClientHello(f *testing.F) {
 		if n != len(msg) {
 			t.Fatalf("parsed fields cover %d bytes of %d", n, len(msg))
 		}
-		r := NewClientHelloRecord(&h, Attempt(&h, false), Fingerprint(&h, TransportTCP))
+		r := NewClientHelloRecord(&h, AttemptOf(&h, false), Fingerprint(&h, TransportTCP))
 		if _, err := json.Marshal(r); err != nil {
 			t.Fatal(err)
 		}

@@ -18,10 +18,10 @@ import (
 
 // helloWant is what one ClientHello of a case must be recorded as.
 type helloWant struct {
-	attempt string
+	attempt inspect.Attempt
 	hrr     bool   // answered by a HelloRetryRequest
 	resumed bool   // server_hello.resumed
-	by      string // server_hello.resumed_by, "" for null
+	by      inspect.Attempt // server_hello.resumed_by, "" for null
 }
 
 var (
@@ -31,7 +31,7 @@ var (
 	byPSK    = helloWant{attempt: inspect.AttemptPSK, resumed: true, by: inspect.AttemptPSK}
 )
 
-func retried(attempt string) helloWant { return helloWant{attempt: attempt, hrr: true} }
+func retried(attempt inspect.Attempt) helloWant { return helloWant{attempt: attempt, hrr: true} }
 
 // realCase is one client against one server at one TLS version: a first
 // connection, then one that offers what the first left behind.
@@ -261,7 +261,7 @@ func reportsByPort(m map[int]bool) []tt.Report {
 // "-hrr" for a hello answered by a HelloRetryRequest.
 func helloName(conn int, h *tt.Hello, rec *inspect.Record) string {
 	kind := "first"
-	if h.Attempt() != inspect.AttemptNone || (rec != nil && rec.ServerHello != nil && rec.ServerHello.Resumed) {
+	if inspect.Attempt(h.Attempt()) != inspect.AttemptNone || (rec != nil && rec.ServerHello != nil && rec.ServerHello.Resumed) {
 		kind = "resumed"
 	}
 	if h.SH != nil && h.SH.HRR() {
@@ -392,7 +392,7 @@ func checkBrowser(t *testing.T, c realCase, conns [][]*tt.Hello, recs records, r
 	}
 }
 
-func deref(s *string) string {
+func deref(s *inspect.Attempt) inspect.Attempt {
 	if s == nil {
 		return ""
 	}

@@ -5,20 +5,13 @@ import (
 	"time"
 )
 
-// Attempt values: what a ClientHello tried in order to resume.
-const (
-	AttemptPSK       = "psk"        // pre_shared_key offered (TLS 1.3)
-	AttemptTicket    = "ticket"     // session_ticket carrying a ticket (TLS 1.2, RFC 5077)
-	AttemptSessionID = "session_id" // a session ID the server issued (TLS 1.2 and earlier)
-	AttemptNone      = "none"
-)
-
 // Record is one ClientHello and what the server answered: one JSON object
 // per line in `tlsresume inspect --format jsonl` and, extended, in the
 // proxy's log. Field names are a contract (README.md, "The record").
 type Record struct {
+	V           int                `json:"v"` // SchemaVersion
 	Time        time.Time          `json:"time"`
-	Source      string             `json:"source"` // "pcap", "connect", "transparent", "sni"
+	Source      Source             `json:"source"`
 	ClientAddr  string             `json:"client_addr"`
 	ServerAddr  string             `json:"server_addr"`
 	SNI         string             `json:"sni"`
@@ -58,7 +51,7 @@ type ClientHelloRecord struct {
 	Padding              *int              `json:"padding"`           // length; null when absent
 	ECH                  bool              `json:"ech"`
 	ECHType              *int              `json:"ech_type"` // 0 outer, 1 inner; null when absent
-	Attempt              string            `json:"attempt"`
+	Attempt              Attempt           `json:"attempt"`
 	JA3                  string            `json:"ja3"`
 	JA3Hash              string            `json:"ja3_hash"`
 	JA4                  string            `json:"ja4"`
@@ -96,7 +89,7 @@ type ServerHelloRecord struct {
 	NewSessionTicket *TicketFact `json:"new_session_ticket"` // a plaintext TLS 1.2 ticket was issued
 	Complete         bool        `json:"complete"`           // enough was seen to decide
 	Resumed          bool        `json:"resumed"`
-	ResumedBy        *string     `json:"resumed_by"` // "psk", "ticket", "session_id" or null
+	ResumedBy        *Attempt    `json:"resumed_by"` // psk, ticket, session_id or null
 }
 
 // TicketFact describes a TLS 1.2 NewSessionTicket (RFC 5077, Section 3.3).
@@ -107,7 +100,7 @@ type TicketFact struct {
 
 // NewClientHelloRecord converts a parsed ClientHello into its record form.
 // attempt is computed by the caller (see Attempt), which knows the history.
-func NewClientHelloRecord(h *ClientHello, attempt string, fp Fingerprints) *ClientHelloRecord {
+func NewClientHelloRecord(h *ClientHello, attempt Attempt, fp Fingerprints) *ClientHelloRecord {
 	r := &ClientHelloRecord{
 		LegacyVersion:        int(h.LegacyVersion),
 		Random:               hex.EncodeToString(h.Random),
@@ -233,4 +226,4 @@ func bytesToInts(vs []byte) []int {
 
 func intPtr(v int) *int { return &v }
 
-func strPtr(s string) *string { return &s }
+func attemptPtr(a Attempt) *Attempt { return &a }

@@ -1,303 +1,183 @@
 package inspect
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// TableWriter prints records as a table that fits a 120-column terminal:
-// one line of facts per ClientHello, and an indented second line with its
-// JA4 and, in words, why it did or did not resume.
-type TableWriter struct {
-	w      io.Writer
-	header bool
-	rows   int
+// Summary is one client program talking to one host: who offered what,
+// who resumed, and the commonest reason why not.
+type Summary struct {
+	Client   string         `json:"client"`  // the client's IP
+	Program  string         `json:"program"` // User-Agent product, else the JA4 less its extension part
+	Host     string         `json:"host"`    // SNI, else the target or server address
+	Conns    int            `json:"conns"`
+	Offered  map[string]int `json:"offered"` // attempt → connections
+	Resumed  int            `json:"resumed"` // the client's handshake resumed
+	Upstream *int           `json:"upstream_resumed"`
+	Verdicts map[string]int `json:"verdicts"`
 }
 
-// NewTableWriter returns a TableWriter printing to w.
-func NewTableWriter(w io.Writer) *TableWriter { return &TableWriter{w: w} }
+// ReadLog reads JSONL records: lines of the proxy's --log file or of
+// `inspect --format jsonl`. Lines that are not records are counted in bad,
+// with the first one's number, and skipped: nothing else is lost.
+func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		e := new(ConnRecord)
+		if json.Unmarshal([]byte(line), e) != nil || (e.ClientAddr == "" && e.ClientHello == nil) {
+			if bad == 0 {
+				firstBad = n
+			}
+			bad++
+			continue
+		}
+		entries = append(entries, e)
+	}
+	return entries, bad, firstBad, sc.Err()
+}
 
-// Column widths; their sum plus separators is 120.
-var tableColumns = []struct {
+// Summarize groups entries by client IP, program and host, in order of
+// first appearance.
+func Summarize(entries []*ConnRecord) []*Summary {
+	var out []*Summary
+	index := map[[3]string]*Summary{}
+	for _, e := range entries {
+		if e.ServerHello != nil && e.ServerHello.HRR {
+			continue // the retried hello that follows is the one that counts
+		}
+		k := [3]string{clientIP(e.ClientAddr), Program(e), hostOf(e)}
+		s := index[k]
+		if s == nil {
+			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Offered: map[string]int{}, Verdicts: map[string]int{}}
+			index[k] = s
+			out = append(out, s)
+		}
+		s.Conns++
+		attempt := "unreadable"
+		if e.ClientHello != nil {
+			attempt = string(e.ClientHello.Attempt)
+		}
+		s.Offered[attempt]++
+		switch {
+		case e.ClientLeg != nil:
+			if e.ClientLeg.Resumed {
+				s.Resumed++
+			}
+		case e.ServerHello != nil && e.ServerHello.Resumed:
+			s.Resumed++
+		}
+		if e.UpstreamLeg != nil {
+			if s.Upstream == nil {
+				s.Upstream = new(int)
+			}
+			if e.UpstreamLeg.Resumed {
+				*s.Upstream++
+			}
+		}
+		if e.Verdict.Code != "" {
+			s.Verdicts[string(e.Verdict.Code)]++
+		}
+	}
+	return out
+}
+
+func clientIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+func hostOf(e *ConnRecord) string {
+	switch {
+	case e.SNI != "":
+		return e.SNI
+	case e.Target != "":
+		return e.Target
+	}
+	return e.ServerAddr
+}
+
+var summaryColumns = []struct {
 	name  string
 	width int
 }{
-	{"TIME", 8}, {"CLIENT → SERVER", 39}, {"SNI", 18}, {"VERSION", 7}, {"ATTEMPT", 10},
-	{"TKT", 4}, {"PSK", 3}, {"MODES", 5}, {"ED", 3}, {"SID", 3}, {"RESUMED", 10},
+	{"CLIENT", 15}, {"PROGRAM", 18}, {"HOST", 18}, {"CONNS", 5}, {"OFFERED", 20}, {"RESUMED", 7}, {"UPSTREAM", 8}, {"TOP VERDICT", 0},
 }
 
-// Header prints the column names, once; Write calls it, and a caller with
-// no records calls it to print an empty table.
-func (t *TableWriter) Header() error {
-	if t.header {
-		return nil
+// WriteSummaries prints summaries as a table for a 120-column terminal.
+func WriteSummaries(w io.Writer, sums []*Summary) error {
+	var rows [][]string
+	head := make([]string, len(summaryColumns))
+	for i, c := range summaryColumns {
+		head[i] = c.name
 	}
-	t.header = true
-	cells := make([]string, len(tableColumns))
-	for i, c := range tableColumns {
-		cells[i] = c.name
+	rows = append(rows, head)
+	for _, s := range sums {
+		up := "-"
+		if s.Upstream != nil {
+			up = fmt.Sprintf("%d/%d", *s.Upstream, s.Conns)
+		}
+		rows = append(rows, []string{s.Client, s.Program, s.Host, strconv.Itoa(s.Conns), countWords(s.Offered),
+			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up, topVerdict(s.Verdicts)})
 	}
-	_, err := io.WriteString(t.w, formatRow(cells))
-	return err
-}
-
-// Write prints one record.
-func (t *TableWriter) Write(r *Record) error {
-	if err := t.Header(); err != nil {
-		return err
-	}
-	t.rows++
-	_, err := io.WriteString(t.w, formatRow(rowCells(r))+secondLine(r))
-	return err
-}
-
-// Rows returns how many records were written.
-func (t *TableWriter) Rows() int { return t.rows }
-
-func formatRow(cells []string) string {
-	var b strings.Builder
-	for i, c := range cells {
-		w := tableColumns[i].width
-		c = fit(c, w)
-		b.WriteString(c)
-		if i < len(cells)-1 {
-			b.WriteString(strings.Repeat(" ", w-runeLen(c)+1))
+	for _, r := range rows {
+		var b strings.Builder
+		for i, cell := range r {
+			wd := summaryColumns[i].width
+			if wd == 0 {
+				b.WriteString(fit(cell, max(120-runeLen(b.String()), 8)))
+				break
+			}
+			cell = fit(cell, wd)
+			b.WriteString(cell + strings.Repeat(" ", wd-runeLen(cell)+1))
+		}
+		if _, err := io.WriteString(w, strings.TrimRight(b.String(), " ")+"\n"); err != nil {
+			return err
 		}
 	}
-	return strings.TrimRight(b.String(), " ") + "\n"
+	return nil
 }
 
-func rowCells(r *Record) []string {
-	cells := []string{r.Time.Format("15:04:05"), connCell(r.ClientAddr, r.ServerAddr, tableColumns[1].width), orDash(r.SNI)}
-	ch := r.ClientHello
-	if ch == nil {
-		return append(cells, "", "error")
+// countWords renders {"psk": 5, "none": 1} as "psk 5, none 1", largest first.
+func countWords(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	cells = append(cells,
-		versionsCell(ch),
-		ch.Attempt,
-		ticketCell(ch.SessionTicket),
-		pskCell(ch.PreSharedKey),
-		modesCell(ch.PSKKeyExchangeModes),
-		yesDash(ch.EarlyData),
-		strconv.Itoa(ch.SessionIDLen),
-		resumedCell(r.ServerHello),
-	)
-	return cells
-}
-
-// connCell shows "client → server" in w runes, shortening the client
-// address from the left first, so the server's address and port survive.
-func connCell(client, server string, w int) string {
-	const arrow = " → "
-	room := w - runeLen(arrow) - runeLen(server)
-	if runeLen(client) > room {
-		if room < 6 {
-			return fit(client+arrow+server, w)
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return m[b] - m[a]
 		}
-		rs := []rune(client)
-		client = "…" + string(rs[len(rs)-room+1:])
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
-	return client + arrow + server
+	return strings.Join(parts, ", ")
 }
 
-// secondLine gives the JA4 and the explanation, word-wrapped so that no
-// line passes 120 columns; continuation lines align under the explanation.
-func secondLine(r *Record) string {
-	const width, indent = 120, "         "
-	head := indent
-	if r.ClientHello != nil {
-		head += "ja4 " + r.ClientHello.JA4 + "  "
-	}
-	pad := strings.Repeat(" ", runeLen(head))
-	var b strings.Builder
-	line, n := head, runeLen(head)
-	for i, word := range strings.Fields(Explain(r)) {
-		w := runeLen(word)
-		if i > 0 && n+1+w > width {
-			b.WriteString(line + "\n")
-			line, n = pad+word, runeLen(pad)+w
-			continue
-		}
-		if i > 0 {
-			line += " "
-			n++
-		}
-		line += word
-		n += w
-	}
-	b.WriteString(line + "\n")
-	return b.String()
-}
-
-// versionsCell shows the offered range, e.g. "1.2-1.3", GREASE left out.
-func versionsCell(ch *ClientHelloRecord) string {
-	lo, hi := 0, 0
-	for _, v := range ch.SupportedVersions {
-		if IsGREASE(uint16(v)) {
-			continue
-		}
-		if lo == 0 || v < lo {
-			lo = v
-		}
-		hi = max(hi, v)
-	}
-	if hi == 0 {
-		return VersionName(uint16(ch.LegacyVersion))
-	}
-	if lo == hi {
-		return VersionName(uint16(hi))
-	}
-	return VersionName(uint16(lo)) + "-" + VersionName(uint16(hi))
-}
-
-// ticketCell: "-" absent, "ask" empty (asks for a ticket), else its length.
-func ticketCell(t SessionTicketFact) string {
-	switch {
-	case !t.Offered:
-		return "-"
-	case t.Len == 0:
-		return "ask"
-	}
-	return strconv.Itoa(t.Len)
-}
-
-func pskCell(p PSKFact) string {
-	if !p.Offered {
+// topVerdict is the commonest verdict code (--format jsonl has them all).
+func topVerdict(m map[string]int) string {
+	if len(m) == 0 {
 		return "-"
 	}
-	return strconv.Itoa(len(p.Identities))
-}
-
-func modesCell(m []int) string {
-	if m == nil {
-		return "-"
+	words := countWords(m)
+	if i := strings.LastIndexByte(strings.SplitN(words, ", ", 2)[0], ' '); i > 0 {
+		return words[:i]
 	}
-	s := make([]string, len(m))
-	for i, v := range m {
-		s[i] = strconv.Itoa(v)
-	}
-	return strings.Join(s, ",")
-}
-
-func resumedCell(sh *ServerHelloRecord) string {
-	switch {
-	case sh == nil:
-		return "?"
-	case sh.HRR:
-		return "hrr"
-	case !sh.Complete:
-		return "?"
-	case sh.Resumed && sh.ResumedBy != nil:
-		return *sh.ResumedBy
-	case sh.Resumed:
-		return "yes"
-	}
-	return "no"
-}
-
-func fit(s string, w int) string {
-	if runeLen(s) <= w {
-		return s
-	}
-	rs := []rune(s)
-	return string(rs[:w-1]) + "…"
-}
-
-func runeLen(s string) int { return len([]rune(s)) }
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func yesDash(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "-"
-}
-
-// Explain says in words what a record shows about resumption.
-func Explain(r *Record) string {
-	ch, sh := r.ClientHello, r.ServerHello
-	if ch == nil {
-		return "unreadable ClientHello: " + r.Error
-	}
-	var why []string
-	why = append(why, offerWords(ch))
-	switch {
-	case sh == nil && r.Error != "":
-		why = append(why, r.Error)
-	case sh == nil:
-		why = append(why, "no ServerHello seen")
-	case sh.HRR:
-		why = append(why, fmt.Sprintf("HelloRetryRequest (group %d): the next hello retries", sh.KeyShareGroup))
-	case !sh.Complete:
-		why = append(why, "server flight cut short: resumption unknown")
-		if r.Error != "" {
-			why = append(why, r.Error)
-		}
-	case sh.Resumed:
-		why = append(why, "TLS "+VersionName(uint16(sh.Version))+" server resumed ("+resumedCell(sh)+")")
-	default:
-		why = append(why, "TLS "+VersionName(uint16(sh.Version))+" "+refusalWords(ch, sh))
-	}
-	return strings.Join(why, "; ")
-}
-
-func offerWords(ch *ClientHelloRecord) string {
-	switch ch.Attempt {
-	case AttemptPSK:
-		return fmt.Sprintf("offered a PSK (%d identities)", len(ch.PreSharedKey.Identities))
-	case AttemptTicket:
-		return fmt.Sprintf("offered a %d-byte TLS 1.2 ticket", ch.SessionTicket.Len)
-	case AttemptSessionID:
-		return "offered a session ID to resume"
-	}
-	var s string
-	switch {
-	case ch.SessionTicket.Offered:
-		s = "asks for a ticket (empty session_ticket)"
-	default:
-		s = "offered nothing: no session_ticket, no pre_shared_key"
-	}
-	switch {
-	case ch.SessionIDLen == 32 && containsInt(ch.SupportedVersions, int(VersionTLS13)):
-		s += " (its 32-byte session ID is TLS 1.3 compatibility, not an attempt)"
-	case ch.SessionIDLen > 0:
-		s += " (its session ID was not seen issued earlier: random, or from before this capture or run)"
-	}
-	return s
-}
-
-func refusalWords(ch *ClientHelloRecord, sh *ServerHelloRecord) string {
-	issued := ""
-	if sh.NewSessionTicket != nil {
-		issued = fmt.Sprintf(", issued a %d-byte ticket", sh.NewSessionTicket.Len)
-	} else if sh.Version <= int(VersionTLS12) && sh.SessionIDLen > 0 && ch.Attempt == AttemptNone {
-		issued = ", issued a session ID"
-	}
-	switch ch.Attempt {
-	case AttemptPSK:
-		return "server did not select the PSK: full handshake"
-	case AttemptTicket:
-		return "server refused the ticket: full handshake" + issued
-	case AttemptSessionID:
-		return "server did not accept the session ID: full handshake" + issued
-	}
-	return "full handshake" + issued
-}
-
-func containsInt(vs []int, v int) bool {
-	for _, x := range vs {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	return words
 }

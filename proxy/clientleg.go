@@ -22,7 +22,7 @@ var servableALPN = []string{"h2", "http/1.1"}
 // what the origin did, with hooks that record ticket lineage.
 func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	cfg := s.clientBase.Clone()
-	m := &Mirrored{}
+	m := &inspect.Mirrored{}
 	c.rec.Mirrored = m
 	// Version: at most what the origin negotiated, so a TLS 1.2-only origin
 	// is seen by the client as TLS 1.2 (and its tickets stay TLS 1.2 tickets).
@@ -52,7 +52,7 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	case "on":
 		m.Overrides = append(m.Overrides, "client_tickets")
 	default:
-		tickets = !s.origins.issuesNoTickets(c.originKey())
+		tickets = !s.origins.issuesNoTickets(c.origin)
 	}
 	cfg.SessionTicketsDisabled = !tickets
 	m.Tickets = tickets
@@ -62,9 +62,9 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	m.Names = names
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
-	c.clientLeg = &ClientLeg{Ticket: "none"}
+	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
 	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
-		c.clientLeg.Ticket = "disabled"
+		c.clientLeg.Ticket = inspect.TicketDisabled
 	}
 	(&lineage{connID: c.rec.ID, now: s.cfg.Now, leg: c.clientLeg}).install(cfg)
 	return cfg

@@ -75,9 +75,6 @@ type Config struct {
 	// client's own close_notify before closing. Default 250ms.
 	Linger time.Duration
 
-	// Records receives one record per connection when it closes. Default:
-	// records are dropped (the console line is still logged).
-	Records func(*ConnRecord)
 	// KeyLog receives NSS key log lines for both legs. Default: none.
 	KeyLog io.Writer
 	// Log is the console logger. Default zerolog.Nop().

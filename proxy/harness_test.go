@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -34,10 +35,14 @@ type testEnv struct {
 	srv     *Server
 	addr    string
 	mu      sync.Mutex
-	records []*ConnRecord
-	got     chan *ConnRecord
+	records []*inspect.ConnRecord
+	got     chan *inspect.ConnRecord
 	cancel  context.CancelFunc
 	done    chan error
+	// followed closes when the test's subscription ends; checked then says
+	// what checkStream found wrong with the second subscription, if anything.
+	followed chan struct{}
+	checked  chan string
 }
 
 // startProxy runs a Server on 127.0.0.1 with a CA in dir. mod may change
@@ -56,8 +61,8 @@ func startProxy(t *testing.T, dir string, mod func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, dir: dir, ca: ca, got: make(chan *ConnRecord, 64)}
-	cfg := Config{Issuer: iss, CA: ca, TicketKeys: keys, Records: e.record}
+	e := &testEnv{t: t, dir: dir, ca: ca, got: make(chan *inspect.ConnRecord, 4096)}
+	cfg := Config{Issuer: iss, CA: ca, TicketKeys: keys}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -68,6 +73,12 @@ func startProxy(t *testing.T, dir string, mod func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two subscribers, as the CLI has (the --log file and the live view):
+	// one hands records to the test, the other checks the stream itself.
+	e.followed = make(chan struct{})
+	e.checked = make(chan string, 1)
+	go e.follow(e.srv.Subscribe(context.Background(), 4096))
+	go checkStream(e.srv.Subscribe(context.Background(), 4096), e.checked)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -91,17 +102,72 @@ func (e *testEnv) stop() {
 	e.cancel()
 	<-e.done
 	e.cancel = nil
+	<-e.followed
+	if problem := <-e.checked; problem != "" {
+		e.t.Errorf("record stream: %s", problem)
+	}
 }
 
-func (e *testEnv) record(r *ConnRecord) {
-	e.mu.Lock()
-	e.records = append(e.records, r)
-	e.mu.Unlock()
-	e.got <- r
+// follow hands each closing record to the test.
+func (e *testEnv) follow(events <-chan inspect.Event) {
+	defer close(e.followed)
+	for ev := range events {
+		if ev.Dropped > 0 {
+			e.t.Errorf("the test's subscriber lost %d events", ev.Dropped)
+		}
+		if ev.Kind != inspect.EventClose {
+			continue
+		}
+		e.mu.Lock()
+		e.records = append(e.records, ev.Record)
+		e.mu.Unlock()
+		select {
+		case e.got <- ev.Record:
+		default:
+			e.t.Errorf("record %s: the test reads no more records", ev.Record.ID)
+		}
+	}
+}
+
+// checkStream reads a subscription to its end and reports the first thing
+// wrong with it: a close without its open, two opens or closes of one
+// connection, an open carrying a verdict, a lost event, or an open left
+// without its close when the stream ended.
+func checkStream(events <-chan inspect.Event, result chan<- string) {
+	problem := ""
+	note := func(format string, args ...any) {
+		if problem == "" {
+			problem = fmt.Sprintf(format, args...)
+		}
+	}
+	state := map[string]inspect.EventKind{}
+	for ev := range events {
+		id := ev.Record.ID
+		if ev.Dropped > 0 {
+			note("lost %d events", ev.Dropped)
+		}
+		switch {
+		case ev.Kind == inspect.EventOpen && state[id] != "":
+			note("%s opened twice", id)
+		case ev.Kind == inspect.EventOpen && ev.Record.Verdict.Code != "":
+			note("%s opened with a verdict", id)
+		case ev.Kind == inspect.EventClose && state[id] != inspect.EventOpen:
+			note("%s closed without being open (%q)", id, state[id])
+		case ev.Kind == inspect.EventClose && ev.Record.Verdict.Code == "":
+			note("%s closed without a verdict", id)
+		}
+		state[id] = ev.Kind
+	}
+	for id, k := range state {
+		if k == inspect.EventOpen {
+			note("%s still open when the stream ended", id)
+		}
+	}
+	result <- problem
 }
 
 // next waits for the next record.
-func (e *testEnv) next() *ConnRecord {
+func (e *testEnv) next() *inspect.ConnRecord {
 	e.t.Helper()
 	select {
 	case r := <-e.got:

@@ -2,10 +2,9 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -29,15 +28,15 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	c.replayed = len(replay)
 	if err != nil {
 		if errors.Is(err, inspect.ErrNotTLS) || errors.Is(err, inspect.ErrSSLv2) {
-			s.tunnel(c, replay, err)
+			s.relayUntouched(c, replay, err)
 			return
 		}
-		c.fail("reading the ClientHello: " + err.Error())
+		c.fail(fmt.Errorf("reading the ClientHello: %w", err))
 		return
 	}
 	var hello inspect.ClientHello
 	if err := hello.Unmarshal(msg); err != nil {
-		c.fail(err.Error())
+		c.fail(err)
 		return
 	}
 	c.rec.SNI = string(hello.ServerName)
@@ -48,40 +47,29 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	// A session ID counts as an attempt when this origin issued it earlier
 	// in this run (seen when a connection to it was passed through).
 	issued := s.history.Has(c.dialAddr(), hello.SessionID)
-	c.rec.ClientHello = inspect.NewClientHelloRecord(&hello, inspect.Attempt(&hello, issued), inspect.Fingerprint(&hello, inspect.TransportTCP))
+	c.rec.ClientHello = inspect.NewClientHelloRecord(&hello, inspect.AttemptOf(&hello, issued), inspect.Fingerprint(&hello, inspect.TransportTCP))
+	c.open()
 	if routeErr != nil {
-		c.fail(routeErr.Error())
+		c.fail(routeErr)
 		return
 	}
 	if why := s.passthroughReason(c); why != "" {
 		s.passthrough(c, replay, why)
 		return
 	}
-	origin := s.origins.origin(c.originKey())
-	c.facts = verdictFacts{
-		clientHadTicket:   s.origins.clientHadTicket(c.clientKey()),
-		originSeen:        origin.conns > 0,
-		originIssuedNoTkt: origin.conns > 0 && origin.tickets == 0,
-		originOpen:        origin.open > 0,
-	}
-	s.origins.openOrigin(c.originKey())
-	c.originOpened = true
-
-	ctx := context.Background()
 	c.offer = newUpstreamOffer(&hello)
-	up, leg := s.dialUpstream(ctx, c, c.offer)
-	c.rec.UpstreamLeg, c.up = leg, up
-	if up == nil {
+	up, err := s.interceptUpstream(c)
+	if err != nil {
 		// Without an origin there is nothing to mirror or relay: closing the
 		// connection tells the client, as a failing origin would.
-		c.fail("")
+		c.finish()
 		return
 	}
 	up.startSip()
 	upState := up.tls.ConnectionState()
 	cfg := s.clientConfig(c, &upState)
 	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
-	tc, err := s.clientHandshake(ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
+	tc, err := s.clientHandshake(s.ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
 		if s.cfg.AutoPassthrough && rejectedCertificate(c.clientLeg) {
@@ -93,20 +81,28 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	s.relay.serveTLS(c, tc)
 }
 
-// dialAddr is where the upstream leg connects: the original destination in
-// transparent mode, else the target host:port.
-func (c *conn) dialAddr() string {
-	if c.origDst.IsValid() {
-		return c.origDst.String()
+// interceptUpstream makes the connection's upstream leg: dial the origin,
+// look up what is known about it by the address reached (the key the
+// upstream cache uses too), then handshake through the upstream cache.
+func (s *Server) interceptUpstream(c *conn) (*upstreamConn, error) {
+	raw, leg, err := s.dialOrigin(s.ctx, c)
+	c.rec.UpstreamLeg = leg
+	if err != nil {
+		return nil, err
 	}
-	return c.rec.Target
+	c.setOrigin(raw.RemoteAddr())
+	origin, nameSeen := s.origins.openOrigin(c.origin, c.nameKey())
+	c.originOpened = true
+	c.facts = verdictFacts{
+		originSeen:        origin.conns > 0,
+		originIssuedNoTkt: origin.conns > 0 && origin.tickets == 0,
+		originOpen:        origin.open > 0,
+		nameSeen:          nameSeen,
+	}
+	up, err := s.handshakeOrigin(s.ctx, c, raw, c.offer, leg)
+	c.up = up
+	return up, err
 }
 
 // passKey names a host for passthrough decisions: its SNI, else the target.
-func (c *conn) passKey() string {
-	if c.rec.SNI != "" {
-		return c.rec.SNI
-	}
-	host, _, _ := net.SplitHostPort(c.rec.Target)
-	return host
-}
+func (c *conn) passKey() string { return c.serverName() }

@@ -33,10 +33,10 @@ func ListenTransparent(ctx context.Context, addr string) (net.Listener, error) {
 // original IP and port. It returns when ctx is done or on Shutdown.
 func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
 	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
-		c := s.newConn(raw, "transparent", "")
+		c := s.newConn(raw, inspect.SourceTransparent, "")
 		dst, err := s.transparentDst(raw)
 		if err != nil {
-			c.fail(err.Error())
+			c.fail(err)
 			return
 		}
 		c.origDst = dst
@@ -74,7 +74,7 @@ func (s *Server) transparentDst(raw net.Conn) (netip.AddrPort, error) {
 // name this client just looked up) says where to go, on port 443.
 func (s *Server) ServeSNI(ctx context.Context, ln net.Listener) error {
 	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
-		s.intercept(s.newConn(raw, "sni", ""), raw)
+		s.intercept(s.newConn(raw, inspect.SourceSNI, ""), raw)
 	})
 }
 
@@ -111,6 +111,7 @@ func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
 // connection in its own goroutine.
 func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(net.Conn)) error {
 	s.addSelf(ln)
+	s.startRotation()
 	s.addCloser(func() { ln.Close() })
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
@@ -147,17 +148,6 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 		}
 		go handle(raw)
 	}
-}
-
-// newConn starts the record of a connection that just arrived.
-func (s *Server) newConn(raw net.Conn, source, target string) *conn {
-	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: raw}}
-	c.rec = &ConnRecord{
-		ID:     s.nextID(),
-		Target: target,
-		Record: inspect.Record{Time: c.start, Source: source, ClientAddr: raw.RemoteAddr().String(), ServerAddr: target},
-	}
-	return c
 }
 
 // routeBySNI sets the target of a connection that arrived by DNS: the SNI,

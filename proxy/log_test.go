@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // TestRecordLog: records reach the file within the flush delay, as one JSON
@@ -17,12 +19,12 @@ func TestRecordLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Write(&ConnRecord{ID: "c1"})
+	l.Write(&inspect.ConnRecord{ID: "c1"})
 	time.Sleep(3 * flushDelay)
 	if n := countLines(t, path); n != 1 {
 		t.Fatalf("%d lines after the flush delay, want 1", n)
 	}
-	l.Write(&ConnRecord{ID: "c2"})
+	l.Write(&inspect.ConnRecord{ID: "c2"})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/testtool"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
 )
@@ -120,7 +121,7 @@ func (e *nsEnv) curlTwice(t *testing.T, p *nsProxy, origin netip.Addr, h2 bool) 
 		if said := originSaid(t, string(page)); said != r.UpstreamLeg.Resumed || said != (i == 1) {
 			t.Errorf("connection %d: the origin says resumed=%v, the record's upstream_leg.resumed=%v; want both %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
 		}
-		if want := []string{CodeFirstContact, CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
+		if want := []inspect.VerdictCode{inspect.CodeFirstContact, inspect.CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
 			t.Errorf("connection %d: verdict %s (client resumed %v), want %s: %s", i+1, r.Verdict.Code, r.ClientLeg.Resumed, want, r.Verdict.Text)
 		}
 	}
@@ -138,7 +139,7 @@ func (e *nsEnv) curlTwice(t *testing.T, p *nsProxy, origin netip.Addr, h2 bool) 
 // offering its session, and checks that both records are intercepted
 // transparent connections on client leg version and that the second
 // offered attempt ("psk", "ticket") and resumed on both legs.
-func (e *nsEnv) sClientTwice(t *testing.T, p *nsProxy, origin netip.Addr, flag, version, attempt string) {
+func (e *nsEnv) sClientTwice(t *testing.T, p *nsProxy, origin netip.Addr, flag, version string, attempt inspect.Attempt) {
 	t.Helper()
 	dst := netip.AddrPortFrom(origin, 443)
 	sess := filepath.Join(t.TempDir(), "sess")
@@ -161,8 +162,8 @@ func (e *nsEnv) sClientTwice(t *testing.T, p *nsProxy, origin netip.Addr, flag, 
 			t.Errorf("connection 1: attempt %q, client_leg.ticket %q; want none, none (the hello carries session_ticket len %d, no pre_shared_key)",
 				r.ClientHello.Attempt, r.ClientLeg.Ticket, r.ClientHello.SessionTicket.Len)
 		}
-		if i == 1 && (r.ClientHello.Attempt != attempt || r.Verdict.Code != CodeBothResumed) {
-			t.Errorf("connection 2: attempt %q verdict %s, want %q %s: %s", r.ClientHello.Attempt, r.Verdict.Code, attempt, CodeBothResumed, r.Verdict.Text)
+		if i == 1 && (r.ClientHello.Attempt != attempt || r.Verdict.Code != inspect.CodeBothResumed) {
+			t.Errorf("connection 2: attempt %q verdict %s, want %q %s: %s", r.ClientHello.Attempt, r.Verdict.Code, attempt, inspect.CodeBothResumed, r.Verdict.Text)
 		}
 	}
 }
@@ -218,7 +219,7 @@ func originSaid(t *testing.T, page string) (resumed bool) {
 
 // checkIntercepted checks what every intercepted transparent connection's
 // record must say.
-func checkIntercepted(t *testing.T, r *ConnRecord, dst netip.AddrPort, client netip.Addr, sni string) {
+func checkIntercepted(t *testing.T, r *inspect.ConnRecord, dst netip.AddrPort, client netip.Addr, sni string) {
 	t.Helper()
 	ca, _ := netip.ParseAddrPort(r.ClientAddr)
 	switch {
@@ -291,7 +292,7 @@ func nsHandshake(d *nsDialer, proxy, dst netip.AddrPort, cfg *tls.Config) (*tls.
 // terminated nothing, and the record's server_hello (read off the wire)
 // agrees with what the client and the origin said. Connection i (0, 1) is
 // expected to have resumed by `by` when i is 1 and by is not "".
-func checkPassedThrough(t *testing.T, r *ConnRecord, dst netip.AddrPort, i int, clientSaid, originSaid bool, by string) {
+func checkPassedThrough(t *testing.T, r *inspect.ConnRecord, dst netip.AddrPort, i int, clientSaid, originSaid bool, by inspect.Attempt) {
 	t.Helper()
 	want := i == 1 && by != ""
 	if r.Source != "connect" || r.Passthrough == "" || r.ServerAddr != dst.String() || r.Target != dst.String() ||
@@ -304,7 +305,7 @@ func checkPassedThrough(t *testing.T, r *ConnRecord, dst netip.AddrPort, i int, 
 		t.Errorf("connection %d: server_hello %+v: the real server's answer was not read", i+1, sh)
 		return
 	}
-	gotBy := ""
+	var gotBy inspect.Attempt
 	if sh.ResumedBy != nil {
 		gotBy = *sh.ResumedBy
 	}
@@ -312,9 +313,9 @@ func checkPassedThrough(t *testing.T, r *ConnRecord, dst netip.AddrPort, i int, 
 		t.Errorf("connection %d: client says resumed=%v, origin says %v, record server_hello.resumed=%v resumed_by=%q; want %v %q",
 			i+1, clientSaid, originSaid, sh.Resumed, gotBy, want, by)
 	}
-	code := CodePassthroughNotResumed
+	code := inspect.CodePassthroughNotResumed
 	if want {
-		code = CodePassthroughResumed
+		code = inspect.CodePassthroughResumed
 	}
 	if r.Verdict.Code != code {
 		t.Errorf("connection %d: verdict %s, want %s: %s", i+1, r.Verdict.Code, code, r.Verdict.Text)
@@ -357,9 +358,9 @@ func (e *nsEnv) startDNS(t *testing.T, upstream string) *tdns.Server {
 // notRedirected connects s_client straight to a transparent listener, over
 // IPv4 and IPv6, and checks each record says the connection was not
 // redirected and that nothing was dialled or sent; it returns the records.
-func (e *nsEnv) notRedirected(t *testing.T, p *nsProxy, port4, port6 int) []*ConnRecord {
+func (e *nsEnv) notRedirected(t *testing.T, p *nsProxy, port4, port6 int) []*inspect.ConnRecord {
 	t.Helper()
-	var recs []*ConnRecord
+	var recs []*inspect.ConnRecord
 	for _, a := range []netip.AddrPort{netip.AddrPortFrom(nsGW4, uint16(port4)), netip.AddrPortFrom(nsGW6, uint16(port6))} {
 		out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", a.String(),
 			"-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")

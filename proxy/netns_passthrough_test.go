@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
@@ -31,7 +32,7 @@ func TestNetnsPassthrough(t *testing.T) {
 		name  string
 		port  uint16
 		flags []string // s_server's and s_client's
-		by    string
+		by    inspect.Attempt
 	}{
 		{"ticket_tls1.2", 4431, []string{"-tls1_2"}, "ticket"},
 		{"session_id_tls1.2", 4432, []string{"-tls1_2", "-no_ticket"}, "session_id"},

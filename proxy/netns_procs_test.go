@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/testtool"
 )
 
@@ -183,7 +184,7 @@ type nsProxy struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
-	recs  []*ConnRecord
+	recs  []*inspect.ConnRecord
 	taken int
 }
 
@@ -202,7 +203,7 @@ func newNSProxy(tb testing.TB, f originFiles, mod func(*Config)) *nsProxy {
 		tb.Fatal(err)
 	}
 	p := &nsProxy{tb: tb, ca: ca, caFile: ca.CertFile()}
-	cfg := Config{Issuer: iss, CA: ca, Records: p.record, Allow: nsClientNets, UpstreamRoots: f.pool}
+	cfg := Config{Issuer: iss, CA: ca, Allow: nsClientNets, UpstreamRoots: f.pool}
 	if os.Getenv("TLSRESUME_NETNS_LOG") != "" {
 		cfg.Log = zerolog.New(zerolog.NewTestWriter(tb))
 	}
@@ -213,12 +214,15 @@ func newNSProxy(tb testing.TB, f originFiles, mod func(*Config)) *nsProxy {
 		tb.Fatal(err)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go p.follow(p.srv.Subscribe(context.Background(), 4096), followed)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		p.srv.Shutdown(ctx)
 		p.cancel()
 		p.wg.Wait()
+		<-followed
 	})
 	return p
 }
@@ -250,14 +254,20 @@ func (p *nsProxy) serve(kind string, ln net.Listener) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func (p *nsProxy) record(r *ConnRecord) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.recs = append(p.recs, r)
+// follow keeps every closing record of the stream.
+func (p *nsProxy) follow(events <-chan inspect.Event, done chan<- struct{}) {
+	defer close(done)
+	for ev := range events {
+		if ev.Kind == inspect.EventClose {
+			p.mu.Lock()
+			p.recs = append(p.recs, ev.Record)
+			p.mu.Unlock()
+		}
+	}
 }
 
 // take waits for the next n records and returns them in connection order.
-func (p *nsProxy) take(n int) []*ConnRecord {
+func (p *nsProxy) take(n int) []*inspect.ConnRecord {
 	p.tb.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -266,7 +276,7 @@ func (p *nsProxy) take(n int) []*ConnRecord {
 			got := slices.Clone(p.recs[p.taken : p.taken+n])
 			p.taken += n
 			p.mu.Unlock()
-			slices.SortFunc(got, func(a, b *ConnRecord) int { return nsConnNum(a.ID) - nsConnNum(b.ID) })
+			slices.SortFunc(got, func(a, b *inspect.ConnRecord) int { return nsConnNum(a.ID) - nsConnNum(b.ID) })
 			return got
 		}
 		have := len(p.recs) - p.taken
@@ -299,13 +309,13 @@ func nsConnNum(id string) int {
 }
 
 // nsJSON is a record as it is logged, for failure messages and the report.
-func nsJSON(r *ConnRecord) string {
+func nsJSON(r *inspect.ConnRecord) string {
 	b, _ := json.Marshal(r)
 	return string(b)
 }
 
 // nsBrief is the facts of a record the tests check, for their logs.
-func nsBrief(r *ConnRecord) string {
+func nsBrief(r *inspect.ConnRecord) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "id=%s source=%s client_addr=%s server_addr=%s target=%s sni=%q", r.ID, r.Source, r.ClientAddr, r.ServerAddr, r.Target, r.SNI)
 	if ch := r.ClientHello; ch != nil {
@@ -324,7 +334,7 @@ func nsBrief(r *ConnRecord) string {
 	if sh := r.ServerHello; sh != nil {
 		by := "null"
 		if sh.ResumedBy != nil {
-			by = *sh.ResumedBy
+			by = string(*sh.ResumedBy)
 		}
 		fmt.Fprintf(&b, " server_hello={version=%#x complete=%v resumed=%v resumed_by=%s}", sh.Version, sh.Complete, sh.Resumed, by)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/testtool"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
 )
@@ -51,8 +52,8 @@ func TestNetnsTransparent(t *testing.T) {
 		name    string
 		origin  netip.Addr
 		flag    string
-		version string // the client leg's
-		attempt string // what the second hello offers
+		version string          // the client leg's
+		attempt inspect.Attempt // what the second hello offers
 	}{
 		{"s_client/tls1.3/ipv4", nsOrigin4, "-tls1_3", "1.3", "psk"},
 		{"s_client/tls1.2/ipv4", nsOrigin4, "-tls1_2", "1.2", "ticket"},
@@ -94,12 +95,12 @@ func TestNetnsTransparentHandshakeOnly(t *testing.T) {
 	for i, r := range p.take(2) {
 		t.Logf("record %d (curl): %s", i+2, nsBrief(r))
 		checkIntercepted(t, r, dst, nsClient4, "origin.test")
-		if !r.Mirrored.Tickets || r.Verdict.Upstream == CodeUpstreamNoTicket || r.Verdict.Client == CodeClientTicketsDisabled {
+		if !r.Mirrored.Tickets || r.Verdict.Upstream == inspect.CodeUpstreamNoTicket || r.Verdict.Client == inspect.CodeClientTicketsDisabled {
 			t.Errorf("connection %d: mirrored.tickets=%v, verdict %s/%s %q: the origin does issue tickets (it issued them to connection 1, which tlsresume never read)",
 				i+2, r.Mirrored.Tickets, r.Verdict.Client, r.Verdict.Upstream, r.Verdict.Text)
 		}
-		if i == 1 && r.Verdict.Code != CodeBothResumed {
-			t.Errorf("connection 3: verdict %s, want %s", r.Verdict.Code, CodeBothResumed)
+		if i == 1 && r.Verdict.Code != inspect.CodeBothResumed {
+			t.Errorf("connection 3: verdict %s, want %s", r.Verdict.Code, inspect.CodeBothResumed)
 		}
 	}
 }
@@ -114,7 +115,7 @@ func TestNetnsTransparentEdges(t *testing.T) {
 	t.Run("not_redirected", func(t *testing.T) {
 		for _, r := range e.notRedirected(t, p, port4, port6) {
 			// Nothing was read or tunnelled: the verdict must not say so.
-			if strings.Contains(r.Verdict.Text, "tunnelled") || r.Verdict.Code == CodeNotTLS {
+			if strings.Contains(r.Verdict.Text, "tunnelled") || r.Verdict.Code == inspect.CodeNotTLS {
 				t.Errorf("%s: verdict %s %q for a connection refused before its first byte was read (error %q)",
 					r.ClientAddr, r.Verdict.Code, r.Verdict.Text, r.Error)
 			}
@@ -194,9 +195,9 @@ func TestNetnsTransparentBadInput(t *testing.T) {
 				t.Errorf("record source %q server_addr %q error %q, want transparent %s with an error about %q", r.Source, r.ServerAddr, r.Error, dst, tt.errText)
 			}
 			switch {
-			case tt.tunnelled && (r.Verdict.Code != CodeNotTLS || r.BytesUp != int64(len(tt.send))):
+			case tt.tunnelled && (r.Verdict.Code != inspect.CodeNotTLS || r.BytesUp != int64(len(tt.send))):
 				t.Errorf("verdict %s %q, bytes_up %d: want not_tls, all %d bytes tunnelled", r.Verdict.Code, r.Verdict.Text, r.BytesUp, len(tt.send))
-			case !tt.tunnelled && r.Verdict.Code == CodeNotTLS:
+			case !tt.tunnelled && r.Verdict.Code == inspect.CodeNotTLS:
 				// Nothing was relayed: tlsresume closed the connection.
 				t.Errorf("verdict %s %q, but nothing was tunnelled: the connection was closed with error %q", r.Verdict.Code, r.Verdict.Text, r.Error)
 			}
@@ -272,7 +273,7 @@ func TestNetnsDNS(t *testing.T) {
 			if said := originSaid(t, string(page)); said != r.UpstreamLeg.Resumed || said != (i == 1) {
 				t.Errorf("connection %d: the origin says resumed=%v, upstream_leg.resumed=%v; want %v", i+1, said, r.UpstreamLeg.Resumed, i == 1)
 			}
-			if want := []string{CodeFirstContact, CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
+			if want := []inspect.VerdictCode{inspect.CodeFirstContact, inspect.CodeBothResumed}[i]; r.Verdict.Code != want || r.ClientLeg.Resumed != (i == 1) {
 				t.Errorf("connection %d: verdict %s, want %s: %s", i+1, r.Verdict.Code, want, r.Verdict.Text)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // TestNetnsTProxy: TestNetnsTransparent with TPROXY instead of REDIRECT.
@@ -54,8 +55,8 @@ func testTProxy(t *testing.T, e *nsEnv) {
 		name    string
 		origin  netip.Addr
 		flag    string
-		version string // the client leg's
-		attempt string // what the second hello offers
+		version string          // the client leg's
+		attempt inspect.Attempt // what the second hello offers
 	}{
 		{"s_client/tls1.3/ipv4/go", nsOriginB4, "-tls1_3", "1.3", "psk"},
 		{"s_client/tls1.2/ipv6", nsOrigin6, "-tls1_2", "1.2", "ticket"},

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -35,15 +34,39 @@ func (s *Server) passthroughReason(c *conn) string {
 	return ""
 }
 
+// relayUntouched relays a connection whose payload is not TLS (why says
+// what it is) untouched, and records it.
+func (s *Server) relayUntouched(c *conn, replay []byte, why error) {
+	c.err = why
+	c.tunnelled = true
+	c.open()
+	up, err := s.dialTCP(s.ctx, c)
+	if err != nil {
+		c.fail(fmt.Errorf("dial %s: %w", c.dialAddr(), err))
+		return
+	}
+	if s.isSelfAddr(up.RemoteAddr()) {
+		up.Close()
+		c.fail(errLoop)
+		return
+	}
+	ucc := &countingConn{Conn: up}
+	c.up = &upstreamConn{raw: ucc}
+	go func() {
+		pipe(&replayConn{Conn: c.client, pending: replay}, ucc, s.cfg.HalfCloseTimeout, nil)
+		c.finish()
+	}()
+}
+
 // passthrough relays the connection untouched and still reads both sides'
 // hellos (package inspect), so the record says whether the real server
 // resumed the client: the only honest view of a client that pins
 // certificates and will never trust tlsresume's CA.
 func (s *Server) passthrough(c *conn, replay []byte, why string) {
 	c.rec.Passthrough = why
-	up, err := s.dialTCP(context.Background(), c)
+	up, err := s.dialTCP(s.ctx, c)
 	if err != nil {
-		c.fail("dial " + c.dialAddr() + ": " + err.Error())
+		c.fail(fmt.Errorf("dial %s: %w", c.dialAddr(), err))
 		return
 	}
 	ucc := &countingConn{Conn: up}
@@ -60,7 +83,7 @@ func (s *Server) passthrough(c *conn, replay []byte, why string) {
 	}
 	t.feed(true, replay)
 	if _, err := ucc.Write(replay); err != nil {
-		c.fail("writing the ClientHello upstream: " + err.Error())
+		c.fail(fmt.Errorf("writing the ClientHello upstream: %w", err))
 		return
 	}
 	go func() {

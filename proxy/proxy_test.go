@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // TestResumeBothLegs: a Go client with a session cache connects twice on
@@ -23,7 +24,7 @@ func TestResumeBothLegs(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		version uint16
-		psk     string
+		psk     inspect.Attempt
 	}{
 		{"tls1.3", tls.VersionTLS13, "psk"},
 		{"tls1.2", tls.VersionTLS12, "ticket"},
@@ -48,9 +49,9 @@ func TestResumeBothLegs(t *testing.T) {
 				if r.ClientLeg.Version != r.UpstreamLeg.Version || r.ClientLeg.Version != map[uint16]string{tls.VersionTLS13: "1.3", tls.VersionTLS12: "1.2"}[tt.version] {
 					t.Errorf("conn %d: client leg %s, upstream %s: the client leg must mirror the origin", i, r.ClientLeg.Version, r.UpstreamLeg.Version)
 				}
-				want := CodeFirstContact
+				want := inspect.CodeFirstContact
 				if i > 0 {
-					want = CodeBothResumed
+					want = inspect.CodeBothResumed
 					if r.ClientLeg.TicketFrom == "" || r.UpstreamLeg.SessionFrom == "" || r.UpstreamLeg.Offered != tt.psk {
 						t.Errorf("conn %d: lineage missing: %+v %+v", i, r.ClientLeg, r.UpstreamLeg)
 					}
@@ -83,7 +84,7 @@ func TestOriginWithoutTickets(t *testing.T) {
 	if resumed || r.UpstreamLeg.Resumed {
 		t.Fatalf("resumed without tickets")
 	}
-	if r.Verdict.Upstream != CodeUpstreamNoTicket || r.Mirrored.Tickets || r.Verdict.Client != CodeClientTicketsDisabled {
+	if r.Verdict.Upstream != inspect.CodeUpstreamNoTicket || r.Mirrored.Tickets || r.Verdict.Client != inspect.CodeClientTicketsDisabled {
 		t.Errorf("verdict %+v, mirrored %+v", r.Verdict, r.Mirrored)
 	}
 }
@@ -130,7 +131,7 @@ func TestClientTicketsOff(t *testing.T) {
 	if resumed || r.ClientLeg.TicketsSent != 0 || !r.UpstreamLeg.Resumed {
 		t.Errorf("client resumed %v, tickets sent %d, upstream resumed %v", resumed, r.ClientLeg.TicketsSent, r.UpstreamLeg.Resumed)
 	}
-	if r.Verdict.Client != CodeClientTicketsDisabled {
+	if r.Verdict.Client != inspect.CodeClientTicketsDisabled {
 		t.Errorf("client verdict %s", r.Verdict.Client)
 	}
 }
@@ -184,7 +185,7 @@ func TestNotTLSIsTunnelled(t *testing.T) {
 	}
 	c.Close()
 	r := e.next()
-	if r.Verdict.Code != CodeNotTLS || r.ClientHello != nil || r.BytesUp != 14 {
+	if r.Verdict.Code != inspect.CodeNotTLS || r.ClientHello != nil || r.BytesUp != 14 {
 		t.Errorf("record %+v", r)
 	}
 }
@@ -202,7 +203,7 @@ func TestClientRejectsCertificate(t *testing.T) {
 	}
 	tc.Close()
 	r := e.next()
-	if r.Verdict.Code != CodeClientRejectedCert || r.ClientLeg.Alert == "" {
+	if r.Verdict.Code != inspect.CodeClientRejectedCert || r.ClientLeg.Alert == "" {
 		t.Errorf("verdict %+v, alert %q", r.Verdict, r.ClientLeg.Alert)
 	}
 }
@@ -283,7 +284,7 @@ func TestRefusesLoop(t *testing.T) {
 		t.Fatal("handshake through a loop succeeded")
 	}
 	r := e.next()
-	if r.Verdict.Code != CodeUpstreamFailed || !strings.Contains(r.UpstreamLeg.Error, "own listener") {
+	if r.Verdict.Code != inspect.CodeUpstreamFailed || !strings.Contains(r.UpstreamLeg.Error, "own listener") {
 		t.Errorf("verdict %+v, upstream %+v", r.Verdict, r.UpstreamLeg)
 	}
 }
@@ -295,7 +296,7 @@ func TestPassthrough(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		version uint16
-		by      string
+		by      inspect.Attempt
 	}{{"tls1.3", tls.VersionTLS13, "psk"}, {"tls1.2", tls.VersionTLS12, "ticket"}} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tt.version })
@@ -316,7 +317,7 @@ func TestPassthrough(t *testing.T) {
 				if r.Passthrough == "" || r.ServerHello == nil || r.ServerHello.Resumed != resumed || resumed != (i == 1) {
 					t.Fatalf("conn %d: client resumed %v; record %+v server_hello %+v", i, resumed, r.Verdict, r.ServerHello)
 				}
-				if i == 1 && (r.Verdict.Code != CodePassthroughResumed || *r.ServerHello.ResumedBy != tt.by) {
+				if i == 1 && (r.Verdict.Code != inspect.CodePassthroughResumed || *r.ServerHello.ResumedBy != tt.by) {
 					t.Errorf("conn %d: verdict %+v", i, r.Verdict)
 				}
 			}
@@ -338,7 +339,7 @@ func TestAutoPassthrough(t *testing.T) {
 		t.Fatal("the pinned client accepted tlsresume's certificate")
 	}
 	tc.Close()
-	if r := e.next(); r.Verdict.Code != CodeClientRejectedCert {
+	if r := e.next(); r.Verdict.Code != inspect.CodeClientRejectedCert {
 		t.Fatalf("first connection: %+v", r.Verdict)
 	}
 	raw = e.connect(o.addr)
@@ -371,7 +372,7 @@ func TestClosedAfterCertificate(t *testing.T) {
 	tc.SetDeadline(time.Now().Add(5 * time.Second))
 	tc.Handshake()
 	r := e.next()
-	if r.Verdict.Code != CodeClientRejectedCert || !r.ClientLeg.ClosedAfterCertificate {
+	if r.Verdict.Code != inspect.CodeClientRejectedCert || !r.ClientLeg.ClosedAfterCertificate {
 		t.Fatalf("verdict %+v, client leg %+v", r.Verdict, r.ClientLeg)
 	}
 	raw = e.connect(o.addr)

@@ -26,11 +26,11 @@ import (
 // The verdict of each connection is then the expected one.
 
 // wantConn is the verdict one connection must get.
-type wantConn struct{ code, client, upstream string }
+type wantConn struct{ code, client, upstream inspect.VerdictCode }
 
 var (
-	wantFirst   = wantConn{CodeFirstContact, CodeClientFirstContact, CodeUpstreamFirstContact}
-	wantResumed = wantConn{CodeBothResumed, CodeClientResumed, CodeUpstreamResumed}
+	wantFirst   = wantConn{inspect.CodeFirstContact, inspect.CodeClientFirstContact, inspect.CodeUpstreamFirstContact}
+	wantResumed = wantConn{inspect.CodeBothResumed, inspect.CodeClientResumed, inspect.CodeUpstreamResumed}
 )
 
 type realCase struct {
@@ -86,8 +86,8 @@ var realCases = []realCase{
 	{name: "openssl-tls1.2-no_ticket/s_server-tls1.2-no_ticket", client: "openssl",
 		run: opensslClient("-tls1_2", "-no_ticket"), origin: opensslServer("-tls1_2", "-no_ticket"),
 		want: []wantConn{
-			{CodeClientSessionIDOnly, CodeClientSessionIDOnly, CodeUpstreamFirstContact},
-			{CodeClientSessionIDOnly, CodeClientSessionIDOnly, CodeUpstreamNoTicket},
+			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamFirstContact},
+			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamNoTicket},
 		}, direct: true},
 	{name: "python-tls1.3/s_server-tls1.3", client: "python3", run: pythonClient("1.3"),
 		origin: opensslServer("-tls1_3"), want: []wantConn{wantFirst, wantResumed}},
@@ -97,7 +97,7 @@ var realCases = []realCase{
 	{name: "python-tls1.2/nginx-no-tickets-session-cache", client: "python3", run: pythonClient("1.2"),
 		origin: nginxServer(false, "shared:S:1m", "TLSv1.2"),
 		want: []wantConn{wantFirst,
-			{CodeClientTicketsDisabled, CodeClientTicketsDisabled, CodeUpstreamNoTicket}}, direct: true},
+			{inspect.CodeClientTicketsDisabled, inspect.CodeClientTicketsDisabled, inspect.CodeUpstreamNoTicket}}, direct: true},
 	{name: "curl/nginx-tickets-tls1.3", client: "curl", run: curlClient,
 		origin: nginxServer(true, "off", "TLSv1.2 TLSv1.3"), want: []wantConn{wantFirst, wantResumed}},
 	// curl sends no session_ticket extension (it sets SSL_OP_NO_TICKET), so
@@ -107,8 +107,8 @@ var realCases = []realCase{
 	{name: "curl/nginx-no-tickets-tls1.2", client: "curl", run: curlClient,
 		origin: nginxServer(false, "shared:S:1m", "TLSv1.2"),
 		want: []wantConn{
-			{CodeClientSessionIDOnly, CodeClientSessionIDOnly, CodeUpstreamFirstContact},
-			{CodeClientSessionIDOnly, CodeClientSessionIDOnly, CodeUpstreamNoTicket},
+			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamFirstContact},
+			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamNoTicket},
 		}, direct: true},
 	{name: "gnutls-tls1.2/nginx-tickets-tls1.2", client: "gnutls-cli", run: gnutlsClient("1.2"),
 		origin: nginxServer(true, "off", "TLSv1.2"), want: []wantConn{wantFirst, wantResumed}},
@@ -182,7 +182,7 @@ func TestRealClients(t *testing.T) {
 // checkRecord compares a record with the capture: its ClientHello with
 // tshark's, client_leg.resumed and the version with what tlsresume
 // answered, and the byte counts with the TCP streams.
-func checkRecord(t *testing.T, i int, r *ConnRecord, w *wireConn, b wireBytes, hrr bool) {
+func checkRecord(t *testing.T, i int, r *inspect.ConnRecord, w *wireConn, b wireBytes, hrr bool) {
 	t.Helper()
 	if w == nil || w.hello == nil || r.ClientHello == nil {
 		t.Fatalf("conn %d %s from %s: no ClientHello in the record (%v) or in the capture (%v)", i, r.ID, r.ClientAddr, r.ClientHello != nil, w != nil)
@@ -227,7 +227,7 @@ func checkRecord(t *testing.T, i int, r *ConnRecord, w *wireConn, b wireBytes, h
 
 // checkSequence checks a client's connections against their expected
 // verdicts, the client's own reports and the origin's count.
-func checkSequence(t *testing.T, recs []*ConnRecord, reports []clientReport, want []wantConn, o realOrigin) {
+func checkSequence(t *testing.T, recs []*inspect.ConnRecord, reports []clientReport, want []wantConn, o realOrigin) {
 	t.Helper()
 	if len(recs) != len(want) || len(reports) != len(want) {
 		t.Fatalf("%d records and %d client reports, want %d connections", len(recs), len(reports), len(want))
@@ -277,7 +277,7 @@ func checkSequence(t *testing.T, recs []*ConnRecord, reports []clientReport, wan
 // another one to the origin was open then (upstream_ticket_pending) or
 // had stored a ticket; every connection that offered a PSK, which it got
 // from an earlier response, resumed both legs, and at least one did.
-func checkBrowser(t *testing.T, recs []*ConnRecord, o realOrigin) {
+func checkBrowser(t *testing.T, recs []*inspect.ConnRecord, o realOrigin) {
 	t.Helper()
 	if len(recs) < 3 {
 		t.Fatalf("%d connections to the origin, want at least 3 (page and two redirects)", len(recs))
@@ -286,17 +286,17 @@ func checkBrowser(t *testing.T, recs []*ConnRecord, o realOrigin) {
 	for i, r := range recs {
 		switch r.ClientHello.Attempt {
 		case inspect.AttemptPSK:
-			if r.Verdict.Code != CodeBothResumed {
-				t.Errorf("conn %d %s: offered a PSK, verdict %s (%s), want %s", i, r.ID, r.Verdict.Code, r.Verdict.Text, CodeBothResumed)
+			if r.Verdict.Code != inspect.CodeBothResumed {
+				t.Errorf("conn %d %s: offered a PSK, verdict %s (%s), want %s", i, r.ID, r.Verdict.Code, r.Verdict.Text, inspect.CodeBothResumed)
 			}
 		case inspect.AttemptNone:
 			c, u := r.Verdict.Client, r.Verdict.Upstream
-			if c != CodeClientFirstContact && c != CodeClientOfferedNothing ||
-				u != CodeUpstreamFirstContact && u != CodeUpstreamTicketPending && u != CodeUpstreamResumed {
+			if c != inspect.CodeClientFirstContact && c != inspect.CodeClientOfferedNothing ||
+				u != inspect.CodeUpstreamFirstContact && u != inspect.CodeUpstreamTicketPending && u != inspect.CodeUpstreamResumed {
 				t.Errorf("conn %d %s: offered nothing, verdict %+v (%s)", i, r.ID, r.Verdict, r.Verdict.Text)
 			}
-			if i == 0 && c != CodeClientFirstContact {
-				t.Errorf("first connection %s: client verdict %s, want %s", r.ID, c, CodeClientFirstContact)
+			if i == 0 && c != inspect.CodeClientFirstContact {
+				t.Errorf("first connection %s: client verdict %s, want %s", r.ID, c, inspect.CodeClientFirstContact)
 			}
 		default:
 			t.Errorf("conn %d %s: Chromium attempted %s", i, r.ID, r.ClientHello.Attempt)
@@ -350,11 +350,11 @@ func checkDirect(t *testing.T, tc realCase, bin string, o realOrigin, files orig
 type collector struct {
 	e      *testEnv
 	suffix string // ":port" of the origin
-	got    []*ConnRecord
-	other  []*ConnRecord
+	got    []*inspect.ConnRecord
+	other  []*inspect.ConnRecord
 }
 
-func (c *collector) take(r *ConnRecord) {
+func (c *collector) take(r *inspect.ConnRecord) {
 	if strings.HasSuffix(r.Target, c.suffix) {
 		c.got = append(c.got, r)
 	} else {
@@ -388,9 +388,9 @@ func (c *collector) quiet(d time.Duration) {
 }
 
 // sorted returns the origin's records in connection order.
-func (c *collector) sorted() []*ConnRecord {
+func (c *collector) sorted() []*inspect.ConnRecord {
 	recs := slices.Clone(c.got)
-	slices.SortFunc(recs, func(a, b *ConnRecord) int {
+	slices.SortFunc(recs, func(a, b *inspect.ConnRecord) int {
 		return atoi(strings.TrimPrefix(a.ID, "c")) - atoi(strings.TrimPrefix(b.ID, "c"))
 	})
 	return recs

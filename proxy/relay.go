@@ -27,7 +27,7 @@ type relay struct {
 	h1, h2 *goproxy.ProxyHttpServer
 }
 
-type tunnelKey struct{}
+type transportKey struct{}
 
 func newRelay(s *Server) *relay {
 	r := &relay{s: s}
@@ -56,7 +56,7 @@ func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
 	// goproxy's MITM serves plain HTTP on it, through the tunnel's own
 	// RoundTripper (one upstream connection per client connection).
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		t, _ := ctx.Req.Context().Value(tunnelKey{}).(*tunnel)
+		t, _ := ctx.Req.Context().Value(transportKey{}).(*originTransport)
 		if t == nil {
 			return goproxy.RejectConnect, host
 		}
@@ -87,7 +87,7 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 		}()
 		return
 	}
-	t, err := newTunnel(c)
+	t, err := newOriginTransport(c)
 	if err != nil {
 		c.rec.Error = "starting HTTP/2 upstream: " + err.Error()
 		client.Close()
@@ -102,7 +102,7 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 	req := (&http.Request{
 		Method: http.MethodConnect, URL: &url.URL{Host: c.rec.Target}, Host: c.rec.Target,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, RemoteAddr: c.rec.ClientAddr,
-	}).WithContext(context.WithValue(context.Background(), tunnelKey{}, t))
+	}).WithContext(context.WithValue(r.s.ctx, transportKey{}, t))
 	gp.ServeHTTP(&hijackedWriter{conn: &handoffConn{Conn: client, t: t}}, req)
 }
 
@@ -156,7 +156,7 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // dropped. Close ends the tunnel and completes the connection's record.
 type handoffConn struct {
 	net.Conn
-	t         *tunnel
+	t         *originTransport
 	swallowed bool
 	closed    sync.Once
 }

@@ -25,6 +25,9 @@ import (
 // stop it with Shutdown.
 type Server struct {
 	cfg        Config
+	ctx        context.Context // cancelled when Shutdown gives up waiting: ends dials and handshakes
+	cancel     context.CancelFunc
+	stream     stream
 	clientBase *tls.Config
 	relay      *relay
 	magic      http.Handler
@@ -37,12 +40,14 @@ type Server struct {
 	self    []netip.AddrPort // listener addresses, to refuse connecting to ourselves
 	closers []func()         // close the listeners of ServeTransparent/ServeSNI/ServeHostHTTP
 
-	httpSrv *http.Server
-	seq     atomic.Uint64
-	wg      sync.WaitGroup // hijacked connections still open
-	mu      sync.Mutex
-	active  map[net.Conn]struct{}
-	closing atomic.Bool
+	httpSrv  *http.Server
+	seq      atomic.Uint64
+	rotating sync.Once      // the ticket-key rotation starts with the first Serve*
+	bg       sync.WaitGroup // background goroutines: ticket-key rotation
+	wg       sync.WaitGroup // hijacked connections still open
+	mu       sync.Mutex
+	active   map[net.Conn]struct{}
+	closing  atomic.Bool
 }
 
 // New returns a Server for cfg.
@@ -66,6 +71,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Upstream = c
 	}
 	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}, history: inspect.NewSessionHistory(0)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.clientBase = &tls.Config{
 		MinVersion:   cfg.ClientMinVersion,
 		KeyLogWriter: cfg.KeyLog,
@@ -78,18 +84,17 @@ func New(cfg Config) (*Server, error) {
 		Handler:           s,
 		ReadHeaderTimeout: cfg.ConnectTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          nil,
+		ErrorLog:          httpErrorLog(cfg.Log),
 	}
 	return s, nil
 }
 
 // Serve accepts connections on ln until ctx is done or Shutdown is called.
-// It rotates the client ticket keys on schedule meanwhile.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.addSelf(ln)
+	s.startRotation()
 	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
 	defer stop()
-	go s.rotateTickets(ctx)
 	err := s.httpSrv.Serve(netutil.LimitListener(ln, s.cfg.MaxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -98,7 +103,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Shutdown stops accepting, lets open connections finish until ctx is done,
-// then closes them. Every connection's record is emitted before it returns.
+// then cancels their dials and handshakes and closes them. Every
+// connection's record is published before it returns, and then every
+// subscription ends. It waits for every goroutine the server started.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.selfMu.Lock()
@@ -112,6 +119,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		s.cancel()
 		s.mu.Lock()
 		for c := range s.active {
 			c.Close()
@@ -119,15 +127,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		<-done
 	}
+	s.cancel()
+	s.bg.Wait()
+	s.stream.close()
 	return err
 }
 
-func (s *Server) rotateTickets(ctx context.Context) {
+// startRotation starts rotating the client ticket keys on schedule, once,
+// until Shutdown.
+func (s *Server) startRotation() {
+	s.rotating.Do(func() {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.rotateTickets()
+		}()
+	})
+}
+
+func (s *Server) rotateTickets() {
 	t := time.NewTicker(s.cfg.TicketRotation)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-s.ctx.Done():
 			return
 		case <-t.C:
 			if err := s.cfg.TicketKeys.Rotate(s.cfg.Now()); err != nil {
@@ -209,6 +232,13 @@ func (s *Server) addCloser(f func()) {
 	s.selfMu.Unlock()
 }
 
+// isSelfAddr reports whether a connection's remote address is one of
+// tlsresume's own listeners.
+func (s *Server) isSelfAddr(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && s.isSelf(ap)
+}
+
 // isSelf reports whether addr is one of tlsresume's own listeners (a
 // listener on an unspecified address matches any address on its port).
 func (s *Server) isSelf(addr netip.AddrPort) bool {
@@ -267,8 +297,4 @@ func (s *Server) untrack(c net.Conn) {
 	delete(s.active, c)
 	s.mu.Unlock()
 	s.wg.Done()
-}
-
-func (s *Server) nextID() string {
-	return "c" + strconv.FormatUint(s.seq.Add(1), 10)
 }

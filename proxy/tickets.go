@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // ticketKeyLifetime: a key is kept this long after it stops encrypting, as
@@ -157,7 +159,7 @@ func readStamp(extra [][]byte) (connID string, issued time.Time, ok bool) {
 type lineage struct {
 	connID string
 	now    func() time.Time
-	leg    *ClientLeg
+	leg    *inspect.ClientLeg
 }
 
 // install sets cfg.WrapSession and cfg.UnwrapSession. cfg must be the
@@ -179,24 +181,24 @@ func (l *lineage) install(cfg *tls.Config) {
 		if err != nil {
 			return nil, err
 		}
-		if l.leg.Ticket == "ours" {
+		if l.leg.Ticket == inspect.TicketOurs {
 			return ss, nil // an earlier identity of this hello already matched
 		}
 		if ss == nil {
 			// DecryptTicket returns nil, nil for a ticket under an unknown key.
-			l.leg.Ticket = "not_ours"
+			l.leg.Ticket = inspect.TicketNotOurs
 			return nil, nil
 		}
 		from, issued, ok := readStamp(ss.Extra)
 		if !ok {
-			l.leg.Ticket = "not_ours"
+			l.leg.Ticket = inspect.TicketNotOurs
 			return ss, nil
 		}
 		l.leg.TicketFrom = from
 		l.leg.TicketAgeMS = l.now().Sub(issued).Milliseconds()
-		l.leg.Ticket = "ours"
+		l.leg.Ticket = inspect.TicketOurs
 		if l.now().Sub(issued) > ticketKeyLifetime {
-			l.leg.Ticket = "expired"
+			l.leg.Ticket = inspect.TicketExpired
 		}
 		return ss, nil
 	}

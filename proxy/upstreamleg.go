@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +23,17 @@ type upstreamConn struct {
 	view   *upstream.View
 	hsRead int64      // bytes read by the end of the handshake
 	sip    *ticketSip // TLS 1.3: reads the origin's tickets until take
+}
+
+// close closes the upstream connection, if there is one.
+func (u *upstreamConn) close() {
+	switch {
+	case u == nil:
+	case u.tls != nil:
+		u.tls.Close()
+	default:
+		u.raw.Close()
+	}
 }
 
 // startSip begins reading the origin's post-handshake tickets (TLS 1.3).
@@ -60,28 +71,49 @@ func (u *upstreamConn) ticketsKnown() bool {
 // dialUpstream connects to c's destination and completes a TLS handshake
 // offering what the client offered (SNI, ALPN, groups), through
 // tlsresume's own session cache. It always returns a leg describing what
-// happened.
-func (s *Server) dialUpstream(ctx context.Context, c *conn, offer upstreamOffer) (*upstreamConn, *UpstreamLeg) {
-	connID, addr, sni := c.rec.ID, c.dialAddr(), c.rec.SNI
-	leg := &UpstreamLeg{Addr: addr, SNI: sni, Insecure: s.cfg.InsecureUpstream}
+// happened, and the error that ended it, if one did.
+func (s *Server) dialUpstream(ctx context.Context, c *conn, offer upstreamOffer) (*upstreamConn, *inspect.UpstreamLeg, error) {
+	raw, leg, err := s.dialOrigin(ctx, c)
+	if err != nil {
+		return nil, leg, err
+	}
+	up, err := s.handshakeOrigin(ctx, c, raw, offer, leg)
+	return up, leg, err
+}
+
+// errLoop refuses a connection to one of tlsresume's own listeners.
+var errLoop = errors.New("refusing to connect to tlsresume's own listener (a loop)")
+
+// dialOrigin opens the TCP connection of an upstream leg and starts the
+// leg's record.
+func (s *Server) dialOrigin(ctx context.Context, c *conn) (net.Conn, *inspect.UpstreamLeg, error) {
+	leg := &inspect.UpstreamLeg{Addr: c.dialAddr(), SNI: c.rec.SNI, Insecure: s.cfg.InsecureUpstream}
 	start := s.cfg.Now()
 	raw, err := s.dialTCP(ctx, c)
-	if err != nil {
-		leg.Error = fmt.Sprintf("dial %s: %v", addr, err)
-		return nil, leg
-	}
-	if ap, err := netip.ParseAddrPort(raw.RemoteAddr().String()); err == nil && s.isSelf(ap) {
+	if err == nil && s.isSelfAddr(raw.RemoteAddr()) {
 		raw.Close()
-		leg.Error = fmt.Sprintf("refusing to connect to tlsresume's own listener %s (a loop)", ap)
-		return nil, leg
+		err = errLoop
 	}
+	// handshake_ms counts from the dial: with the origin dialled while the
+	// hello arrived, the wait for the TCP connection is mostly gone.
+	leg.HandshakeMS = ms(s.cfg.Now().Sub(start))
+	if err != nil {
+		err = fmt.Errorf("dial %s: %w", leg.Addr, err)
+		leg.Error = err.Error()
+		return nil, leg, err
+	}
+	leg.RemoteAddr = raw.RemoteAddr().String()
+	return raw, leg, nil
+}
+
+// handshakeOrigin completes the upstream leg's TLS handshake on raw and
+// records it in leg.
+func (s *Server) handshakeOrigin(ctx context.Context, c *conn, raw net.Conn, offer upstreamOffer, leg *inspect.UpstreamLeg) (*upstreamConn, error) {
+	start := s.cfg.Now()
 	cc := &countingConn{Conn: raw}
 	// The cache is keyed like Apple's: server name + address + port (seed 001).
-	view := s.cfg.Upstream.For(connID, sni, raw.RemoteAddr().String())
-	serverName := sni
-	if serverName == "" {
-		serverName, _, _ = net.SplitHostPort(addr)
-	}
+	view := s.cfg.Upstream.For(c.rec.ID, c.rec.SNI, raw.RemoteAddr().String())
+	serverName := c.serverName()
 	cfg := &tls.Config{
 		ServerName:         serverName,
 		NextProtos:         offer.alpn,
@@ -106,21 +138,21 @@ func (s *Server) dialUpstream(ctx context.Context, c *conn, offer upstreamOffer)
 	tc := tls.Client(cc, cfg)
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
-	err = tc.HandshakeContext(hctx)
-	leg.HandshakeMS = ms(s.cfg.Now().Sub(start))
+	err := tc.HandshakeContext(hctx)
+	leg.HandshakeMS += ms(s.cfg.Now().Sub(start))
 	lk := view.Lookup()
 	leg.Cache, leg.Offered, leg.SessionFrom, leg.SessionAgeMS = lk.Result, lk.Offered, lk.From, lk.AgeMS
 	if err != nil {
 		tc.Close()
 		leg.Error = err.Error()
-		return nil, leg
+		return nil, err
 	}
 	st := tc.ConnectionState()
 	leg.Version = inspect.VersionName(st.Version)
 	leg.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
 	leg.ALPN = st.NegotiatedProtocol
 	leg.Resumed = st.DidResume
-	return &upstreamConn{tls: tc, raw: cc, view: view, hsRead: cc.read.Load()}, leg
+	return &upstreamConn{tls: tc, raw: cc, view: view, hsRead: cc.read.Load()}, nil
 }
 
 // dialTCP connects to c's destination: the first time with the connection
@@ -149,7 +181,7 @@ func (s *Server) startPredial(addr string) *predial {
 	go func() {
 		defer close(p.done)
 		d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
-		p.conn, p.err = d.Dial("tcp", addr)
+		p.conn, p.err = d.DialContext(s.ctx, "tcp", addr)
 	}()
 	return p
 }

@@ -116,17 +116,16 @@ func startInProcess(b *testing.B, cli bool) *dialer {
 		b.Fatal(err)
 	}
 	cfg := proxy.Config{Issuer: iss, UpstreamRoots: org.roots}
+	var rl *proxy.RecordLog
 	if cli {
 		// As cmd/tlsresume/proxy.go builds it: zerolog's console writer on
 		// stderr (here discarded), the JSONL record log, system roots + --upstream-ca.
 		cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: io.Discard, TimeFormat: "15:04:05"}).
 			Level(zerolog.InfoLevel).With().Timestamp().Logger()
-		rl, err := proxy.OpenRecordLog(filepath.Join(dir, "conns.jsonl"))
+		rl, err = proxy.OpenRecordLog(filepath.Join(dir, "conns.jsonl"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { rl.Close() })
-		cfg.Records = rl.Write
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
@@ -137,6 +136,17 @@ func startInProcess(b *testing.B, cli bool) *dialer {
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		b.Fatal(err)
+	}
+	written := make(chan struct{})
+	if rl != nil {
+		events := srv.Subscribe(context.Background(), 1<<16)
+		go func() {
+			rl.Follow(events, cfg.Log)
+			rl.Close()
+			close(written)
+		}()
+	} else {
+		close(written)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -149,6 +159,7 @@ func startInProcess(b *testing.B, cli bool) *dialer {
 		defer cancel()
 		srv.Shutdown(ctx)
 		<-done
+		<-written
 	})
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // report is everything one run measured; --json writes it as is.
@@ -148,29 +150,16 @@ func readRecordLog(path string) (*logStats, error) {
 		return nil, fmt.Errorf("reading tlsresume's record log: %w", err)
 	}
 	defer f.Close()
-	type leg struct {
-		Resumed         bool   `json:"resumed"`
-		Error           string `json:"error"`
-		ExtraHandshakes int    `json:"extra_handshakes"`
-	}
-	var rec struct {
-		Error       string `json:"error"`
-		ClientLeg   *leg   `json:"client_leg"`
-		UpstreamLeg *leg   `json:"upstream_leg"`
-		Verdict     struct {
-			Code string `json:"code"`
-		} `json:"verdict"`
-	}
 	st := &logStats{Verdicts: map[string]int{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		rec.Error, rec.ClientLeg, rec.UpstreamLeg = "", nil, nil
+		var rec inspect.ConnRecord
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			return st, fmt.Errorf("record %d of %s: %w", st.Records+1, path, err)
 		}
 		st.Records++
-		st.Verdicts[rec.Verdict.Code]++
+		st.Verdicts[string(rec.Verdict.Code)]++
 		var errs []string
 		if rec.Error != "" {
 			errs = append(errs, rec.Error)

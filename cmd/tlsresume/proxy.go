@@ -57,6 +57,23 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 1
 	}
+	if rl := p.recordLog; rl != nil {
+		// The record log is one subscriber of the record stream, with room to
+		// fall far behind: Shutdown ends the stream after the last record.
+		events := srv.Subscribe(context.Background(), recordLogBuffer)
+		written := make(chan struct{})
+		go func() {
+			defer close(written)
+			rl.Follow(events, cfg.Log)
+		}()
+		defer func() {
+			srv.Shutdown(context.Background()) // ends the stream if nothing else did
+			<-written
+			if err := rl.Close(); err != nil {
+				cfg.Log.Error().Err(err).Msg("closing the record log")
+			}
+		}()
+	}
 	listeners, err := p.listeners(ctx, srv, cfg.Log)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
@@ -106,6 +123,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	return 0
 }
+
+// recordLogBuffer is how many events the --log writer may fall behind by
+// before records are lost: a burst of 64k connections.
+const recordLogBuffer = 1 << 16
 
 // listener is one bound socket and the mode that serves it.
 type listener struct {

@@ -34,7 +34,8 @@ type proxyFlags struct {
 	transparent, sniListen, httpListen, passthrough     string
 	dnsListen, dnsAnswer, dnsAnswer6, dnsUpstream       string
 	intercept                                           string
-	dnsSrv                                              *dns.Server // built from the dns flags, started by runProxy
+	dnsSrv                                              *dns.Server      // built from the dns flags, started by runProxy
+	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by runProxy
 	autoPassthrough                                     bool
 }
 
@@ -170,12 +171,7 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		if err != nil {
 			return cfg, closers, err
 		}
-		cfg.Records = rl.Write
-		closers = append(closers, func() {
-			if err := rl.Close(); err != nil {
-				cfg.Log.Error().Err(err).Msg("closing the record log")
-			}
-		})
+		p.recordLog = rl
 	}
 	if p.keylog != "" {
 		f, err := os.OpenFile(p.keylog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)

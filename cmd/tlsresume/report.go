@@ -32,7 +32,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !checkInputs("report", *format, files, "a JSONL file (the proxy's --log, or inspect --format jsonl)", stderr) {
 		return 2
 	}
-	var entries []inspect.LogEntry
+	var entries []*inspect.ConnRecord
 	for _, name := range files {
 		r, closeInput, err := openInput(name)
 		if err != nil {

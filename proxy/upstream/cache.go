@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"sync"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // CacheConfig configures a [Cache]. The zero value works; defaults are
@@ -128,8 +130,14 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 // ServerName equal to sni: crypto/tls checks a resumed session's certificate
 // against ServerName.
 func (c *Cache) For(connID, sni, addr string) *View {
-	return &View{c: c, connID: connID, key: sni + "|" + addr}
+	return &View{c: c, connID: connID, key: Key(sni, addr)}
 }
+
+// Key names an origin as the cache does, and as Apple's TLS session cache
+// does (seed 001): the server name and the "ip:port" actually dialled. Two
+// addresses of one name are two origins: a session made with one is not
+// offered to the other. Everything that remembers origins uses this key.
+func Key(sni, addr string) string { return sni + "|" + addr }
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
@@ -150,29 +158,29 @@ func (c *Cache) Flush() {
 
 // get looks key up for a Get. It returns a copy of the entry found (hit or
 // expired) and the result.
-func (c *Cache) get(key string) (entry, string, time.Duration) {
+func (c *Cache) get(key string) (entry, inspect.CacheResult, time.Duration) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats.Gets++
 	if c.disabled {
-		return entry{}, "off", 0
+		return entry{}, inspect.CacheOff, 0
 	}
 	el, ok := c.byKey[key]
 	if !ok {
 		c.stats.Misses++
-		return entry{}, "miss", 0
+		return entry{}, inspect.CacheMiss, 0
 	}
 	e := el.Value.(*entry)
 	age := now.Sub(e.storedAt)
 	if age > c.ttl {
 		c.removeLocked(el)
 		c.stats.Expiries++
-		return *e, "expired", age
+		return *e, inspect.CacheExpired, age
 	}
 	c.lru.MoveToFront(el)
 	c.stats.Hits++
-	return *e, "hit", age
+	return *e, inspect.CacheHit, age
 }
 
 // put stores cs under key, replacing what was there.

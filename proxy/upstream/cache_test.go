@@ -6,11 +6,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 var versions = []struct {
 	version uint16
-	offered string
+	offered inspect.Attempt
 }{
 	{tls.VersionTLS13, "psk"},
 	{tls.VersionTLS12, "ticket"},
@@ -206,7 +208,7 @@ func TestLRU(t *testing.T) {
 	c := newTestCache(t, CacheConfig{Size: 2})
 	steps := []struct {
 		addr   string
-		result string
+		result inspect.CacheResult
 	}{
 		{a, "miss"},
 		{b, "miss"},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // TestSaveRestore: a session saved by one cache resumes from a cache loaded
@@ -130,9 +132,9 @@ func TestSave(t *testing.T) {
 			t.Fatalf("Entries = %d, want 2", n)
 		}
 		for _, p := range []string{"3", "2", "1"} {
-			want := "hit"
+			want := inspect.CacheHit
 			if p == "1" {
-				want = "miss"
+				want = inspect.CacheMiss
 			}
 			v := c2.For("x", testSNI, "127.0.0.1:"+p)
 			v.Get("")

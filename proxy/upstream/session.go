@@ -3,6 +3,8 @@ package upstream
 import (
 	"crypto/tls"
 	"fmt"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // sessionFacts are the fields of a client session that the cache reports or
@@ -18,14 +20,14 @@ type sessionFacts struct {
 // offered names what crypto/tls puts in the ClientHello for a session of
 // this version: a pre_shared_key identity in TLS 1.3 (RFC 8446, Section
 // 4.2.11), a SessionTicket extension before (RFC 5077, Section 3.1).
-func (f sessionFacts) offered() string {
+func (f sessionFacts) offered() inspect.Attempt {
 	switch {
 	case f.version >= tls.VersionTLS13:
-		return "psk"
+		return inspect.AttemptPSK
 	case f.version != 0:
-		return "ticket"
+		return inspect.AttemptTicket
 	default:
-		return "none"
+		return inspect.AttemptNone
 	}
 }
 

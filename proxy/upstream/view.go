@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"sync"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // View is a [Cache] as seen by one upstream handshake. It implements
@@ -14,7 +16,7 @@ import (
 type View struct {
 	c      *Cache
 	connID string
-	key    string // sni + "|" + addr
+	key    string // Key(sni, addr)
 
 	mu     sync.Mutex
 	lookup Lookup
@@ -26,23 +28,23 @@ type View struct {
 // Lookup is what a handshake's Get found in the cache.
 type Lookup struct {
 	// Result is one of:
-	//   - "hit": a session was handed to crypto/tls. It offers it unless its
+	//   - hit: a session was handed to crypto/tls. It offers it unless its
 	//     version, cipher suite, server name or verification mode no longer
 	//     fit the handshake; ConnectionState.DidResume says whether the server
 	//     took it.
-	//   - "miss": no session for this server name + address.
-	//   - "expired": the session was older than the TTL and was dropped, or
+	//   - miss: no session for this server name + address.
+	//   - expired: the session was older than the TTL and was dropped, or
 	//     crypto/tls deleted it right after Get (Put(key, nil)) because the
 	//     ticket lifetime the server gave had passed. Nothing was offered.
-	//   - "dropped": crypto/tls deleted the session for another reason: its
+	//   - dropped: crypto/tls deleted the session for another reason: its
 	//     certificate had expired or no longer verifies (nothing offered), or
 	//     the handshake that offered it failed (RFC 5077, Section 3.2); the
 	//     handshake's error tells which. Offered still names what Get handed
 	//     over.
-	//   - "off": the cache is disabled.
-	//   - "": crypto/tls never called Get (the handshake failed earlier, or
+	//   - off: the cache is disabled.
+	//   - CacheNotAsked (""): crypto/tls never called Get (the handshake failed earlier, or
 	//     the view was not used).
-	Result string
+	Result inspect.CacheResult
 	// From is the connID whose handshake stored the session (hit, expired,
 	// dropped).
 	From string
@@ -52,9 +54,9 @@ type Lookup struct {
 	// Version is the TLS version the session was made with (hit, dropped):
 	// tls.VersionTLS13 offers a "psk", earlier versions a "ticket".
 	Version uint16
-	// Offered is "psk" (TLS 1.3 pre_shared_key), "ticket" (TLS 1.2
-	// SessionTicket) or "none".
-	Offered string
+	// Offered is psk (TLS 1.3 pre_shared_key), ticket (TLS 1.2
+	// SessionTicket) or none.
+	Offered inspect.Attempt
 }
 
 // Lookup says what the Get during the handshake found. It is final once the
@@ -64,7 +66,7 @@ func (v *View) Lookup() Lookup {
 	defer v.mu.Unlock()
 	l := v.lookup
 	if l.Offered == "" {
-		l.Offered = "none"
+		l.Offered = inspect.AttemptNone
 	}
 	return l
 }
@@ -82,15 +84,15 @@ func (v *View) Stored() int {
 // (ServerName, or the remote address without one) and uses the view's.
 func (v *View) Get(string) (*tls.ClientSessionState, bool) {
 	e, result, age := v.c.get(v.key)
-	l := Lookup{Result: result, Offered: "none"}
-	if result == "hit" || result == "expired" {
+	l := Lookup{Result: result, Offered: inspect.AttemptNone}
+	if result == inspect.CacheHit || result == inspect.CacheExpired {
 		l.From = e.from
 		l.AgeMS = age.Milliseconds()
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.got, v.facts = nil, sessionFacts{}
-	if result == "hit" {
+	if result == inspect.CacheHit {
 		l.Version = e.facts.version
 		l.Offered = e.facts.offered()
 		v.got, v.facts = e.state, e.facts
@@ -123,11 +125,11 @@ func (v *View) Put(_ string, cs *tls.ClientSessionState) {
 	expired := v.facts.useBy != 0 && v.c.now().After(time.Unix(int64(v.facts.useBy), 0))
 	v.c.drop(v.key, v.got, expired)
 	if expired {
-		v.lookup.Result = "expired"
+		v.lookup.Result = inspect.CacheExpired
 		v.lookup.Version = 0
-		v.lookup.Offered = "none"
+		v.lookup.Offered = inspect.AttemptNone
 	} else {
-		v.lookup.Result = "dropped"
+		v.lookup.Result = inspect.CacheDropped
 	}
 	v.got = nil
 }

@@ -25,7 +25,7 @@ not json at all
 		t.Fatalf("%d summaries, want 3 (app, curl, capture)", len(sums))
 	}
 	app := sums[0]
-	if app.Program != "MyApp/1.0" || app.Conns != 3 || app.Offered["none"] != 3 || app.Resumed != 0 || *app.Upstream != 2 || app.Verdicts["client_offered_nothing"] != 2 {
+	if app.Program != "MyApp/1.0 CFNetwork/1494" || app.Conns != 3 || app.Offered["none"] != 3 || app.Resumed != 0 || *app.Upstream != 2 || app.Verdicts["client_offered_nothing"] != 2 {
 		t.Errorf("app summary %+v", app)
 	}
 	if c := sums[2]; c.Host != "10.0.0.9:443" || c.Resumed != 1 || c.Upstream != nil || c.Program != "t12d" /* too short to trim */ {
@@ -50,8 +50,8 @@ not json at all
 // TestJA4Program: a first and a resuming hello of one client name one
 // program (pre_shared_key changes the extension count and hash only).
 func TestJA4Program(t *testing.T) {
-	a := ja4Program("t13d3112h2_e8f1e7e78f70_b26ce05bbdd6")
-	b := ja4Program("t13d3113h2_e8f1e7e78f70_ac6b91b2c826")
+	a := JA4Program("t13d3112h2_e8f1e7e78f70_b26ce05bbdd6")
+	b := JA4Program("t13d3113h2_e8f1e7e78f70_ac6b91b2c826")
 	if a != b || a != "t13d31··h2_e8f1e7e78f70" {
 		t.Errorf("%q and %q", a, b)
 	}
@@ -79,4 +79,28 @@ func FuzzReadLog(f *testing.F) {
 		var out bytes.Buffer
 		WriteSummaries(&out, Summarize(entries))
 	})
+}
+
+// TestProgramName: a User-Agent names its program by the token that
+// identifies it, never by the "Mozilla/5.0" every browser starts with.
+func TestProgramName(t *testing.T) {
+	for _, tt := range []struct{ ua, want string }{
+		{"", ""},
+		{"curl/8.5.0", "curl/8.5.0"},
+		{"MyApp/1.0 CFNetwork/1494 Darwin/23.0", "MyApp/1.0 CFNetwork/1494"},
+		{"CFNetwork/1494 Darwin/23.0", "CFNetwork/1494"},
+		{"Go-http-client/1.1", "Go-http-client/1.1"},
+		{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "Chrome/131"},
+		{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.8078.73 Safari/537.36", "HeadlessChrome/156"},
+		{"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Firefox/128"},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86", "Edge/131"},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "Safari/18.1"},
+		{"Mozilla/5.0 (compatible; unknown)", "Mozilla/5.0"},
+		{"Wget", "Wget"},
+		{"(unbalanced", ""},
+	} {
+		if got := ProgramName(tt.ua); got != tt.want {
+			t.Errorf("ProgramName(%q) = %q, want %q", tt.ua, got, tt.want)
+		}
+	}
 }

@@ -5,58 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
-)
 
-// emit hands a finished record to the configured sink and logs one console
-// line for it.
-func (s *Server) emit(r *ConnRecord) {
-	if s.cfg.Records != nil {
-		s.cfg.Records(r)
-	}
-	ev := s.cfg.Log.Info()
-	if r.Verdict.Client == CodeClientHandshakeFailed || r.Verdict.Code == CodeUpstreamFailed || r.Error != "" {
-		ev = s.cfg.Log.Warn()
-	}
-	ev = ev.Str("conn_id", r.ID).Str("client", r.ClientAddr).Str("target", r.Target).Str("verdict", r.Verdict.Code)
-	if r.SNI != "" {
-		ev = ev.Str("sni", r.SNI)
-	}
-	if r.ClientHello != nil {
-		ev = ev.Str("ja4", r.ClientHello.JA4)
-	}
-	if r.ClientLeg != nil {
-		ev = ev.Bool("resumed", r.ClientLeg.Resumed)
-	}
-	if r.UpstreamLeg != nil {
-		ev = ev.Bool("upstream_resumed", r.UpstreamLeg.Resumed)
-	}
-	if r.Error != "" {
-		ev = ev.Str("error", r.Error)
-	}
-	who := r.ClientAddr
-	if r.UserAgent != "" {
-		// "curl/7.88.1 (127.0.0.1:41234)": the program tells more than the port.
-		who = fmt.Sprintf("%s (%s)", firstWord(r.UserAgent), r.ClientAddr)
-	}
-	ev.Msg(fmt.Sprintf("%s → %s  %s", who, r.Target, r.Verdict.Text))
-}
+	"github.com/rs/zerolog"
+	"github.com/tlsresume/tlsresume/inspect"
+)
 
 // flushDelay bounds how long a finished record may wait in memory before
 // it is written: records are batched, one write per burst rather than one
 // system call per connection.
 const flushDelay = 200 * time.Millisecond
-
-// firstWord is a User-Agent's product token, e.g. "curl/7.88.1" or
-// "MyApp/1.0" from "MyApp/1.0 CFNetwork/1494 Darwin/23.0".
-func firstWord(ua string) string {
-	if i := strings.IndexByte(ua, ' '); i > 0 {
-		return ua[:i]
-	}
-	return ua
-}
 
 // RecordLog appends records to a JSONL file, one object per line. A record
 // reaches the file within flushDelay of its connection's end, and Close
@@ -84,7 +43,7 @@ func OpenRecordLog(path string) (*RecordLog, error) {
 }
 
 // Write appends one record; it reaches the file within flushDelay.
-func (l *RecordLog) Write(r *ConnRecord) {
+func (l *RecordLog) Write(r *inspect.ConnRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
@@ -123,4 +82,22 @@ func (l *RecordLog) Close() error {
 		l.err = err
 	}
 	return l.err
+}
+
+// Follow writes the close event of every connection that events carries,
+// until the channel is closed (Server.Shutdown closes it after the last
+// record). Events the subscription lost (it fell behind) are logged as a
+// warning, at most once a second.
+func (l *RecordLog) Follow(events <-chan inspect.Event, log zerolog.Logger) {
+	var lost uint64
+	var warned time.Time
+	for ev := range events {
+		if ev.Dropped > lost && time.Since(warned) >= time.Second {
+			log.Warn().Uint64("lost", ev.Dropped).Msg("the record log fell behind: records lost")
+			lost, warned = ev.Dropped, time.Now()
+		}
+		if ev.Kind == inspect.EventClose {
+			l.Write(ev.Record)
+		}
+	}
 }

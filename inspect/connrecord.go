@@ -1,15 +1,14 @@
-package proxy
+package inspect
 
-import (
-	"github.com/tlsresume/tlsresume/inspect"
-)
-
-// ConnRecord is one intercepted connection: what the client offered (the
-// inspect record fields), how its handshake with tlsresume went, how
+// ConnRecord is one connection through the proxy: what the client offered
+// (the Record fields), how its handshake with tlsresume went, how
 // tlsresume's own upstream handshake went, and a verdict. One JSON object
-// per line in the --log file; field names are a contract (README.md).
+// per line in the proxy's --log file; field names are a contract
+// (README.md, "The proxy's record"). It is the one shape every reader
+// decodes: a line of `inspect --format jsonl` decodes into it too, with the
+// proxy's fields empty.
 type ConnRecord struct {
-	inspect.Record
+	Record
 	ID          string       `json:"id"`
 	Target      string       `json:"target"` // host:port from CONNECT (or the original destination)
 	ClientLeg   *ClientLeg   `json:"client_leg"`
@@ -32,12 +31,12 @@ type ClientLeg struct {
 	TicketsSent int    `json:"tickets_sent"`
 	// Ticket lineage: which earlier connection issued the ticket the client
 	// offered, and how old it was; or why it could not be used.
-	TicketFrom  string  `json:"ticket_from,omitempty"`
-	TicketAgeMS int64   `json:"ticket_age_ms,omitempty"`
-	Ticket      string  `json:"ticket"` // "none", "ours", "not_ours" (undecryptable: unknown key), "expired", "disabled"
-	HandshakeMS float64 `json:"handshake_ms"`
-	Error       string  `json:"error,omitempty"`
-	Alert       string  `json:"alert,omitempty"` // the alert the client sent, when it rejected us
+	TicketFrom  string      `json:"ticket_from,omitempty"`
+	TicketAgeMS int64       `json:"ticket_age_ms,omitempty"`
+	Ticket      TicketState `json:"ticket"`
+	HandshakeMS float64     `json:"handshake_ms"`
+	Error       string      `json:"error,omitempty"`
+	Alert       string      `json:"alert,omitempty"` // the alert the client sent, when it rejected us
 	// ClosedAfterCertificate: the client closed the handshake without an
 	// alert after tlsresume's certificate went out (how some apps pin).
 	ClosedAfterCertificate bool `json:"closed_after_certificate,omitempty"`
@@ -45,22 +44,23 @@ type ClientLeg struct {
 
 // UpstreamLeg is tlsresume's own handshake with the real server.
 type UpstreamLeg struct {
-	Addr            string  `json:"addr"`
-	SNI             string  `json:"sni"`
-	Version         string  `json:"version"`
-	CipherSuite     string  `json:"cipher_suite"`
-	ALPN            string  `json:"alpn"`
-	Resumed         bool    `json:"resumed"`
-	Cache           string  `json:"cache"`   // "hit", "miss", "expired", "dropped", "off"
-	Offered         string  `json:"offered"` // "psk", "ticket", "none"
-	SessionFrom     string  `json:"session_from,omitempty"`
-	SessionAgeMS    int64   `json:"session_age_ms,omitempty"`
-	TicketsReceived int     `json:"tickets_received"`
-	Verified        bool    `json:"verified"`
-	Insecure        bool    `json:"insecure,omitempty"` // --insecure-upstream was set
-	HandshakeMS     float64 `json:"handshake_ms"`
-	ExtraHandshakes int     `json:"extra_handshakes"` // further upstream connections made for this client connection
-	Error           string  `json:"error,omitempty"`
+	Addr            string      `json:"addr"`        // what was dialled: the target host:port, or the original destination
+	RemoteAddr      string      `json:"remote_addr"` // the ip:port the connection reached (the upstream cache's key, with sni)
+	SNI             string      `json:"sni"`
+	Version         string      `json:"version"`
+	CipherSuite     string      `json:"cipher_suite"`
+	ALPN            string      `json:"alpn"`
+	Resumed         bool        `json:"resumed"`
+	Cache           CacheResult `json:"cache"`
+	Offered         Attempt     `json:"offered"` // what tlsresume offered the origin: psk, ticket or none
+	SessionFrom     string      `json:"session_from,omitempty"`
+	SessionAgeMS    int64       `json:"session_age_ms,omitempty"`
+	TicketsReceived int         `json:"tickets_received"`
+	Verified        bool        `json:"verified"`
+	Insecure        bool        `json:"insecure,omitempty"` // --insecure-upstream was set
+	HandshakeMS     float64     `json:"handshake_ms"`
+	ExtraHandshakes int         `json:"extra_handshakes"` // further upstream connections made for this client connection
+	Error           string      `json:"error,omitempty"`
 }
 
 // Mirrored says what tlsresume copied from the origin into its answer to
@@ -76,8 +76,8 @@ type Mirrored struct {
 // Verdict says, in one code and one sentence, whether both legs resumed and
 // if not why. Client and Upstream hold the per-leg codes.
 type Verdict struct {
-	Code     string `json:"code"`
-	Text     string `json:"text"`
-	Client   string `json:"client"`
-	Upstream string `json:"upstream"`
+	Code     VerdictCode `json:"code"`
+	Text     string      `json:"text"`
+	Client   VerdictCode `json:"client"`
+	Upstream VerdictCode `json:"upstream"`
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -14,7 +13,7 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// tunnel is the per-connection goproxy RoundTripper: every request goes to
+// originTransport is the per-connection goproxy RoundTripper: every request goes to
 // the target over tlsresume's upstream connection for this client
 // connection; more are dialled (and counted) only when HTTP needs them.
 //
@@ -26,7 +25,7 @@ import (
 // read from the end of its handshake (ticketSip, started by intercept)
 // until HTTP takes it: HTTP/2 by golang.org/x/net/http2's ClientConn, whose
 // read loop starts at once, HTTP/1.1 with the first request.
-type tunnel struct {
+type originTransport struct {
 	c     *conn
 	mu    sync.Mutex
 	h1    *http.Transport // origin speaks HTTP/1.1 (or no ALPN)
@@ -38,8 +37,8 @@ type tunnel struct {
 	ua    string // the first request's User-Agent: which program this is
 }
 
-func newTunnel(c *conn) (*tunnel, error) {
-	t := &tunnel{c: c}
+func newOriginTransport(c *conn) (*originTransport, error) {
+	t := &originTransport{c: c}
 	st := c.up.tls.ConnectionState()
 	if st.NegotiatedProtocol == "h2" {
 		t.h2t = &http2.Transport{DisableCompression: true}
@@ -61,7 +60,7 @@ func newTunnel(c *conn) (*tunnel, error) {
 	return t, nil
 }
 
-func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+func (t *originTransport) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
 	t.mu.Lock()
 	if t.ua == "" {
 		t.ua = req.Header.Get("User-Agent")
@@ -81,7 +80,7 @@ func (t *tunnel) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respon
 
 // h2Conn returns a usable HTTP/2 connection, dialling a new one when the
 // origin closed the last (GOAWAY, idle timeout).
-func (t *tunnel) h2Conn(ctx context.Context) (*http2.ClientConn, error) {
+func (t *originTransport) h2Conn(ctx context.Context) (*http2.ClientConn, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.h2.CanTakeNewRequest() {
@@ -100,7 +99,7 @@ func (t *tunnel) h2Conn(ctx context.Context) (*http2.ClientConn, error) {
 }
 
 // dialTLS gives http.Transport the upstream connection, then new ones.
-func (t *tunnel) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
+func (t *originTransport) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 	t.mu.Lock()
 	first := t.first
 	t.first = nil
@@ -120,24 +119,24 @@ func (t *tunnel) dialTLS(ctx context.Context, _, _ string) (net.Conn, error) {
 
 // dialMore makes a further upstream connection for this client connection,
 // speaking alpn, as the first one negotiated. t.mu is held.
-func (t *tunnel) dialMore(ctx context.Context, alpn string) (*upstreamConn, error) {
+func (t *originTransport) dialMore(ctx context.Context, alpn string) (*upstreamConn, error) {
 	c := t.c
 	offer := c.offer
 	offer.alpn = nil
 	if alpn != "" {
 		offer.alpn = []string{alpn}
 	}
-	up, leg := c.s.dialUpstream(ctx, c, offer)
+	up, _, err := c.s.dialUpstream(ctx, c, offer)
 	t.extra.Add(1)
-	if up == nil {
-		return nil, errors.New(leg.Error)
+	if err != nil {
+		return nil, err
 	}
 	t.more = append(t.more, up)
 	return up, nil
 }
 
-// close ends the tunnel's upstream connections.
-func (t *tunnel) close() {
+// close ends the transport's upstream connections.
+func (t *originTransport) close() {
 	if t.h1 != nil {
 		t.h1.CloseIdleConnections()
 	}

@@ -1,0 +1,97 @@
+package inspect
+
+// VerdictCode says in one word whether a connection resumed and, if not,
+// why. A record's verdict carries one for each leg (client, upstream) and
+// the most important of the two (code).
+type VerdictCode string
+
+// Verdict codes. Their meanings are VerdictCodeDocs; README.md's table is
+// generated from that list.
+const (
+	CodeBothResumed  VerdictCode = "both_resumed"
+	CodeFirstContact VerdictCode = "first_contact"
+	CodeNotTLS       VerdictCode = "not_tls"
+
+	CodePassthroughResumed    VerdictCode = "passthrough_resumed"
+	CodePassthroughNotResumed VerdictCode = "passthrough_not_resumed"
+	CodePassthroughUnknown    VerdictCode = "passthrough_unknown"
+
+	CodeClientResumed         VerdictCode = "client_resumed"
+	CodeClientFirstContact    VerdictCode = "client_first_contact"
+	CodeClientOfferedNothing  VerdictCode = "client_offered_nothing"
+	CodeClientSessionIDOnly   VerdictCode = "client_session_id_only"
+	CodeClientTicketNotOurs   VerdictCode = "client_ticket_not_ours"
+	CodeClientTicketExpired   VerdictCode = "client_ticket_expired"
+	CodeClientTicketRefused   VerdictCode = "client_ticket_refused"
+	CodeClientTicketsDisabled VerdictCode = "client_tickets_disabled"
+	CodeClientRejectedCert    VerdictCode = "client_rejected_certificate"
+	CodeClientHandshakeFailed VerdictCode = "client_handshake_failed"
+	CodeClientNoHello         VerdictCode = "client_no_hello"
+
+	CodeUpstreamResumed       VerdictCode = "upstream_resumed"
+	CodeUpstreamFirstContact  VerdictCode = "upstream_first_contact"
+	CodeUpstreamNewAddress    VerdictCode = "upstream_new_address"
+	CodeUpstreamTicketPending VerdictCode = "upstream_ticket_pending"
+	CodeUpstreamCacheMiss     VerdictCode = "upstream_cache_miss"
+	CodeUpstreamCacheExpired  VerdictCode = "upstream_cache_expired"
+	CodeUpstreamCacheDropped  VerdictCode = "upstream_cache_dropped"
+	CodeUpstreamCacheOff      VerdictCode = "upstream_cache_off"
+	CodeUpstreamNoTicket      VerdictCode = "upstream_no_ticket"
+	CodeUpstreamTicketRefused VerdictCode = "upstream_ticket_refused"
+	CodeUpstreamFailed        VerdictCode = "upstream_failed"
+	CodeUpstreamNotAttempted  VerdictCode = "upstream_not_attempted"
+)
+
+// VerdictCodeDocs lists every verdict code with its meaning, in the order
+// README.md's table shows them.
+var VerdictCodeDocs = []CodeDoc{
+	{string(CodeBothResumed), "the client resumed against tlsresume and tlsresume resumed against the origin"},
+	{string(CodeFirstContact), "nothing to resume yet on either leg"},
+	{string(CodeNotTLS), "the CONNECT payload was not TLS; tunnelled untouched"},
+	{string(CodePassthroughResumed), "the bytes were passed through (`passthrough` says why) and the real server resumed the client, by its ServerHello"},
+	{string(CodePassthroughNotResumed), "the bytes were passed through and the real server did a full handshake"},
+	{string(CodePassthroughUnknown), "the bytes were passed through but the server's answer was not seen (or not enough of it to decide)"},
+	{string(CodeClientResumed), "the client leg resumed (per-leg code)"},
+	{string(CodeClientFirstContact), "the client offered nothing and has had no ticket from tlsresume yet"},
+	{string(CodeClientOfferedNothing), "no session_ticket and no pre_shared_key although tlsresume issued this client (the same IP, program and TLS stack) a ticket before: the client does not resume (the URLSession pattern); the text names the connection that got the ticket"},
+	{string(CodeClientSessionIDOnly), "the client resumes only by session ID (no session_ticket extension over TLS 1.2), which Go's TLS server never issues"},
+	{string(CodeClientTicketNotOurs), "it offered a ticket/PSK tlsresume cannot decrypt (issued by another server, or under a key that is gone)"},
+	{string(CodeClientTicketExpired), "it offered a ticket of ours older than 7 days"},
+	{string(CodeClientTicketRefused), "it offered our ticket but crypto/tls did not resume (version or cipher differs)"},
+	{string(CodeClientTicketsDisabled), "tlsresume issues no tickets on this connection (`--client-tickets=false`, or mirroring an origin that issues none)"},
+	{string(CodeClientRejectedCert), "the client refused our certificate (alert `bad_certificate`, `unknown_ca`, …, or it closed without an alert right after our certificate: `closed_after_certificate`): it does not trust the tlsresume CA, or it pins certificates"},
+	{string(CodeClientHandshakeFailed), "any other client handshake failure"},
+	{string(CodeClientNoHello), "the connection ended without a usable ClientHello (truncated, malformed, silent, refused); `error` says which"},
+	{string(CodeUpstreamResumed), "the upstream leg resumed (per-leg code)"},
+	{string(CodeUpstreamFirstContact), "nothing cached for this origin yet"},
+	{string(CodeUpstreamNewAddress), "first contact with this address of a known name: the name resolved to another address (DNS rotation, several A records), and sessions are kept per name + address + port, as Apple's are"},
+	{string(CodeUpstreamTicketPending), "nothing cached yet, while another connection to this origin is still open: crypto/tls stores a TLS 1.3 ticket only when that connection reads its first response"},
+	{string(CodeUpstreamCacheMiss), "the origin was seen before but nothing is cached (evicted or flushed)"},
+	{string(CodeUpstreamCacheExpired), "the cached session was older than the TTL or the server's ticket lifetime"},
+	{string(CodeUpstreamCacheDropped), "crypto/tls discarded the cached session (its certificate expired or no longer verifies)"},
+	{string(CodeUpstreamCacheOff), "`--upstream-tickets=false`"},
+	{string(CodeUpstreamNoTicket), "the origin issued no ticket on earlier connections (Go's client cannot resume by session ID)"},
+	{string(CodeUpstreamTicketRefused), "a cached session was offered and the origin did a full handshake"},
+	{string(CodeUpstreamFailed), "dialling or the upstream handshake failed"},
+	{string(CodeUpstreamNotAttempted), "no upstream TLS (not TLS, or the client's hello was unreadable)"},
+}
+
+// Family groups verdict codes by what a person should look at: "resumed",
+// "first" (nothing to resume yet), "client" (the client did not resume),
+// "upstream" (tlsresume could not resume the origin), "passthrough" or
+// "failed".
+func (c VerdictCode) Family() string {
+	switch c {
+	case CodeBothResumed, CodeClientResumed, CodeUpstreamResumed, CodePassthroughResumed:
+		return "resumed"
+	case CodeFirstContact, CodeClientFirstContact, CodeUpstreamFirstContact, CodeUpstreamNewAddress, CodeUpstreamTicketPending:
+		return "first"
+	case CodePassthroughNotResumed, CodePassthroughUnknown:
+		return "passthrough"
+	case CodeNotTLS, CodeClientRejectedCert, CodeClientHandshakeFailed, CodeClientNoHello, CodeUpstreamFailed, CodeUpstreamNotAttempted:
+		return "failed"
+	case CodeUpstreamCacheMiss, CodeUpstreamCacheExpired, CodeUpstreamCacheDropped, CodeUpstreamCacheOff, CodeUpstreamNoTicket, CodeUpstreamTicketRefused:
+		return "upstream"
+	}
+	return "client"
+}
