@@ -19,8 +19,8 @@ import (
 // helloWant is what one ClientHello of a case must be recorded as.
 type helloWant struct {
 	attempt inspect.Attempt
-	hrr     bool   // answered by a HelloRetryRequest
-	resumed bool   // server_hello.resumed
+	hrr     bool            // answered by a HelloRetryRequest
+	resumed bool            // server_hello.resumed
 	by      inspect.Attempt // server_hello.resumed_by, "" for null
 }
 
