@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // TestNetnsPassthrough: connections tlsresume must not terminate are

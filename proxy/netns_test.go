@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
 )
 

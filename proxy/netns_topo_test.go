@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 	"golang.org/x/sys/unix"
 )
 

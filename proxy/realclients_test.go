@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // These tests put real clients (OpenSSL, curl, GnuTLS, Python, Chromium)

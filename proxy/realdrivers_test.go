@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // This file drives the real clients of realclients_test.go. Each driver

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // realOrigin is an origin server on 127.0.0.1 that can say, afterwards,

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // This file drives real software for the end-to-end tests in

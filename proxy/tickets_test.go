@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // TestTicketKeys: keys persist 0600 and reload; rotation puts a new key first

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/tlsresume/tlsresume/inspect/testtool"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // The proxy's addresses in tests (documentation ranges, never dialled).

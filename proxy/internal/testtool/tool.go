@@ -7,6 +7,13 @@
 // by package inspect and by the proxy are checked against this independent
 // dissector, so testtool never imports package inspect (only inspect/pcap, to
 // read its own captures). Only tests import it.
+//
+// It is internal to the proxy tree, where 14 of its users are; package
+// inspect stays free of tool dependencies, and its own real-client check
+// (inspect_realclients_test.go: real clients against real servers, every
+// hello read by inspect and compared with tshark field by field) lives here,
+// beside the tools it drives, because Go's internal rule lets only the proxy
+// tree import them.
 package testtool
 
 import (

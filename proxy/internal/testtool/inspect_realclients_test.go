@@ -1,4 +1,4 @@
-package inspect_test
+package testtool_test
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	tt "github.com/tlsresume/tlsresume/inspect/testtool"
+	tt "github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // helloWant is what one ClientHello of a case must be recorded as.
@@ -118,11 +118,12 @@ var realCases = []realCase{
 	{name: "chromium/go-server/tls1.3", client: "chromium", server: "go", version: v13, run: chromium},
 }
 
-// TestRealClients runs real TLS clients against real servers on 127.0.0.1,
+// TestInspectRealClients (of package inspect, kept here beside the tools it drives;
+// see the package doc) runs real TLS clients against real servers on 127.0.0.1,
 // captures the traffic, and checks every record inspect.ReadCapture makes of
 // it against tshark's dissection of the same capture and against what the
 // client (or server) itself says about resumption.
-func TestRealClients(t *testing.T) {
+func TestInspectRealClients(t *testing.T) {
 	for _, c := range realCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
