@@ -95,3 +95,14 @@ func (c VerdictCode) Family() string {
 	}
 	return "client"
 }
+
+// Meaning is the code's one line from VerdictCodeDocs ("" for an unknown
+// code).
+func (c VerdictCode) Meaning() string {
+	for _, d := range VerdictCodeDocs {
+		if d.Code == string(c) {
+			return d.Meaning
+		}
+	}
+	return ""
+}

@@ -148,7 +148,7 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 	case f.originOpen:
 		return inspect.CodeUpstreamTicketPending, "nothing cached yet: another connection to this origin was still open without a ticket stored (crypto/tls reads a TLS 1.3 ticket only with the first response)"
 	case f.nameSeen:
-		return inspect.CodeUpstreamNewAddress, "first contact with this address (" + u.Addr + ") of a known name: sessions are kept per name + address + port, so a name that resolves to another address starts afresh"
+		return inspect.CodeUpstreamNewAddress, "first contact with this address (" + u.RemoteAddr + ") of a known name: sessions are kept per name + address + port, so a name that resolves to another address starts afresh"
 	}
 	return inspect.CodeUpstreamFirstContact, "first contact: nothing cached yet"
 }
