@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // This file holds what the TestNetns* tests share: the origins every test

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // The TestNetns* tests run tlsresume for real between network namespaces
