@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -17,11 +18,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
@@ -43,6 +46,10 @@ type testEnv struct {
 	// what checkStream found wrong with the second subscription, if anything.
 	followed chan struct{}
 	checked  chan string
+	// logPath is the --log file a third subscriber writes; logged says
+	// how closing it went.
+	logPath string
+	logged  chan error
 }
 
 // startProxy runs a Server on 127.0.0.1 with a CA in dir. mod may change
@@ -79,6 +86,18 @@ func startProxy(t *testing.T, dir string, mod func(*Config)) *testEnv {
 	e.checked = make(chan string, 1)
 	go e.follow(e.srv.Subscribe(context.Background(), 4096))
 	go checkStream(e.srv.Subscribe(context.Background(), 4096), e.checked)
+	// And a third, the --log file, read back by the report's reader when
+	// the proxy stops: every record must survive the round trip unchanged.
+	e.logPath = filepath.Join(t.TempDir(), "conns.jsonl")
+	rl, err := OpenRecordLog(e.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.logged = make(chan error, 1)
+	go func() {
+		rl.Follow(e.srv.Subscribe(context.Background(), 4096), zerolog.Nop())
+		e.logged <- rl.Close()
+	}()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +124,47 @@ func (e *testEnv) stop() {
 	<-e.followed
 	if problem := <-e.checked; problem != "" {
 		e.t.Errorf("record stream: %s", problem)
+	}
+	if err := <-e.logged; err != nil {
+		e.t.Errorf("record log: %v", err)
+	}
+	e.checkLog()
+}
+
+// checkLog reads the --log file back with inspect.ReadLog and compares
+// every record with the one the stream carried.
+func (e *testEnv) checkLog() {
+	f, err := os.Open(e.logPath)
+	if err != nil {
+		e.t.Error(err)
+		return
+	}
+	defer f.Close()
+	read, bad, _, err := inspect.ReadLog(f)
+	if err != nil || bad > 0 || len(read) != len(e.records) {
+		e.t.Errorf("record log: %d records read back (%d bad lines, %v), %d published", len(read), bad, err, len(e.records))
+		return
+	}
+	byID := map[string]*inspect.ConnRecord{}
+	for _, r := range e.records {
+		byID[r.ID] = r
+	}
+	for _, got := range read {
+		want := byID[got.ID]
+		if want == nil {
+			e.t.Errorf("record log: %s was never published", got.ID)
+			continue
+		}
+		if !got.Time.Equal(want.Time) {
+			e.t.Errorf("record log: %s time %v, published %v", got.ID, got.Time, want.Time)
+		}
+		w := *want
+		w.Time = got.Time // the monotonic clock reading does not travel
+		if !reflect.DeepEqual(got, &w) {
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(&w)
+			e.t.Errorf("record log: %s read back differs:\n got %s\nwant %s", got.ID, gj, wj)
+		}
 	}
 }
 

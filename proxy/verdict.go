@@ -130,7 +130,7 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 	case u == nil:
 		return inspect.CodeUpstreamNotAttempted, "not dialled"
 	case u.Error != "":
-		return inspect.CodeUpstreamFailed, "handshake failed: " + u.Error
+		return inspect.CodeUpstreamFailed, "failed: " + u.Error
 	case u.Resumed:
 		return inspect.CodeUpstreamResumed, fmt.Sprintf("cache hit (session from %s, %s old) → RESUMED", u.SessionFrom, ageWords(u.SessionAgeMS))
 	case u.Cache == inspect.CacheOff:
@@ -187,6 +187,10 @@ func ageWords(ms int64) string {
 		return fmt.Sprintf("%dms", ms)
 	case ms < 120_000:
 		return fmt.Sprintf("%.1fs", float64(ms)/1000)
+	case ms < 120*60_000:
+		return fmt.Sprintf("%.1fmin", float64(ms)/60_000)
+	case ms < 48*3600_000:
+		return fmt.Sprintf("%.1fh", float64(ms)/3600_000)
 	}
-	return fmt.Sprintf("%.1fmin", float64(ms)/60000)
+	return fmt.Sprintf("%.1f days", float64(ms)/(24*3600_000))
 }
