@@ -84,6 +84,7 @@ func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		ReadHeaderTimeout: s.cfg.ConnectTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          s.httpSrv.ErrorLog,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ap, err := netip.ParseAddrPort(r.RemoteAddr)
 			if err != nil || !s.allowed(ap.Addr().Unmap()) {

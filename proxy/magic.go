@@ -97,7 +97,7 @@ func (s *Server) serveMagicTLS(c *conn, raw net.Conn) {
 		return
 	}
 	tc := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
-	srv := &http.Server{Handler: s.magic, ReadHeaderTimeout: s.cfg.ConnectTimeout}
+	srv := &http.Server{Handler: s.magic, ReadHeaderTimeout: s.cfg.ConnectTimeout, ErrorLog: s.httpSrv.ErrorLog}
 	srv.Serve(&oneConnListener{c: tc})
 }
 
