@@ -22,6 +22,12 @@ type Summary struct {
 	Resumed  int            `json:"resumed"` // the client's handshake resumed
 	Upstream *int           `json:"upstream_resumed"`
 	Verdicts map[string]int `json:"verdicts"`
+	// WhyNot says in a few words why this program does not resume with this
+	// host, ending with the verdict code it comes from when there is one:
+	// "got 2 tickets, offers none (client_offered_nothing)", "upstream:
+	// origin issues no tickets (upstream_no_ticket)", "first contact only",
+	// or "resumes" when nothing stood in the way (see whyNot).
+	WhyNot string `json:"why_not"`
 }
 
 // ReadLog reads JSONL records: lines of the proxy's --log file or of
@@ -53,6 +59,7 @@ func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err err
 func Summarize(entries []*ConnRecord) []*Summary {
 	var out []*Summary
 	index := map[[3]string]*Summary{}
+	why := map[*Summary]*whyFacts{}
 	for _, e := range entries {
 		if e.ServerHello != nil && e.ServerHello.HRR {
 			continue // the retried hello that follows is the one that counts
@@ -62,6 +69,7 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		if s == nil {
 			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Offered: map[string]int{}, Verdicts: map[string]int{}}
 			index[k] = s
+			why[s] = newWhyFacts()
 			out = append(out, s)
 		}
 		s.Conns++
@@ -89,6 +97,10 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		if e.Verdict.Code != "" {
 			s.Verdicts[string(e.Verdict.Code)]++
 		}
+		why[s].add(e)
+	}
+	for _, s := range out {
+		s.WhyNot = why[s].words(s)
 	}
 	return out
 }
@@ -110,14 +122,16 @@ func hostOf(e *ConnRecord) string {
 	return e.ServerAddr
 }
 
+// summaryColumns: widths; the last column takes the rest of 120 and wraps.
 var summaryColumns = []struct {
 	name  string
 	width int
 }{
-	{"CLIENT", 15}, {"PROGRAM", 18}, {"HOST", 18}, {"CONNS", 5}, {"OFFERED", 20}, {"RESUMED", 7}, {"UPSTREAM", 8}, {"TOP VERDICT", 0},
+	{"CLIENT", 15}, {"PROGRAM", 18}, {"HOST", 16}, {"CONNS", 5}, {"OFFERED", 13}, {"RESUMED", 7}, {"UPSTREAM", 8}, {"WHY NOT", 0},
 }
 
-// WriteSummaries prints summaries as a table for a 120-column terminal.
+// WriteSummaries prints summaries as a table for a 120-column terminal;
+// WHY NOT wraps onto further lines under itself.
 func WriteSummaries(w io.Writer, sums []*Summary) error {
 	var rows [][]string
 	head := make([]string, len(summaryColumns))
@@ -131,14 +145,20 @@ func WriteSummaries(w io.Writer, sums []*Summary) error {
 			up = fmt.Sprintf("%d/%d", *s.Upstream, s.Conns)
 		}
 		rows = append(rows, []string{s.Client, s.Program, s.Host, strconv.Itoa(s.Conns), countWords(s.Offered),
-			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up, topVerdict(s.Verdicts)})
+			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up, orDash(s.WhyNot)})
 	}
 	for _, r := range rows {
 		var b strings.Builder
 		for i, cell := range r {
 			wd := summaryColumns[i].width
 			if wd == 0 {
-				b.WriteString(fit(cell, max(120-runeLen(b.String()), 8)))
+				indent := runeLen(b.String())
+				for j, l := range wrapWords(cell, max(120-indent, 8)) {
+					if j > 0 {
+						b.WriteString("\n" + strings.Repeat(" ", indent))
+					}
+					b.WriteString(l)
+				}
 				break
 			}
 			cell = fit(cell, wd)
@@ -170,14 +190,167 @@ func countWords(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// topVerdict is the commonest verdict code (--format jsonl has them all).
-func topVerdict(m map[string]int) string {
-	if len(m) == 0 {
-		return "-"
+// whyFacts gathers, for one summary row, what its why-not is decided by:
+// the verdicts' per-leg codes (proxy records), or what the hellos offered
+// and the server did (capture records, which carry no verdict).
+type whyFacts struct {
+	client, upstream map[VerdictCode]int
+	order            []VerdictCode // first seen first, for ties
+	verdicts         bool
+	ticketsSent      int
+	// capture records
+	hellos, offers13, modes, ticketExt, refused int
+	resumedBy                                   map[Attempt]int
+}
+
+func newWhyFacts() *whyFacts {
+	return &whyFacts{client: map[VerdictCode]int{}, upstream: map[VerdictCode]int{}, resumedBy: map[Attempt]int{}}
+}
+
+func (f *whyFacts) add(e *ConnRecord) {
+	v := e.Verdict
+	if v.Code != "" {
+		f.verdicts = true
+		// A leg's code when it says why not; a connection-wide code (not TLS,
+		// passed through) when the legs have none.
+		switch c := v.Client; {
+		case c != "" && c.Family() != "resumed" && c.Family() != "first":
+			f.count(f.client, c)
+		case c == "" && v.Code.Family() != "resumed" && v.Code.Family() != "first":
+			f.count(f.client, v.Code)
+		}
+		if c := v.Upstream; c.Family() == "upstream" || c == CodeUpstreamFailed {
+			f.count(f.upstream, c)
+		}
 	}
-	words := countWords(m)
-	if i := strings.LastIndexByte(strings.SplitN(words, ", ", 2)[0], ' '); i > 0 {
-		return words[:i]
+	if e.ClientLeg != nil {
+		f.ticketsSent += e.ClientLeg.TicketsSent
 	}
-	return words
+	ch, sh := e.ClientHello, e.ServerHello
+	if ch == nil {
+		return
+	}
+	f.hellos++
+	if maxVersion(ch) >= int(VersionTLS13) {
+		f.offers13++
+	}
+	if ch.PSKKeyExchangeModes != nil {
+		f.modes++
+	}
+	if ch.SessionTicket.Offered {
+		f.ticketExt++
+	}
+	switch {
+	case sh == nil || !sh.Complete:
+	case sh.Resumed && sh.ResumedBy != nil:
+		f.resumedBy[*sh.ResumedBy]++
+	case !sh.Resumed && ch.Attempt != AttemptNone:
+		f.refused++
+	}
+}
+
+func (f *whyFacts) count(m map[VerdictCode]int, c VerdictCode) {
+	if !slices.Contains(f.order, c) {
+		f.order = append(f.order, c)
+	}
+	m[c]++
+}
+
+// top is the commonest code of m, the first seen among equals.
+func (f *whyFacts) top(m map[VerdictCode]int) VerdictCode {
+	var best VerdictCode
+	for _, c := range f.order {
+		if m[c] > m[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+// words is the why-not of s. With verdicts (proxy records): the commonest
+// reason the client leg did not resume, else the upstream leg's, else
+// "resumes" or "first contact only". Without (captures): what the hellos
+// and the server's answers show.
+func (f *whyFacts) words(s *Summary) string {
+	if f.verdicts {
+		if c := f.top(f.client); c != "" {
+			return reasonWords(c, f.ticketsSent) + " (" + string(c) + ")"
+		}
+		if c := f.top(f.upstream); c != "" {
+			return reasonWords(c, 0) + " (" + string(c) + ")"
+		}
+		if s.Resumed > 0 {
+			return "resumes"
+		}
+		return "first contact only"
+	}
+	switch {
+	case s.Resumed > 0 && f.resumedBy[AttemptSessionID] == s.Resumed:
+		return "resumes (by session ID only)"
+	case s.Resumed > 0:
+		return "resumes"
+	case f.refused > 0:
+		return fmt.Sprintf("server refused %s", plural(f.refused, "offer", "offers"))
+	case s.Conns == 1:
+		return "first contact only"
+	case f.hellos == 0:
+		return "no readable ClientHello"
+	case f.offers13 > 0 && f.modes == 0:
+		// RFC 8446, Section 4.2.9: no modes, no tickets.
+		return "no psk_key_exchange_modes, so no TLS 1.3 tickets"
+	case f.offers13 > 0:
+		return fmt.Sprintf("never offers a PSK in %d connections", s.Conns)
+	case f.ticketExt == 0:
+		// RFC 5077, Section 3.2: no extension, no ticket.
+		return "no session_ticket extension, never reuses a session ID"
+	}
+	return "asks for tickets, never offers one"
+}
+
+// reasonWords says a non-resuming verdict code in a few words.
+func reasonWords(c VerdictCode, ticketsSent int) string {
+	switch c {
+	case CodeClientOfferedNothing:
+		if ticketsSent > 0 {
+			return fmt.Sprintf("got %s, offers none", plural(ticketsSent, "ticket", "tickets"))
+		}
+		return "offers none of its tickets"
+	case CodeClientSessionIDOnly:
+		return "resumes only by session ID"
+	case CodeClientTicketNotOurs:
+		return "offers another server's tickets"
+	case CodeClientTicketExpired:
+		return "its tickets had expired"
+	case CodeClientTicketRefused:
+		return "its ticket was refused"
+	case CodeClientTicketsDisabled:
+		return "tlsresume issued no tickets"
+	case CodeClientRejectedCert:
+		return "rejects tlsresume's certificate"
+	case CodeClientHandshakeFailed:
+		return "handshake failed"
+	case CodeClientNoHello:
+		return "no usable ClientHello"
+	case CodeNotTLS:
+		return "not TLS"
+	case CodePassthroughNotResumed:
+		return "passed through, full handshakes"
+	case CodePassthroughUnknown:
+		return "passed through, answer not seen"
+	case CodeUpstreamCacheMiss:
+		return "upstream: nothing cached"
+	case CodeUpstreamCacheExpired:
+		return "upstream: cached session expired"
+	case CodeUpstreamCacheDropped:
+		return "upstream: cached session dropped"
+	case CodeUpstreamCacheOff:
+		return "upstream: cache off"
+	case CodeUpstreamNoTicket:
+		return "upstream: origin issues no tickets"
+	case CodeUpstreamTicketRefused:
+		return "upstream: origin refused the ticket"
+	case CodeUpstreamFailed:
+		return "upstream: handshake failed"
+	}
+	return shortMeaning(c.Meaning())
 }

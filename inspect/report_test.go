@@ -14,7 +14,7 @@ func TestSummarize(t *testing.T) {
 {"client_addr":"192.168.1.31:50003","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
 {"client_addr":"192.168.1.31:50004","sni":"api.test","user_agent":"curl/7.88.1","client_hello":{"attempt":"psk","ja4":"t13x"},"client_leg":{"resumed":true},"upstream_leg":{"resumed":true},"verdict":{"code":"both_resumed"}}
 not json at all
-{"client_addr":"10.0.0.2:443","server_addr":"10.0.0.9:443","client_hello":{"attempt":"session_id","ja4":"t12d"},"server_hello":{"resumed":true}}
+{"client_addr":"10.0.0.2:443","server_addr":"10.0.0.9:443","client_hello":{"attempt":"session_id","ja4":"t12d"},"server_hello":{"complete":true,"resumed":true,"resumed_by":"session_id"}}
 `
 	entries, bad, first, err := ReadLog(strings.NewReader(log))
 	if err != nil || bad != 1 || first != 5 || len(entries) != 5 {
@@ -35,7 +35,10 @@ not json at all
 	if err := WriteSummaries(&out, sums); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"MyApp/1.0", "none 3", "0/3", "2/3", "client_offered_nothing", "curl/7.88.1"} {
+	if app.WhyNot != "offers none of its tickets (client_offered_nothing)" || sums[1].WhyNot != "resumes" || sums[2].WhyNot != "resumes (by session ID only)" {
+		t.Errorf("why not: %q, %q, %q", app.WhyNot, sums[1].WhyNot, sums[2].WhyNot)
+	}
+	for _, want := range []string{"MyApp/1.0", "none 3", "0/3", "2/3", "WHY NOT", "(client_offered_nothing)", "curl/7.88.1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -44,6 +47,98 @@ not json at all
 		if runeLen(line) > 120 {
 			t.Errorf("line of %d columns: %q", runeLen(line), line)
 		}
+	}
+}
+
+// TestWhyNot: the why-not of a program and host, from proxy verdicts and
+// from what capture records show.
+func TestWhyNot(t *testing.T) {
+	leg := func(sent int, resumed bool) *ClientLeg { return &ClientLeg{TicketsSent: sent, Resumed: resumed} }
+	v := func(client, upstream VerdictCode) Verdict {
+		code := client
+		if client.Family() == "first" || client.Family() == "resumed" {
+			code = upstream
+		}
+		return Verdict{Code: code, Client: client, Upstream: upstream}
+	}
+	h13 := func(attempt Attempt, modes []int) *ClientHelloRecord {
+		return &ClientHelloRecord{SupportedVersions: []int{0x0304, 0x0303}, PSKKeyExchangeModes: modes, Attempt: attempt}
+	}
+	h12 := func(attempt Attempt, ticketExt bool) *ClientHelloRecord {
+		return &ClientHelloRecord{LegacyVersion: 0x0303, Attempt: attempt, SessionTicket: SessionTicketFact{Offered: ticketExt}}
+	}
+	done := func(resumed bool, by Attempt) *ServerHelloRecord {
+		sh := &ServerHelloRecord{Complete: true, Resumed: resumed}
+		if resumed {
+			sh.ResumedBy = &by
+		}
+		return sh
+	}
+	proxy := func(l *ClientLeg, verdict Verdict) *ConnRecord {
+		return &ConnRecord{Record: Record{ClientAddr: "10.0.0.1:1", SNI: "a.test", ClientHello: h13(AttemptNone, []int{1})}, ClientLeg: l, Verdict: verdict}
+	}
+	capture := func(ch *ClientHelloRecord, sh *ServerHelloRecord) *ConnRecord {
+		return &ConnRecord{Record: Record{Source: SourcePcap, ClientAddr: "10.0.0.2:1", SNI: "b.test", ClientHello: ch, ServerHello: sh}}
+	}
+	for _, tt := range []struct {
+		name string
+		recs []*ConnRecord
+		want string
+	}{
+		{"URLSession pattern", []*ConnRecord{
+			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
+			proxy(leg(1, false), v(CodeClientOfferedNothing, CodeUpstreamResumed)),
+		}, "got 2 tickets, offers none (client_offered_nothing)"},
+		{"session ID only", []*ConnRecord{
+			proxy(leg(0, false), v(CodeClientSessionIDOnly, CodeUpstreamResumed)),
+		}, "resumes only by session ID (client_session_id_only)"},
+		{"client resumes, origin issues no tickets", []*ConnRecord{
+			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
+			proxy(leg(1, true), v(CodeClientResumed, CodeUpstreamNoTicket)),
+		}, "upstream: origin issues no tickets (upstream_no_ticket)"},
+		{"resumes", []*ConnRecord{
+			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
+			proxy(leg(1, true), Verdict{Code: CodeBothResumed, Client: CodeClientResumed, Upstream: CodeUpstreamResumed}),
+		}, "resumes"},
+		{"first contact", []*ConnRecord{
+			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
+		}, "first contact only"},
+		{"not TLS", []*ConnRecord{
+			{Record: Record{ClientAddr: "10.0.0.1:1"}, Target: "a.test:443", Verdict: Verdict{Code: CodeNotTLS}},
+		}, "not TLS (not_tls)"},
+		{"capture: session IDs", []*ConnRecord{
+			capture(h12(AttemptNone, false), done(false, "")),
+			capture(h12(AttemptSessionID, false), done(true, AttemptSessionID)),
+		}, "resumes (by session ID only)"},
+		{"capture: PSK resumed", []*ConnRecord{
+			capture(h13(AttemptNone, []int{1}), done(false, "")),
+			capture(h13(AttemptPSK, []int{1}), done(true, AttemptPSK)),
+		}, "resumes"},
+		{"capture: PSK refused", []*ConnRecord{
+			capture(h13(AttemptPSK, []int{1}), done(false, "")),
+		}, "server refused 1 offer"},
+		{"capture: URLSession pattern", []*ConnRecord{
+			capture(h13(AttemptNone, []int{1}), done(false, "")),
+			capture(h13(AttemptNone, []int{1}), done(false, "")),
+		}, "never offers a PSK in 2 connections"},
+		{"capture: no psk modes", []*ConnRecord{
+			capture(h13(AttemptNone, nil), done(false, "")),
+			capture(h13(AttemptNone, nil), done(false, "")),
+		}, "no psk_key_exchange_modes, so no TLS 1.3 tickets"},
+		{"capture: TLS 1.2 without tickets", []*ConnRecord{
+			capture(h12(AttemptNone, false), done(false, "")),
+			capture(h12(AttemptNone, false), done(false, "")),
+		}, "no session_ticket extension, never reuses a session ID"},
+		{"capture: one connection", []*ConnRecord{
+			capture(h12(AttemptNone, true), done(false, "")),
+		}, "first contact only"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sums := Summarize(tt.recs)
+			if len(sums) != 1 || sums[0].WhyNot != tt.want {
+				t.Errorf("why not %q, want %q", sums[0].WhyNot, tt.want)
+			}
+		})
 	}
 }
 
