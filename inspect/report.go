@@ -302,7 +302,7 @@ func (f *whyFacts) words(s *Summary) string {
 		return fmt.Sprintf("never offers a PSK in %d connections", s.Conns)
 	case f.ticketExt == 0:
 		// RFC 5077, Section 3.2: no extension, no ticket.
-		return "no session_ticket extension, never reuses a session ID"
+		return "no session_ticket extension or issued session ID"
 	}
 	return "asks for tickets, never offers one"
 }

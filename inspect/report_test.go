@@ -128,7 +128,7 @@ func TestWhyNot(t *testing.T) {
 		{"capture: TLS 1.2 without tickets", []*ConnRecord{
 			capture(h12(AttemptNone, false), done(false, "")),
 			capture(h12(AttemptNone, false), done(false, "")),
-		}, "no session_ticket extension, never reuses a session ID"},
+		}, "no session_ticket extension or issued session ID"},
 		{"capture: one connection", []*ConnRecord{
 			capture(h12(AttemptNone, true), done(false, "")),
 		}, "first contact only"},
