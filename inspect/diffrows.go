@@ -207,19 +207,20 @@ func rowGroups(a, b *diffSet) DiffRow {
 // it, and each other list as what it adds and drops ("+pre_shared_key (1
 // of 2)"), or whole when its order differs. A set whose hellos send more
 // than three lists (a client that shuffles them) shows its first list and
-// how many others there were, and is compared by the names it uses only.
-func extensionsText(s *diffSet, shuffled bool) (text, key string) {
+// how many others there were. byNames makes key the names used, order and
+// GREASE aside, for comparing with a set that shuffles.
+func extensionsText(s *diffSet, byNames bool) (text, key string) {
 	if len(s.hellos) == 0 {
 		return "no hellos", ""
 	}
-	if shuffled {
-		text = strings.Join(extensionList(s.hellos[0]), ", ")
-		if n := distinctLists(s); n > 1 {
-			text += fmt.Sprintf("; and %d other orders or lists", n-1)
-		}
+	if byNames {
 		names := minus(extensionUnion(s), []string{"GREASE"})
 		slices.Sort(names)
-		return text, strings.Join(names, ",")
+		key = strings.Join(names, ",")
+	}
+	if n := distinctLists(s); n > 3 {
+		text = strings.Join(extensionList(s.hellos[0]), ", ")
+		return text + fmt.Sprintf("; and %d other orders or lists", n-1), key
 	}
 	var lists [][]string
 	n := map[string]int{}
@@ -233,7 +234,10 @@ func extensionsText(s *diffSet, shuffled bool) (text, key string) {
 	}
 	base := strings.Join(lists[0], ", ")
 	if len(lists) == 1 {
-		return base, base
+		if !byNames {
+			key = base
+		}
+		return base, key
 	}
 	parts := []string{fmt.Sprintf("%s (%d of %d)", base, n[base], len(s.hellos))}
 	keys := []string{base}
@@ -242,8 +246,11 @@ func extensionsText(s *diffSet, shuffled bool) (text, key string) {
 		keys = append(keys, k)
 		parts = append(parts, fmt.Sprintf("%s (%d of %d)", listChange(lists[0], l), n[k], len(s.hellos)))
 	}
-	slices.Sort(keys)
-	return strings.Join(parts, "; "), strings.Join(keys, "\x00")
+	if !byNames {
+		slices.Sort(keys)
+		key = strings.Join(keys, "\x00")
+	}
+	return strings.Join(parts, "; "), key
 }
 
 // listChange says how list v differs from base: "+pre_shared_key" for what
@@ -287,9 +294,11 @@ func extensionUnion(s *diffSet) []string {
 }
 
 func rowExtensions(a, b *diffSet) DiffRow {
-	shuffled := len(a.hellos) > 0 && len(b.hellos) > 0 && (distinctLists(a) > 3 || distinctLists(b) > 3)
-	ta, ka := extensionsText(a, shuffled)
-	tb, kb := extensionsText(b, shuffled)
+	// A side that shuffles its extensions (more than three lists) is
+	// compared with the other by the names both use, not by their order.
+	byNames := distinctLists(a) > 3 || distinctLists(b) > 3
+	ta, ka := extensionsText(a, byNames)
+	tb, kb := extensionsText(b, byNames)
 	r := row(ta, ka, tb, kb)
 	// GREASE values (RFC 8701) differ from hello to hello by design.
 	ua, ub := minus(extensionUnion(a), []string{"GREASE"}), minus(extensionUnion(b), []string{"GREASE"})
