@@ -11,6 +11,7 @@ import (
 )
 
 const reportExamples = `  tlsresume report conns.jsonl                        # the proxy's --log: per client program and host
+  tlsresume report capture.pcapng                     # a capture, read directly
   tlsresume inspect --format jsonl capture.pcap | tlsresume report -
   tlsresume report --format jsonl conns.jsonl          # every count, for scripts
 
@@ -18,37 +19,28 @@ Reading it: one row per client (IP), program (the first request's User-Agent, el
 JA4) and host. OFFERED counts what the ClientHellos attempted (psk, ticket, session_id,
 none); RESUMED is how many of the client's handshakes resumed (against tlsresume for
 proxy records, against the server for captures); UPSTREAM how many of tlsresume's own
-upstream handshakes resumed; TOP VERDICT the commonest verdict code (see README).
+upstream handshakes resumed; WHY NOT, in a few words, why the program does not resume
+with the host, ending with the verdict code it comes from (see README), or "resumes".
 `
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	format := fs.String("format", "table", "output `format`: table or jsonl (one summary per line, every count), e.g. --format jsonl")
-	setUsage(fs, "tlsresume report [--format table|jsonl] FILE... (JSONL from the proxy's --log or inspect --format jsonl; - reads stdin)", reportExamples)
+	setUsage(fs, "tlsresume report [--format table|jsonl] FILE... (JSONL from the proxy's --log or inspect --format jsonl, or a pcap/pcapng capture; - reads stdin)", reportExamples)
 	files, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}
-	if !checkInputs("report", *format, files, "a JSONL file (the proxy's --log, or inspect --format jsonl)", stderr) {
+	if !checkInputs("report", *format, files, "a JSONL file (the proxy's --log, or inspect --format jsonl) or a capture", stderr) {
 		return 2
 	}
-	var entries []*inspect.ConnRecord
-	for _, name := range files {
-		r, closeInput, err := openInput(name)
-		if err != nil {
-			fmt.Fprintf(stderr, "tlsresume report: %v\n", err)
-			return 2
-		}
-		e, bad, first, err := inspect.ReadLog(r)
-		closeInput()
-		if err != nil {
-			fmt.Fprintf(stderr, "tlsresume report: %s: %v\n", name, err)
-			return 1
-		}
-		if bad > 0 {
-			fmt.Fprintf(stderr, "tlsresume report: %s: skipped %d lines that are not records (first: line %d)\n", name, bad, first)
-		}
-		entries = append(entries, e...)
+	entries, warnings, err := loadRecords(files)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "tlsresume report: %s\n", w)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume report: %v\n", err)
+		return inputExit(err)
 	}
 	sums := inspect.Summarize(entries)
 	if *format == "jsonl" {

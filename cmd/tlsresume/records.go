@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/pcap"
+)
+
+// loadRecords reads records from each named file, or stdin for "-": JSONL
+// (the proxy's --log, or inspect --format jsonl) or a pcap/pcapng capture,
+// told apart by the file's first bytes. A capture's records come in the
+// order their hellos were sent. Records without an id (captures, inspect's
+// JSONL) are numbered p1, p2, … across all files, so conn= selects them.
+// Lines that are not records are skipped and reported in warnings.
+func loadRecords(names []string) ([]*inspect.ConnRecord, []string, error) {
+	var recs []*inspect.ConnRecord
+	var warnings []string
+	for _, name := range names {
+		got, warn, err := loadFile(name)
+		if err != nil {
+			return nil, warnings, err
+		}
+		if warn != "" {
+			warnings = append(warnings, warn)
+		}
+		recs = append(recs, got...)
+	}
+	n := 0
+	for _, r := range recs {
+		if r.ID == "" {
+			n++
+			r.ID = fmt.Sprintf("p%d", n)
+		}
+	}
+	return recs, warnings, nil
+}
+
+// Capture file magic numbers: pcap in either byte order, with microsecond
+// or nanosecond timestamps, and pcapng's Section Header Block type.
+var captureMagic = [][]byte{
+	{0xa1, 0xb2, 0xc3, 0xd4}, {0xd4, 0xc3, 0xb2, 0xa1},
+	{0xa1, 0xb2, 0x3c, 0x4d}, {0x4d, 0x3c, 0xb2, 0xa1},
+	{0x0a, 0x0d, 0x0d, 0x0a},
+}
+
+func isCapture(head []byte) bool {
+	return slices.ContainsFunc(captureMagic, func(m []byte) bool { return bytes.HasPrefix(head, m) })
+}
+
+// loadFile reads one file; warn says what was skipped.
+func loadFile(name string) (recs []*inspect.ConnRecord, warn string, err error) {
+	r, closeInput, err := openInput(name)
+	if err != nil {
+		return nil, "", err
+	}
+	defer closeInput()
+	br := bufio.NewReaderSize(r, 1<<16)
+	head, _ := br.Peek(4) // a shorter file is not a capture
+	if isCapture(head) {
+		recs, err := readCaptureRecords(br)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", name, err)
+		}
+		return recs, "", nil
+	}
+	recs, bad, first, err := inspect.ReadLog(br)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	if bad > 0 {
+		warn = fmt.Sprintf("%s: skipped %d lines that are not records (first: line %d)", name, bad, first)
+	}
+	return recs, warn, nil
+}
+
+// readCaptureRecords reads a capture into connection records, in the order
+// the hellos were sent (ReadCapture yields them as their verdicts become
+// known).
+func readCaptureRecords(r io.Reader) ([]*inspect.ConnRecord, error) {
+	var recs []*inspect.ConnRecord
+	_, err := inspect.ReadCapture(r, func(rec *inspect.Record) error {
+		recs = append(recs, &inspect.ConnRecord{Record: *rec})
+		return nil
+	})
+	slices.SortStableFunc(recs, func(a, b *inspect.ConnRecord) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return a.Frame - b.Frame
+	})
+	return recs, err
+}
+
+// inputExit is the exit code for an error from loadRecords: 2 for a file
+// that cannot be opened or is not a capture it claimed to be, else 1.
+func inputExit(err error) int {
+	var pe *os.PathError
+	if errors.As(err, &pe) || errors.Is(err, pcap.ErrFormat) {
+		return 2
+	}
+	return 1
+}
