@@ -24,6 +24,8 @@ Usage:
   tlsresume [proxy]            run the intercepting HTTP CONNECT proxy on 127.0.0.1:8080
   tlsresume inspect FILE...    one row per ClientHello in a pcap/pcapng capture
   tlsresume report FILE...     per client program and host: who offered what, who resumed, why not
+  tlsresume diff FILE... --a SELECTOR --b SELECTOR
+                               two programs' or connections' hellos and resumption, side by side
   tlsresume ca init|show|export|path
                                the CA that tlsresume signs certificates with
   tlsresume version            version, Go version and commit
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCA(ctx, args, stdout, stderr)
 	case "report":
 		return runReport(ctx, args, stdout, stderr)
+	case "diff":
+		return runDiff(ctx, args, stdout, stderr)
 	case "version":
 		return runVersion(args, stdout, stderr)
 	case "help":

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+const diffExamples = `  tlsresume diff conns.jsonl --a program=MyApp --b program=curl     # two programs through the proxy
+  tlsresume diff capture.pcapng --a host=api.example.com --b host=cdn.example.com
+  tlsresume diff conns.jsonl --a conn=c1 --b conn=c7                # two single connections
+  tlsresume diff --format json conns.jsonl --a program=MyApp --b program=curl
+
+Selectors: key=value terms joined by commas, all of which must hold. Keys: program (the
+User-Agent's product, else the JA4 less its extension part), ja4, client (IP), host (SNI,
+else target or server address), conn (the connection id, exactly: c12, or p3 for the
+third record of a capture), source, verdict. A value matches a prefix of the field,
+ignoring case: program=curl selects curl/8.5.0.
+
+Reading it: one row per field, A beside B; "≠" marks the rows where the two sets behave
+differently, each followed by what that means for resumption.
+`
+
+func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
+	selA := fs.String("a", "", "`selector` of the first set (required), e.g. --a program=MyApp")
+	selB := fs.String("b", "", "`selector` of the second set (required), e.g. --b program=curl")
+	format := fs.String("format", "text", "output `format`: text (for people, fits 120 columns) or json (the diff API's answer), e.g. --format json")
+	setUsage(fs, "tlsresume diff FILE... --a SELECTOR --b SELECTOR [--format text|json] (JSONL from the proxy's --log or inspect --format jsonl, or a pcap/pcapng capture; - reads stdin)", diffExamples)
+	files, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	a, b, ok := diffArgs(*selA, *selB, *format, files, stderr)
+	if !ok {
+		return 2
+	}
+	recs, warnings, err := loadRecords(files)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "tlsresume diff: %s\n", w)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume diff: %v\n", err)
+		return inputExit(err)
+	}
+	d, err := inspect.CompareSelected(recs, a, b)
+	if nm := (*inspect.NoMatchError)(nil); errors.As(err, &nm) {
+		fmt.Fprintf(stderr, "tlsresume diff: no record matches --%s %s (%d records read)\n", nm.Side, nm.Selector, len(recs))
+		return 1
+	} else if err != nil {
+		fmt.Fprintf(stderr, "tlsresume diff: %v\n", err)
+		return 1
+	}
+	out := bufio.NewWriter(stdout)
+	if *format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(d)
+	} else {
+		err = inspect.WriteDiff(out, d)
+	}
+	if err == nil {
+		err = out.Flush()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume diff: writing: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// diffArgs checks diff's flags and parses its selectors, printing one line
+// for the first problem.
+func diffArgs(selA, selB, format string, files []string, stderr io.Writer) (a, b inspect.Selector, ok bool) {
+	fail := func(f string, args ...any) (inspect.Selector, inspect.Selector, bool) {
+		fmt.Fprintf(stderr, "tlsresume diff: "+f+" (run \"tlsresume diff --help\")\n", args...)
+		return inspect.Selector{}, inspect.Selector{}, false
+	}
+	switch {
+	case format != "text" && format != "json":
+		return fail("--format must be text or json, not %q", format)
+	case len(files) == 0:
+		return fail("name a JSONL file (the proxy's --log, or inspect --format jsonl) or a capture, or - for stdin")
+	}
+	for _, s := range []struct {
+		flag, text string
+		sel        *inspect.Selector
+	}{{"a", selA, &a}, {"b", selB, &b}} {
+		sel, err := inspect.ParseSelector(s.text)
+		switch {
+		case err != nil:
+			return fail("--%s: %v", s.flag, err)
+		case sel.String() == "":
+			return fail("--%s is required: a selector such as program=curl, host=api.example.com or conn=c1", s.flag)
+		}
+		*s.sel = sel
+	}
+	return a, b, true
+}
