@@ -1,16 +1,33 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/pcap"
 )
 
 // writeLog writes records as the proxy's --log does, one JSON object per
@@ -179,5 +196,382 @@ func TestDiffCorpus(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("diff lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// The real-client test: a Go TLS server on loopback, real clients, a real
+// capture by tcpdump, read back by `tlsresume diff` and `report`.
+
+// unavailable skips t for a missing tool or permission, or fails it under
+// TLSRESUME_REQUIRE_CLIENTS=1 (CI), as proxy/internal/testtool does; that
+// package is internal to proxy/, so cmd keeps this much of it here.
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("TLSRESUME_REQUIRE_CLIENTS") == "1" {
+		t.Fatalf("%s (TLSRESUME_REQUIRE_CLIENTS=1)", msg)
+	}
+	t.Skip(msg)
+}
+
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/sbin"} {
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		unavailable(t, "%s not found: %v", name, err)
+	}
+	return p
+}
+
+// lockedBuffer collects a background process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startTLSServer serves TLS on 127.0.0.1 with crypto/tls defaults (TLS 1.3,
+// one ticket per handshake to clients that send psk_dhe_ke): each
+// connection reads one HTTP request and gets a short response, so clients
+// read their tickets before the server closes. It returns the port and the
+// certificate's pool; Cleanup waits for every connection.
+func startTLSServer(t *testing.T, names ...string) (int, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				tc := tls.Server(c, cfg)
+				if tc.Handshake() != nil {
+					return // a capture's marker connection carries no TLS
+				}
+				br := bufio.NewReader(tc)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || strings.TrimSpace(line) == "" {
+						break
+					}
+				}
+				io.WriteString(tc, "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				tc.Close()
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().(*net.TCPAddr).Port, pool
+}
+
+// tcpdump is a running capture of one loopback port.
+type tcpdump struct {
+	cmd    *exec.Cmd
+	path   string
+	port   int
+	stderr lockedBuffer
+	exited chan struct{}
+}
+
+// startTcpdump captures TCP traffic of port on lo into path, returning once
+// a marker connection shows up in the file (tcpdump says "listening" a
+// little before its filter is in place).
+func startTcpdump(ctx context.Context, t *testing.T, port int, path string) *tcpdump {
+	t.Helper()
+	bin := needTool(t, "tcpdump")
+	c := &tcpdump{path: path, port: port, exited: make(chan struct{})}
+	// -U and --immediate-mode: write each packet at once, so the file can
+	// be polled while the capture runs.
+	c.cmd = exec.CommandContext(ctx, bin, "-i", "lo", "-n", "-s", "0", "-U", "--immediate-mode", "-w", path, fmt.Sprintf("tcp port %d", port))
+	c.cmd.Stderr = &c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("starting tcpdump: %v", err)
+	}
+	go func() {
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() { c.stop() })
+	if err := c.sync(ctx); err != nil {
+		if s := strings.ToLower(c.stderr.String()); strings.Contains(s, "permission") || strings.Contains(s, "not permitted") {
+			unavailable(t, "tcpdump cannot capture on lo: %s", c.stderr.String())
+		}
+		t.Fatalf("tcpdump did not start capturing: %v: %s", err, c.stderr.String())
+	}
+	return c
+}
+
+// sync opens and closes marker connections until the capture file holds
+// one's end: everything sent before it is then in the file too.
+func (c *tcpdump) sync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	var markers []uint16
+	for {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.port))
+		if err != nil {
+			return err
+		}
+		markers = append(markers, uint16(conn.LocalAddr().(*net.TCPAddr).Port))
+		conn.Close()
+		for range 25 {
+			if c.holdsEnd(markers) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.exited:
+				return fmt.Errorf("tcpdump exited")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+var errMarker = errors.New("marker found")
+
+func (c *tcpdump) holdsEnd(ports []uint16) bool {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = pcap.Read(bufio.NewReader(f), pcap.Options{}, func(s pcap.Segment) error {
+		if s.Closed && (slices.Contains(ports, s.Src.Port()) || slices.Contains(ports, s.Dst.Port())) {
+			return errMarker
+		}
+		return nil
+	})
+	return err == errMarker
+}
+
+// stop ends the capture with SIGINT, which makes tcpdump flush the file.
+func (c *tcpdump) stop() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(3 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+const httpRequest = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
+
+// sClient runs `openssl s_client` once against the server as name and
+// returns what it printed.
+func sClient(ctx context.Context, t *testing.T, openssl string, port int, name string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"s_client", "-connect", fmt.Sprintf("127.0.0.1:%d", port), "-servername", name, "-ign_eof"}, extra...)
+	cmd := exec.CommandContext(ctx, openssl, args...)
+	cmd.Stdin = strings.NewReader(httpRequest)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// goClientNoTickets connects with crypto/tls with tickets disabled: no
+// session_ticket and no psk_key_exchange_modes in its hello
+// (handshake_client.go, loadSession).
+func goClientNoTickets(t *testing.T, port int, pool *x509.CertPool) {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port),
+		&tls.Config{ServerName: "go.test", RootCAs: pool, SessionTicketsDisabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, httpRequest)
+	io.Copy(io.Discard, c)
+}
+
+// TestDiffRealClients: OpenSSL resuming with -sess_out/-sess_in (session_ticket
+// and then a PSK), OpenSSL with -no_ticket and no saved session (the
+// URLSession pattern: psk_dhe_ke but no session_ticket and never a PSK), and
+// Go with tickets disabled (no psk_key_exchange_modes at all), each under its
+// own SNI; their capture read back by diff and report.
+func TestDiffRealClients(t *testing.T) {
+	openssl := needTool(t, "openssl")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	port, pool := startTLSServer(t, "openssl.test", "urlsession.test", "go.test")
+	capture := startTcpdump(ctx, t, port, filepath.Join(dir, "clients.pcap"))
+
+	sess := filepath.Join(dir, "openssl.sess")
+	sClient(ctx, t, openssl, port, "openssl.test", "-sess_out", sess)
+	if out := sClient(ctx, t, openssl, port, "openssl.test", "-sess_in", sess); !strings.Contains(out, "Reused, TLSv1.3") {
+		t.Fatalf("s_client -sess_in did not resume: %s", out)
+	}
+	for range 2 {
+		sClient(ctx, t, openssl, port, "urlsession.test", "-no_ticket")
+		goClientNoTickets(t, port, pool)
+	}
+	if err := capture.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	capture.stop()
+
+	var out, errb bytes.Buffer
+	diff := func(a, b string) string {
+		out.Reset()
+		if code := run(ctx, []string{"diff", capture.path, "--a", a, "--b", b}, &out, &errb); code != 0 {
+			t.Fatalf("diff exit %d: %s", code, errb.String())
+		}
+		checkWidth(t, out.String())
+		return out.String()
+	}
+	contains := func(text string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(text, w) {
+				t.Errorf("lacks %q:\n%s", w, text)
+			}
+		}
+	}
+	contains(diff("host=urlsession", "host=openssl"),
+		"≠ session_ticket         absent in 2 of 2 hellos",
+		"A sends no session_ticket extension: over TLS 1.3 that costs nothing",
+		"≠ pre_shared_key         in none of 2 hellos                             in 1 of 2 hellos (1 identity)",
+		"  psk_key_exchange_modes psk_dhe_ke                                      psk_dhe_ke",
+		"≠ client_resumed         0 of 2                                          1 of 2",
+		"B offered a ticket or PSK in 1 of 2 connections; A offered no ticket or PSK in any of its 2 hellos",
+	)
+	contains(diff("host=go", "host=openssl"),
+		"≠ psk_key_exchange_modes absent                                          psk_dhe_ke",
+		"A sends no psk_key_exchange_modes: a TLS 1.3 server sends it no tickets (RFC 8446, Section 4.2.9)",
+	)
+
+	out.Reset()
+	if code := run(ctx, []string{"report", "--format", "jsonl", capture.path}, &out, &errb); code != 0 {
+		t.Fatalf("report exit %d: %s", code, errb.String())
+	}
+	why := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var s inspect.Summary
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatal(err)
+		}
+		why[s.Host] = s.WhyNot
+	}
+	for host, want := range map[string]string{
+		"openssl.test":    "resumes",
+		"urlsession.test": "never offers a PSK in 2 connections",
+		"go.test":         "no psk_key_exchange_modes, so no TLS 1.3 tickets",
+	} {
+		if why[host] != want {
+			t.Errorf("report: %s: why not %q, want %q", host, why[host], want)
+		}
+	}
+}
+
+// TestLoadRecords: JSONL and pcap/pcapng told apart by their first bytes;
+// records without an id numbered p1, p2, … across files, a capture's in
+// the order its hellos were sent; what is not a record is a warning.
+func TestLoadRecords(t *testing.T) {
+	corpus := filepath.Join("..", "..", "..", "shared", "corpora", "ja4corpus")
+	safari := filepath.Join(corpus, "apple", "captures", "safari.pcap")
+	latest := filepath.Join(corpus, "captures", "latest.pcapng")
+	if _, err := os.Stat(safari); err != nil {
+		t.Skipf("JA4 corpus not found beside the repository (%v); CI has it at ../shared/corpora", err)
+	}
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "conns.jsonl")
+	writeLog(t, logFile, storyLog())
+	notes := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notes, []byte("hello\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+
+	recs, warnings, err := loadRecords([]string{logFile, safari, latest, notes, empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "notes.txt: skipped 1 lines") {
+		t.Errorf("warnings %q", warnings)
+	}
+	if len(recs) < 4+7+1 || recs[0].ID != "c1" || recs[4].ID != "p1" || recs[4].Source != inspect.SourcePcap || recs[11].ID != "p8" {
+		t.Fatalf("%d records; ids %s %s %s", len(recs), recs[0].ID, recs[4].ID, recs[11].ID)
+	}
+	for i := 5; i < 11; i++ {
+		if recs[i].Time.Before(recs[i-1].Time) {
+			t.Errorf("safari's records out of order at %d", i)
+		}
+	}
+
+	if _, _, err := loadRecords([]string{filepath.Join(dir, "nope")}); err == nil || inputExit(err) != 2 {
+		t.Errorf("missing file: %v", err)
+	}
+	broken := filepath.Join(dir, "broken.pcap")
+	os.WriteFile(broken, []byte{0xd4, 0xc3, 0xb2, 0xa1, 1, 2}, 0o600)
+	if _, _, err := loadRecords([]string{broken}); err == nil || !strings.Contains(err.Error(), "broken.pcap: pcap: ") {
+		t.Errorf("broken capture: %v", err) // exit 1, as inspect gives
+	}
+}
+
+// TestReportCapture: report reads a capture directly, and its why-not
+// says what the capture shows.
+func TestReportCapture(t *testing.T) {
+	safari := filepath.Join("..", "..", "..", "shared", "corpora", "ja4corpus", "apple", "captures", "safari.pcap")
+	if _, err := os.Stat(safari); err != nil {
+		t.Skipf("JA4 corpus not found beside the repository (%v); CI has it at ../shared/corpora", err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"report", safari}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	checkWidth(t, out.String())
+	if !strings.Contains(out.String(), "session_id 5  5/5     -        resumes (by session ID only)") {
+		t.Errorf("report:\n%s", out.String())
 	}
 }
