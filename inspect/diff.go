@@ -120,7 +120,7 @@ func (s *diffSet) side() DiffSide {
 		if p := Program(r); !slices.Contains(d.Programs, p) {
 			d.Programs = append(d.Programs, p)
 		}
-		if h := hostOf(r); !slices.Contains(d.Hosts, h) {
+		if h := HostOf(r); !slices.Contains(d.Hosts, h) {
 			d.Hosts = append(d.Hosts, h)
 		}
 	}

@@ -126,3 +126,15 @@ func Program(r *ConnRecord) string {
 	}
 	return "?"
 }
+
+// HostOf names the host a record's connection went to: its SNI, else the
+// proxy's target, else the server address.
+func HostOf(r *ConnRecord) string {
+	switch {
+	case r.SNI != "":
+		return r.SNI
+	case r.Target != "":
+		return r.Target
+	}
+	return r.ServerAddr
+}

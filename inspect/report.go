@@ -64,7 +64,7 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		if e.ServerHello != nil && e.ServerHello.HRR {
 			continue // the retried hello that follows is the one that counts
 		}
-		k := [3]string{clientIP(e.ClientAddr), Program(e), hostOf(e)}
+		k := [3]string{clientIP(e.ClientAddr), Program(e), HostOf(e)}
 		s := index[k]
 		if s == nil {
 			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Offered: map[string]int{}, Verdicts: map[string]int{}}
@@ -110,16 +110,6 @@ func clientIP(addr string) string {
 		return host
 	}
 	return addr
-}
-
-func hostOf(e *ConnRecord) string {
-	switch {
-	case e.SNI != "":
-		return e.SNI
-	case e.Target != "":
-		return e.Target
-	}
-	return e.ServerAddr
 }
 
 // summaryColumns: widths; the last column takes the rest of 120 and wraps.

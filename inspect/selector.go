@@ -123,7 +123,7 @@ func (t selectorTerm) match(r *ConnRecord) bool {
 		}
 		return t.prefixOf(ip)
 	case "host":
-		return t.prefixOf(hostOf(r))
+		return t.prefixOf(HostOf(r))
 	case "conn":
 		return strings.EqualFold(r.ID, t.value)
 	case "source":

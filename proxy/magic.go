@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
 // MagicHost is the name a client browses to, through the proxy, to get the
@@ -29,7 +30,7 @@ func isMagic(hostport string) bool {
 func (s *Server) magicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.magicIndex)
-	mux.HandleFunc("GET /ca/{file}", s.magicCA)
+	mux.Handle("GET /ca/{file}", web.CAFiles(s.cfg.CA))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"upstream_cache": s.cfg.Upstream.Stats()})
@@ -64,28 +65,6 @@ func (s *Server) magicIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	magicPage.Execute(w, data)
-}
-
-func (s *Server) magicCA(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.CA == nil {
-		http.NotFound(w, r)
-		return
-	}
-	for _, f := range certs.Formats() {
-		if f.FileName() != r.PathValue("file") {
-			continue
-		}
-		b, err := s.cfg.CA.Export(f)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", f.ContentType())
-		w.Header().Set("Content-Disposition", `attachment; filename="`+f.FileName()+`"`)
-		w.Write(b)
-		return
-	}
-	http.NotFound(w, r)
 }
 
 // serveMagicTLS answers https://tlsresume.proxy/ itself: no origin to dial.

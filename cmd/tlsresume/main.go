@@ -1,6 +1,7 @@
 // Command tlsresume finds out, with evidence, why TLS session resumption
 // does or does not happen: it reads captures (inspect), manages its CA (ca),
-// and will run as an intercepting proxy (proxy, the default).
+// runs as an intercepting proxy (proxy, the default) with a live view in a
+// browser, and serves that view over saved records (web).
 //
 // Exit codes: 0 success, 1 failure while running, 2 usage error or a file
 // that cannot be read.
@@ -21,11 +22,13 @@ import (
 const usage = `tlsresume — why does (or doesn't) TLS session resumption happen?
 
 Usage:
-  tlsresume [proxy]            run the intercepting HTTP CONNECT proxy on 127.0.0.1:8080
+  tlsresume [proxy]            run the intercepting HTTP CONNECT proxy on 127.0.0.1:8080,
+                               with its live view at http://127.0.0.1:8081/
   tlsresume inspect FILE...    one row per ClientHello in a pcap/pcapng capture
   tlsresume report FILE...     per client program and host: who offered what, who resumed, why not
   tlsresume diff FILE... --a SELECTOR --b SELECTOR
                                two programs' or connections' hellos and resumption, side by side
+  tlsresume web FILE...        the live view in a browser over saved --log files and captures
   tlsresume ca init|show|export|path
                                the CA that tlsresume signs certificates with
   tlsresume version            version, Go version and commit
@@ -56,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCA(ctx, args, stdout, stderr)
 	case "report":
 		return runReport(ctx, args, stdout, stderr)
+	case "web":
+		return runWeb(ctx, args, stdout, stderr)
 	case "diff":
 		return runDiff(ctx, args, stdout, stderr)
 	case "version":

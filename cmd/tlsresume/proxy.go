@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/proxy"
+	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
 const proxyExamples = `  tlsresume                                   # = tlsresume proxy on 127.0.0.1:8080
@@ -41,6 +42,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 			return 2
 		}
+	}
+	if err := p.web.validate(); err != nil {
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 2
 	}
 	cfg, closers, err := p.build(stdout, stderr)
 	defer func() {
@@ -81,6 +86,14 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	webLn, err := p.web.listen(cfg.Log)
+	if err != nil {
+		for _, l := range listeners {
+			l.ln.Close()
+		}
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 1
+	}
 	if p.dnsSrv != nil {
 		if err := p.dnsSrv.Start(serveCtx); err != nil {
 			fmt.Fprintf(stderr, "tlsresume proxy: --dns: %v\n", err)
@@ -96,6 +109,20 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if p.listen != "" {
 		fmt.Fprintf(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).\n", p.listen, proxy.MagicHost)
+	}
+	if webLn != nil {
+		wcfg, err := p.web.config(webLn)
+		if err != nil {
+			fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+			return 1
+		}
+		wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
+		view := web.New(wcfg)
+		// The view is a subscriber with room to fall behind by a burst; it
+		// never slows the proxy (the stream drops for it, and it says so).
+		go view.Feed(serveCtx, srv.Subscribe(serveCtx, 1<<16))
+		viewDone := serveView(serveCtx, view, webLn, wcfg.Token, stderr, cfg.Log)
+		defer func() { cancel(); <-viewDone }()
 	}
 	// SIGHUP flushes the upstream session cache (as does POST
 	// http://tlsresume.proxy/flush through the proxy).

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // TestProxyRefusals: settings that would make an open proxy, or that are
@@ -27,6 +31,8 @@ func TestProxyRefusals(t *testing.T) {
 		{[]string{"--allow", "not-a-cidr"}, "--allow"},
 		{[]string{"--config", badYAML}, `unknown key "listne"`},
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"--web", "8081"}, "want host:port or off"},
+		{[]string{"--web-history", "0"}, "--web-history 0"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -74,4 +80,56 @@ func TestConfigLists(t *testing.T) {
 	if got := fs.Lookup("max-conns").Value.String(); got != "9" {
 		t.Errorf("max-conns = %s, want the command line's 9", got)
 	}
+}
+
+// TestWebAddress: the live view's default address may be taken (a second
+// proxy): the proxy goes on without the view and says so; an address the
+// user gave must bind. A non-loopback view gets a random token.
+func TestWebAddress(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	var log bytes.Buffer
+	for _, explicit := range []bool{false, true} {
+		fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+		var w webFlags
+		w.register(fs)
+		w.addr = taken.Addr().String()
+		if explicit {
+			fs.Set("web", taken.Addr().String())
+		}
+		ln, err := w.listen(zerolog.New(&log))
+		if ln != nil || (err != nil) != explicit {
+			t.Errorf("explicit=%v: listener %v, error %v", explicit, ln, err)
+		}
+	}
+	if !strings.Contains(log.String(), "live view not started") {
+		t.Errorf("the default address being taken was not said: %q", log.String())
+	}
+	var w webFlags
+	w.register(flag.NewFlagSet("proxy", flag.ContinueOnError))
+	for _, tt := range []struct {
+		addr  string
+		token bool
+	}{{"127.0.0.1:8081", false}, {"[::1]:8081", false}, {"192.0.2.7:8081", true}, {"0.0.0.0:8081", true}} {
+		cfg, err := w.config(fakeListener{addr: tt.addr})
+		if err != nil || (cfg.Token != "") != tt.token || (tt.token && len(cfg.Token) != 32) {
+			t.Errorf("%s: token %q (%v), want a token: %v", tt.addr, cfg.Token, err, tt.token)
+		}
+		if u := viewURL(fakeListener{addr: tt.addr}, cfg.Token); tt.token != strings.Contains(u, "?token="+cfg.Token) || strings.Contains(u, "0.0.0.0") {
+			t.Errorf("%s: URL %s", tt.addr, u)
+		}
+	}
+}
+
+// fakeListener only has an address: the token decision needs no socket.
+type fakeListener struct{ addr string }
+
+func (f fakeListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (f fakeListener) Close() error              { return nil }
+func (f fakeListener) Addr() net.Addr {
+	ap := netip.MustParseAddrPort(f.addr)
+	return net.TCPAddrFromAddrPort(ap)
 }

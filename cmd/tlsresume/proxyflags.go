@@ -37,6 +37,7 @@ type proxyFlags struct {
 	dnsSrv                                              *dns.Server      // built from the dns flags, started by runProxy
 	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by runProxy
 	autoPassthrough                                     bool
+	web                                                 webFlags
 }
 
 func (p *proxyFlags) register(fs *flag.FlagSet) {
@@ -70,6 +71,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.dnsUpstream, "dns-upstream", "", "resolver `ip:port` for names not intercepted and for tlsresume's own lookups (default: the system's, unless that is tlsresume), e.g. --dns-upstream 1.1.1.1:53")
 	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
 	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
+	p.web.register(fs)
 	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
 }
 

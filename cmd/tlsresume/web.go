@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/tlsresume/tlsresume/proxy/web"
+)
+
+const webExamples = `  tlsresume web conns.jsonl                         # the proxy's saved --log, in a browser
+  tlsresume web capture.pcapng                       # a capture (Wireshark on a Mac, tcpdump on a phone's gateway)
+  tlsresume web --web 127.0.0.1:9000 a.jsonl b.pcap  # several files in one view
+
+The page is the proxy's live view over saved records: connections with both legs,
+clients × hosts, a timeline per program and host, and the diff of two clients.
+`
+
+func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("web", flag.ContinueOnError)
+	var w webFlags
+	w.register(fs)
+	setUsage(fs, "tlsresume web [--web ADDR] FILE... (the proxy's --log, inspect --format jsonl, pcap or pcapng; - reads stdin)", webExamples)
+	files, code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return code
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "tlsresume web: give at least one file: a --log, a JSONL of inspect, or a capture (run \"tlsresume web --help\")")
+		return 2
+	}
+	if err := w.validate(); err != nil || w.addr == "off" {
+		if err == nil {
+			err = fmt.Errorf("--web off: this command only serves the view")
+		}
+		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		return 2
+	}
+	recs, warnings, err := loadRecords(files)
+	for _, msg := range warnings {
+		fmt.Fprintf(stderr, "tlsresume web: %s\n", msg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, false, false)
+	ln, err := w.listen(log)
+	if err == nil && ln == nil {
+		err = fmt.Errorf("--web %s: the address is taken", w.addr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		return 1
+	}
+	cfg, err := w.config(ln)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		return 1
+	}
+	cfg.Source, cfg.Log = joinNames(files), log
+	view := web.New(cfg)
+	view.Add(recs...)
+	fmt.Fprintf(stderr, "%d records from %s.\n", len(recs), joinNames(files))
+	if err := <-serveView(ctx, view, ln, cfg.Token, stderr, log); err != nil {
+		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,260 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// The records API's page sizes.
+const (
+	defaultLimit = 1000
+	maxLimit     = 10_000
+)
+
+// page is the answer of /api/records and /api/rows: the records (or rows)
+// after the cursor since, in the order their connections opened, and the
+// cursor to ask with next.
+type page[T any] struct {
+	Records   []T    `json:"records"`
+	Next      uint64 `json:"next"`       // pass as since= to get what follows
+	Total     uint64 `json:"total"`      // connections the view has seen
+	Evicted   uint64 `json:"evicted"`    // of them, pushed out of the history
+	LastEvent uint64 `json:"last_event"` // the newest event id: follow /api/events from there
+}
+
+// pageOf reads since, limit and sel from r and returns the matching
+// entries of the history.
+func (s *Server) pageOf(r *http.Request) (view, []entry, error) {
+	q := r.URL.Query()
+	since, err := uintParam(q.Get("since"), 0)
+	if err != nil {
+		return view{}, nil, fmt.Errorf("since: %w", err)
+	}
+	limit, err := uintParam(q.Get("limit"), defaultLimit)
+	if err != nil || limit == 0 {
+		return view{}, nil, fmt.Errorf("limit: want a number from 1 to %d", maxLimit)
+	}
+	limit = min(limit, maxLimit)
+	sel, err := inspect.ParseSelector(q.Get("sel"))
+	if err != nil {
+		return view{}, nil, err
+	}
+	v := s.hist.snapshot(since)
+	var out []entry
+	for _, e := range v.entries {
+		if uint64(len(out)) == limit {
+			break
+		}
+		if sel.Match(e.rec) {
+			out = append(out, e)
+		}
+	}
+	return v, out, nil
+}
+
+// handleRecords serves GET /api/records: records in the --log schema.
+func (s *Server) handleRecords(w http.ResponseWriter, r *http.Request) {
+	v, es, err := s.pageOf(r)
+	if err != nil {
+		httpError(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p := page[*inspect.ConnRecord]{Records: make([]*inspect.ConnRecord, len(es)), Next: cursor(r, es), Total: v.total, Evicted: v.evicted, LastEvent: v.lastID}
+	for i := range es {
+		p.Records[i] = es[i].rec
+	}
+	writeJSON(w, p)
+}
+
+// handleRows serves GET /api/rows: the page's compact rows.
+func (s *Server) handleRows(w http.ResponseWriter, r *http.Request) {
+	v, es, err := s.pageOf(r)
+	if err != nil {
+		httpError(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p := page[row]{Records: make([]row, len(es)), Next: cursor(r, es), Total: v.total, Evicted: v.evicted, LastEvent: v.lastID}
+	for i := range es {
+		p.Records[i] = newRow(&es[i], s.hist.seqOf)
+	}
+	writeJSON(w, p)
+}
+
+// cursor is the since= that follows es: its last entry, or the request's
+// own cursor when nothing matched.
+func cursor(r *http.Request, es []entry) uint64 {
+	if len(es) > 0 {
+		return es[len(es)-1].seq
+	}
+	since, _ := uintParam(r.URL.Query().Get("since"), 0)
+	return since
+}
+
+// handleSummary serves GET /api/summary: tlsresume report's rows.
+func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
+	sel, err := inspect.ParseSelector(r.URL.Query().Get("sel"))
+	if err != nil {
+		httpError(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	recs := closedRecords(s.hist.snapshot(0))
+	writeJSON(w, inspect.Summarize(inspect.Select(recs, sel)))
+}
+
+// handleDiff serves GET /api/diff?a=SEL&b=SEL: tlsresume diff's answer.
+func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var sels [2]inspect.Selector
+	for i, key := range []string{"a", "b"} {
+		sel, err := inspect.ParseSelector(q.Get(key))
+		if err == nil && q.Get(key) == "" {
+			err = errors.New("empty")
+		}
+		if err != nil {
+			httpError(w, fmt.Sprintf("%s: want a selector such as program=curl,host=example.com (%v)", key, err), http.StatusBadRequest)
+			return
+		}
+		sels[i] = sel
+	}
+	d, err := inspect.CompareSelected(closedRecords(s.hist.snapshot(0)), sels[0], sels[1])
+	if err != nil {
+		httpError(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, d)
+}
+
+// closedRecords are the finished connections of v.
+func closedRecords(v view) []*inspect.ConnRecord {
+	out := make([]*inspect.ConnRecord, 0, len(v.entries))
+	for _, e := range v.entries {
+		if e.closed {
+			out = append(out, e.rec)
+		}
+	}
+	return out
+}
+
+// status is GET /api/status: where the records come from and how many
+// were lost on the way.
+type status struct {
+	Source        string    `json:"source"`
+	Started       time.Time `json:"started"`
+	History       int       `json:"history"` // the most records kept
+	Total         uint64    `json:"total"`
+	Evicted       uint64    `json:"evicted"`
+	StreamDropped uint64    `json:"stream_dropped"` // events the proxy's stream dropped before the view
+	Upstream      bool      `json:"upstream"`       // a proxy's upstream cache is there to show and flush
+	CA            bool      `json:"ca"`
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	v := s.hist.snapshot(^uint64(0))
+	writeJSON(w, status{Source: s.cfg.Source, Started: s.started, History: s.cfg.History, Total: v.total,
+		Evicted: v.evicted, StreamDropped: s.streamLost.Load(), Upstream: s.cfg.Upstream != nil, CA: s.cfg.CA != nil})
+}
+
+func (s *Server) handleUpstreamStats(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Upstream == nil {
+		httpError(w, "no proxy behind this view: upstream statistics exist only live", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, s.cfg.Upstream.Stats())
+}
+
+func (s *Server) handleUpstreamFlush(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Upstream == nil {
+		httpError(w, "no proxy behind this view: nothing to flush", http.StatusNotFound)
+		return
+	}
+	s.cfg.Upstream.Flush()
+	s.cfg.Log.Info().Str("from", "web").Msg("flushed the upstream session cache")
+	writeJSON(w, s.cfg.Upstream.Stats())
+}
+
+func uintParam(v string, def uint64) (uint64, error) {
+	if v == "" {
+		return def, nil
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// httpError answers with a JSON error.
+func httpError(w http.ResponseWriter, msg string, code int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// connDetail is GET /api/conn?seq=N: one record with what the page shows
+// beside it: names for its extensions, the rows its lineage points to, and
+// the later connections that brought its tickets back.
+type connDetail struct {
+	Seq        uint64              `json:"seq"`
+	Open       bool                `json:"open"`
+	Record     *inspect.ConnRecord `json:"record"`
+	Program    string              `json:"program"`
+	Host       string              `json:"host"`
+	Family     string              `json:"family,omitempty"`
+	Extensions []extension         `json:"extensions"`
+	TicketSeq  uint64              `json:"ticket_seq,omitempty"`
+	SessionSeq uint64              `json:"session_seq,omitempty"`
+	Returned   []lineageRef        `json:"returned,omitempty"`
+}
+
+type extension struct {
+	Type   int    `json:"type"`
+	Name   string `json:"name"`
+	Grease bool   `json:"grease,omitempty"`
+}
+
+type lineageRef struct {
+	Seq uint64 `json:"seq"`
+	ID  string `json:"id"`
+	Leg string `json:"leg"` // client: it brought back this connection's ticket; upstream: it reused its session
+}
+
+func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
+	seq, err := uintParam(r.URL.Query().Get("seq"), 0)
+	if err != nil || seq == 0 {
+		httpError(w, "seq: want the number of a row", http.StatusBadRequest)
+		return
+	}
+	e, ok := s.hist.get(seq)
+	if !ok {
+		httpError(w, fmt.Sprintf("connection %d is not in the view's history (any more)", seq), http.StatusNotFound)
+		return
+	}
+	rw := newRow(&e, s.hist.seqOf)
+	d := connDetail{Seq: seq, Open: !e.closed, Record: e.rec, Program: rw.Program, Host: rw.Host, Family: rw.Family,
+		TicketSeq: rw.TicketSeq, SessionSeq: rw.SessionSeq, Extensions: []extension{}}
+	if ch := e.rec.ClientHello; ch != nil {
+		for _, t := range ch.Extensions {
+			d.Extensions = append(d.Extensions, extension{Type: t, Name: inspect.ExtensionName(uint16(t)), Grease: inspect.IsGREASE(uint16(t))})
+		}
+	}
+	for _, later := range s.hist.snapshot(seq).entries {
+		if l := later.rec.ClientLeg; l != nil && l.TicketFrom == e.rec.ID {
+			d.Returned = append(d.Returned, lineageRef{later.seq, later.rec.ID, "client"})
+		}
+		if u := later.rec.UpstreamLeg; u != nil && u.SessionFrom == e.rec.ID {
+			d.Returned = append(d.Returned, lineageRef{later.seq, later.rec.ID, "upstream"})
+		}
+	}
+	writeJSON(w, d)
+}

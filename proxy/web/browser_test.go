@@ -1,0 +1,196 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/liveview.png, the README's screenshot")
+
+// browser opens url in headless Chromium (chromedp drives the installed
+// binary) and returns its context.
+func browser(t *testing.T, url string) context.Context {
+	t.Helper()
+	bin := testtool.Need(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1500, 820))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	// The browser lives as long as the context of its first run, which
+	// must carry no deadline (chromedp.Run); a watchdog bounds it instead.
+	watchdog := time.AfterFunc(2*time.Minute, cancelCtx)
+	t.Cleanup(func() { watchdog.Stop() })
+	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("body[data-loaded]"))); err != nil {
+		t.Fatalf("opening the view in Chromium: %v", err)
+	}
+	return ctx
+}
+
+// eval runs a JavaScript expression in the page and decodes its value.
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// waitRow waits, at most 2 s, for the page's row of r to show r's verdict.
+func waitRow(t *testing.T, ctx context.Context, r *inspect.ConnRecord) time.Duration {
+	t.Helper()
+	start := time.Now()
+	js := fmt.Sprintf(`document.querySelector('.row[data-id=%q]')?.dataset.verdict ?? ""`, r.ID)
+	for {
+		if got := eval[string](t, ctx, js); got == string(r.Verdict.Code) {
+			return time.Since(start)
+		} else if time.Since(start) > 2*time.Second {
+			t.Fatalf("%s: the page shows verdict %q 2s after the connection closed, the record says %s", r.ID, got, r.Verdict.Code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLiveViewInBrowser: headless Chromium on the live view while openssl
+// (which resumes) and curl (a new process each time: it never offers what
+// it got) go through the proxy. Each row appears with its record's verdict
+// within 2 s; a row opens both legs; the diff of the two programs explains
+// their differences; the timeline's arrows are the records' ticket_from.
+func TestLiveViewInBrowser(t *testing.T) {
+	openssl := testtool.Need(t, "openssl")
+	curl := testtool.Need(t, "curl")
+	l := startLive(t, nil)
+	ctx := browser(t, l.view+"/")
+
+	sess := filepath.Join(l.dir, "sess.pem")
+	var recs []*inspect.ConnRecord
+	for i := range 3 {
+		l.openssl(openssl, sess, i == 0)
+		r := l.next()
+		t.Logf("%s %s shown after %v", r.ID, r.Verdict.Code, waitRow(t, ctx, r))
+		recs = append(recs, r)
+	}
+	for range 2 {
+		l.curl(curl)
+		r := l.next()
+		t.Logf("%s %s shown after %v", r.ID, r.Verdict.Code, waitRow(t, ctx, r))
+		recs = append(recs, r)
+	}
+	if recs[1].Verdict.Code != inspect.CodeBothResumed || recs[4].Verdict.Code != inspect.CodeClientOfferedNothing {
+		t.Fatalf("the clients did not behave as this test expects: %s, %s", recs[1].Verdict.Code, recs[4].Verdict.Code)
+	}
+
+	t.Run("detail", func(t *testing.T) {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.row[data-id="c2"]`)), chromedp.WaitVisible(chromedp.CSS("#legs")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		legs := eval[[]string](t, ctx, `[...document.querySelectorAll('#legs [data-leg]')].map(e => e.dataset.leg + '=' + e.textContent)`)
+		if strings.Join(legs, " ") != "client=yes upstream=yes" {
+			t.Errorf("c2's legs show %v, want both resumed", legs)
+		}
+		title := eval[string](t, ctx, `document.querySelector('#detail-title').textContent`)
+		exts := eval[string](t, ctx, `document.querySelector('#exts').textContent`)
+		text := eval[string](t, ctx, `document.querySelector('#detail-body').textContent`)
+		if !strings.Contains(title, "openssl-s_client/3") || !strings.Contains(exts, "pre_shared_key") || !strings.Contains(text, "ticket from c1") {
+			t.Errorf("c2's detail: title %q, extensions %q, text lacks the lineage: %s", title, exts, text)
+		}
+	})
+
+	t.Run("timeline", func(t *testing.T) {
+		err := chromedp.Do(ctx, hash("timeline?program=openssl-s_client%2F3&host=localhost"),
+			chromedp.WaitVisible(chromedp.CSS("#timeline svg")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		arrows := eval[[]string](t, ctx, `[...document.querySelectorAll('#timeline path.lineage[data-leg=client]')].map(p => p.dataset.from + '>' + p.dataset.to)`)
+		want := []string{}
+		for i, r := range recs[:3] {
+			if r.ClientLeg.TicketFrom != "" {
+				want = append(want, fmt.Sprintf("%d>%d", seqOf(recs, r.ClientLeg.TicketFrom), i+1))
+			}
+		}
+		if strings.Join(arrows, " ") != strings.Join(want, " ") {
+			t.Errorf("timeline arrows %v, want %v (from ticket_from)", arrows, want)
+		}
+	})
+
+	t.Run("diff", func(t *testing.T) {
+		err := chromedp.Do(ctx, hash("diff?a=program%3Dopenssl&b=program%3Dcurl"),
+			chromedp.WaitVisible(chromedp.CSS("#diff-table")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := eval[[]map[string]string](t, ctx, `[...document.querySelectorAll('#diff-table tr.differs')].map(r => ({field: r.dataset.field, meaning: r.querySelector('.meaning').textContent}))`)
+		explained := map[string]string{}
+		for _, r := range rows {
+			explained[r["field"]] = r["meaning"]
+		}
+		b, _ := json.MarshalIndent(explained, "", "  ")
+		t.Logf("explained differences: %s", b)
+		found := false
+		for field, meaning := range explained {
+			if strings.Contains(field, "pre_shared_key") && meaning != "" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the diff of openssl and curl does not explain their pre_shared_key: %s", b)
+		}
+	})
+
+	if *update {
+		shot := func(name string, steps ...chromedp.Action[chromedp.Void]) {
+			if err := chromedp.Do(ctx, append(steps, chromedp.Sleep(300*time.Millisecond))...); err != nil {
+				t.Fatal(err)
+			}
+			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("testdata", name), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		shot("liveview.png", hash("conns"))
+		shot("liveview-detail.png", hash("conn=2"), chromedp.WaitVisible(chromedp.CSS("#legs")))
+		shot("liveview-timeline.png", hash("timeline?program=openssl-s_client%2F3&host=localhost"), chromedp.WaitVisible(chromedp.CSS("#timeline svg")))
+		shot("liveview-diff.png", hash("diff?a=program%3Dopenssl&b=program%3Dcurl"), chromedp.WaitVisible(chromedp.CSS("#diff-table")))
+	}
+}
+
+// hash moves the page to one of its views, as a click on a link does (a
+// Navigate to the same page with another fragment fires no load event).
+func hash(h string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Evaluate[any](fmt.Sprintf("location.hash = %q", h))(ctx, t)
+		return chromedp.Void{}, err
+	}
+}
+
+// seqOf is the view's row number of connection id: connections are
+// numbered as they open, c1 first.
+func seqOf(recs []*inspect.ConnRecord, id string) int {
+	for i, r := range recs {
+		if r.ID == id {
+			return i + 1
+		}
+	}
+	return 0
+}
