@@ -15,6 +15,7 @@ import (
 
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/proxy"
+	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
 // The benchmarks run tlsresume's proxy in-process, so that
@@ -22,7 +23,8 @@ import (
 // the same load as loadbench's phases (the profile also holds the in-process
 // clients and origin: look at stacks under proxy and goproxy). Each runs
 // twice: "cli" as `tlsresume proxy --log FILE` is configured (console log
-// line per connection, JSONL records, system roots plus the origin's CA),
+// line per connection, JSONL records, the live view following the record
+// stream with no page open, system roots plus the origin's CA),
 // and "quiet" with no logging and no records.
 
 func BenchmarkProxyHandshake(b *testing.B) {
@@ -145,6 +147,10 @@ func startInProcess(b *testing.B, cli bool) *dialer {
 			rl.Close()
 			close(written)
 		}()
+		// And the live view, on by default: its history and metrics follow
+		// the stream (no page is open here).
+		view := web.New(web.Config{})
+		go view.Feed(context.Background(), srv.Subscribe(context.Background(), 1<<16))
 	} else {
 		close(written)
 	}

@@ -18,6 +18,9 @@ import (
 const (
 	nameDirect    = "direct"
 	nameTLSResume = "tlsresume"
+	// nameTLSResumePage is tlsresume with its live view open in headless
+	// Chromium for the whole run: the page follows every record.
+	nameTLSResumePage = "tlsresume+page"
 	nameMitm      = "mitmproxy"
 	nameTunnel    = "tunnel" // opt-in: a blind CONNECT relay, loadbench -tunnel-serve
 )
@@ -31,6 +34,7 @@ type contender struct {
 
 	cmd     *exec.Cmd
 	exited  chan error
+	browser *exec.Cmd // tlsresume+page: the Chromium showing the live view
 	dir     string // its working files: CA, logs
 	logFile string // tlsresume's --log JSONL
 	stderr  string // the subprocess's stdout and stderr
@@ -55,22 +59,48 @@ type procStats struct {
 	// used while it should have been idle (other contenders' phases, start).
 	OwnCPUSeconds   float64 `json:"own_cpu_seconds"`
 	StartCPUSeconds float64 `json:"start_cpu_seconds"` // until it accepted
+	// BrowserCPUSeconds is what Chromium's main process used showing the
+	// live view (tlsresume+page; its renderer's CPU is not included).
+	BrowserCPUSeconds float64 `json:"browser_cpu_seconds,omitempty"`
 	Error           string  `json:"error,omitempty"`
 }
 
 // startTLSResume runs `tlsresume proxy` from bin on a free loopback port,
-// trusting the origin's CA upstream, and waits until it accepts.
-func startTLSResume(ctx context.Context, bin, dir string, o *origin) (*contender, error) {
+// trusting the origin's CA upstream, with its live view on another, and
+// waits until it accepts. With chromium set, the view is opened in it for
+// the whole run (tlsresume+page).
+func startTLSResume(ctx context.Context, bin, dir string, o *origin, chromium string) (*contender, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	c := &contender{name: nameTLSResume, dir: dir, logFile: filepath.Join(dir, "conns.jsonl")}
-	caDir := filepath.Join(dir, "ca")
-	err = c.start(bin, "proxy", "--listen", addr, "--ca-dir", caDir, "--upstream-ca", o.caFile,
-		"--log", c.logFile, "--grace", "1s")
+	webAddr, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	name := nameTLSResume
+	if chromium != "" {
+		name = nameTLSResumePage
+	}
+	c := &contender{name: name, dir: dir, logFile: filepath.Join(dir, "conns.jsonl")}
+	caDir := filepath.Join(dir, "ca")
+	err = c.start(bin, "proxy", "--listen", addr, "--ca-dir", caDir, "--upstream-ca", o.caFile,
+		"--log", c.logFile, "--grace", "1s", "--web", webAddr)
+	if err != nil {
+		return nil, err
+	}
+	if chromium != "" {
+		if err := c.waitReady(ctx, webAddr, 15*time.Second, nil); err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.browser = exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--user-data-dir="+filepath.Join(dir, "chromium"), "http://"+webAddr+"/")
+		if err := c.browser.Start(); err != nil {
+			c.stop()
+			return nil, fmt.Errorf("starting chromium on the live view: %w", err)
+		}
 	}
 	// The CA exists before tlsresume listens (cmd/tlsresume/proxy.go).
 	if err := c.waitReady(ctx, addr, 15*time.Second, nil); err != nil {
@@ -193,6 +223,12 @@ func (c *contender) stop() {
 	c.proc = readProc(c.cmd.Process.Pid)
 	c.proc.OwnCPUSeconds = c.ownCPU
 	c.proc.StartCPUSeconds = c.upCPU
+	if b := c.browser; b != nil && b.Process != nil {
+		c.proc.BrowserCPUSeconds = readProc(b.Process.Pid).CPUSeconds
+		b.Process.Kill()
+		b.Wait()
+		c.browser = nil
+	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.exited:

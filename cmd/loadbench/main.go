@@ -41,6 +41,7 @@ type options struct {
 	contenders string
 	tlsresume  string // binary; "" builds ./cmd/tlsresume
 	mitmdump   string
+	chromium   string
 	jsonFile   string
 	keep       bool
 	tunnelAddr string // run as the tunnel contender's relay instead
@@ -58,9 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.s.Workers, "workers", 8, "workers in the new-connection throughput phases")
 	fs.IntVar(&o.s.BulkWorkers, "bulk-workers", 4, "workers in the bulk phases")
 	fs.DurationVar(&o.s.Settle, "settle", 200*time.Millisecond, "pause after each phase")
-	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy)")
+	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium")
 	fs.StringVar(&o.tlsresume, "tlsresume", "", "tlsresume binary (default: go build ./cmd/tlsresume into a temporary directory)")
 	fs.StringVar(&o.mitmdump, "mitmdump", "mitmdump", "mitmdump binary")
+	fs.StringVar(&o.chromium, "chromium", "chromium", "browser for the tlsresume+page contender (tlsresume with its live view open)")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to `file`")
 	fs.StringVar(&o.tunnelAddr, "tunnel-serve", "", "internal: serve as the tunnel contender's blind CONNECT relay on `address`")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (proxies' logs, CAs) and print its path")
@@ -180,7 +182,7 @@ func collect(c *contender, progress io.Writer) contenderReport {
 		return cr
 	}
 	switch c.name {
-	case nameTLSResume:
+	case nameTLSResume, nameTLSResumePage:
 		st, err := readRecordLog(c.logFile)
 		if err != nil {
 			fmt.Fprintf(progress, "loadbench: %v\n", err)
@@ -204,11 +206,11 @@ func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, 
 		want[strings.TrimSpace(n)] = true
 	}
 	var out []*contender
-	for _, name := range []string{nameDirect, nameTunnel, nameTLSResume, nameMitm} {
+	for _, name := range []string{nameDirect, nameTunnel, nameTLSResume, nameTLSResumePage, nameMitm} {
 		if !want[name] {
 			continue
 		}
-		c, err := startContender(ctx, name, o, dir, org, m)
+		c, err := startContender(ctx, name, &o, dir, org, m)
 		if err != nil {
 			c = &contender{name: name, skipped: err.Error()}
 			fmt.Fprintf(progress, "loadbench: %s skipped: %v\n", name, err)
@@ -218,7 +220,7 @@ func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, 
 	return out
 }
 
-func startContender(ctx context.Context, name string, o options, dir string, org *origin, m *machine) (*contender, error) {
+func startContender(ctx context.Context, name string, o *options, dir string, org *origin, m *machine) (*contender, error) {
 	switch name {
 	case nameDirect:
 		return &contender{name: nameDirect, d: &dialer{origin: org.addr, roots: org.roots}}, nil
@@ -228,20 +230,28 @@ func startContender(ctx context.Context, name string, o options, dir string, org
 			return nil, err
 		}
 		return startTunnel(ctx, sub, org)
-	case nameTLSResume:
+	case nameTLSResume, nameTLSResumePage:
 		bin := o.tlsresume
 		if bin == "" {
 			var err error
 			if bin, err = buildTLSResume(ctx, dir); err != nil {
 				return nil, err
 			}
+			o.tlsresume = bin
 		}
 		m.TLSResume = version(bin, "version")
-		sub := filepath.Join(dir, nameTLSResume)
+		chromium := ""
+		if name == nameTLSResumePage {
+			var err error
+			if chromium, err = exec.LookPath(o.chromium); err != nil {
+				return nil, fmt.Errorf("chromium not found (%v): install Debian's chromium package or pass -chromium", err)
+			}
+		}
+		sub := filepath.Join(dir, name)
 		if err := os.Mkdir(sub, 0o700); err != nil {
 			return nil, err
 		}
-		return startTLSResume(ctx, bin, sub, org)
+		return startTLSResume(ctx, bin, sub, org, chromium)
 	case nameMitm:
 		bin, err := exec.LookPath(o.mitmdump)
 		if err != nil {

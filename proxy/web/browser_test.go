@@ -15,6 +15,7 @@ import (
 
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/liveview.png, the README's screenshot")
@@ -193,4 +194,54 @@ func seqOf(recs []*inspect.ConnRecord, id string) int {
 		}
 	}
 	return 0
+}
+
+// TestHundredThousandRecords: the view holds 100,000 records (copies of
+// real ones, as `tlsresume web` would load them) and the page shows them
+// all, drawing only what is on screen: it reports how long the page takes
+// to show them, and how long a jump to the middle of the list takes to draw.
+func TestHundredThousandRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 100,000 records into a browser")
+	}
+	openssl := testtool.Need(t, "openssl")
+	l := startLive(t, nil)
+	sess := filepath.Join(l.dir, "sess.pem")
+	var real []*inspect.ConnRecord
+	for i := range 2 {
+		l.openssl(openssl, sess, i == 0)
+		real = append(real, l.next())
+	}
+	const n = 100_000
+	view := web.New(web.Config{History: n})
+	for i := range n {
+		r := *real[i%2]
+		r.ID = fmt.Sprintf("c%d", i+1)
+		view.Add(&r)
+	}
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- view.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	start := time.Now()
+	bctx := browser(t, "http://"+ln.Addr().String()+"/")
+	shown := time.Since(start)
+	if got := eval[string](t, bctx, `document.body.dataset.loaded`); got != fmt.Sprint(n) {
+		t.Fatalf("the page loaded %s rows, want %d", got, n)
+	}
+	if rows := eval[int](t, bctx, `document.querySelectorAll('#rows .row').length`); rows == 0 || rows > 100 {
+		t.Errorf("%d rows in the document: the list must draw only what is on screen", rows)
+	}
+	jump := time.Now()
+	eval[any](t, bctx, `(() => { const l = document.querySelector('#list'); l.scrollTop = l.scrollHeight / 2; })()`)
+	for eval[string](t, bctx, `document.querySelector('#rows .row')?.dataset.id ?? ""`) == "c100000" {
+		if time.Since(jump) > 2*time.Second {
+			t.Fatal("the list did not redraw after a scroll")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("100,000 records shown %s ms after navigation began (%v with the browser's start); a jump to the middle drawn in %v",
+		eval[string](t, bctx, `document.body.dataset.loadedMs`), shown, time.Since(jump))
 }

@@ -114,7 +114,7 @@ func (s *Server) apply(ev inspect.Event) {
 	s.metrics.observe(ev, closedOpen)
 	if s.subs.count() > 0 {
 		snap := *e // the entry as this event left it
-		s.subs.publish(ev.Kind, id, func(rows bool) any {
+		s.subs.publish(ev.Kind, id, e.seq, func(rows bool) any {
 			if rows {
 				return newRow(&snap, s.hist.seqOf)
 			}
@@ -159,12 +159,21 @@ type subscribers struct {
 
 type eventSub struct {
 	rows    bool // the page's rows rather than records
-	ch      chan []byte
+	ch      chan sseMsg
 	dropped atomic.Uint64
 }
 
+// sseMsg is one event for a subscriber: its data already encoded, once for
+// every subscriber that wants it.
+type sseMsg struct {
+	kind inspect.EventKind
+	id   uint64 // the event's id
+	seq  uint64 // the connection's row
+	data []byte // JSON: the record, or the row
+}
+
 func (ss *subscribers) add(rows bool) *eventSub {
-	sub := &eventSub{rows: rows, ch: make(chan []byte, 4096)}
+	sub := &eventSub{rows: rows, ch: make(chan sseMsg, 4096)}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.subs == nil {
@@ -199,7 +208,7 @@ func (ss *subscribers) count() int { return int(ss.n.Load()) }
 
 // publish sends one event to every subscriber that has room for it; data
 // gives what to send, a record or a row, each encoded once.
-func (ss *subscribers) publish(kind inspect.EventKind, id uint64, data func(rows bool) any) {
+func (ss *subscribers) publish(kind inspect.EventKind, id, seq uint64, data func(rows bool) any) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	var msgs [2][]byte
@@ -209,29 +218,24 @@ func (ss *subscribers) publish(kind inspect.EventKind, id uint64, data func(rows
 			i = 1
 		}
 		if msgs[i] == nil {
-			msgs[i] = encodeEvent(kind, id, data(sub.rows))
+			msgs[i], _ = json.Marshal(data(sub.rows))
 		}
 		select {
-		case sub.ch <- msgs[i]:
+		case sub.ch <- sseMsg{kind: kind, id: id, seq: seq, data: msgs[i]}:
 		default:
 			sub.dropped.Add(1)
 		}
 	}
 }
 
-// encodeEvent is one Server-Sent Event: its kind, its id, and its data as
-// JSON.
-func encodeEvent(kind inspect.EventKind, id uint64, v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	out := make([]byte, 0, len(b)+48)
-	out = append(out, "event: "...)
-	out = append(out, kind...)
-	out = append(out, "\nid: "...)
-	out = strconv.AppendUint(out, id, 10)
-	out = append(out, "\ndata: "...)
-	out = append(out, b...)
-	return append(out, "\n\n"...)
+// appendEvent appends one Server-Sent Event: its name, its id, and its
+// data (JSON, one line).
+func appendEvent(b []byte, name string, id uint64, data []byte) []byte {
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, "\nid: "...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
 }

@@ -12,6 +12,8 @@ const state = {
   rows: [],                // every row, by seq (ascending)
   bySeq: new Map(),
   filtered: [],            // rows passing the filters, ascending (drawn newest first)
+  filters: {},             // the filter form, read when it changes
+  open: 0,                 // rows still open
   lastEvent: 0,
   paused: false,
   queued: [],              // events held while paused
@@ -105,6 +107,7 @@ function rowHTML(r) {
 function readFilters() {
   const f = Object.fromEntries(new FormData($("#filters")));
   for (const k of ["host", "program", "verdict"]) f[k] = (f[k] || "").trim().toLowerCase();
+  state.filters = f;
   return f;
 }
 
@@ -123,7 +126,7 @@ function passes(r, f) {
 }
 
 function refilter() {
-  const f = readFilters();
+  const f = state.filters;
   state.filtered = state.rows.filter((r) => passes(r, f));
   state.refilter = false;
   state.dirty = true;
@@ -146,7 +149,7 @@ function draw() {
   rows.style.transform = `translateY(${first * ROW}px)`;
   rows.innerHTML = html;
   $("#empty").hidden = state.rows.length > 0;
-  const open = state.rows.reduce((k, r) => k + (r.open ? 1 : 0), 0);
+  const open = state.open;
   let counts = `${state.rows.length.toLocaleString()} connections`;
   if (n !== state.rows.length) counts += `, ${n.toLocaleString()} shown`;
   if (open) counts += `, ${open} open`;
@@ -174,17 +177,19 @@ function schedule() {
 function upsert(r) {
   const old = state.bySeq.get(r.seq);
   if (old) {
-    const matched = state.refilter || passes(old, readFilters());
+    const matched = state.refilter || passes(old, state.filters);
+    if (old.open && !r.open) state.open--;
     Object.assign(old, r);
     if (!r.open) delete old.open;
-    if (matched !== passes(old, readFilters())) state.refilter = true;
+    if (matched !== passes(old, state.filters)) state.refilter = true;
     if (old.seq === state.selected) showDetail(old.seq, false);
   } else {
     const last = state.rows[state.rows.length - 1];
     state.rows.push(r);
     state.bySeq.set(r.seq, r);
+    if (r.open) state.open++;
     if (last && last.seq > r.seq) { state.rows.sort((a, b) => a.seq - b.seq); state.refilter = true; }
-    else if (!state.refilter && passes(r, readFilters())) state.filtered.push(r);
+    else if (!state.refilter && passes(r, state.filters)) state.filtered.push(r);
   }
   trimToHistory();
   schedule();
@@ -194,23 +199,24 @@ function upsert(r) {
 function trimToHistory() {
   const max = state.status?.history || 50000;
   if (state.rows.length <= max + 1000) return;
-  for (const r of state.rows.splice(0, state.rows.length - max)) state.bySeq.delete(r.seq);
+  for (const r of state.rows.splice(0, state.rows.length - max)) { state.bySeq.delete(r.seq); if (r.open) state.open--; }
   state.refilter = true;
 }
 
 // ---- loading and following --------------------------------------------------
 
 async function loadAll() {
-  state.rows = []; state.bySeq.clear(); state.filtered = [];
+  state.rows = []; state.bySeq.clear(); state.filtered = []; state.open = 0;
   let since = 0;
   for (;;) {
     const p = await api(`/api/rows?since=${since}&limit=${PAGE}`);
-    for (const r of p.records) { state.rows.push(r); state.bySeq.set(r.seq, r); }
+    for (const r of p.records) { state.rows.push(r); state.bySeq.set(r.seq, r); if (r.open) state.open++; }
     state.lastEvent = Math.max(state.lastEvent, p.last_event);
     since = p.next;
     refilter(); draw();
     if (p.records.length < PAGE) break;
   }
+  document.body.dataset.loadedMs = String(Math.round(performance.now())); // since navigation began
   document.body.dataset.loaded = String(state.rows.length);
 }
 
@@ -218,14 +224,14 @@ function follow() {
   if (state.es) state.es.close();
   const es = new EventSource(`/api/events?format=rows&last_event_id=${state.lastEvent}`);
   state.es = es;
-  const onEvent = (e) => {
+  // The page's stream sends, a few times a second, the latest row of each
+  // connection that changed.
+  es.addEventListener("rows", (e) => {
     state.lastEvent = Math.max(state.lastEvent, Number(e.lastEventId) || 0);
-    const r = JSON.parse(e.data);
-    if (state.paused) { state.queued.push(r); schedule(); return; }
-    upsert(r);
-  };
-  es.addEventListener("open", onEvent);
-  es.addEventListener("close", onEvent);
+    const rows = JSON.parse(e.data);
+    if (state.paused) { state.queued.push(...rows); schedule(); return; }
+    rows.forEach(upsert);
+  });
   es.addEventListener("dropped", (e) => {
     state.dropped = Number(e.data) || state.dropped;
     // Some closes may be missing: fetch everything again, in a moment.
@@ -503,7 +509,7 @@ function route() {
 }
 
 function wire() {
-  $("#filters").addEventListener("input", () => { state.refilter = true; schedule(); });
+  $("#filters").addEventListener("input", () => { readFilters(); state.refilter = true; schedule(); });
   $("#filters").addEventListener("submit", (e) => e.preventDefault());
   $("#pause").onclick = () => {
     state.paused = !state.paused;
@@ -522,6 +528,7 @@ function wire() {
     if (prog) {
       const f = $("#filters");
       f.program.value = prog.dataset.program; f.host.value = prog.dataset.host;
+      readFilters();
       state.refilter = true;
     }
     const pair = e.target.closest("a[data-pair]");
@@ -553,6 +560,7 @@ function wire() {
 
 async function main() {
   wire();
+  readFilters();
   await refreshStatus();
   try { await loadAll(); } catch (e) { showError(e); }
   if (state.status?.source === "live") follow();
