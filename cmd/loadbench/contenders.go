@@ -21,8 +21,8 @@ const (
 	// nameTLSResumePage is tlsresume with its live view open in headless
 	// Chromium for the whole run: the page follows every record.
 	nameTLSResumePage = "tlsresume+page"
-	nameMitm      = "mitmproxy"
-	nameTunnel    = "tunnel" // opt-in: a blind CONNECT relay, loadbench -tunnel-serve
+	nameMitm          = "mitmproxy"
+	nameTunnel        = "tunnel" // opt-in: a blind CONNECT relay, loadbench -tunnel-serve
 )
 
 // contender is one way to reach the origin: directly, or through a proxy
@@ -35,9 +35,9 @@ type contender struct {
 	cmd     *exec.Cmd
 	exited  chan error
 	browser *exec.Cmd // tlsresume+page: the Chromium showing the live view
-	dir     string // its working files: CA, logs
-	logFile string // tlsresume's --log JSONL
-	stderr  string // the subprocess's stdout and stderr
+	dir     string    // its working files: CA, logs
+	logFile string    // tlsresume's --log JSONL
+	stderr  string    // the subprocess's stdout and stderr
 
 	reps   []repResult
 	proc   procStats // of the subprocess, read just before it is stopped
@@ -62,7 +62,7 @@ type procStats struct {
 	// BrowserCPUSeconds is what Chromium's main process used showing the
 	// live view (tlsresume+page; its renderer's CPU is not included).
 	BrowserCPUSeconds float64 `json:"browser_cpu_seconds,omitempty"`
-	Error           string  `json:"error,omitempty"`
+	Error             string  `json:"error,omitempty"`
 }
 
 // startTLSResume runs `tlsresume proxy` from bin on a free loopback port,
