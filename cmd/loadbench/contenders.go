@@ -59,8 +59,8 @@ type procStats struct {
 	// used while it should have been idle (other contenders' phases, start).
 	OwnCPUSeconds   float64 `json:"own_cpu_seconds"`
 	StartCPUSeconds float64 `json:"start_cpu_seconds"` // until it accepted
-	// BrowserCPUSeconds is what Chromium's main process used showing the
-	// live view (tlsresume+page; its renderer's CPU is not included).
+	// BrowserCPUSeconds is what Chromium's processes (browser, renderer,
+	// GPU, utility) used showing the live view (tlsresume+page).
 	BrowserCPUSeconds float64 `json:"browser_cpu_seconds,omitempty"`
 	Error             string  `json:"error,omitempty"`
 }
@@ -224,7 +224,7 @@ func (c *contender) stop() {
 	c.proc.OwnCPUSeconds = c.ownCPU
 	c.proc.StartCPUSeconds = c.upCPU
 	if b := c.browser; b != nil && b.Process != nil {
-		c.proc.BrowserCPUSeconds = readProc(b.Process.Pid).CPUSeconds
+		c.proc.BrowserCPUSeconds = processesCPU(filepath.Join(c.dir, "chromium"))
 		b.Process.Kill()
 		b.Wait()
 		c.browser = nil
@@ -340,4 +340,23 @@ func version(bin string, args ...string) string {
 	}
 	first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return first
+}
+
+// processesCPU sums the CPU time of the processes whose command line
+// names marker (Chromium's user data directory: every process of that
+// browser has it).
+func processesCPU(marker string) float64 {
+	ents, _ := os.ReadDir("/proc")
+	var sum float64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(cmd), marker) {
+			sum += readProc(pid).CPUSeconds
+		}
+	}
+	return sum
 }
