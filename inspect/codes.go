@@ -63,6 +63,7 @@ const (
 	TicketNotOurs  TicketState = "not_ours" // undecryptable: another server's, or under a key that is gone
 	TicketExpired  TicketState = "expired"  // ours, older than the ticket lifetime (7 days)
 	TicketDisabled TicketState = "disabled" // tlsresume accepts no tickets on this connection
+	TicketRefused  TicketState = "refused"  // ours, refused on purpose by --client-resumption (refused_by says which rule)
 )
 
 // TicketStateDocs lists every TicketState.
@@ -72,6 +73,7 @@ var TicketStateDocs = []CodeDoc{
 	{string(TicketNotOurs), "a ticket tlsresume cannot decrypt: another server's, or under a key that is gone"},
 	{string(TicketExpired), "a ticket of tlsresume's older than 7 days"},
 	{string(TicketDisabled), "tlsresume accepts no tickets on this connection"},
+	{string(TicketRefused), "a ticket of tlsresume's, refused on purpose by --client-resumption (refused_by names the rule)"},
 }
 
 // CacheResult is what tlsresume's upstream session cache found for one

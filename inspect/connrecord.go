@@ -34,9 +34,16 @@ type ClientLeg struct {
 	TicketFrom  string      `json:"ticket_from,omitempty"`
 	TicketAgeMS int64       `json:"ticket_age_ms,omitempty"`
 	Ticket      TicketState `json:"ticket"`
-	HandshakeMS float64     `json:"handshake_ms"`
-	Error       string      `json:"error,omitempty"`
-	Alert       string      `json:"alert,omitempty"` // the alert the client sent, when it rejected us
+	// TicketKeyID and TicketKeyAgeMS name the key that decrypted the
+	// client's ticket (8 hex digits of its SHA-256) and its age then.
+	TicketKeyID    string `json:"ticket_key_id,omitempty"`
+	TicketKeyAgeMS int64  `json:"ticket_key_age_ms,omitempty"`
+	// RefusedBy is the --client-resumption rule that refused the client's
+	// ticket on purpose (ticket "refused").
+	RefusedBy   string  `json:"refused_by,omitempty"`
+	HandshakeMS float64 `json:"handshake_ms"`
+	Error       string  `json:"error,omitempty"`
+	Alert       string  `json:"alert,omitempty"` // the alert the client sent, when it rejected us
 	// ClosedAfterCertificate: the client closed the handshake without an
 	// alert after tlsresume's certificate went out (how some apps pin).
 	ClosedAfterCertificate bool `json:"closed_after_certificate,omitempty"`
@@ -71,6 +78,13 @@ type Mirrored struct {
 	Tickets    bool     `json:"tickets"`     // tlsresume issued tickets to the client
 	Names      []string `json:"names"`       // names on the leaf shown to the client
 	Overrides  []string `json:"overrides,omitempty"`
+	// EarlyData is always false: tlsresume's tickets allow no 0-RTT data,
+	// whatever the origin's allow, because Go's TLS server accepts none.
+	EarlyData bool `json:"early_data"`
+	// CipherSuite is always false: the client leg's cipher suite is
+	// crypto/tls's choice among the client's, not the origin's (a TLS 1.3
+	// ticket is bound to its suite's hash).
+	CipherSuite bool `json:"cipher_suite"`
 }
 
 // Verdict says, in one code and one sentence, whether both legs resumed and

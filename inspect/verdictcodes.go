@@ -16,17 +16,19 @@ const (
 	CodePassthroughNotResumed VerdictCode = "passthrough_not_resumed"
 	CodePassthroughUnknown    VerdictCode = "passthrough_unknown"
 
-	CodeClientResumed         VerdictCode = "client_resumed"
-	CodeClientFirstContact    VerdictCode = "client_first_contact"
-	CodeClientOfferedNothing  VerdictCode = "client_offered_nothing"
-	CodeClientSessionIDOnly   VerdictCode = "client_session_id_only"
-	CodeClientTicketNotOurs   VerdictCode = "client_ticket_not_ours"
-	CodeClientTicketExpired   VerdictCode = "client_ticket_expired"
-	CodeClientTicketRefused   VerdictCode = "client_ticket_refused"
-	CodeClientTicketsDisabled VerdictCode = "client_tickets_disabled"
-	CodeClientRejectedCert    VerdictCode = "client_rejected_certificate"
-	CodeClientHandshakeFailed VerdictCode = "client_handshake_failed"
-	CodeClientNoHello         VerdictCode = "client_no_hello"
+	CodeClientResumed           VerdictCode = "client_resumed"
+	CodeClientFirstContact      VerdictCode = "client_first_contact"
+	CodeClientOfferedNothing    VerdictCode = "client_offered_nothing"
+	CodeClientSessionIDOnly     VerdictCode = "client_session_id_only"
+	CodeClientTicketNotOurs     VerdictCode = "client_ticket_not_ours"
+	CodeClientTicketExpired     VerdictCode = "client_ticket_expired"
+	CodeClientTicketRefused     VerdictCode = "client_ticket_refused"
+	CodeClientTicketsDisabled   VerdictCode = "client_tickets_disabled"
+	CodeClientResumptionRefused VerdictCode = "client_resumption_refused"
+	CodeClientTicketAgedOut     VerdictCode = "client_ticket_aged_out"
+	CodeClientRejectedCert      VerdictCode = "client_rejected_certificate"
+	CodeClientHandshakeFailed   VerdictCode = "client_handshake_failed"
+	CodeClientNoHello           VerdictCode = "client_no_hello"
 
 	CodeUpstreamResumed       VerdictCode = "upstream_resumed"
 	CodeUpstreamFirstContact  VerdictCode = "upstream_first_contact"
@@ -58,6 +60,8 @@ var VerdictCodeDocs = []CodeDoc{
 	{string(CodeClientTicketNotOurs), "it offered a ticket/PSK tlsresume cannot decrypt (issued by another server, or under a key that is gone)"},
 	{string(CodeClientTicketExpired), "it offered a ticket of ours older than 7 days"},
 	{string(CodeClientTicketRefused), "it offered our ticket but crypto/tls did not resume (version or cipher differs)"},
+	{string(CodeClientResumptionRefused), "it offered our ticket and tlsresume refused it on purpose (`--client-resumption refuse`): a full handshake followed, as with a server that lost its session cache"},
+	{string(CodeClientTicketAgedOut), "it offered our ticket and tlsresume refused it on purpose because it was older than `--client-resumption expire-after=DURATION` (a cache boundary such as Apple's 10 minutes, crossed on demand)"},
 	{string(CodeClientTicketsDisabled), "tlsresume issues no tickets on this connection (`--client-tickets=false`, or mirroring an origin that issues none)"},
 	{string(CodeClientRejectedCert), "the client refused our certificate (alert `bad_certificate`, `unknown_ca`, …, or it closed without an alert right after our certificate: `closed_after_certificate`): it does not trust the tlsresume CA, or it pins certificates"},
 	{string(CodeClientHandshakeFailed), "any other client handshake failure"},
@@ -90,6 +94,8 @@ func (c VerdictCode) Family() string {
 		return "passthrough"
 	case CodeNotTLS, CodeClientRejectedCert, CodeClientHandshakeFailed, CodeClientNoHello, CodeUpstreamFailed, CodeUpstreamNotAttempted:
 		return "failed"
+	case CodeClientResumptionRefused, CodeClientTicketAgedOut:
+		return "client"
 	case CodeUpstreamCacheMiss, CodeUpstreamCacheExpired, CodeUpstreamCacheDropped, CodeUpstreamCacheOff, CodeUpstreamNoTicket, CodeUpstreamTicketRefused:
 		return "upstream"
 	}

@@ -66,7 +66,9 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
 		c.clientLeg.Ticket = inspect.TicketDisabled
 	}
-	(&lineage{connID: c.rec.ID, now: s.cfg.Now, leg: c.clientLeg}).install(cfg)
+	l := &lineage{connID: c.rec.ID, now: s.cfg.Now, leg: c.clientLeg, keys: s.cfg.TicketKeys, keyID: s.cfg.TicketKeys.currentID(),
+		rule: resumptionRule(s.cfg.ClientResumption, c.serverName())}
+	l.install(cfg)
 	return cfg
 }
 

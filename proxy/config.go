@@ -41,6 +41,9 @@ type Config struct {
 	// ClientTickets issues session tickets to clients: "mirror" (default:
 	// as the origin did), "on" or "off".
 	ClientTickets string
+	// ClientResumption says what to do with tickets of tlsresume's own that
+	// clients offer, per host (see ResumptionRule). Default: allow all.
+	ClientResumption []ResumptionRule
 	// ClientMinVersion and ClientMaxVersion bound the client leg. Default:
 	// TLS 1.0 and the origin's negotiated version (mirroring).
 	ClientMinVersion, ClientMaxVersion uint16

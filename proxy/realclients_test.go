@@ -235,7 +235,15 @@ func checkSequence(t *testing.T, recs []*inspect.ConnRecord, reports []clientRep
 	upResumed := 0
 	for i, r := range recs {
 		rep, w := reports[i], want[i]
-		if got := (wantConn{r.Verdict.Code, r.Verdict.Client, r.Verdict.Upstream}); got != w {
+		got := wantConn{r.Verdict.Code, r.Verdict.Client, r.Verdict.Upstream}
+		if raced := (wantConn{inspect.CodeUpstreamTicketPending, w.client, inspect.CodeUpstreamTicketPending}); w == wantResumed && got == raced && i > 0 {
+			// A client that reconnects at once (gnutls-cli --resume, a few ms
+			// on a loaded machine) can start before the origin's TLS 1.3
+			// ticket for the previous connection reached tlsresume: nothing
+			// was cached yet, and the verdict says so. The origin's count
+			// below still has to agree.
+			t.Logf("conn %d %s: the previous connection's upstream ticket had not arrived yet: %s", i, r.ID, r.Verdict.Text)
+		} else if got != w {
 			t.Errorf("conn %d %s: verdict %+v (%s), want %+v", i, r.ID, got, r.Verdict.Text, w)
 		}
 		if rep.resumed != nil && *rep.resumed != r.ClientLeg.Resumed {

@@ -153,15 +153,33 @@ func (s *Server) rotateTickets() {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
-			if err := s.cfg.TicketKeys.Rotate(s.cfg.Now()); err != nil {
+			if err := s.RotateTicketKeys(false); err != nil {
 				s.cfg.Log.Error().Err(err).Msg("rotate ticket keys")
-				continue
 			}
-			s.clientBase.SetSessionTicketKeys(s.cfg.TicketKeys.Keys())
-			s.cfg.Log.Info().Msg("rotated client ticket keys")
 		}
 	}
 }
+
+// RotateTicketKeys starts encrypting client tickets under a new key. The
+// older keys still decrypt (tickets issued under them keep resuming until
+// they are 7 days old) unless forget is set: then every ticket issued
+// before no longer decrypts, as after a server lost its keys (seed 004).
+func (s *Server) RotateTicketKeys(forget bool) error {
+	k := s.cfg.TicketKeys
+	rotate := k.Rotate
+	if forget {
+		rotate = k.Forget
+	}
+	if err := rotate(s.cfg.Now()); err != nil {
+		return err
+	}
+	s.clientBase.SetSessionTicketKeys(k.Keys())
+	s.cfg.Log.Info().Str("key", k.currentID()).Bool("forget", forget).Msg("rotated client ticket keys")
+	return nil
+}
+
+// TicketKeys lists the client ticket keys (ids and ages, never secrets).
+func (s *Server) TicketKeys() []KeyInfo { return s.cfg.TicketKeys.Info() }
 
 // ServeHTTP is the proxy's front door: CONNECT is intercepted, other
 // requests are proxied as a plain forward proxy.

@@ -1,18 +1,15 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/rand"
-	"crypto/tls"
-	"encoding/binary"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // ticketKeyLifetime: a key is kept this long after it stops encrypting, as
@@ -24,9 +21,10 @@ const ticketKeyLifetime = 7 * 24 * time.Hour
 // under, shared by every client connection (tls.Config.SetSessionTicketKeys)
 // and persisted so a device keeps resuming across proxy restarts.
 type TicketKeys struct {
-	mu   sync.Mutex
-	path string // "" keeps keys in memory only
-	keys []ticketKey
+	mu      sync.Mutex
+	path    string // "" keeps keys in memory only
+	keys    []ticketKey
+	current string // keyID of keys[0], once asked; "" after a change
 }
 
 type ticketKey struct {
@@ -74,11 +72,66 @@ func (t *TicketKeys) Keys() [][32]byte {
 	return out
 }
 
+// KeyInfo describes one ticket key without its secret.
+type KeyInfo struct {
+	ID      string    `json:"id"` // the first 4 bytes of the key's SHA-256, in hex
+	Created time.Time `json:"created"`
+	Current bool      `json:"current"` // it encrypts new tickets; the others only decrypt
+}
+
+// Info lists the keys, the current one first.
+func (t *TicketKeys) Info() []KeyInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]KeyInfo, len(t.keys))
+	for i, k := range t.keys {
+		out[i] = KeyInfo{ID: keyID(k.Key), Created: k.Created, Current: i == 0}
+	}
+	return out
+}
+
+// currentID is the id of the key that encrypts new tickets.
+func (t *TicketKeys) currentID() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.current == "" && len(t.keys) > 0 {
+		t.current = keyID(t.keys[0].Key)
+	}
+	return t.current
+}
+
+// created returns when the key with id was created, if it is still held.
+func (t *TicketKeys) created(id string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range t.keys {
+		if keyID(k.Key) == id {
+			return k.Created, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// keyID names a key without revealing it.
+func keyID(k []byte) string {
+	sum := sha256.Sum256(k)
+	return hex.EncodeToString(sum[:4])
+}
+
 // Newest returns when the current encrypting key was created.
 func (t *TicketKeys) Newest() time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.keys[0].Created
+}
+
+// Forget replaces every key with a new one and saves the set: every ticket
+// issued before no longer decrypts, as after a server lost its keys.
+func (t *TicketKeys) Forget(now time.Time) error {
+	t.mu.Lock()
+	t.keys = nil
+	t.mu.Unlock()
+	return t.Rotate(now)
 }
 
 // Rotate adds a new encrypting key, drops keys older than the ticket
@@ -96,7 +149,7 @@ func (t *TicketKeys) Rotate(now time.Time) error {
 			keys = append(keys, old)
 		}
 	}
-	t.keys = keys
+	t.keys, t.current = keys, ""
 	return t.save()
 }
 
@@ -129,77 +182,4 @@ func (t *TicketKeys) save() error {
 		return fmt.Errorf("proxy: saving ticket keys: %w", err)
 	}
 	return nil
-}
-
-// stampPrefix marks tlsresume's lineage stamp in SessionState.Extra, which
-// crypto/tls carries in the ticket but ignores (crypto/tls/ticket.go).
-var stampPrefix = []byte("tlsresume/1\x00")
-
-// stamp encodes which connection issued a ticket, and when.
-func stamp(connID string, issued time.Time) []byte {
-	b := append([]byte(nil), stampPrefix...)
-	b = binary.BigEndian.AppendUint64(b, uint64(issued.UnixNano()))
-	return append(b, connID...)
-}
-
-// readStamp finds tlsresume's stamp among a session's Extra values.
-func readStamp(extra [][]byte) (connID string, issued time.Time, ok bool) {
-	for _, e := range extra {
-		if bytes.HasPrefix(e, stampPrefix) && len(e) >= len(stampPrefix)+8 {
-			rest := e[len(stampPrefix):]
-			ns := int64(binary.BigEndian.Uint64(rest))
-			return string(rest[8:]), time.Unix(0, ns), true
-		}
-	}
-	return "", time.Time{}, false
-}
-
-// lineage hooks a per-connection tls.Config's ticket wrapping so that the
-// client leg records what it issued and what the client brought back.
-type lineage struct {
-	connID string
-	now    func() time.Time
-	leg    *inspect.ClientLeg
-}
-
-// install sets cfg.WrapSession and cfg.UnwrapSession. cfg must be the
-// per-connection clone: the hooks encrypt with cfg's (shared) ticket keys.
-func (l *lineage) install(cfg *tls.Config) {
-	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		ss.Extra = append(ss.Extra, stamp(l.connID, l.now()))
-		l.leg.TicketsSent++
-		return cfg.EncryptTicket(cs, ss)
-	}
-	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
-		if len(identity) == 0 {
-			// crypto/tls asks about an empty TLS 1.2 session_ticket too
-			// (handshake_server.go): the client asked for a ticket, it did
-			// not offer one.
-			return nil, nil
-		}
-		ss, err := cfg.DecryptTicket(identity, cs)
-		if err != nil {
-			return nil, err
-		}
-		if l.leg.Ticket == inspect.TicketOurs {
-			return ss, nil // an earlier identity of this hello already matched
-		}
-		if ss == nil {
-			// DecryptTicket returns nil, nil for a ticket under an unknown key.
-			l.leg.Ticket = inspect.TicketNotOurs
-			return nil, nil
-		}
-		from, issued, ok := readStamp(ss.Extra)
-		if !ok {
-			l.leg.Ticket = inspect.TicketNotOurs
-			return ss, nil
-		}
-		l.leg.TicketFrom = from
-		l.leg.TicketAgeMS = l.now().Sub(issued).Milliseconds()
-		l.leg.Ticket = inspect.TicketOurs
-		if l.now().Sub(issued) > ticketKeyLifetime {
-			l.leg.Ticket = inspect.TicketExpired
-		}
-		return ss, nil
-	}
 }

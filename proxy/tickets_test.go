@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
@@ -50,16 +51,63 @@ func TestTicketKeys(t *testing.T) {
 }
 
 // TestStampRoundTrip: the lineage stamp survives crypto/tls's session
-// encoding (SessionState.Extra).
+// encoding (SessionState.Extra), and a version 1 stamp (before key ids,
+// in tickets a device may still hold) is still read.
 func TestStampRoundTrip(t *testing.T) {
 	issued := time.Unix(1700000000, 123456789)
-	ss := &tls.SessionState{Extra: [][]byte{[]byte("other"), stamp("c42", issued)}}
-	from, at, ok := readStamp(ss.Extra)
-	if !ok || from != "c42" || !at.Equal(issued) {
-		t.Fatalf("readStamp = %q %v %v", from, at, ok)
+	ss := &tls.SessionState{Extra: [][]byte{[]byte("other"), stamp("c42", issued, "0a1b2c3d")}}
+	st, ok := readStamp(ss.Extra)
+	if !ok || st.connID != "c42" || !st.issued.Equal(issued) || st.keyID != "0a1b2c3d" {
+		t.Fatalf("readStamp = %+v %v", st, ok)
 	}
-	if _, _, ok := readStamp([][]byte{[]byte("tlsresume/1")}); ok {
-		t.Fatal("a short stamp was read")
+	v1 := append(append([]byte("tlsresume/1\x00"), 0x17, 0x97, 0x9c, 0xfe, 0x07, 0x5b, 0xcd, 0x15), "c7"...)
+	if st, ok := readStamp([][]byte{v1}); !ok || st.connID != "c7" || st.keyID != "" || st.issued.UnixNano() != 0x17979cfe075bcd15 {
+		t.Fatalf("version 1 stamp read as %+v %v", st, ok)
+	}
+	for _, short := range []string{"tlsresume/1", "tlsresume/2\x00\x01\x02"} {
+		if _, ok := readStamp([][]byte{[]byte(short)}); ok {
+			t.Fatalf("a short stamp %q was read", short)
+		}
+	}
+}
+
+// TestRotateTicketKeys: after a rotation a client still resumes with its
+// older ticket, and the record names the older key; after a rotation that
+// forgets, the same ticket is not tlsresume's any more.
+func TestRotateTicketKeys(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), nil)
+	cache := tls.NewLRUClientSessionCache(8)
+	first := e.srv.TicketKeys()[0].ID
+	e.goGet("origin.test", o.addr, cache, 0)
+	e.next()
+	if err := e.srv.RotateTicketKeys(false); err != nil {
+		t.Fatal(err)
+	}
+	keys := e.srv.TicketKeys()
+	if len(keys) != 2 || keys[0].ID == first || !keys[0].Current || keys[1].ID != first {
+		t.Fatalf("keys after a rotation: %+v", keys)
+	}
+	// Go's client offers its newest ticket, c1's, under the first key.
+	if resumed, _ := e.goGet("origin.test", o.addr, tls.NewLRUClientSessionCache(8), 0); resumed {
+		t.Fatal("a fresh client resumed")
+	}
+	e.next()
+	resumed, _ := e.goGet("origin.test", o.addr, cache, 0)
+	r := e.next()
+	if !resumed || r.ClientLeg.TicketKeyID != first || r.ClientLeg.TicketFrom != "c1" {
+		t.Errorf("after a rotation: resumed %v, client leg %+v (want c1's ticket under key %s)", resumed, r.ClientLeg, first)
+	}
+	if err := e.srv.RotateTicketKeys(true); err != nil {
+		t.Fatal(err)
+	}
+	if keys := e.srv.TicketKeys(); len(keys) != 1 {
+		t.Fatalf("keys after forgetting: %+v", keys)
+	}
+	resumed, _ = e.goGet("origin.test", o.addr, cache, 0)
+	r = e.next()
+	if resumed || r.Verdict.Client != inspect.CodeClientTicketNotOurs {
+		t.Errorf("after forgetting the keys: resumed %v, verdict %+v", resumed, r.Verdict)
 	}
 }
 

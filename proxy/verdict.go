@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -97,6 +98,12 @@ func clientVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode, 
 			return inspect.CodeClientTicketNotOurs, "offered " + offerWords(ch) + " that tlsresume cannot decrypt (issued by another server or under a ticket key it no longer has)"
 		case inspect.TicketExpired:
 			return inspect.CodeClientTicketExpired, fmt.Sprintf("offered %s from %s, %s old: expired", offerWords(ch), leg.TicketFrom, ageWords(leg.TicketAgeMS))
+		case inspect.TicketRefused:
+			code := inspect.CodeClientResumptionRefused
+			if strings.Contains(leg.RefusedBy, "expire-after") {
+				code = inspect.CodeClientTicketAgedOut
+			}
+			return code, fmt.Sprintf("offered %s from %s, %s old: refused on purpose by %s, so a full handshake followed", offerWords(ch), leg.TicketFrom, ageWords(leg.TicketAgeMS), leg.RefusedBy)
 		case inspect.TicketDisabled:
 			return inspect.CodeClientTicketsDisabled, "offered " + offerWords(ch) + " but tlsresume accepts no tickets on this connection"
 		}

@@ -69,6 +69,14 @@ func TestDecide(t *testing.T) {
 			inspect.CodeClientTicketNotOurs, inspect.CodeClientTicketNotOurs, inspect.CodeUpstreamFirstContact, "cannot decrypt"},
 		{"ticket expired", inspect.ConnRecord{Record: inspect.Record{ClientHello: ticket}, ClientLeg: &inspect.ClientLeg{Version: "1.2", Ticket: inspect.TicketExpired, TicketFrom: "c1", TicketAgeMS: 8 * 24 * 3600 * 1000}, UpstreamLeg: up(nil)}, verdictFacts{},
 			inspect.CodeClientTicketExpired, inspect.CodeClientTicketExpired, inspect.CodeUpstreamFirstContact, "expired"},
+		{"refused on purpose", inspect.ConnRecord{Record: inspect.Record{ClientHello: psk}, ClientLeg: leg13(func(l *inspect.ClientLeg) {
+			l.Ticket, l.RefusedBy, l.TicketFrom = inspect.TicketRefused, "--client-resumption refuse", "c1"
+		}), UpstreamLeg: resumedUp}, verdictFacts{},
+			inspect.CodeClientResumptionRefused, inspect.CodeClientResumptionRefused, inspect.CodeUpstreamResumed, "--client-resumption refuse"},
+		{"aged out on purpose", inspect.ConnRecord{Record: inspect.Record{ClientHello: psk}, ClientLeg: leg13(func(l *inspect.ClientLeg) {
+			l.Ticket, l.RefusedBy, l.TicketFrom, l.TicketAgeMS = inspect.TicketRefused, "--client-resumption expire-after=10m0s", "c1", 660000
+		}), UpstreamLeg: resumedUp}, verdictFacts{},
+			inspect.CodeClientTicketAgedOut, inspect.CodeClientTicketAgedOut, inspect.CodeUpstreamResumed, "11.0min old"},
 		{"ticket refused", inspect.ConnRecord{Record: inspect.Record{ClientHello: psk}, ClientLeg: leg13(func(l *inspect.ClientLeg) { l.Ticket = inspect.TicketOurs }), UpstreamLeg: up(nil)}, verdictFacts{},
 			inspect.CodeClientTicketRefused, inspect.CodeClientTicketRefused, inspect.CodeUpstreamFirstContact, "not accepted"},
 		{"tickets disabled, ticket offered", inspect.ConnRecord{Record: inspect.Record{ClientHello: psk}, ClientLeg: leg13(func(l *inspect.ClientLeg) { l.Ticket = inspect.TicketDisabled }), UpstreamLeg: up(nil)}, verdictFacts{},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -180,6 +181,53 @@ var verdictCases = []verdictCase{
 				t.Errorf("client leg %+v: the ticket was ours, from c1", r.ClientLeg)
 			}
 			return one(r)
+		}},
+	{"resumption refused on purpose", []wantConn{{inspect.CodeClientResumptionRefused, inspect.CodeClientResumptionRefused, inspect.CodeUpstreamResumed}},
+		func(t *testing.T) []*inspect.ConnRecord {
+			o := startOrigin(t, nil)
+			e := startProxy(t, tempDir(t), func(c *Config) { c.ClientResumption = []ResumptionRule{{Refuse: true}} })
+			cache := tls.NewLRUClientSessionCache(8)
+			e.goGet("origin.test", o.addr, cache, 0)
+			first := e.next()
+			if resumed, _ := e.goGet("origin.test", o.addr, cache, 0); resumed {
+				t.Error("the client resumed although tlsresume refuses every ticket")
+			}
+			r := e.next()
+			l := r.ClientLeg
+			if l.Ticket != inspect.TicketRefused || l.RefusedBy != "--client-resumption refuse" || l.TicketFrom != first.ID || l.TicketKeyID == "" {
+				t.Errorf("client leg %+v: a ticket of c1's, under a named key, refused by the rule", l)
+			}
+			return one(r)
+		}},
+	{"ticket past an expire-after rule for its host", []wantConn{wantResumed, {inspect.CodeClientTicketAgedOut, inspect.CodeClientTicketAgedOut, inspect.CodeUpstreamResumed}},
+		func(t *testing.T) []*inspect.ConnRecord {
+			o := startOrigin(t, nil)
+			clock := &testClock{}
+			up, err := upstream.NewCache(upstream.CacheConfig{TTL: time.Hour, Now: clock.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules, err := ParseResumptionRules("refuse,ORIGIN.test=expire-after=10m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := startProxy(t, tempDir(t), func(c *Config) { c.ClientResumption, c.Now, c.Upstream = rules, clock.now, up })
+			cache := tls.NewLRUClientSessionCache(8)
+			e.goGet("origin.test", o.addr, cache, 0)
+			e.next()
+			clock.advance(9 * time.Minute) // within the host's rule: resumes (the catch-all would refuse)
+			e.goGet("origin.test", o.addr, cache, 0)
+			within := e.next()
+			clock.advance(2 * time.Minute) // c2's ticket is 2 minutes old, c1's 11: the client offers its newest
+			e.goGet("origin.test", o.addr, cache, 0)
+			e.next()
+			clock.advance(11 * time.Minute)
+			e.goGet("origin.test", o.addr, cache, 0)
+			r := e.next()
+			if r.ClientLeg.RefusedBy != "--client-resumption origin.test=expire-after=10m0s" {
+				t.Errorf("refused_by %q", r.ClientLeg.RefusedBy)
+			}
+			return []*inspect.ConnRecord{within, r}
 		}},
 	{"client tickets off", []wantConn{{inspect.CodeClientTicketsDisabled, inspect.CodeClientTicketsDisabled, inspect.CodeUpstreamFirstContact}},
 		func(t *testing.T) []*inspect.ConnRecord {
@@ -355,7 +403,11 @@ var verdictCases = []verdictCase{
 					t.Fatal(err)
 				}
 			}
-			return []*inspect.ConnRecord{e.next(), e.next()}
+			// A passed-through connection ends when both sides have closed:
+			// the two may end in either order.
+			recs := []*inspect.ConnRecord{e.next(), e.next()}
+			slices.SortFunc(recs, func(a, b *inspect.ConnRecord) int { return strings.Compare(a.ID, b.ID) })
+			return recs
 		}},
 	{"passed through to a server that never answers", []wantConn{{inspect.CodePassthroughUnknown, inspect.CodePassthroughUnknown, inspect.CodeUpstreamNotAttempted}},
 		func(t *testing.T) []*inspect.ConnRecord {

@@ -117,6 +117,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 		wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
+		wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
 		view := web.New(wcfg)
 		// The view is a subscriber with room to fall behind by a burst; it
 		// never slows the proxy (the stream drops for it, and it says so).

@@ -33,6 +33,7 @@ func TestProxyRefusals(t *testing.T) {
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
 		{[]string{"--web", "8081"}, "want host:port or off"},
 		{[]string{"--web-history", "0"}, "--web-history 0"},
+		{[]string{"--client-resumption", "sometimes"}, "want allow, refuse or expire-after=DURATION"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -38,6 +38,8 @@ type proxyFlags struct {
 	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by runProxy
 	autoPassthrough                                     bool
 	web                                                 webFlags
+	clientResumption                                    string
+	rotateKeys, forgetKeys                              bool
 }
 
 func (p *proxyFlags) register(fs *flag.FlagSet) {
@@ -71,6 +73,9 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.dnsUpstream, "dns-upstream", "", "resolver `ip:port` for names not intercepted and for tlsresume's own lookups (default: the system's, unless that is tlsresume), e.g. --dns-upstream 1.1.1.1:53")
 	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
 	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
+	fs.StringVar(&p.clientResumption, "client-resumption", "", "what to do with tlsresume's own tickets that clients offer: `rules` allow, refuse or expire-after=DURATION, optionally per HOST=, comma-separated, e.g. --client-resumption 'expire-after=10m,api.example.com=refuse'")
+	fs.BoolVar(&p.rotateKeys, "rotate-ticket-keys", false, "start encrypting client tickets under a new key now (earlier tickets still resume), e.g. --rotate-ticket-keys")
+	fs.BoolVar(&p.forgetKeys, "forget-ticket-keys", false, "start with a new client ticket key and forget the old ones (no earlier ticket resumes), e.g. --forget-ticket-keys")
 	p.web.register(fs)
 	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
 }
@@ -111,6 +116,9 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	cfg.MaxConns = p.maxConns
 	cfg.TicketRotation = p.ticketRotation
 	var err error
+	if cfg.ClientResumption, err = proxy.ParseResumptionRules(p.clientResumption); err != nil {
+		return cfg, nil, err
+	}
 	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
 		return cfg, nil, err
 	}
@@ -137,6 +145,17 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		return cfg, nil, err
 	}
 	if cfg.TicketKeys, err = proxy.LoadTicketKeys(filepath.Join(dir, "ticket-keys.json"), time.Now()); err != nil {
+		return cfg, nil, err
+	}
+	switch {
+	case p.forgetKeys:
+		err = cfg.TicketKeys.Forget(time.Now())
+		cfg.Log.Warn().Msg("forgot the client ticket keys (--forget-ticket-keys): no ticket issued before resumes")
+	case p.rotateKeys:
+		err = cfg.TicketKeys.Rotate(time.Now())
+		cfg.Log.Info().Msg("rotated the client ticket keys (--rotate-ticket-keys): earlier tickets still resume")
+	}
+	if err != nil {
 		return cfg, nil, err
 	}
 	cache, err := upstream.NewCache(upstream.CacheConfig{

@@ -151,13 +151,14 @@ type status struct {
 	Evicted       uint64    `json:"evicted"`
 	StreamDropped uint64    `json:"stream_dropped"` // events the proxy's stream dropped before the view
 	Upstream      bool      `json:"upstream"`       // a proxy's upstream cache is there to show and flush
+	TicketKeys    bool      `json:"ticket_keys"`    // a proxy's client ticket keys are there to show and rotate
 	CA            bool      `json:"ca"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	v := s.hist.snapshot(^uint64(0))
 	writeJSON(w, status{Source: s.cfg.Source, Started: s.started, History: s.cfg.History, Total: v.total,
-		Evicted: v.evicted, StreamDropped: s.streamLost.Load(), Upstream: s.cfg.Upstream != nil, CA: s.cfg.CA != nil})
+		Evicted: v.evicted, StreamDropped: s.streamLost.Load(), Upstream: s.cfg.Upstream != nil, TicketKeys: s.cfg.TicketKeys != nil, CA: s.cfg.CA != nil})
 }
 
 func (s *Server) handleUpstreamStats(w http.ResponseWriter, r *http.Request) {
@@ -176,6 +177,29 @@ func (s *Server) handleUpstreamFlush(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Upstream.Flush()
 	s.cfg.Log.Info().Str("from", "web").Msg("flushed the upstream session cache")
 	writeJSON(w, s.cfg.Upstream.Stats())
+}
+
+// handleTicketKeys serves GET /api/client/ticket-keys.
+func (s *Server) handleTicketKeys(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.TicketKeys == nil {
+		httpError(w, "no proxy behind this view: no ticket keys", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, s.cfg.TicketKeys.List())
+}
+
+// handleRotateTicketKeys serves POST /api/client/ticket-keys/rotate
+// (?forget=1 drops the old keys too).
+func (s *Server) handleRotateTicketKeys(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.TicketKeys == nil {
+		httpError(w, "no proxy behind this view: no ticket keys", http.StatusNotFound)
+		return
+	}
+	if err := s.cfg.TicketKeys.Rotate(r.URL.Query().Get("forget") == "1"); err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, s.cfg.TicketKeys.List())
 }
 
 func uintParam(v string, def uint64) (uint64, error) {

@@ -46,11 +46,22 @@ type Config struct {
 	// Upstream is the proxy's upstream cache: its statistics and a flush
 	// button. Default: none (a view of saved files has no proxy).
 	Upstream Upstream
+	// TicketKeys lists and rotates the proxy's client ticket keys. Default:
+	// none (a view of saved files has no proxy).
+	TicketKeys *TicketKeyControl
 	// Source says where the records come from, for the page's header:
 	// "live" (a running proxy) or the files' names. Default "live".
 	Source string
 	// Log is the console logger. Default zerolog.Nop().
 	Log zerolog.Logger
+}
+
+// TicketKeyControl is the proxy's client ticket keys as the view sees
+// them: List returns them (ids and ages, never secrets) as JSON-encodable
+// data; Rotate starts a new key, forgetting the old ones when told to.
+type TicketKeyControl struct {
+	List   func() any
+	Rotate func(forget bool) error
 }
 
 // Server is the live view: it keeps the newest records of a record stream

@@ -482,6 +482,23 @@ async function drawUpstream() {
   };
 }
 
+async function drawTicketKeys() {
+  const box = $("#ticket-keys");
+  if (!state.status?.ticket_keys) { box.innerHTML = `<p class="hint">No proxy behind this view.</p>`; return; }
+  let keys;
+  try { keys = await api("/api/client/ticket-keys"); } catch (e) { box.innerHTML = `<p class="err">${esc(e.message)}</p>`; return; }
+  const now = Date.now();
+  box.innerHTML = `<table class="narrow"><thead><tr><th>key</th><th>created</th><th></th></tr></thead><tbody>${keys.map((k) =>
+    `<tr><td><code>${esc(k.id)}</code></td><td>${esc(ageText(now - Date.parse(k.created)))} ago</td><td>${k.current ? "encrypts new tickets" : "still decrypts"}</td></tr>`).join("")}</tbody></table>
+    <p><button type="button" id="rotate">Rotate</button> <span class="hint">New tickets under a new key; earlier tickets still resume.</span>
+    <button type="button" id="forget">Rotate and forget the old keys</button> <span class="hint">Every ticket issued before stops working (client_ticket_not_ours), as after a server lost its keys.</span></p>`;
+  const rotate = (forget) => async () => {
+    try { await api(`/api/client/ticket-keys/rotate${forget ? "?forget=1" : ""}`, { method: "POST" }); drawTicketKeys(); } catch (e) { showError(e); }
+  };
+  $("#rotate").onclick = rotate(false);
+  $("#forget").onclick = rotate(true);
+}
+
 // ---- tabs and routing -------------------------------------------------------------------
 
 function route() {
@@ -504,7 +521,7 @@ function route() {
     if (!summaryRows.length) api("/api/summary").then((s) => { summaryRows = s; fillSelectors(); }).catch(() => {});
     drawDiff(f.a.value, f.b.value);
   }
-  if (name === "ca") drawUpstream();
+  if (name === "ca") { drawUpstream(); drawTicketKeys(); }
   if (name === "conns") schedule();
 }
 
