@@ -140,7 +140,7 @@ func (s *diffSet) count(f func(*ClientHelloRecord) bool) int {
 
 // offers13 reports whether any hello offers TLS 1.3.
 func (s *diffSet) offers13() bool {
-	return s.count(func(h *ClientHelloRecord) bool { return maxVersion(h) >= int(VersionTLS13) }) > 0
+	return s.count(func(h *ClientHelloRecord) bool { return MaxVersion(h) >= int(VersionTLS13) }) > 0
 }
 
 // proxied reports whether any record went through the proxy (has a
@@ -238,21 +238,6 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
-}
-
-// maxVersion is the highest version a hello offers: supported_versions
-// without GREASE, else legacy_version.
-func maxVersion(h *ClientHelloRecord) int {
-	hi := 0
-	for _, v := range h.SupportedVersions {
-		if !IsGREASE(uint16(v)) {
-			hi = max(hi, v)
-		}
-	}
-	if hi == 0 {
-		return h.LegacyVersion
-	}
-	return hi
 }
 
 // versionList names the offered versions in wire order: "1.3, 1.2".

@@ -98,6 +98,21 @@ type TicketFact struct {
 	Len          int    `json:"len"`
 }
 
+// MaxVersion is the highest version a hello offers: supported_versions
+// without GREASE, else legacy_version.
+func MaxVersion(h *ClientHelloRecord) int {
+	hi := 0
+	for _, v := range h.SupportedVersions {
+		if !IsGREASE(uint16(v)) {
+			hi = max(hi, v)
+		}
+	}
+	if hi == 0 {
+		return h.LegacyVersion
+	}
+	return hi
+}
+
 // NewClientHelloRecord converts a parsed ClientHello into its record form.
 // attempt is computed by the caller (see Attempt), which knows the history.
 func NewClientHelloRecord(h *ClientHello, attempt Attempt, fp Fingerprints) *ClientHelloRecord {

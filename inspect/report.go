@@ -221,7 +221,7 @@ func (f *whyFacts) add(e *ConnRecord) {
 		return
 	}
 	f.hellos++
-	if maxVersion(ch) >= int(VersionTLS13) {
+	if MaxVersion(ch) >= int(VersionTLS13) {
 		f.offers13++
 	}
 	if ch.PSKKeyExchangeModes != nil {

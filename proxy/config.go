@@ -44,6 +44,12 @@ type Config struct {
 	// ClientResumption says what to do with tickets of tlsresume's own that
 	// clients offer, per host (see ResumptionRule). Default: allow all.
 	ClientResumption []ResumptionRule
+	// SessionIDClients is what to do with a client that can resume only by
+	// session ID (TLS 1.2 without the session_ticket extension), which Go's
+	// TLS server cannot resume: "passthrough" (default: relay it untouched,
+	// so the real server resumes it as it would directly; its HTTP is not
+	// seen) or "intercept" (see its HTTP; it never resumes here).
+	SessionIDClients string
 	// ClientMinVersion and ClientMaxVersion bound the client leg. Default:
 	// TLS 1.0 and the origin's negotiated version (mirroring).
 	ClientMinVersion, ClientMaxVersion uint16
@@ -92,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 1024
+	}
+	if c.SessionIDClients == "" {
+		c.SessionIDClients = "passthrough"
 	}
 	if c.ClientTickets == "" {
 		c.ClientTickets = "mirror"

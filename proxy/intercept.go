@@ -57,6 +57,10 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		s.passthrough(c, replay, why)
 		return
 	}
+	if why := s.sessionIDReason(c, 0); why != "" {
+		s.passthrough(c, replay, why)
+		return
+	}
 	c.offer = newUpstreamOffer(&hello)
 	up, err := s.interceptUpstream(c)
 	if err != nil {
@@ -65,8 +69,16 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		c.finish()
 		return
 	}
-	up.startSip()
 	upState := up.tls.ConnectionState()
+	if why := s.sessionIDReason(c, upState.Version); why != "" {
+		// Only now is it known that the origin speaks TLS 1.2: the upstream
+		// handshake made for interception is given up, and the client's
+		// bytes go to the origin on a new connection.
+		c.dropUpstream()
+		s.passthrough(c, replay, why)
+		return
+	}
+	up.startSip()
 	cfg := s.clientConfig(c, &upState)
 	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
 	tc, err := s.clientHandshake(s.ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)

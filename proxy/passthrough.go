@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"path"
 	"strings"
@@ -32,6 +33,42 @@ func (s *Server) passthroughReason(c *conn) string {
 		return fmt.Sprintf("--auto-passthrough: a client rejected tlsresume's certificate for %s (connection %s)", host, from)
 	}
 	return ""
+}
+
+// sessionIDReason says why a connection is passed through because its
+// client can resume only by session ID, or "". A TLS 1.2 handshake without
+// the session_ticket extension resumes only by session ID (RFC 5246,
+// Section 7.4.1.2; RFC 5077, Section 3.1), and Go's TLS server keeps no
+// session cache and never issues an ID (crypto/tls/handshake_server.go):
+// intercepted, such a client never resumes, while directly it may. Passed
+// through, the real server resumes it as it would directly. negotiated is
+// the origin's version once tlsresume's upstream handshake made it known,
+// else 0.
+func (s *Server) sessionIDReason(c *conn, negotiated uint16) string {
+	ch := c.rec.ClientHello
+	if s.cfg.SessionIDClients != "passthrough" || ch.SessionTicket.Offered {
+		return ""
+	}
+	const mode = " (--session-id-clients passthrough: the real server resumes it as it would directly; its HTTP is not seen)"
+	switch {
+	case ch.Attempt == inspect.AttemptSessionID:
+		return "the client offers a session ID the server issued" + mode
+	case inspect.MaxVersion(ch) <= int(inspect.VersionTLS12):
+		return "a TLS 1.2 client without the session_ticket extension resumes only by session ID, which Go's TLS server cannot" + mode
+	case negotiated != 0 && negotiated <= tls.VersionTLS12:
+		return "the origin speaks TLS 1.2 and the client sends no session_ticket extension: it resumes only by session ID, which Go's TLS server cannot" + mode
+	}
+	return ""
+}
+
+// dropUpstream gives up the upstream connection made for interception.
+func (c *conn) dropUpstream() {
+	c.up.close()
+	c.up, c.rec.UpstreamLeg = nil, nil
+	if c.originOpened {
+		c.s.origins.abandonOrigin(c.origin)
+		c.originOpened = false
+	}
 }
 
 // relayUntouched relays a connection whose payload is not TLS (why says

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -33,6 +34,13 @@ var (
 	wantResumed = wantConn{inspect.CodeBothResumed, inspect.CodeClientResumed, inspect.CodeUpstreamResumed}
 )
 
+var (
+	// wantPassed: a session-ID client, passed through; the real server did
+	// a full handshake, then resumed it (passthroughResumed).
+	wantPassed        = wantConn{inspect.CodePassthroughNotResumed, inspect.CodePassthroughNotResumed, inspect.CodeUpstreamNotAttempted}
+	wantPassedResumed = wantConn{inspect.CodePassthroughResumed, inspect.CodePassthroughResumed, inspect.CodeUpstreamNotAttempted}
+)
+
 type realCase struct {
 	name   string
 	client string // the binary
@@ -47,6 +55,10 @@ type realCase struct {
 	// resume its second connection: what the origin does for a client
 	// that tlsresume's upstream leg cannot get.
 	direct bool
+	// passed: tlsresume passes the client through to the origin (a
+	// session-ID client), so the client must trust the origin's
+	// certificate as well as tlsresume's CA.
+	passed bool
 }
 
 func goTLSOrigin(t *testing.T, _ context.Context, _ originFiles) realOrigin {
@@ -81,14 +93,16 @@ var realCases = []realCase{
 		want: []wantConn{wantFirst, wantResumed}, hrr: true},
 	{name: "openssl-tls1.2/s_server-tls1.2-tickets", client: "openssl", run: opensslClient("-tls1_2"),
 		origin: opensslServer("-tls1_2"), want: []wantConn{wantFirst, wantResumed}},
-	// A TLS 1.2 client without tickets can resume only by session ID: tlsresume
-	// never issues one, and its upstream leg (Go's client) cannot use one.
+	// A TLS 1.2 client without tickets can resume only by session ID, which
+	// Go's TLS server never issues: tlsresume passes it through
+	// (--session-id-clients passthrough), and the real server resumes it as
+	// it does directly.
 	{name: "openssl-tls1.2-no_ticket/s_server-tls1.2-no_ticket", client: "openssl",
 		run: opensslClient("-tls1_2", "-no_ticket"), origin: opensslServer("-tls1_2", "-no_ticket"),
-		want: []wantConn{
-			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamFirstContact},
-			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamNoTicket},
-		}, direct: true},
+		want: []wantConn{wantPassed, wantPassedResumed}, direct: true, passed: true},
+	{name: "openssl-tls1.2-no_ticket/nginx-no-tickets-session-cache", client: "openssl",
+		run: opensslClient("-tls1_2", "-no_ticket"), origin: nginxServer(false, "shared:S:1m", "TLSv1.2"),
+		want: []wantConn{wantPassed, wantPassedResumed}, direct: true, passed: true},
 	{name: "python-tls1.3/s_server-tls1.3", client: "python3", run: pythonClient("1.3"),
 		origin: opensslServer("-tls1_3"), want: []wantConn{wantFirst, wantResumed}},
 	// nginx resumes by session ID only: Go's client cannot, so the upstream
@@ -102,14 +116,13 @@ var realCases = []realCase{
 		origin: nginxServer(true, "off", "TLSv1.2 TLSv1.3"), want: []wantConn{wantFirst, wantResumed}},
 	// curl sends no session_ticket extension (it sets SSL_OP_NO_TICKET), so
 	// over TLS 1.2 it resumes only by session ID: nginx's session cache
-	// resumes it directly, tlsresume cannot, and neither can its upstream
-	// leg. curl offers TLS 1.3; the client leg is mirrored down to 1.2.
+	// resumes it directly. curl offers TLS 1.3 too, so tlsresume learns
+	// that the origin speaks only TLS 1.2 from its upstream handshake, then
+	// passes the client through; the second connection offers the session
+	// ID nginx issued and is passed through at once.
 	{name: "curl/nginx-no-tickets-tls1.2", client: "curl", run: curlClient,
 		origin: nginxServer(false, "shared:S:1m", "TLSv1.2"),
-		want: []wantConn{
-			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamFirstContact},
-			{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamNoTicket},
-		}, direct: true},
+		want:   []wantConn{wantPassed, wantPassedResumed}, direct: true, passed: true},
 	{name: "gnutls-tls1.2/nginx-tickets-tls1.2", client: "gnutls-cli", run: gnutlsClient("1.2"),
 		origin: nginxServer(true, "off", "TLSv1.2"), want: []wantConn{wantFirst, wantResumed}},
 	{name: "gnutls-tls1.3/s_server-tls1.3", client: "gnutls-cli", run: gnutlsClient("1.3"),
@@ -146,7 +159,11 @@ func TestRealClients(t *testing.T) {
 
 			_, originPort, _ := net.SplitHostPort(o.addr())
 			col := &collector{e: e, suffix: ":" + originPort}
-			cr := &clientRun{t: t, ctx: ctx, dir: dir, proxy: e.addr, ca: e.ca.CertFile(), origin: o.addr(),
+			ca := e.ca.CertFile()
+			if tc.passed {
+				ca = bundle(t, dir, e.ca.CertFile(), files.cert)
+			}
+			cr := &clientRun{t: t, ctx: ctx, dir: dir, proxy: e.addr, ca: ca, origin: o.addr(),
 				between: func() { col.wait(t, len(col.got)+1) }}
 			reports := tc.run(cr, bin)
 			if tc.want != nil {
@@ -162,9 +179,9 @@ func TestRealClients(t *testing.T) {
 			for i, r := range recs {
 				_, p, _ := net.SplitHostPort(r.ClientAddr)
 				checkRecord(t, i, r, wires[atoi(p)], bytes[atoi(p)], tc.hrr)
-				t.Logf("conn %d %s: verdict %s (client %s, upstream %s); client resumed %v, upstream resumed %v, ja4 %s",
-					i, r.ID, r.Verdict.Code, r.Verdict.Client, r.Verdict.Upstream, r.ClientLeg.Resumed,
-					r.UpstreamLeg.Resumed, r.ClientHello.JA4)
+				resumed, _ := clientSide(r)
+				t.Logf("conn %d %s: verdict %s (client %s, upstream %s); client resumed %v, origin resumed %v, ja4 %s",
+					i, r.ID, r.Verdict.Code, r.Verdict.Client, r.Verdict.Upstream, resumed, originResumed(r), r.ClientHello.JA4)
 			}
 			if tc.want == nil {
 				checkBrowser(t, recs, o)
@@ -207,14 +224,16 @@ func checkRecord(t *testing.T, i int, r *inspect.ConnRecord, w *wireConn, b wire
 	check("psk_key_exchange_modes", ch.PSKKeyExchangeModes, h.PSKModes)
 	check("early_data", ch.EarlyData, h.Has(42))
 	check("ja4", ch.JA4, ja4)
-	if r.ClientLeg == nil || r.ClientLeg.Error != "" || r.UpstreamLeg == nil || r.UpstreamLeg.Error != "" {
-		t.Fatalf("conn %d %s: client leg %+v, upstream leg %+v", i, r.ID, r.ClientLeg, r.UpstreamLeg)
+	if r.Passthrough == "" && (r.ClientLeg == nil || r.ClientLeg.Error != "" || r.UpstreamLeg == nil || r.UpstreamLeg.Error != "") ||
+		r.Passthrough != "" && (r.ServerHello == nil || !r.ServerHello.Complete) {
+		t.Fatalf("conn %d %s: client leg %+v, upstream leg %+v, passthrough %q", i, r.ID, r.ClientLeg, r.UpstreamLeg, r.Passthrough)
 	}
-	if r.ClientLeg.Resumed != w.resumed {
-		t.Errorf("conn %d %s: client_leg.resumed %v, the capture shows tlsresume resumed=%v", i, r.ID, r.ClientLeg.Resumed, w.resumed)
+	resumed, version := clientSide(r)
+	if resumed != w.resumed {
+		t.Errorf("conn %d %s: the record says the client's handshake resumed=%v, the capture shows %v", i, r.ID, resumed, w.resumed)
 	}
-	if want := map[int]string{0x0304: "1.3", 0x0303: "1.2"}[w.version]; r.ClientLeg.Version != want {
-		t.Errorf("conn %d %s: client_leg.version %s, the capture shows %#x", i, r.ID, r.ClientLeg.Version, w.version)
+	if want := map[int]string{0x0304: "1.3", 0x0303: "1.2"}[w.version]; version != want {
+		t.Errorf("conn %d %s: the record says version %s, the capture shows %#x", i, r.ID, version, w.version)
 	}
 	if w.hrr != hrr {
 		t.Errorf("conn %d %s: the capture shows HelloRetryRequest %v, want %v", i, r.ID, w.hrr, hrr)
@@ -223,6 +242,43 @@ func checkRecord(t *testing.T, i int, r *inspect.ConnRecord, w *wireConn, b wire
 		t.Errorf("conn %d %s: bytes_up %d, bytes_down %d; the capture shows %d (%d maybe unread) and %d after CONNECT",
 			i, r.ID, r.BytesUp, r.BytesDown, b.up, b.unread, b.down)
 	}
+}
+
+// clientSide is what the record says of the client's own handshake: with
+// tlsresume (client_leg), or, passed through, with the real server (its
+// ServerHello).
+func clientSide(r *inspect.ConnRecord) (resumed bool, version string) {
+	if r.Passthrough != "" {
+		return r.ServerHello.Resumed, inspect.VersionName(uint16(r.ServerHello.Version))
+	}
+	return r.ClientLeg.Resumed, r.ClientLeg.Version
+}
+
+// originResumed is what the record says the origin did: resumed
+// tlsresume's upstream handshake, or, passed through, the client's.
+func originResumed(r *inspect.ConnRecord) bool {
+	if r.Passthrough != "" {
+		return r.ServerHello != nil && r.ServerHello.Resumed
+	}
+	return r.UpstreamLeg.Resumed
+}
+
+// bundle writes the certificates of files into one PEM file in dir.
+func bundle(t *testing.T, dir string, files ...string) string {
+	t.Helper()
+	var b []byte
+	for _, f := range files {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, pem...)
+	}
+	path := filepath.Join(dir, "trust.pem")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // checkSequence checks a client's connections against their expected
@@ -246,16 +302,16 @@ func checkSequence(t *testing.T, recs []*inspect.ConnRecord, reports []clientRep
 		} else if got != w {
 			t.Errorf("conn %d %s: verdict %+v (%s), want %+v", i, r.ID, got, r.Verdict.Text, w)
 		}
-		if rep.resumed != nil && *rep.resumed != r.ClientLeg.Resumed {
-			t.Errorf("conn %d %s: the client says resumed=%v, client_leg.resumed %v", i, r.ID, *rep.resumed, r.ClientLeg.Resumed)
+		if resumed, _ := clientSide(r); rep.resumed != nil && *rep.resumed != resumed {
+			t.Errorf("conn %d %s: the client says resumed=%v, the record %v", i, r.ID, *rep.resumed, resumed)
 		}
 		if _, p, _ := net.SplitHostPort(r.ClientAddr); rep.port != 0 && strconv.Itoa(rep.port) != p {
 			t.Errorf("conn %d %s: the client used port %d, the record says %s", i, r.ID, rep.port, r.ClientAddr)
 		}
-		if r.UpstreamLeg.Resumed {
+		if originResumed(r) {
 			upResumed++
 		}
-		if r.UpstreamLeg.ExtraHandshakes != 0 {
+		if r.UpstreamLeg != nil && r.UpstreamLeg.ExtraHandshakes != 0 {
 			t.Errorf("conn %d %s: %d extra upstream handshakes", i, r.ID, r.UpstreamLeg.ExtraHandshakes)
 		}
 	}
@@ -271,8 +327,8 @@ func checkSequence(t *testing.T, recs []*inspect.ConnRecord, reports []clientRep
 	}
 	if len(per) == len(recs) {
 		for i, r := range recs {
-			if per[i] != r.UpstreamLeg.Resumed {
-				t.Errorf("conn %d %s: the origin says resumed=%v, upstream_leg.resumed %v", i, r.ID, per[i], r.UpstreamLeg.Resumed)
+			if per[i] != originResumed(r) {
+				t.Errorf("conn %d %s: the origin says resumed=%v, the record %v", i, r.ID, per[i], originResumed(r))
 			}
 		}
 	}

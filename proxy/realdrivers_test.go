@@ -276,9 +276,10 @@ func gnutlsClient(version string) func(*clientRun, string) []clientReport {
 			addr = forwardVia(cr.t, cr.proxy, "localhost:"+cr.port())
 		}
 		host, port, _ := net.SplitHostPort(addr)
-		stdout, stderr, err := runTool(cr.ctx, nil, httpGet, bin, "--x509cafile", cr.ca, "--resume",
-			"--priority", "NORMAL:-VERS-ALL:+VERS-TLS"+version, "--sni-hostname", "localhost",
-			"--verify-hostname", "localhost", "-p", port, host)
+		args := []string{"--x509cafile", cr.ca, "--resume",
+			"--priority", "NORMAL:-VERS-ALL:+VERS-TLS" + version, "--sni-hostname", "localhost",
+			"--verify-hostname", "localhost", "-p", port, host}
+		stdout, stderr, err := runTool(cr.ctx, nil, httpGet, bin, args...)
 		if err != nil {
 			cr.t.Fatal(err)
 		}

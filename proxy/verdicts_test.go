@@ -113,7 +113,7 @@ var verdictCases = []verdictCase{
 	{"session ID only", []wantConn{{inspect.CodeClientSessionIDOnly, inspect.CodeClientSessionIDOnly, inspect.CodeUpstreamFirstContact}},
 		func(t *testing.T) []*inspect.ConnRecord {
 			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
-			e := startProxy(t, tempDir(t), nil)
+			e := startProxy(t, tempDir(t), func(c *Config) { c.SessionIDClients = "intercept" })
 			_, err := e.goDial(o.addr, &tls.Config{ServerName: "origin.test", SessionTicketsDisabled: true, MaxVersion: tls.VersionTLS12})
 			if err != nil {
 				t.Fatal(err)
@@ -248,7 +248,9 @@ var verdictCases = []verdictCase{
 	{"client wants TLS 1.3 from a TLS 1.2 origin", []wantConn{{inspect.CodeClientHandshakeFailed, inspect.CodeClientHandshakeFailed, inspect.CodeUpstreamFirstContact}},
 		func(t *testing.T) []*inspect.ConnRecord {
 			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
-			e := startProxy(t, tempDir(t), nil)
+			// Intercepted: a TLS 1.3-only hello has no session_ticket
+			// extension, and would be passed through as a session-ID client.
+			e := startProxy(t, tempDir(t), func(c *Config) { c.SessionIDClients = "intercept" })
 			if _, err := e.goDial(o.addr, &tls.Config{ServerName: "origin.test", MinVersion: tls.VersionTLS13}); err == nil {
 				t.Fatal("a TLS 1.3-only client completed a handshake with a TLS 1.2 mirror")
 			}

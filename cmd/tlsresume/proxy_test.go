@@ -34,6 +34,7 @@ func TestProxyRefusals(t *testing.T) {
 		{[]string{"--web", "8081"}, "want host:port or off"},
 		{[]string{"--web-history", "0"}, "--web-history 0"},
 		{[]string{"--client-resumption", "sometimes"}, "want allow, refuse or expire-after=DURATION"},
+		{[]string{"--session-id-clients", "maybe"}, "want passthrough or intercept"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -38,7 +38,7 @@ type proxyFlags struct {
 	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by runProxy
 	autoPassthrough                                     bool
 	web                                                 webFlags
-	clientResumption                                    string
+	clientResumption, sessionIDClients                  string
 	rotateKeys, forgetKeys                              bool
 }
 
@@ -74,6 +74,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
 	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
 	fs.StringVar(&p.clientResumption, "client-resumption", "", "what to do with tlsresume's own tickets that clients offer: `rules` allow, refuse or expire-after=DURATION, optionally per HOST=, comma-separated, e.g. --client-resumption 'expire-after=10m,api.example.com=refuse'")
+	fs.StringVar(&p.sessionIDClients, "session-id-clients", "passthrough", "clients that resume only by session ID (TLS 1.2 without session_ticket), which Go's TLS server cannot resume: `passthrough` (they resume against the real server; their HTTP is not seen) or intercept, e.g. --session-id-clients intercept")
 	fs.BoolVar(&p.rotateKeys, "rotate-ticket-keys", false, "start encrypting client tickets under a new key now (earlier tickets still resume), e.g. --rotate-ticket-keys")
 	fs.BoolVar(&p.forgetKeys, "forget-ticket-keys", false, "start with a new client ticket key and forget the old ones (no earlier ticket resumes), e.g. --forget-ticket-keys")
 	p.web.register(fs)
@@ -118,6 +119,13 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	var err error
 	if cfg.ClientResumption, err = proxy.ParseResumptionRules(p.clientResumption); err != nil {
 		return cfg, nil, err
+	}
+	switch cfg.SessionIDClients = p.sessionIDClients; cfg.SessionIDClients {
+	case "passthrough":
+		cfg.Log.Info().Msg("clients that resume only by session ID (TLS 1.2 without session_ticket) are passed through, so they resume as they do directly; their HTTP is not seen (--session-id-clients intercept shows it instead)")
+	case "intercept":
+	default:
+		return cfg, nil, fmt.Errorf("--session-id-clients %q: want passthrough or intercept", p.sessionIDClients)
 	}
 	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
 		return cfg, nil, err

@@ -59,7 +59,7 @@ func newRow(e *entry, seqOf func(id string, before uint64) uint64) row {
 	}
 	if ch := r.ClientHello; ch != nil {
 		w.Attempt = string(ch.Attempt)
-		w.Version = offeredVersion(ch)
+		w.Version = inspect.VersionName(uint16(inspect.MaxVersion(ch)))
 		switch {
 		case !ch.SessionTicket.Offered:
 		case ch.SessionTicket.Len == 0:
@@ -92,17 +92,6 @@ func newRow(e *entry, seqOf func(id string, before uint64) uint64) row {
 		w.Verdict, w.Family, w.Text = string(r.Verdict.Code), r.Verdict.Code.Family(), r.Verdict.Text
 	}
 	return w
-}
-
-// offeredVersion is the highest TLS version a hello offers, as "1.3".
-func offeredVersion(ch *inspect.ClientHelloRecord) string {
-	best := ch.LegacyVersion
-	for _, v := range ch.SupportedVersions {
-		if !inspect.IsGREASE(uint16(v)) && v > best {
-			best = v
-		}
-	}
-	return inspect.VersionName(uint16(best))
 }
 
 func hostOnly(addr string) string {
