@@ -47,6 +47,22 @@ type ClientLeg struct {
 	// ClosedAfterCertificate: the client closed the handshake without an
 	// alert after tlsresume's certificate went out (how some apps pin).
 	ClosedAfterCertificate bool `json:"closed_after_certificate,omitempty"`
+	// ClientCert: whether tlsresume asked the client for a certificate, and
+	// what it presented (null when neither happened).
+	ClientCert *ClientCert `json:"client_cert,omitempty"`
+}
+
+// ClientCert is a client certificate on one leg: whether the server side
+// asked for one, whether one was presented, which, and, when the handshake
+// resumed instead, the connection whose handshake the session's certificate
+// comes from (no certificate is asked for on a resumption: seed 001, Apple
+// Technical Q&A QA1727).
+type ClientCert struct {
+	Requested   bool   `json:"requested"`
+	Presented   bool   `json:"presented"`
+	Subject     string `json:"subject,omitempty"`
+	SHA256      string `json:"sha256,omitempty"` // of the certificate, in hex
+	FromSession string `json:"from_session,omitempty"`
 }
 
 // UpstreamLeg is tlsresume's own handshake with the real server.
@@ -68,6 +84,9 @@ type UpstreamLeg struct {
 	HandshakeMS     float64     `json:"handshake_ms"`
 	ExtraHandshakes int         `json:"extra_handshakes"` // further upstream connections made for this client connection
 	Error           string      `json:"error,omitempty"`
+	// ClientCert: whether the origin asked tlsresume for a certificate, and
+	// the identity tlsresume presented or resumed with.
+	ClientCert *ClientCert `json:"client_cert,omitempty"`
 }
 
 // Mirrored says what tlsresume copied from the origin into its answer to

@@ -62,6 +62,7 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	m.Names = names
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
+	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg)
 	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
 	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
 		c.clientLeg.Ticket = inspect.TicketDisabled
@@ -119,6 +120,7 @@ func (s *Server) clientHandshake(ctx context.Context, c *conn, raw net.Conn, cfg
 	leg.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
 	leg.ALPN = st.NegotiatedProtocol
 	leg.Resumed = st.DidResume
+	recordClientCert(leg, cfg.ClientAuth, &st)
 	return tc, nil
 }
 

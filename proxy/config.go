@@ -44,6 +44,16 @@ type Config struct {
 	// ClientResumption says what to do with tickets of tlsresume's own that
 	// clients offer, per host (see ResumptionRule). Default: allow all.
 	ClientResumption []ResumptionRule
+	// ClientAuth says when the client leg asks the client for a
+	// certificate: ClientAuthMirror (default: when the origin asked
+	// tlsresume on this connection), ClientAuthRequest, ClientAuthRequire or
+	// ClientAuthNone. Any certificate is accepted and recorded.
+	ClientAuth string
+	// UpstreamClientCerts are identities tlsresume may present to origins
+	// that ask for a client certificate: the one whose certificate the
+	// client presented on the client leg, else the first whose pattern
+	// matches the host. Default: none.
+	UpstreamClientCerts []UpstreamIdentity
 	// SessionIDClients is what to do with a client that can resume only by
 	// session ID (TLS 1.2 without the session_ticket extension), which Go's
 	// TLS server cannot resume: "passthrough" (default: relay it untouched,
@@ -98,6 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 1024
+	}
+	if c.ClientAuth == "" {
+		c.ClientAuth = ClientAuthMirror
 	}
 	if c.SessionIDClients == "" {
 		c.SessionIDClients = "passthrough"

@@ -25,6 +25,7 @@ type conn struct {
 	offer        upstreamOffer  // what the upstream leg offered for this client
 	pre          *predial       // the destination, dialled while the hello arrives
 	origin       string         // upstream.Key of the origin, once dialled
+	ident        *identity      // the client identity presented upstream, if any
 	originOpened bool           // counted in memory.openOrigin, to be closed once
 	tunnelled    bool           // not TLS: relayed untouched
 	up           *upstreamConn
@@ -78,7 +79,7 @@ func (c *conn) nameKey() string {
 // setOrigin names the origin by the address the upstream connection
 // reached, as the upstream cache does (upstream.Key).
 func (c *conn) setOrigin(remote net.Addr) {
-	c.origin = upstream.Key(c.rec.SNI, remote.String())
+	c.origin = upstream.Key(c.rec.SNI, remote.String(), c.ident.key())
 }
 
 // clientKey names a client program on a device and the host it talks to:

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +91,11 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		c.finish()
 		return
 	}
+	if err := s.mirrorIdentity(c, tc); err != nil {
+		tc.Close()
+		c.finish()
+		return
+	}
 	s.relay.serveTLS(c, tc)
 }
 
@@ -101,6 +107,9 @@ func (s *Server) interceptUpstream(c *conn) (*upstreamConn, error) {
 	c.rec.UpstreamLeg = leg
 	if err != nil {
 		return nil, err
+	}
+	if c.ident == nil {
+		c.ident = s.upstreamIdentity(c.serverName())
 	}
 	c.setOrigin(raw.RemoteAddr())
 	origin, nameSeen := s.origins.openOrigin(c.origin, c.nameKey())
@@ -114,6 +123,34 @@ func (s *Server) interceptUpstream(c *conn) (*upstreamConn, error) {
 	up, err := s.handshakeOrigin(s.ctx, c, raw, c.offer, leg)
 	c.up = up
 	return up, err
+}
+
+// mirrorIdentity makes the upstream leg present the identity the client
+// presented, when tlsresume holds its key and presented another (or none)
+// upstream: the upstream handshake is made again with it, so each identity
+// an app uses reaches the origin unchanged (seed 001).
+func (s *Server) mirrorIdentity(c *conn, tc *tls.Conn) error {
+	// On a resumed handshake the certificate is the session's: the
+	// upstream leg must then use that identity's session too, never
+	// another identity's.
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		return nil
+	}
+	id := s.heldIdentity(st.PeerCertificates[0].Raw)
+	if id == nil || id.key() == c.ident.key() {
+		return nil
+	}
+	disabled := c.facts.ticketsDisabled
+	c.dropUpstream()
+	c.ident = id
+	up, err := s.interceptUpstream(c)
+	c.facts.ticketsDisabled = disabled
+	if err != nil {
+		return err
+	}
+	up.startSip()
+	return nil
 }
 
 // passKey names a host for passthrough decisions: its SNI, else the target.

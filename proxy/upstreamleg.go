@@ -112,17 +112,20 @@ func (s *Server) handshakeOrigin(ctx context.Context, c *conn, raw net.Conn, off
 	start := s.cfg.Now()
 	cc := &countingConn{Conn: raw}
 	// The cache is keyed like Apple's: server name + address + port (seed 001).
-	view := s.cfg.Upstream.For(c.rec.ID, c.rec.SNI, raw.RemoteAddr().String())
+	view := s.cfg.Upstream.For(c.rec.ID, c.rec.SNI, raw.RemoteAddr().String(), c.ident.key())
 	serverName := c.serverName()
 	cfg := &tls.Config{
 		ServerName:         serverName,
 		NextProtos:         offer.alpn,
 		CurvePreferences:   offer.groups,
 		ClientSessionCache: view,
-		RootCAs:            s.cfg.UpstreamRoots,
-		KeyLogWriter:       s.cfg.KeyLog,
-		MinVersion:         tls.VersionTLS10,
-		Time:               s.cfg.Now,
+		// Answer a CertificateRequest with the identity chosen for this
+		// connection, or with none.
+		GetClientCertificate: presentIdentity(leg, c.ident),
+		RootCAs:              s.cfg.UpstreamRoots,
+		KeyLogWriter:         s.cfg.KeyLog,
+		MinVersion:           tls.VersionTLS10,
+		Time:                 s.cfg.Now,
 		// Verification is done in VerifyConnection so that an insecure
 		// upstream still records whether the certificate verified.
 		InsecureSkipVerify: true,
@@ -152,6 +155,7 @@ func (s *Server) handshakeOrigin(ctx context.Context, c *conn, raw net.Conn, off
 	leg.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
 	leg.ALPN = st.NegotiatedProtocol
 	leg.Resumed = st.DidResume
+	recordUpstreamResumption(leg, c.ident)
 	return &upstreamConn{tls: tc, raw: cc, view: view, hsRead: cc.read.Load()}, nil
 }
 

@@ -48,6 +48,9 @@ func decide(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
 		v.Code = uc
 	}
 	v.Text = "client: " + ct + "; upstream: " + ut
+	if w := certWords(r.ClientLeg, r.UpstreamLeg); w != "" {
+		v.Text += "; " + w
+	}
 	return v
 }
 

@@ -35,6 +35,9 @@ func TestProxyRefusals(t *testing.T) {
 		{[]string{"--web-history", "0"}, "--web-history 0"},
 		{[]string{"--client-resumption", "sometimes"}, "want allow, refuse or expire-after=DURATION"},
 		{[]string{"--session-id-clients", "maybe"}, "want passthrough or intercept"},
+		{[]string{"--client-auth", "sometimes"}, "want mirror, request, require or none"},
+		{[]string{"--upstream-client-cert", "alice.pem"}, "want PATTERN=CERT.pem,KEY.pem"},
+		{[]string{"--upstream-client-cert", "*=missing.pem,missing-key.pem"}, "missing.pem"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

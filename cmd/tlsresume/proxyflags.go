@@ -38,7 +38,8 @@ type proxyFlags struct {
 	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by runProxy
 	autoPassthrough                                     bool
 	web                                                 webFlags
-	clientResumption, sessionIDClients                  string
+	clientResumption, sessionIDClients, clientAuth      string
+	upstreamCerts                                       identityFlags
 	rotateKeys, forgetKeys                              bool
 }
 
@@ -74,6 +75,8 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.passthrough, "passthrough", "", "relay these host `globs` untouched (both hellos still recorded), comma-separated, e.g. --passthrough '*.apple.com,pinned.example'")
 	fs.BoolVar(&p.autoPassthrough, "auto-passthrough", false, "pass a host through once a client rejected tlsresume's certificate for it (pinning), e.g. --auto-passthrough")
 	fs.StringVar(&p.clientResumption, "client-resumption", "", "what to do with tlsresume's own tickets that clients offer: `rules` allow, refuse or expire-after=DURATION, optionally per HOST=, comma-separated, e.g. --client-resumption 'expire-after=10m,api.example.com=refuse'")
+	fs.StringVar(&p.clientAuth, "client-auth", "mirror", "ask clients for a certificate: `mirror` (when the origin asked tlsresume), request, require or none; any certificate is accepted and recorded, e.g. --client-auth request")
+	fs.Var(&p.upstreamCerts, "upstream-client-cert", "a client `identity` to present to origins that ask, PATTERN=CERT.pem,KEY.pem, repeatable; a client that presents one of these is mirrored with it, e.g. --upstream-client-cert 'api.example.com=alice.pem,alice-key.pem'")
 	fs.StringVar(&p.sessionIDClients, "session-id-clients", "passthrough", "clients that resume only by session ID (TLS 1.2 without session_ticket), which Go's TLS server cannot resume: `passthrough` (they resume against the real server; their HTTP is not seen) or intercept, e.g. --session-id-clients intercept")
 	fs.BoolVar(&p.rotateKeys, "rotate-ticket-keys", false, "start encrypting client tickets under a new key now (earlier tickets still resume), e.g. --rotate-ticket-keys")
 	fs.BoolVar(&p.forgetKeys, "forget-ticket-keys", false, "start with a new client ticket key and forget the old ones (no earlier ticket resumes), e.g. --forget-ticket-keys")
@@ -118,6 +121,14 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	cfg.TicketRotation = p.ticketRotation
 	var err error
 	if cfg.ClientResumption, err = proxy.ParseResumptionRules(p.clientResumption); err != nil {
+		return cfg, nil, err
+	}
+	switch cfg.ClientAuth = p.clientAuth; cfg.ClientAuth {
+	case proxy.ClientAuthMirror, proxy.ClientAuthRequest, proxy.ClientAuthRequire, proxy.ClientAuthNone:
+	default:
+		return cfg, nil, fmt.Errorf("--client-auth %q: want mirror, request, require or none", p.clientAuth)
+	}
+	if cfg.UpstreamClientCerts, err = p.upstreamCerts.identities(); err != nil {
 		return cfg, nil, err
 	}
 	switch cfg.SessionIDClients = p.sessionIDClients; cfg.SessionIDClients {
@@ -341,4 +352,38 @@ func (p *proxyFlags) buildDNS(cfg *proxy.Config) error {
 	srv := p.dnsSrv
 	cfg.RecentName = func(ip netip.Addr) (string, bool) { return srv.Recent(ip, 30*time.Second) }
 	return nil
+}
+
+// identityFlags is --upstream-client-cert, repeatable: each value is
+// PATTERN=CERT.pem,KEY.pem, and a YAML list arrives as such values joined
+// by commas.
+type identityFlags []string
+
+func (f *identityFlags) String() string { return strings.Join(*f, ",") }
+
+func (f *identityFlags) Set(v string) error {
+	parts := splitList(v)
+	for len(parts) > 0 {
+		if len(parts) < 2 || !strings.Contains(parts[0], "=") || strings.Contains(parts[1], "=") {
+			return fmt.Errorf("want PATTERN=CERT.pem,KEY.pem, e.g. api.example.com=alice.pem,alice-key.pem")
+		}
+		*f = append(*f, parts[0]+","+parts[1])
+		parts = parts[2:]
+	}
+	return nil
+}
+
+// identities loads each PATTERN=CERT.pem,KEY.pem.
+func (f identityFlags) identities() ([]proxy.UpstreamIdentity, error) {
+	var out []proxy.UpstreamIdentity
+	for _, v := range f {
+		spec, keyFile, _ := strings.Cut(v, ",")
+		pattern, certFile, _ := strings.Cut(spec, "=")
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-client-cert %s=%s,%s: %w", pattern, certFile, keyFile, err)
+		}
+		out = append(out, proxy.UpstreamIdentity{Pattern: pattern, Cert: cert})
+	}
+	return out, nil
 }

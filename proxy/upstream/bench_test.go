@@ -10,7 +10,7 @@ import (
 func BenchmarkGetHit(b *testing.B) {
 	cs, _ := realSession(b, tls.VersionTLS13)
 	c := newTestCache(b, CacheConfig{})
-	v := c.For("bench", testSNI, "127.0.0.1:443")
+	v := c.For("bench", testSNI, "127.0.0.1:443", "")
 	v.Put("", cs)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -29,7 +29,7 @@ func BenchmarkPut(b *testing.B) {
 			c := newTestCache(b, CacheConfig{Size: 512})
 			views := make([]*View, 1024)
 			for i := range views {
-				views[i] = c.For("bench", testSNI, "127.0.0.1:"+strconv.Itoa(i))
+				views[i] = c.For("bench", testSNI, "127.0.0.1:"+strconv.Itoa(i), "")
 			}
 			b.ReportAllocs()
 			i := 0

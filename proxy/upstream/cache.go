@@ -126,18 +126,28 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 
 // For returns a view of the cache for one upstream handshake made for client
 // connection connID, to server name sni at addr, the "ip:port" actually
-// dialed. Set it as that handshake's tls.Config.ClientSessionCache, with
+// dialed, presenting the client identity named identity ("" for none; see
+// Key). Set it as that handshake's tls.Config.ClientSessionCache, with
 // ServerName equal to sni: crypto/tls checks a resumed session's certificate
 // against ServerName.
-func (c *Cache) For(connID, sni, addr string) *View {
-	return &View{c: c, connID: connID, key: Key(sni, addr)}
+func (c *Cache) For(connID, sni, addr, identity string) *View {
+	return &View{c: c, connID: connID, key: Key(sni, addr, identity)}
 }
 
 // Key names an origin as the cache does, and as Apple's TLS session cache
 // does (seed 001): the server name and the "ip:port" actually dialled. Two
 // addresses of one name are two origins: a session made with one is not
-// offered to the other. Everything that remembers origins uses this key.
-func Key(sni, addr string) string { return sni + "|" + addr }
+// offered to the other. The client identity presented is part of it too: a
+// session made with one identity is never resumed with another, so an app
+// that uses one identity per URL is asked for each (Apple Technical Q&A
+// QA1727, whose bug is exactly a session reused across identities).
+// Everything that remembers origins uses this key.
+func Key(sni, addr, identity string) string {
+	if identity == "" {
+		return sni + "|" + addr
+	}
+	return sni + "|" + addr + "|" + identity
+}
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {

@@ -47,7 +47,7 @@ func TestResumption(t *testing.T) {
 			cfg := clientConfig(pki)
 			c := newTestCache(t, CacheConfig{})
 
-			r := dial(t, addr, c.For("c1", testSNI, addr), cfg)
+			r := dial(t, addr, c.For("c1", testSNI, addr, ""), cfg)
 			check(t, "first dial", r, false, Lookup{Result: "miss", Offered: "none"})
 			if r.state.Version != tv.version {
 				t.Fatalf("negotiated %s, want %s", tls.VersionName(r.state.Version), tls.VersionName(tv.version))
@@ -56,14 +56,14 @@ func TestResumption(t *testing.T) {
 				t.Errorf("first dial: Stored = %d, want 1", r.stored)
 			}
 
-			r = dial(t, addr, c.For("c2", testSNI, addr), cfg)
+			r = dial(t, addr, c.For("c2", testSNI, addr, ""), cfg)
 			check(t, "second dial", r, true, Lookup{Result: "hit", From: "c1", Version: tv.version, Offered: tv.offered})
 			if r.stored != 1 {
 				t.Errorf("second dial: Stored = %d, want 1 (Go servers send a new ticket on resumption)", r.stored)
 			}
 
 			// The resumed connection's fresh session replaced c1's.
-			r = dial(t, addr, c.For("c3", testSNI, addr), cfg)
+			r = dial(t, addr, c.For("c3", testSNI, addr, ""), cfg)
 			check(t, "third dial", r, true, Lookup{Result: "hit", From: "c2", Version: tv.version, Offered: tv.offered})
 
 			checkStats(t, c, Stats{Gets: 3, Hits: 2, Misses: 1, Puts: 3, Entries: 1})
@@ -101,7 +101,7 @@ func TestKey(t *testing.T) {
 	})
 
 	c := newTestCache(t, CacheConfig{})
-	dial(t, addrA, c.For("c1", testSNI, addrA), cfg)
+	dial(t, addrA, c.For("c1", testSNI, addrA, ""), cfg)
 	otherCfg := cfg.Clone()
 	otherCfg.ServerName = otherSNI
 	tests := []struct {
@@ -118,7 +118,7 @@ func TestKey(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := dial(t, tt.addr, c.For(fmt.Sprintf("k%d", i), tt.sni, tt.addr), tt.cfg)
+			r := dial(t, tt.addr, c.For(fmt.Sprintf("k%d", i), tt.sni, tt.addr, ""), tt.cfg)
 			check(t, tt.name, r, tt.resumed, tt.want)
 		})
 	}
@@ -145,9 +145,9 @@ func TestTTL(t *testing.T) {
 		t.Run(tt.after.String(), func(t *testing.T) {
 			clock := newFakeClock()
 			c := newTestCache(t, CacheConfig{Now: clock.Now})
-			dial(t, addr, c.For("c1", testSNI, addr), cfg)
+			dial(t, addr, c.For("c1", testSNI, addr, ""), cfg)
 			clock.Advance(tt.after)
-			r := dial(t, addr, c.For("c2", testSNI, addr), cfg)
+			r := dial(t, addr, c.For("c2", testSNI, addr, ""), cfg)
 			check(t, "after "+tt.after.String(), r, tt.resumed, tt.want)
 			if r.lookup.AgeMS != tt.after.Milliseconds() {
 				t.Errorf("AgeMS = %d, want %d", r.lookup.AgeMS, tt.after.Milliseconds())
@@ -169,9 +169,9 @@ func TestServerTicketLifetime(t *testing.T) {
 	cfg.Time = clock.Now // crypto/tls and the cache share a clock, as they do in the proxy
 	c := newTestCache(t, CacheConfig{Now: clock.Now, TTL: 30 * 24 * time.Hour})
 
-	dial(t, addr, c.For("c1", testSNI, addr), cfg)
+	dial(t, addr, c.For("c1", testSNI, addr, ""), cfg)
 	clock.Advance(8 * 24 * time.Hour)
-	r := dial(t, addr, c.For("c2", testSNI, addr), cfg)
+	r := dial(t, addr, c.For("c2", testSNI, addr, ""), cfg)
 	check(t, "after 8 days", r, false, Lookup{Result: "expired", From: "c1", Offered: "none"})
 	checkStats(t, c, Stats{Gets: 2, Hits: 1, Misses: 1, Expiries: 1, Puts: 2, Entries: 1})
 }
@@ -186,13 +186,13 @@ func TestDropped(t *testing.T) {
 			clock := newFakeClock()
 			// A TTL longer than the jump keeps the cache's own expiry out of the way.
 			c := newTestCache(t, CacheConfig{Now: clock.Now, TTL: 3 * time.Hour})
-			dial(t, addr, c.For("c1", testSNI, addr), clientConfig(pki))
+			dial(t, addr, c.For("c1", testSNI, addr, ""), clientConfig(pki))
 
 			clock.Advance(2 * time.Hour)
 			cfg := clientConfig(pki)
 			cfg.Time = clock.Now
 			cfg.InsecureSkipVerify = true // the certificate has expired by cfg.Time
-			r := dial(t, addr, c.For("c2", testSNI, addr), cfg)
+			r := dial(t, addr, c.For("c2", testSNI, addr, ""), cfg)
 			check(t, "expired certificate", r, false, Lookup{Result: "dropped", From: "c1", Version: tv.version, Offered: tv.offered})
 			checkStats(t, c, Stats{Gets: 2, Hits: 1, Misses: 1, Drops: 1, Puts: 2, Entries: 1})
 		})
@@ -219,7 +219,7 @@ func TestLRU(t *testing.T) {
 		{a, "miss"},
 	}
 	for i, s := range steps {
-		r := dial(t, s.addr, c.For(fmt.Sprint("c", i), testSNI, s.addr), cfg)
+		r := dial(t, s.addr, c.For(fmt.Sprint("c", i), testSNI, s.addr, ""), cfg)
 		if r.lookup.Result != s.result || r.state.DidResume != (s.result == "hit") {
 			t.Errorf("step %d: Result %q DidResume %v, want %q", i, r.lookup.Result, r.state.DidResume, s.result)
 		}
@@ -236,7 +236,7 @@ func TestDisabled(t *testing.T) {
 			addr := serve(t, serverConfig(pki, tv.version, false))
 			c := newTestCache(t, CacheConfig{Disabled: true, File: t.TempDir() + "/never-written"})
 			for i := range 2 {
-				r := dial(t, addr, c.For(fmt.Sprint("c", i), testSNI, addr), clientConfig(pki))
+				r := dial(t, addr, c.For(fmt.Sprint("c", i), testSNI, addr, ""), clientConfig(pki))
 				check(t, fmt.Sprint("dial ", i), r, false, Lookup{Result: "off", Offered: "none"})
 				if r.stored != 1 {
 					t.Errorf("dial %d: Stored = %d, want 1", i, r.stored)
@@ -254,12 +254,12 @@ func TestFlush(t *testing.T) {
 	pki := longPKI(t)
 	addr := serve(t, serverConfig(pki, tls.VersionTLS13, false))
 	c := newTestCache(t, CacheConfig{})
-	dial(t, addr, c.For("c1", testSNI, addr), clientConfig(pki))
+	dial(t, addr, c.For("c1", testSNI, addr, ""), clientConfig(pki))
 	c.Flush()
 	if n := c.Stats().Entries; n != 0 {
 		t.Fatalf("Entries after Flush = %d", n)
 	}
-	r := dial(t, addr, c.For("c2", testSNI, addr), clientConfig(pki))
+	r := dial(t, addr, c.For("c2", testSNI, addr, ""), clientConfig(pki))
 	check(t, "after Flush", r, false, Lookup{Result: "miss", Offered: "none"})
 }
 
@@ -272,7 +272,7 @@ func TestServerWithoutTickets(t *testing.T) {
 			addr := serve(t, serverConfig(pki, tv.version, true))
 			c := newTestCache(t, CacheConfig{})
 			for i := range 2 {
-				r := dial(t, addr, c.For(fmt.Sprint("c", i), testSNI, addr), clientConfig(pki))
+				r := dial(t, addr, c.For(fmt.Sprint("c", i), testSNI, addr, ""), clientConfig(pki))
 				check(t, fmt.Sprint("dial ", i), r, false, Lookup{Result: "miss", Offered: "none"})
 				if r.stored != 0 {
 					t.Errorf("dial %d: Stored = %d after reading application data, want 0", i, r.stored)
@@ -286,7 +286,7 @@ func TestServerWithoutTickets(t *testing.T) {
 // TestLookupBeforeGet: a view crypto/tls never asked reports nothing.
 func TestLookupBeforeGet(t *testing.T) {
 	c := newTestCache(t, CacheConfig{})
-	if got := c.For("c", testSNI, "127.0.0.1:1").Lookup(); got != (Lookup{Offered: "none"}) {
+	if got := c.For("c", testSNI, "127.0.0.1:1", "").Lookup(); got != (Lookup{Offered: "none"}) {
 		t.Errorf("Lookup = %+v", got)
 	}
 }
@@ -306,7 +306,7 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 5 {
-				v := c.For(fmt.Sprintf("g%d-%d", g, i), testSNI, addr)
+				v := c.For(fmt.Sprintf("g%d-%d", g, i), testSNI, addr, "")
 				r, err := tryDial(addr, v, cfg)
 				if err != nil {
 					errs <- err

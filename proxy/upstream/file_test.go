@@ -25,7 +25,7 @@ func TestSaveRestore(t *testing.T) {
 			clock := newFakeClock()
 
 			c1 := newTestCache(t, CacheConfig{File: file, Now: clock.Now})
-			dial(t, addr, c1.For("c1", testSNI, addr), cfg)
+			dial(t, addr, c1.For("c1", testSNI, addr, ""), cfg)
 			if err := c1.Save(); err != nil {
 				t.Fatal(err)
 			}
@@ -36,7 +36,7 @@ func TestSaveRestore(t *testing.T) {
 			if n := c2.Stats().Entries; n != 1 {
 				t.Fatalf("restored cache has %d entries, want 1", n)
 			}
-			r := dial(t, addr, c2.For("c2", testSNI, addr), cfg)
+			r := dial(t, addr, c2.For("c2", testSNI, addr, ""), cfg)
 			check(t, "after restart", r, true, Lookup{Result: "hit", From: "c1", Version: tv.version, Offered: tv.offered})
 			if want := (5 * time.Minute).Milliseconds(); r.lookup.AgeMS != want {
 				t.Errorf("AgeMS = %d, want %d (stored-at survives the restart)", r.lookup.AgeMS, want)
@@ -66,7 +66,7 @@ func TestSave(t *testing.T) {
 		if err := os.WriteFile(file, []byte("old"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c.For("c1", testSNI, "127.0.0.1:443").Put("", cs)
+		c.For("c1", testSNI, "127.0.0.1:443", "").Put("", cs)
 		if err := c.Save(); err != nil {
 			t.Fatal(err)
 		}
@@ -83,10 +83,10 @@ func TestSave(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "cache.json")
 		clock := newFakeClock()
 		c := newTestCache(t, CacheConfig{File: file, Now: clock.Now})
-		c.For("old", testSNI, "127.0.0.1:1").Put("", cs)
+		c.For("old", testSNI, "127.0.0.1:1", "").Put("", cs)
 		clock.Advance(11 * time.Minute)
-		c.For("a", testSNI, "127.0.0.1:2").Put("", cs)
-		c.For("b", testSNI, "127.0.0.1:3").Put("", cs)
+		c.For("a", testSNI, "127.0.0.1:2", "").Put("", cs)
+		c.For("b", testSNI, "127.0.0.1:3", "").Put("", cs)
 		if err := c.Save(); err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestSave(t *testing.T) {
 	t.Run("failure loses nothing", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "missing-dir", "cache.json")
 		c := newTestCache(t, CacheConfig{File: file})
-		c.For("c1", testSNI, "127.0.0.1:443").Put("", cs)
+		c.For("c1", testSNI, "127.0.0.1:443", "").Put("", cs)
 		err := c.Save()
 		if err == nil || !strings.HasPrefix(err.Error(), "upstream: saving cache to ") {
 			t.Fatalf("Save into a missing directory: %v", err)
@@ -122,7 +122,7 @@ func TestSave(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "cache.json")
 		c := newTestCache(t, CacheConfig{File: file})
 		for _, p := range []string{"1", "2", "3"} {
-			c.For("c"+p, testSNI, "127.0.0.1:"+p).Put("", cs)
+			c.For("c"+p, testSNI, "127.0.0.1:"+p, "").Put("", cs)
 		}
 		if err := c.Save(); err != nil {
 			t.Fatal(err)
@@ -136,7 +136,7 @@ func TestSave(t *testing.T) {
 			if p == "1" {
 				want = inspect.CacheMiss
 			}
-			v := c2.For("x", testSNI, "127.0.0.1:"+p)
+			v := c2.For("x", testSNI, "127.0.0.1:"+p, "")
 			v.Get("")
 			if got := v.Lookup(); got.Result != want || (want == "hit" && got.From != "c"+p) {
 				t.Errorf("port %s: %+v, want %s", p, got, want)

@@ -195,7 +195,7 @@ func realSession(t testing.TB, version uint16) (*tls.ClientSessionState, tls.Con
 	pki := longPKI(t)
 	addr := serve(t, serverConfig(pki, version, false))
 	c := newTestCache(t, CacheConfig{})
-	r := dial(t, addr, c.For("seed", testSNI, addr), clientConfig(pki))
+	r := dial(t, addr, c.For("seed", testSNI, addr, ""), clientConfig(pki))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lru.Len() != 1 {

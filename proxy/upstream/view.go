@@ -16,7 +16,7 @@ import (
 type View struct {
 	c      *Cache
 	connID string
-	key    string // Key(sni, addr)
+	key    string // Key(sni, addr, identity)
 
 	mu     sync.Mutex
 	lookup Lookup
