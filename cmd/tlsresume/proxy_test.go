@@ -118,7 +118,7 @@ func TestWebAddress(t *testing.T) {
 	for _, tt := range []struct {
 		addr  string
 		token bool
-	}{{"127.0.0.1:8081", false}, {"[::1]:8081", false}, {"192.0.2.7:8081", true}, {"0.0.0.0:8081", true}} {
+	}{{"127.0.0.1:18081", false}, {"[::1]:18081", false}, {"192.0.2.7:18081", true}, {"0.0.0.0:18081", true}} {
 		cfg, err := w.config(fakeListener{addr: tt.addr})
 		if err != nil || (cfg.Token != "") != tt.token || (tt.token && len(cfg.Token) != 32) {
 			t.Errorf("%s: token %q (%v), want a token: %v", tt.addr, cfg.Token, err, tt.token)
