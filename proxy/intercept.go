@@ -86,7 +86,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
 		if s.cfg.AutoPassthrough && rejectedCertificate(c.clientLeg) {
-			s.autoPass.add(c.passKey(), c.rec.ID)
+			s.autoPass.add(c.serverName(), c.rec.ID)
 		}
 		c.finish()
 		return
@@ -152,6 +152,3 @@ func (s *Server) mirrorIdentity(c *conn, tc *tls.Conn) error {
 	up.startSip()
 	return nil
 }
-
-// passKey names a host for passthrough decisions: its SNI, else the target.
-func (c *conn) passKey() string { return c.serverName() }

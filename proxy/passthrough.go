@@ -23,7 +23,7 @@ func (s *Server) passthroughReason(c *conn) string {
 		// (handshake_server_tls13.go: "client sent unexpected early data").
 		return "the client offered early_data (0-RTT), which Go's TLS server refuses"
 	}
-	host := c.passKey()
+	host := c.serverName()
 	for _, p := range s.cfg.Passthrough {
 		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(host)); ok {
 			return "matches --passthrough " + p

@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"slices"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/pcap"
 )
 
 const inspectExamples = `  tlsresume inspect capture.pcapng                    # a table, one row per ClientHello
@@ -67,11 +63,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if err != nil {
 			out.Flush()
 			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
-			var pe *os.PathError
-			if errors.As(err, &pe) || errors.Is(err, pcap.ErrFormat) {
-				return 2
-			}
-			return 1
+			return inputExit(err)
 		}
 	}
 	if total == 0 {
@@ -92,16 +84,5 @@ func inspectFile(name string) ([]*inspect.Record, error) {
 		return nil, err
 	}
 	defer closeInput()
-	var recs []*inspect.Record
-	_, err = inspect.ReadCapture(bufio.NewReaderSize(r, 1<<16), func(rec *inspect.Record) error {
-		recs = append(recs, rec)
-		return nil
-	})
-	slices.SortStableFunc(recs, func(a, b *inspect.Record) int {
-		if c := a.Time.Compare(b.Time); c != 0 {
-			return c
-		}
-		return a.Frame - b.Frame
-	})
-	return recs, err
+	return readCapture(bufio.NewReaderSize(r, 1<<16))
 }

@@ -84,12 +84,23 @@ func loadFile(name string) (recs []*inspect.ConnRecord, warn string, err error) 
 // the hellos were sent (ReadCapture yields them as their verdicts become
 // known).
 func readCaptureRecords(r io.Reader) ([]*inspect.ConnRecord, error) {
-	var recs []*inspect.ConnRecord
+	hellos, err := readCapture(r)
+	recs := make([]*inspect.ConnRecord, len(hellos))
+	for i, h := range hellos {
+		recs[i] = &inspect.ConnRecord{Record: *h}
+	}
+	return recs, err
+}
+
+// readCapture reads a capture's records in the order the ClientHellos were
+// seen (records are produced when each verdict is known).
+func readCapture(r io.Reader) ([]*inspect.Record, error) {
+	var recs []*inspect.Record
 	_, err := inspect.ReadCapture(r, func(rec *inspect.Record) error {
-		recs = append(recs, &inspect.ConnRecord{Record: *rec})
+		recs = append(recs, rec)
 		return nil
 	})
-	slices.SortStableFunc(recs, func(a, b *inspect.ConnRecord) int {
+	slices.SortStableFunc(recs, func(a, b *inspect.Record) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
 		}

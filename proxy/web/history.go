@@ -110,15 +110,6 @@ func (h *history) since(id uint64) []entry {
 	return out
 }
 
-// records returns the records of every entry, in order.
-func (v view) records() []*inspect.ConnRecord {
-	out := make([]*inspect.ConnRecord, len(v.entries))
-	for i := range v.entries {
-		out[i] = v.entries[i].rec
-	}
-	return out
-}
-
 // seqOf is the position of the newest connection with id that came before
 // the one at seq, or 0 when the history no longer has it.
 func (h *history) seqOf(id string, before uint64) uint64 {
