@@ -120,9 +120,10 @@ func recordUpstreamResumption(leg *inspect.UpstreamLeg, id *identity) {
 }
 
 // clientAuth is the client leg's tls.ClientAuthType for this connection:
-// mirror asks when the origin asked on the upstream handshake. Any
-// certificate is accepted (tlsresume does not know the app's CA).
-func (s *Server) clientAuth(up *inspect.UpstreamLeg) tls.ClientAuthType {
+// mirror asks when the origin asked, on this upstream handshake or on any
+// before (originAsks). Any certificate is accepted (tlsresume does not
+// know the app's CA).
+func (s *Server) clientAuth(up *inspect.UpstreamLeg, originAsks bool) tls.ClientAuthType {
 	switch s.cfg.ClientAuth {
 	case ClientAuthRequest:
 		return tls.RequestClientCert
@@ -131,11 +132,13 @@ func (s *Server) clientAuth(up *inspect.UpstreamLeg) tls.ClientAuthType {
 	case ClientAuthNone:
 		return tls.NoClientCert
 	}
-	// The origin asked, or the upstream session resumed carries an
-	// identity (it was asked for one before). Asking is also what lets
+	// The origin asked, now or before: a resumed upstream handshake is not
+	// asked again, yet the client would be asked on a full handshake with
+	// the origin itself (and its certificate may then change the identity
+	// presented upstream, mirrorIdentity). Asking is also what lets
 	// crypto/tls resume a client session that carries a certificate
 	// (handshake_server*.go, checkForResumption).
-	if up != nil && up.ClientCert != nil {
+	if originAsks || (up != nil && up.ClientCert != nil) {
 		return tls.RequestClientCert
 	}
 	return tls.NoClientCert

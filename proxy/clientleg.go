@@ -62,7 +62,7 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	m.Names = names
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
-	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg)
+	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg, s.origins.asksForCert(c.certOrigin))
 	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
 	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
 		c.clientLeg.Ticket = inspect.TicketDisabled

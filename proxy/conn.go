@@ -25,6 +25,7 @@ type conn struct {
 	offer        upstreamOffer  // what the upstream leg offered for this client
 	pre          *predial       // the destination, dialled while the hello arrives
 	origin       string         // upstream.Key of the origin, once dialled
+	certOrigin   string         // the same without the identity: who asks for certificates
 	ident        *identity      // the client identity presented upstream, if any
 	originOpened bool           // counted in memory.openOrigin, to be closed once
 	tunnelled    bool           // not TLS: relayed untouched
@@ -80,6 +81,7 @@ func (c *conn) nameKey() string {
 // reached, as the upstream cache does (upstream.Key).
 func (c *conn) setOrigin(remote net.Addr) {
 	c.origin = upstream.Key(c.rec.SNI, remote.String(), c.ident.key())
+	c.certOrigin = upstream.Key(c.rec.SNI, remote.String(), "")
 }
 
 // clientKey names a client program on a device and the host it talks to:

@@ -21,6 +21,11 @@ type memory struct {
 	origins map[string]originInfo   // by upstream.Key(name, address)
 	names   map[string]int          // completed upstream connections by name and port, any address
 	clients map[string]ticketIssues // by clientKey
+	// askers are the origins (by upstream.Key without identity) that sent
+	// a CertificateRequest on any upstream handshake: mirror mode asks
+	// the client on every later full handshake, even when the upstream
+	// leg resumed a session made without one and was not asked again.
+	askers map[string]bool
 }
 
 type originInfo struct {
@@ -30,7 +35,7 @@ type originInfo struct {
 }
 
 func newMemory() *memory {
-	return &memory{origins: map[string]originInfo{}, names: map[string]int{}, clients: map[string]ticketIssues{}}
+	return &memory{origins: map[string]originInfo{}, names: map[string]int{}, clients: map[string]ticketIssues{}, askers: map[string]bool{}}
 }
 
 // openOrigin returns what is known about an origin before this connection
@@ -71,6 +76,23 @@ func (m *memory) closeOrigin(key, name string, tickets int) {
 		m.names = map[string]int{}
 	}
 	m.names[name]++
+}
+
+// noteCertRequest remembers that the origin asked for a client certificate.
+func (m *memory) noteCertRequest(origin string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.askers) >= maxMemory {
+		m.askers = map[string]bool{}
+	}
+	m.askers[origin] = true
+}
+
+// asksForCert: the origin asked for a client certificate before.
+func (m *memory) asksForCert(origin string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.askers[origin]
 }
 
 // abandonOrigin ends an upstream connection that never completed.

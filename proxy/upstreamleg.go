@@ -145,6 +145,9 @@ func (s *Server) handshakeOrigin(ctx context.Context, c *conn, raw net.Conn, off
 	leg.HandshakeMS += ms(s.cfg.Now().Sub(start))
 	lk := view.Lookup()
 	leg.Cache, leg.Offered, leg.SessionFrom, leg.SessionAgeMS = lk.Result, lk.Offered, lk.From, lk.AgeMS
+	if leg.ClientCert != nil && leg.ClientCert.Requested {
+		s.origins.noteCertRequest(c.certOrigin)
+	}
 	if err != nil {
 		tc.Close()
 		leg.Error = err.Error()
