@@ -125,6 +125,11 @@ var realCases = []realCase{
 		want:   []wantConn{wantPassed, wantPassedResumed}, direct: true, passed: true},
 	{name: "gnutls-tls1.2/nginx-tickets-tls1.2", client: "gnutls-cli", run: gnutlsClient("1.2"),
 		origin: nginxServer(true, "off", "TLSv1.2"), want: []wantConn{wantFirst, wantResumed}},
+	// GnuTLS without tickets resumes by session ID, passed through as
+	// OpenSSL's and curl's are.
+	{name: "gnutls-tls1.2-no-tickets/nginx-no-tickets-session-cache", client: "gnutls-cli",
+		run: gnutlsClient("1.2", ":%NO_TICKETS_TLS12"), origin: nginxServer(false, "shared:S:1m", "TLSv1.2"),
+		want: []wantConn{wantPassed, wantPassedResumed}, direct: true, passed: true},
 	{name: "gnutls-tls1.3/s_server-tls1.3", client: "gnutls-cli", run: gnutlsClient("1.3"),
 		origin: opensslServer("-tls1_3"), want: []wantConn{wantFirst, wantResumed}},
 	// A second connection while the first is still open and idle, as a

@@ -268,8 +268,10 @@ func pythonClient(version string) func(*clientRun, string) []clientReport {
 // gnutlsClient runs `gnutls-cli --resume`, which connects, reconnects
 // offering the session, then sends its stdin on the second connection. It
 // has no proxy option, so it connects to a local forwarder that opens the
-// CONNECT tunnel.
-func gnutlsClient(version string) func(*clientRun, string) []clientReport {
+// CONNECT tunnel. priority is added to the priority string: with
+// ":%NO_TICKETS_TLS12" a TLS 1.2 hello has no session_ticket extension
+// (--noticket and %NO_TICKETS leave it in GnuTLS 3.7).
+func gnutlsClient(version string, priority ...string) func(*clientRun, string) []clientReport {
 	return func(cr *clientRun, bin string) []clientReport {
 		addr := cr.origin
 		if cr.proxy != "" {
@@ -277,7 +279,7 @@ func gnutlsClient(version string) func(*clientRun, string) []clientReport {
 		}
 		host, port, _ := net.SplitHostPort(addr)
 		args := []string{"--x509cafile", cr.ca, "--resume",
-			"--priority", "NORMAL:-VERS-ALL:+VERS-TLS" + version, "--sni-hostname", "localhost",
+			"--priority", "NORMAL:-VERS-ALL:+VERS-TLS" + version + strings.Join(priority, ""), "--sni-hostname", "localhost",
 			"--verify-hostname", "localhost", "-p", port, host}
 		stdout, stderr, err := runTool(cr.ctx, nil, httpGet, bin, args...)
 		if err != nil {
