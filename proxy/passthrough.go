@@ -90,8 +90,7 @@ func (s *Server) relayUntouched(c *conn, replay []byte, why error) {
 	ucc := &countingConn{Conn: up}
 	c.up = &upstreamConn{raw: ucc}
 	go func() {
-		pipe(&replayConn{Conn: c.client, pending: replay}, ucc, s.cfg.HalfCloseTimeout, nil)
-		c.finish()
+		c.fail(pipe(&replayConn{Conn: c.client, pending: replay}, ucc, s.cfg.IdleTimeout, s.cfg.HalfCloseTimeout, nil))
 	}()
 }
 
@@ -124,9 +123,9 @@ func (s *Server) passthrough(c *conn, replay []byte, why string) {
 		return
 	}
 	go func() {
-		pipe(c.client, ucc, s.cfg.HalfCloseTimeout, t.feed)
+		err := pipe(c.client, ucc, s.cfg.IdleTimeout, s.cfg.HalfCloseTimeout, t.feed)
 		t.close()
-		c.finish()
+		c.fail(err)
 	}()
 }
 

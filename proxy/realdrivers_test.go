@@ -327,7 +327,7 @@ func forwardVia(t *testing.T, proxyAddr, target string) string {
 					up.Close()
 					return
 				}
-				pipe(c, up, 10*time.Second, nil)
+				pipe(c, up, 0, 10*time.Second, nil)
 			})
 		}
 	})

@@ -82,8 +82,7 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 	}
 	if !isHTTP {
 		go func() {
-			pipe(client, c.up.take(), r.s.cfg.HalfCloseTimeout, nil)
-			c.finish()
+			c.fail(pipe(client, c.up.take(), r.s.cfg.IdleTimeout, r.s.cfg.HalfCloseTimeout, nil))
 		}()
 		return
 	}

@@ -38,6 +38,13 @@ func TestProxyRefusals(t *testing.T) {
 		{[]string{"--client-auth", "sometimes"}, "want mirror, request, require or none"},
 		{[]string{"--upstream-client-cert", "alice.pem"}, "want PATTERN=CERT.pem,KEY.pem"},
 		{[]string{"--upstream-client-cert", "*=missing.pem,missing-key.pem"}, "missing.pem"},
+		{[]string{"--max-conns", "-1"}, "--max-conns -1: want a positive number"},
+		{[]string{"--max-conns", "0"}, "--max-conns 0"},
+		{[]string{"--upstream-cache-size", "-5"}, "--upstream-cache-size -5"},
+		{[]string{"--idle-timeout", "0s"}, "--idle-timeout 0s: want a positive duration"},
+		{[]string{"--upstream-ticket-ttl", "-1m"}, "--upstream-ticket-ttl"},
+		{[]string{"--ticket-rotation", "0s"}, "--ticket-rotation"},
+		{[]string{"--grace", "-1s"}, "--grace"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

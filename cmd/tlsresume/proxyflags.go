@@ -28,7 +28,7 @@ type proxyFlags struct {
 	clientTickets, clientMax, clientMin                 string
 	upstreamCA, upstreamCacheFile                       string
 	upstreamCacheSize, maxConns                         int
-	upstreamTTL, grace, ticketRotation                  time.Duration
+	upstreamTTL, grace, ticketRotation, idleTimeout     time.Duration
 	upstreamTickets, insecureUpstream, jsonLog, verbose bool
 	config                                              string
 	transparent, sniListen, httpListen, passthrough     string
@@ -60,6 +60,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&p.upstreamTTL, "upstream-ticket-ttl", 10*time.Minute, "upstream sessions expire after `duration` (Apple's cache: about 10 minutes), e.g. --upstream-ticket-ttl 1h")
 	fs.StringVar(&p.upstreamCacheFile, "upstream-cache-file", "", "keep upstream sessions in `file` (0600) across restarts, e.g. --upstream-cache-file upstream.cache")
 	fs.IntVar(&p.maxConns, "max-conns", 1024, "cap on concurrent client `connections`, e.g. --max-conns 256")
+	fs.DurationVar(&p.idleTimeout, "idle-timeout", 5*time.Minute, "close a client connection when no byte moved either way for `duration`, in every state, e.g. --idle-timeout 30s")
 	fs.DurationVar(&p.grace, "grace", 5*time.Second, "on SIGINT/SIGTERM, let open connections finish for `duration`, e.g. --grace 30s")
 	fs.DurationVar(&p.ticketRotation, "ticket-rotation", 24*time.Hour, "start encrypting client tickets with a new key every `duration`, e.g. --ticket-rotation 1h")
 	fs.BoolVar(&p.jsonLog, "log-json", false, "console log as JSON lines instead of text, e.g. --log-json")
@@ -84,11 +85,39 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
 }
 
+// checkNumbers refuses numeric settings out of range, before anything is
+// opened or listened on.
+func (p *proxyFlags) checkNumbers() error {
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--max-conns", p.maxConns}, {"--upstream-cache-size", p.upstreamCacheSize}} {
+		if n.v < 1 {
+			return fmt.Errorf("%s %d: want a positive number", n.flag, n.v)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--upstream-ticket-ttl", p.upstreamTTL}, {"--idle-timeout", p.idleTimeout}, {"--ticket-rotation", p.ticketRotation}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %v: want a positive duration", d.flag, d.v)
+		}
+	}
+	if p.grace < 0 {
+		return fmt.Errorf("--grace %v: want zero or a positive duration", p.grace)
+	}
+	return nil
+}
+
 // build turns flags into a proxy.Config; closers flush and close files.
 func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), error) {
 	var cfg proxy.Config
 	var closers []func()
 	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
+	if err := p.checkNumbers(); err != nil {
+		return cfg, nil, err
+	}
 	for _, s := range splitList(p.allow) {
 		pre, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -118,6 +147,7 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	cfg.AutoPassthrough = p.autoPassthrough
 	cfg.Auth = p.auth
 	cfg.MaxConns = p.maxConns
+	cfg.IdleTimeout = p.idleTimeout
 	cfg.TicketRotation = p.ticketRotation
 	var err error
 	if cfg.ClientResumption, err = proxy.ParseResumptionRules(p.clientResumption); err != nil {
