@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,157 @@ func TestIdleTimeoutEveryState(t *testing.T) {
 			}
 			t.Logf("%s: closed after %v; record error %q, verdict %s", tc.name, waited.Round(time.Millisecond), r.Error, r.Verdict.Code)
 		})
+	}
+}
+
+// dialFrom opens a TCP connection to addr from the loopback address from.
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedSoon says whether the proxy closes c within d (it reads EOF or a
+// reset rather than timing out).
+func closedSoon(c net.Conn, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	ne, ok := err.(net.Error)
+	return !(ok && ne.Timeout())
+}
+
+// getVia fetches https://origin.test/ through the proxy from the loopback
+// address from, and returns how long it took.
+func getVia(t *testing.T, e *testEnv, from, target string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	raw := dialFrom(t, from, e.addr)
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(raw, "CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", target)
+	br := make([]byte, len(connectOK))
+	if _, err := io.ReadFull(raw, br); err != nil || string(br) != connectOK {
+		t.Fatalf("CONNECT: %q %v", br, err)
+	}
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+	b, err := io.ReadAll(tc)
+	if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200") {
+		t.Fatalf("GET through the proxy: %v %q", err, testtoolTail(string(b)))
+	}
+	return time.Since(start)
+}
+
+func testtoolTail(s string) string {
+	if len(s) > 200 {
+		return s[:200]
+	}
+	return s
+}
+
+// TestOutsideAllowHoldsNoSlot: peers outside --allow are closed at accept
+// and never take one of the --max-conns slots, so twenty of them do not
+// delay an allowed client (they made it wait 9.5 s when the allow-list was
+// checked after the request).
+func TestOutsideAllowHoldsNoSlot(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) {
+		c.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		c.MaxConns = 5
+	})
+	var outsiders []net.Conn
+	for range 20 {
+		outsiders = append(outsiders, dialFrom(t, "127.0.0.1", e.addr))
+	}
+	for i, c := range outsiders {
+		if !closedSoon(c, 2*time.Second) {
+			t.Fatalf("outsider %d still open after 2 s", i)
+		}
+	}
+	if took := getVia(t, e, "127.0.0.2", o.addr); took > 2*time.Second {
+		t.Errorf("the allowed client took %v", took)
+	}
+	if a := e.srv.Admission(); a.NotAllowed != 20 || a.AtCap != 0 {
+		t.Errorf("admission %+v, want 20 not allowed", a)
+	}
+	e.next()
+}
+
+// TestCapEvictsSilentSockets: at --max-conns, sockets that never sent a
+// request or hello are evicted for a real client, which is served at once
+// (1,100 silent sockets delayed a request by 8.5 s, and at a cap of 5 the
+// sixth client waited for one to close).
+func TestCapEvictsSilentSockets(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.MaxConns = 5 })
+	// A silent CONNECT tunnel (no hello yet) is evictable too: the oldest
+	// goes first.
+	tunnel := e.connect(o.addr)
+	defer tunnel.Close()
+	var silent []net.Conn
+	for range 20 {
+		silent = append(silent, dialFrom(t, "127.0.0.1", e.addr))
+	}
+	for range 3 {
+		if took := getVia(t, e, "127.0.0.1", o.addr); took > 2*time.Second {
+			t.Errorf("a client behind %d silent sockets took %v", len(silent), took)
+		}
+	}
+	if a := e.srv.Admission(); a.Evicted < 16 || a.AtCap != 0 {
+		t.Errorf("admission %+v, want at least 16 evicted and none refused", a)
+	}
+	if !closedSoon(tunnel, 2*time.Second) {
+		t.Fatal("the silent tunnel was not evicted")
+	}
+	// Four records: the tunnel's says it was evicted; the clients' are whole.
+	for range 4 {
+		r := e.next()
+		evicted := strings.Contains(r.Error, "evicted: --max-conns")
+		if tunnelRec := r.ClientAddr == tunnel.LocalAddr().String(); evicted != tunnelRec {
+			t.Errorf("record %s from %s (the tunnel: %v): error %q, verdict %s", r.ID, r.ClientAddr, tunnelRec, r.Error, r.Verdict.Code)
+		}
+	}
+}
+
+// TestCapRefusesAtOnce: when every slot is held by a client that completed
+// its handshake, a newcomer is told so at once (503 with the reason), and
+// the established clients keep their slots.
+func TestCapRefusesAtOnce(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.MaxConns = 3 })
+	var held []*tls.Conn
+	for range 3 {
+		tc := tls.Client(e.connect(o.addr), &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, tc)
+	}
+	start := time.Now()
+	c := dialFrom(t, "127.0.0.1", e.addr)
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", o.addr)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 503") || !strings.Contains(string(b), "--max-conns") {
+		t.Fatalf("at the cap: %v %q (after %v)", err, b, time.Since(start))
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal took %v", took)
+	}
+	// The held clients still work.
+	for i, tc := range held {
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if b, err := io.ReadAll(tc); err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200") {
+			t.Errorf("held client %d: %v %q", i, err, testtoolTail(string(b)))
+		}
+		e.next()
+	}
+	if a := e.srv.Admission(); a.AtCap != 1 || a.Evicted != 0 {
+		t.Errorf("admission %+v, want 1 refused at the cap", a)
 	}
 }

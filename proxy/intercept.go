@@ -27,6 +27,11 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		replay = append(replay, bufferedBytes(br)...)
 	}
 	c.replayed = len(replay)
+	if err == nil || errors.Is(err, inspect.ErrNotTLS) || errors.Is(err, inspect.ErrSSLv2) {
+		establish(raw) // it spoke: it keeps its slot under --max-conns
+	} else if wasEvicted(raw) {
+		err = errEvicted
+	}
 	if err != nil {
 		if errors.Is(err, inspect.ErrNotTLS) || errors.Is(err, inspect.ErrSSLv2) {
 			s.relayUntouched(c, replay, err)

@@ -9,8 +9,6 @@ import (
 	"net/netip"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/tlsresume/tlsresume/inspect"
 )
 
@@ -91,6 +89,7 @@ func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
 				http.Error(w, "client not allowed", http.StatusForbidden)
 				return
 			}
+			establishRequest(r)
 			if isMagic(r.Host) {
 				s.magic.ServeHTTP(w, r)
 				return
@@ -102,7 +101,8 @@ func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
 	s.addCloser(func() { srv.Close() })
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
-	if err := srv.Serve(netutil.LimitListener(ln, s.cfg.MaxConns)); !errors.Is(err, http.ErrServerClosed) {
+	srv.ConnContext = withConn
+	if err := srv.Serve(s.gate.listener(ln, true)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -116,8 +116,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 	s.addCloser(func() { ln.Close() })
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	// Not netutil.LimitListener: its wrapped conns hide *net.TCPConn, which
-	// SO_ORIGINAL_DST needs; track refuses past MaxConns instead.
+	ln = s.gate.listener(ln, false)
 	var backoff time.Duration
 	for {
 		raw, err := ln.Accept()
@@ -132,17 +131,6 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 			continue
 		}
 		backoff = 0
-		ap, err := netip.ParseAddrPort(raw.RemoteAddr().String())
-		if err != nil || !s.allowed(ap.Addr().Unmap()) {
-			s.cfg.Log.Warn().Str("client", raw.RemoteAddr().String()).Msg("refuse connection: client not in --allow")
-			raw.Close()
-			continue
-		}
-		if s.activeConns() >= s.cfg.MaxConns {
-			s.cfg.Log.Warn().Str("client", raw.RemoteAddr().String()).Int("max_conns", s.cfg.MaxConns).Msg("refuse connection: too many open")
-			raw.Close()
-			continue
-		}
 		if !s.track(raw) {
 			raw.Close()
 			continue

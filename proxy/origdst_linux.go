@@ -17,6 +17,9 @@ import (
 // linux/netfilter_ipv6/ip6_tables.h), both option 80, answered from the
 // conntrack entry.
 func originalDst(c net.Conn) (netip.AddrPort, error) {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = u.NetConn() // the gate's slotConn
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return netip.AddrPort{}, errors.New("not a TCP connection")

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
@@ -46,6 +44,7 @@ type Server struct {
 	bg       sync.WaitGroup // background goroutines: ticket-key rotation
 	wg       sync.WaitGroup // hijacked connections still open
 	mu       sync.Mutex
+	gate     *gate // admits client connections on every listener (--allow, --max-conns)
 	active   map[net.Conn]struct{}
 	closing  atomic.Bool
 }
@@ -71,6 +70,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Upstream = c
 	}
 	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}, history: inspect.NewSessionHistory(0)}
+	s.gate = newGate(s, cfg.MaxConns)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.clientBase = &tls.Config{
 		MinVersion:   cfg.ClientMinVersion,
@@ -85,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: cfg.ConnectTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          httpErrorLog(cfg.Log),
+		ConnContext:       withConn,
 	}
 	return s, nil
 }
@@ -95,7 +96,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.startRotation()
 	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
 	defer stop()
-	err := s.httpSrv.Serve(netutil.LimitListener(ln, s.cfg.MaxConns))
+	err := s.httpSrv.Serve(s.gate.listener(ln, true))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -194,6 +195,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		http.Error(w, err.Error(), status)
 		return
+	}
+	if r.Method != http.MethodConnect || isMagic(r.Host) {
+		establishRequest(r) // a CONNECT keeps its slot once its hello arrives
 	}
 	switch {
 	case r.Method == http.MethodConnect:
@@ -302,12 +306,6 @@ func (s *Server) track(c net.Conn) bool {
 	s.active[c] = struct{}{}
 	s.wg.Add(1)
 	return true
-}
-
-func (s *Server) activeConns() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.active)
 }
 
 func (s *Server) untrack(c net.Conn) {

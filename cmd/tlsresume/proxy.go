@@ -117,6 +117,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 		wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
+		wcfg.Refused = func() map[string]uint64 {
+			a := srv.Admission()
+			return map[string]uint64{"not_allowed": a.NotAllowed, "at_cap": a.AtCap, "evicted": a.Evicted}
+		}
 		wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
 		view := web.New(wcfg)
 		// The view is a subscriber with room to fall behind by a burst; it

@@ -56,6 +56,14 @@ func newMetrics(s *Server) *metrics {
 			Name: "tlsresume_upstream_cache_entries", Help: "Sessions held in tlsresume's upstream session cache.",
 		}, func() float64 { return float64(s.cfg.Upstream.Stats().Entries) }))
 	}
+	if s.cfg.Refused != nil {
+		for _, reason := range []string{"not_allowed", "at_cap", "evicted"} {
+			f(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tlsresume_connections_refused_total", ConstLabels: prometheus.Labels{"reason": reason},
+				Help: "Client connections turned away at accept: outside --allow, at --max-conns, or evicted before their hello or request to make room.",
+			}, func() float64 { return float64(s.cfg.Refused()[reason]) }))
+		}
+	}
 	m.handlerHTTP = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }

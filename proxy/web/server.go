@@ -49,6 +49,9 @@ type Config struct {
 	// TicketKeys lists and rotates the proxy's client ticket keys. Default:
 	// none (a view of saved files has no proxy).
 	TicketKeys *TicketKeyControl
+	// Refused returns the proxy's refusals so far, by reason (not_allowed,
+	// at_cap, evicted), for /metrics. Default: none.
+	Refused func() map[string]uint64
 	// Source says where the records come from, for the page's header:
 	// "live" (a running proxy) or the files' names. Default "live".
 	Source string
