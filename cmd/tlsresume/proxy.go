@@ -24,14 +24,14 @@ const proxyExamples = `  tlsresume                                   # = tlsresu
   tlsresume proxy --config configs/tlsresume.yaml            # the same keys as the flags; flags win
 `
 
-func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	var p proxyFlags
 	p.register(fs)
 	setUsage(fs, "tlsresume [proxy] [flags]", proxyExamples)
-	pos, code, ok := parseFlags(fs, args, stderr)
+	pos, exit, ok := parseFlags(fs, args, stderr)
 	if !ok {
-		return code
+		return exit
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "tlsresume proxy: unexpected argument %q (run \"tlsresume proxy --help\")\n", pos[0])
@@ -65,6 +65,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if rl := p.recordLog; rl != nil {
 		// The record log is one subscriber of the record stream, with room to
 		// fall far behind: Shutdown ends the stream after the last record.
+		if rl.Repaired {
+			cfg.Log.Warn().Str("log", p.logFile).Msg("the record log ended in a partial line (an earlier run was cut short): added a newline before the new records")
+		}
 		events := srv.Subscribe(context.Background(), recordLogBuffer)
 		written := make(chan struct{})
 		go func() {
@@ -75,7 +78,11 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			srv.Shutdown(context.Background()) // ends the stream if nothing else did
 			<-written
 			if err := rl.Close(); err != nil {
-				cfg.Log.Error().Err(err).Msg("closing the record log")
+				// Records were lost: the run did not do its job.
+				fmt.Fprintf(stderr, "tlsresume proxy: --log %s: %v\n", p.logFile, err)
+				if code == 0 {
+					code = 1
+				}
 			}
 		}()
 	}
@@ -107,8 +114,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.Log.Info().Str("listen", l.ln.Addr().String()).Str("mode", l.mode).Msg("listening")
 		go func() { errc <- l.serve(serveCtx, l.ln) }()
 	}
-	if p.listen != "" {
-		fmt.Fprintf(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).\n", p.listen, proxy.MagicHost)
+	for _, l := range listeners {
+		if l.mode == "connect" {
+			fmt.Fprintf(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).\n", l.ln.Addr(), proxy.MagicHost)
+		}
 	}
 	if webLn != nil {
 		wcfg, err := p.web.config(webLn)
@@ -120,6 +129,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		wcfg.Refused = func() map[string]uint64 {
 			a := srv.Admission()
 			return map[string]uint64{"not_allowed": a.NotAllowed, "at_cap": a.AtCap, "evicted": a.Evicted}
+		}
+		if rl := p.recordLog; rl != nil {
+			wcfg.Unwritten = rl.Unwritten
 		}
 		wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
 		view := web.New(wcfg)

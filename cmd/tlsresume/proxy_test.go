@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -144,4 +148,50 @@ func (f fakeListener) Close() error              { return nil }
 func (f fakeListener) Addr() net.Addr {
 	ap := netip.MustParseAddrPort(f.addr)
 	return net.TCPAddrFromAddrPort(ap)
+}
+
+// TestLogWriteErrors: a --log that cannot be written (/dev/full) is an
+// error on the console as soon as a record fails, and the run exits 1.
+func TestLogWriteErrors(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	t.Setenv("TLSRESUME_HOME", t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--web", "off", "--log", "/dev/full"}, &stdout, &stderr)
+	}()
+	addrRE := regexp.MustCompile(`listen=\S*?(127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(5 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("not listening: %s", stderr.String())
+		}
+	}
+	// One connection that is recorded: a CONNECT to a closed port.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+	c.Write([]byte("\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")) // a short, bad hello: recorded at once
+	io.Copy(io.Discard, c)
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "records could not be written"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error on the console: %s", stderr.String())
+		}
+	}
+	cancel()
+	if code := <-exited; code != 1 {
+		t.Errorf("exit %d, want 1; stderr %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "--log /dev/full: 1 records could not be written") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
 }

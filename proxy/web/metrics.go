@@ -64,6 +64,11 @@ func newMetrics(s *Server) *metrics {
 			}, func() float64 { return float64(s.cfg.Refused()[reason]) }))
 		}
 	}
+	if s.cfg.Unwritten != nil {
+		f(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tlsresume_records_unwritten_total", Help: "Records the --log file could not take (a write failed).",
+		}, func() float64 { return float64(s.cfg.Unwritten()) }))
+	}
 	m.handlerHTTP = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
 }

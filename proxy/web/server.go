@@ -52,6 +52,9 @@ type Config struct {
 	// Refused returns the proxy's refusals so far, by reason (not_allowed,
 	// at_cap, evicted), for /metrics. Default: none.
 	Refused func() map[string]uint64
+	// Unwritten returns how many records the --log file could not take,
+	// for /metrics. Default: none.
+	Unwritten func() uint64
 	// Source says where the records come from, for the page's header:
 	// "live" (a running proxy) or the files' names. Default "live".
 	Source string
