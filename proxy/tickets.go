@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -37,7 +39,7 @@ type ticketKey struct {
 func LoadTicketKeys(path string, now time.Time) (*TicketKeys, error) {
 	t := &TicketKeys{path: path}
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := readSecret(path)
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(b, &t.keys); err != nil {
@@ -58,6 +60,25 @@ func LoadTicketKeys(path string, now time.Time) (*TicketKeys, error) {
 		}
 	}
 	return t, nil
+}
+
+// readSecret reads a file of secrets, refusing one that other users may
+// open (as the CA key and the upstream cache file are refused): whoever
+// holds the ticket keys can decrypt every recorded client session.
+func readSecret(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if mode := fi.Mode().Perm(); runtime.GOOS != "windows" && mode&0o077 != 0 {
+		return nil, fmt.Errorf("ticket keys %s are accessible by other users (mode %04o); run: chmod 600 %s, and --forget-ticket-keys if they may have been copied", path, mode, path)
+	}
+	return io.ReadAll(f)
 }
 
 // Keys returns the keys for tls.Config.SetSessionTicketKeys: the newest

@@ -157,3 +157,19 @@ func TestShutdownEmitsOpenConnections(t *testing.T) {
 		t.Fatal("the open connection's record was lost at shutdown")
 	}
 }
+
+// TestTicketKeysMode: a ticket-keys file that other users may read is
+// refused, as the CA key and the upstream cache file are.
+func TestTicketKeysMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ticket-keys.json")
+	if _, err := LoadTicketKeys(path, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadTicketKeys(path, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "accessible by other users (mode 0644); run: chmod 600") {
+		t.Fatalf("a 0644 ticket-keys file: %v", err)
+	}
+}

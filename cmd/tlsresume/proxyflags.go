@@ -236,6 +236,9 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		cfg.UpstreamRoots = pool
 	}
 	cfg.InsecureUpstream = p.insecureUpstream
+	if p.insecureUpstream {
+		cfg.Log.Warn().Msg("--insecure-upstream: origin certificates are not verified; anyone on the path to an origin can read and change its traffic (every record says verified: false)")
+	}
 	if p.logFile != "" {
 		rl, err := proxy.OpenRecordLog(p.logFile)
 		if err != nil {
