@@ -25,6 +25,10 @@ type Config struct {
 	// TicketKeys are the client-leg session-ticket keys. Default: fresh
 	// keys held in memory (clients then cannot resume across restarts).
 	TicketKeys *TicketKeys
+	// IDFile, when set, keeps connection ids counting across runs (the
+	// CLI puts it beside the ticket keys: c1 of one run is never c1 of the
+	// next). Default: none, each run counts from c1.
+	IDFile string
 	// TicketRotation is how often a new ticket key starts encrypting.
 	// Default 24h; older keys still decrypt for 7 days.
 	TicketRotation time.Duration

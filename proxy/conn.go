@@ -3,7 +3,6 @@ package proxy
 import (
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -47,9 +46,7 @@ func (s *Server) newConn(raw net.Conn, source inspect.Source, target string) *co
 	return c
 }
 
-func (s *Server) nextID() string {
-	return "c" + strconv.FormatUint(s.seq.Add(1), 10)
-}
+func (s *Server) nextID() string { return s.ids.next() }
 
 // dialAddr is where the upstream leg connects: the original destination in
 // transparent mode, else the target host:port.

@@ -39,7 +39,7 @@ type Server struct {
 	closers []func()         // close the listeners of ServeTransparent/ServeSNI/ServeHostHTTP
 
 	httpSrv  *http.Server
-	seq      atomic.Uint64
+	ids      *idSeq
 	rotating sync.Once      // the ticket-key rotation starts with the first Serve*
 	bg       sync.WaitGroup // background goroutines: ticket-key rotation
 	wg       sync.WaitGroup // hijacked connections still open
@@ -71,6 +71,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}, history: inspect.NewSessionHistory(0)}
 	s.gate = newGate(s, cfg.MaxConns)
+	ids, err := loadIDs(cfg.IDFile)
+	if err != nil {
+		return nil, err
+	}
+	s.ids = ids
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.clientBase = &tls.Config{
 		MinVersion:   cfg.ClientMinVersion,

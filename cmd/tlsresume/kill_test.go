@@ -26,8 +26,8 @@ import (
 // TestKillUnderLoad: tlsresume is killed with SIGKILL while eight clients
 // keep connecting through it. Every line of its --log parses, and every
 // connection whose client had closed it more than 10 ms before the kill
-// has its record. Then a second run appends to the same log, and its
-// records parse too.
+// has its record. Then a second run appends to the same log: its records
+// parse too, and no connection id of the first run comes again.
 func TestKillUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tlsresume")
@@ -105,6 +105,7 @@ func TestKillUnderLoad(t *testing.T) {
 		cancel()
 
 		recorded := map[string]bool{}
+		ids := map[string]int{} // id → line
 		f, err := os.Open(logPath)
 		if err != nil {
 			t.Fatal(err)
@@ -122,6 +123,10 @@ func TestKillUnderLoad(t *testing.T) {
 				t.Fatalf("run %d: line %d does not parse: %v: %q", run, lines, err, sc.Text())
 			}
 			recorded[r.ClientAddr] = true
+			if first, dup := ids[r.ID]; dup {
+				t.Errorf("run %d: id %s on line %d was already on line %d", run, r.ID, lines, first)
+			}
+			ids[r.ID] = lines
 		}
 		f.Close()
 		var done, missing, late int

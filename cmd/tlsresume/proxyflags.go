@@ -193,6 +193,7 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	if cfg.Issuer, err = certs.NewIssuer(ca, certs.IssuerOptions{}); err != nil {
 		return cfg, nil, err
 	}
+	cfg.IDFile = filepath.Join(dir, "conn-ids")
 	if cfg.TicketKeys, err = proxy.LoadTicketKeys(filepath.Join(dir, "ticket-keys.json"), time.Now()); err != nil {
 		return cfg, nil, err
 	}
