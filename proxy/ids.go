@@ -3,11 +3,12 @@ package proxy
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
 // Connection ids are "c" and a number that keeps counting across runs that
@@ -68,31 +69,8 @@ func (s *idSeq) reserve(n uint64) {
 		return
 	}
 	limit := n + idBlock
-	if err := writeAtomic(s.file, []byte(strconv.FormatUint(limit, 10)+"\n")); err != nil && s.err == nil {
+	if err := upstream.WriteFileAtomic(s.file, []byte(strconv.FormatUint(limit, 10)+"\n")); err != nil && s.err == nil {
 		s.err = err
 	}
 	s.limit.Store(limit)
-}
-
-// writeAtomic replaces path with data (0600) by renaming a synced
-// temporary file over it.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }

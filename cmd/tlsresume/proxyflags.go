@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
@@ -216,7 +217,19 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	}
 	cfg.Upstream = cache
 	if p.upstreamCacheFile != "" {
+		// Saved every second in which it changed, so a kill -9 loses at
+		// most a second of sessions; and on shutdown.
+		ctx, stop := context.WithCancel(context.Background())
+		saved := make(chan struct{})
+		go func() {
+			defer close(saved)
+			cache.Autosave(ctx, time.Second, func(err error) {
+				cfg.Log.Error().Err(err).Msg("saving the upstream session cache")
+			})
+		}()
 		closers = append(closers, func() {
+			stop()
+			<-saved
 			if err := cache.Save(); err != nil {
 				cfg.Log.Error().Err(err).Msg("saving the upstream session cache")
 			}

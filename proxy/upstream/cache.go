@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"crypto/tls"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -52,6 +53,7 @@ const (
 // Cache is tlsresume's client session cache for upstream handshakes. It is
 // safe for concurrent use. Handshakes use it through a [View] from [Cache.For].
 type Cache struct {
+	changes  atomic.Uint64 // puts, drops and flushes: what Autosave watches
 	size     int
 	ttl      time.Duration
 	disabled bool
@@ -164,6 +166,7 @@ func (c *Cache) Flush() {
 	defer c.mu.Unlock()
 	clear(c.byKey)
 	c.lru.Init()
+	c.changes.Add(1)
 }
 
 // get looks key up for a Get. It returns a copy of the entry found (hit or
@@ -206,6 +209,7 @@ func (c *Cache) put(key, from string, cs *tls.ClientSessionState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats.Puts++
+	c.changes.Add(1)
 	if el, ok := c.byKey[key]; ok {
 		e := el.Value.(*entry)
 		e.state, e.facts, e.from, e.storedAt = cs, facts, from, now
@@ -240,6 +244,7 @@ func (c *Cache) drop(key string, cs *tls.ClientSessionState, expired bool) {
 	}
 	if el, ok := c.byKey[key]; ok && el.Value.(*entry).state == cs {
 		c.removeLocked(el)
+		c.changes.Add(1)
 	}
 }
 

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -68,7 +69,7 @@ func (c *Cache) Save() error {
 	if err != nil {
 		return fmt.Errorf("upstream: saving cache to %s: %w", c.file, err)
 	}
-	if err := writeAtomic(c.file, data); err != nil {
+	if err := WriteFileAtomic(c.file, data); err != nil {
 		return fmt.Errorf("upstream: saving cache to %s: %w", c.file, err)
 	}
 	return nil
@@ -91,11 +92,38 @@ func encodeFile(entries []entry) ([]byte, error) {
 	return json.MarshalIndent(f, "", "\t")
 }
 
-// writeAtomic replaces path with data. os.CreateTemp makes the file 0600, so
+// Autosave saves the cache to its file every interval in which it changed,
+// until ctx is done, so a process that is killed loses at most interval of
+// sessions (Save on shutdown still writes the rest). A burst of changes is
+// one save. onErr hears failed saves.
+func (c *Cache) Autosave(ctx context.Context, interval time.Duration, onErr func(error)) {
+	if c.file == "" || c.disabled {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	saved := c.changes.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := c.changes.Load(); n != saved {
+			if err := c.Save(); err != nil {
+				onErr(err)
+				continue
+			}
+			saved = n
+		}
+	}
+}
+
+// WriteFileAtomic replaces path with data. os.CreateTemp makes the file 0600, so
 // the secrets are never readable by others, even mid-write, and the rename
 // gives path that mode whatever it had before. A crash leaves the old file or
 // the new one, never a mix.
-func writeAtomic(path string, data []byte) error {
+func WriteFileAtomic(path string, data []byte) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

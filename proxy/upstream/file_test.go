@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"os"
@@ -269,4 +270,43 @@ func TestLoadErrors(t *testing.T) {
 			t.Errorf("Entries = %d, want 1", n)
 		}
 	})
+}
+
+// TestAutosave: a cache with a file saves itself within the interval after
+// a change (a killed proxy loses at most that), and not again while
+// nothing changes.
+func TestAutosave(t *testing.T) {
+	pki := longPKI(t)
+	addr := serve(t, serverConfig(pki, tls.VersionTLS13, false))
+	file := filepath.Join(t.TempDir(), "upstream-cache.json")
+	c := newTestCache(t, CacheConfig{File: file})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Autosave(ctx, 20*time.Millisecond, func(err error) { t.Error(err) }) }()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(60 * time.Millisecond)
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("saved before any change: %v", err)
+	}
+	dial(t, addr, c.For("c1", testSNI, addr, ""), clientConfig(pki))
+	var fi os.FileInfo
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if fi, err = os.Stat(file); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no save within 2 s of a change")
+		}
+	}
+	checkMode(t, file)
+	restored := newTestCache(t, CacheConfig{File: file})
+	if n := restored.Stats().Entries; n != 1 {
+		t.Errorf("the autosaved file holds %d sessions, want 1", n)
+	}
+	time.Sleep(80 * time.Millisecond)
+	if fi2, _ := os.Stat(file); !fi2.ModTime().Equal(fi.ModTime()) {
+		t.Error("saved again although nothing changed")
+	}
 }
