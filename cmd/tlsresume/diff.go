@@ -31,6 +31,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
 	selA := fs.String("a", "", "`selector` of the first set (required), e.g. --a program=MyApp")
 	selB := fs.String("b", "", "`selector` of the second set (required), e.g. --b program=curl")
+	allowTruncated := fs.Bool("allow-truncated", false, "exit 0 although a capture is cut short inside its last frame (it is read to the last complete one), e.g. --allow-truncated")
 	format := fs.String("format", "text", "output `format`: text (for people, fits 120 columns) or json (the diff API's answer), e.g. --format json")
 	setUsage(fs, "tlsresume diff FILE... --a SELECTOR --b SELECTOR [--format text|json] (JSONL from the proxy's --log or inspect --format jsonl, or a pcap/pcapng capture; - reads stdin)", diffExamples)
 	files, code, ok := parseFlags(fs, args, stderr)
@@ -41,7 +42,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	recs, warnings, err := loadRecords(files)
+	recs, warnings, truncated, err := loadRecords(files)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "tlsresume diff: %s\n", w)
 	}
@@ -72,7 +73,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tlsresume diff: writing: %v\n", err)
 		return 1
 	}
-	return 0
+	return truncatedExit("diff", truncated, *allowTruncated, stderr)
 }
 
 // diffArgs checks diff's flags and parses its selectors, printing one line

@@ -533,9 +533,9 @@ func TestLoadRecords(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o600)
 
-	recs, warnings, err := loadRecords([]string{logFile, safari, latest, notes, empty})
-	if err != nil {
-		t.Fatal(err)
+	recs, warnings, truncated, err := loadRecords([]string{logFile, safari, latest, notes, empty})
+	if err != nil || truncated {
+		t.Fatal(err, truncated)
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "notes.txt: skipped 1 lines") {
 		t.Errorf("warnings %q", warnings)
@@ -549,12 +549,12 @@ func TestLoadRecords(t *testing.T) {
 		}
 	}
 
-	if _, _, err := loadRecords([]string{filepath.Join(dir, "nope")}); err == nil || inputExit(err) != 2 {
+	if _, _, _, err := loadRecords([]string{filepath.Join(dir, "nope")}); err == nil || inputExit(err) != 2 {
 		t.Errorf("missing file: %v", err)
 	}
 	broken := filepath.Join(dir, "broken.pcap")
 	os.WriteFile(broken, []byte{0xd4, 0xc3, 0xb2, 0xa1, 1, 2}, 0o600)
-	if _, _, err := loadRecords([]string{broken}); err == nil || !strings.Contains(err.Error(), "broken.pcap: pcap: ") {
+	if _, _, _, err := loadRecords([]string{broken}); err == nil || !strings.Contains(err.Error(), "broken.pcap: pcap: ") {
 		t.Errorf("broken capture: %v", err) // exit 1, as inspect gives
 	}
 }

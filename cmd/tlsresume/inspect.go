@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ each row gives the JA4 and, in words, why it did or did not resume.
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	format := fs.String("format", "table", "output `format`: table (for people, fits 120 columns) or jsonl (one JSON record per line, every field), e.g. --format jsonl")
+	allowTruncated := fs.Bool("allow-truncated", false, "exit 0 although a capture is cut short inside its last frame (it is read to the last complete one), e.g. --allow-truncated")
 	setUsage(fs, "tlsresume inspect [--format table|jsonl] FILE... (- reads stdin)", inspectExamples)
 	files, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
@@ -47,7 +49,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		table = inspect.NewTableWriter(out)
 		write = table.Write
 	}
-	total := 0
+	total, truncated := 0, false
 	for _, name := range files {
 		if ctx.Err() != nil {
 			return 1
@@ -60,6 +62,10 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			}
 		}
 		total += len(recs)
+		if errors.Is(err, errTruncated) {
+			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
+			truncated, err = true, nil
+		}
 		if err != nil {
 			out.Flush()
 			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
@@ -73,7 +79,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		out.Flush()
 		fmt.Fprintln(stderr, "tlsresume inspect: no TLS ClientHello in the capture")
 	}
-	return 0
+	out.Flush()
+	return truncatedExit("inspect", truncated, *allowTruncated, stderr)
 }
 
 // inspectFile reads one capture and returns its records in the order the

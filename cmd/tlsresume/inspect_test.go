@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +85,39 @@ func TestInspectJSONL(t *testing.T) {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil || m["source"] != "pcap" || m["client_hello"] == nil {
 			t.Fatalf("bad record %q: %v", l, err)
+		}
+	}
+}
+
+// TestTruncatedCapture: a capture cut short inside its last frame (pcap and
+// pcapng) is read to its last complete frame: the records are written, a
+// warning says so, and the exit is 1 unless --allow-truncated.
+func TestTruncatedCapture(t *testing.T) {
+	corpus := filepath.Join("..", "..", "..", "shared", "corpora", "ja4corpus")
+	for _, name := range []string{filepath.Join("apple", "captures", "safari.pcap"), filepath.Join("captures", "latest.pcapng")} {
+		whole, err := os.ReadFile(filepath.Join(corpus, name))
+		if err != nil {
+			t.Skipf("JA4 corpus not found beside the repository (%v); CI has it at ../shared/corpora", err)
+		}
+		cut := filepath.Join(t.TempDir(), filepath.Base(name))
+		os.WriteFile(cut, whole[:len(whole)-7], 0o600)
+		for _, cmd := range [][]string{{"inspect", "--format", "jsonl"}, {"report"}} {
+			var full, part bytes.Buffer
+			if code := run(context.Background(), append(slices.Clone(cmd), filepath.Join(corpus, name)), &full, io.Discard); code != 0 {
+				t.Fatalf("%s on the whole capture: exit %d", cmd[0], code)
+			}
+			var stderr bytes.Buffer
+			code := run(context.Background(), append(slices.Clone(cmd), cut), &part, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), "cut short inside its last frame") || !strings.Contains(stderr.String(), "--allow-truncated") {
+				t.Errorf("%s %s cut short: exit %d, stderr %q", cmd[0], name, code, stderr.String())
+			}
+			if part.Len() == 0 || (cmd[0] == "inspect" && strings.Count(part.String(), "\n") < strings.Count(full.String(), "\n")-1) {
+				t.Errorf("%s %s cut short: %d lines of output, the whole capture gives %d", cmd[0], name,
+					strings.Count(part.String(), "\n"), strings.Count(full.String(), "\n"))
+			}
+			if code := run(context.Background(), append(append(slices.Clone(cmd), "--allow-truncated"), cut), io.Discard, io.Discard); code != 0 {
+				t.Errorf("%s --allow-truncated: exit %d", cmd[0], code)
+			}
 		}
 	}
 }

@@ -19,13 +19,18 @@ import (
 // order their hellos were sent. Records without an id (captures, inspect's
 // JSONL) are numbered p1, p2, … across all files, so conn= selects them.
 // Lines that are not records are skipped and reported in warnings.
-func loadRecords(names []string) ([]*inspect.ConnRecord, []string, error) {
-	var recs []*inspect.ConnRecord
-	var warnings []string
+//
+// A capture cut short inside its last frame is read to its last complete
+// frame: truncated is then true and a warning says so.
+func loadRecords(names []string) (recs []*inspect.ConnRecord, warnings []string, truncated bool, err error) {
 	for _, name := range names {
 		got, warn, err := loadFile(name)
+		if errors.Is(err, errTruncated) {
+			truncated = true
+			warn, err = fmt.Sprintf("%s: %v", name, err), nil
+		}
 		if err != nil {
-			return nil, warnings, err
+			return nil, warnings, truncated, err
 		}
 		if warn != "" {
 			warnings = append(warnings, warn)
@@ -39,7 +44,20 @@ func loadRecords(names []string) ([]*inspect.ConnRecord, []string, error) {
 			r.ID = fmt.Sprintf("p%d", n)
 		}
 	}
-	return recs, warnings, nil
+	return recs, warnings, truncated, nil
+}
+
+// errTruncated: a capture ends inside a frame; what came before was read.
+var errTruncated = errors.New("the capture is cut short inside its last frame (still being written, or copied short): read to the last complete frame")
+
+// truncatedExit is a command's exit code once its output is written: 1 when
+// an input was cut short, unless --allow-truncated accepts that.
+func truncatedExit(cmd string, truncated, allowed bool, stderr io.Writer) int {
+	if !truncated || allowed {
+		return 0
+	}
+	fmt.Fprintf(stderr, "tlsresume %s: an input was cut short; the output holds what it had (--allow-truncated accepts this)\n", cmd)
+	return 1
 }
 
 // Capture file magic numbers: pcap in either byte order, with microsecond
@@ -65,6 +83,9 @@ func loadFile(name string) (recs []*inspect.ConnRecord, warn string, err error) 
 	head, _ := br.Peek(4) // a shorter file is not a capture
 	if isCapture(head) {
 		recs, err := readCaptureRecords(br)
+		if errors.Is(err, errTruncated) {
+			return recs, "", err
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", name, err)
 		}
@@ -96,10 +117,13 @@ func readCaptureRecords(r io.Reader) ([]*inspect.ConnRecord, error) {
 // seen (records are produced when each verdict is known).
 func readCapture(r io.Reader) ([]*inspect.Record, error) {
 	var recs []*inspect.Record
-	_, err := inspect.ReadCapture(r, func(rec *inspect.Record) error {
+	st, err := inspect.ReadCapture(r, func(rec *inspect.Record) error {
 		recs = append(recs, rec)
 		return nil
 	})
+	if err == nil && st.Truncated {
+		err = errTruncated
+	}
 	slices.SortStableFunc(recs, func(a, b *inspect.Record) int {
 		if c := a.Time.Compare(b.Time); c != 0 {
 			return c

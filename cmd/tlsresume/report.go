@@ -26,6 +26,7 @@ with the host, ending with the verdict code it comes from (see README), or "resu
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	format := fs.String("format", "table", "output `format`: table or jsonl (one summary per line, every count), e.g. --format jsonl")
+	allowTruncated := fs.Bool("allow-truncated", false, "exit 0 although a capture is cut short inside its last frame (it is read to the last complete one), e.g. --allow-truncated")
 	setUsage(fs, "tlsresume report [--format table|jsonl] FILE... (JSONL from the proxy's --log or inspect --format jsonl, or a pcap/pcapng capture; - reads stdin)", reportExamples)
 	files, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
@@ -34,7 +35,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !checkInputs("report", *format, files, "a JSONL file (the proxy's --log, or inspect --format jsonl) or a capture", stderr) {
 		return 2
 	}
-	entries, warnings, err := loadRecords(files)
+	entries, warnings, truncated, err := loadRecords(files)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "tlsresume report: %s\n", w)
 	}
@@ -50,10 +51,10 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				return 1
 			}
 		}
-		return 0
+		return truncatedExit("report", truncated, *allowTruncated, stderr)
 	}
 	if err := inspect.WriteSummaries(stdout, sums); err != nil {
 		return 1
 	}
-	return 0
+	return truncatedExit("report", truncated, *allowTruncated, stderr)
 }

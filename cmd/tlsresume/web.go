@@ -37,7 +37,7 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
 		return 2
 	}
-	recs, warnings, err := loadRecords(files)
+	recs, warnings, _, err := loadRecords(files) // a cut-short capture is served as far as it goes, with the warning
 	for _, msg := range warnings {
 		fmt.Fprintf(stderr, "tlsresume web: %s\n", msg)
 	}

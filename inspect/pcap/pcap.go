@@ -63,6 +63,9 @@ type Stats struct {
 	TCPPackets int // frames holding a TCP segment
 	Skipped    int // frames of another link type or protocol, or IP fragments after the first
 	Malformed  int // frames truncated or not decodable, plus a record cut short at the end of the capture
+	// Truncated: the capture ends inside a frame (a capture that was still
+	// being written, or copied short). Everything before it was read.
+	Truncated bool
 }
 
 // ErrFormat is returned, wrapped, for input that is neither pcap nor pcapng.
@@ -112,6 +115,7 @@ func Read(r io.Reader, opts Options, fn func(Segment) error) (Stats, error) {
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			st.Malformed++
+			st.Truncated = true
 			break
 		}
 		if err != nil {
