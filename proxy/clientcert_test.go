@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -89,8 +90,9 @@ func TestOriginAsksWithoutIdentity(t *testing.T) {
 	// client's handshake is over before the server says no).
 	o := startIdentityOrigin(t, pki, tls.VersionTLS12)
 	e := startProxy(t, tempDir(t), nil)
-	if _, err := e.goDial(o.addr, &tls.Config{ServerName: "origin.test"}); err == nil {
-		t.Fatal("a handshake succeeded through an origin that refused tlsresume")
+	status, body := e.failPage(o.addr, &tls.Config{ServerName: "origin.test"})
+	if status != http.StatusBadGateway || !strings.Contains(body, "--upstream-client-cert") {
+		t.Errorf("failure page %d %q: want 502 naming the flag", status, body)
 	}
 	r := e.next()
 	cc := r.UpstreamLeg.ClientCert

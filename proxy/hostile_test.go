@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"golang.org/x/net/http2"
 )
 
 // These tests treat tlsresume as a hostile network and a careless user
@@ -235,4 +237,44 @@ func TestCapRefusesAtOnce(t *testing.T) {
 	if a := e.srv.Admission(); a.AtCap != 1 || a.Evicted != 0 {
 		t.Errorf("admission %+v, want 1 refused at the cap", a)
 	}
+}
+
+// TestFailurePage: when the origin cannot be used, a client is told why in
+// the protocol it speaks: a 502 page over HTTP/1.1 and over h2 (it was a
+// 200 and then a bare EOF), and an alert for a client that offers no HTTP.
+func TestFailurePage(t *testing.T) {
+	e := startProxy(t, tempDir(t), nil)
+	target := closedPort(t)
+	t.Run("h2-only", func(t *testing.T) { // a client offering both gets HTTP/1.1
+		tc := tls.Client(e.connect(target), &tls.Config{RootCAs: e.caPool(), ServerName: "origin.test", NextProtos: []string{"h2"}})
+		defer tc.Close()
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		cc, err := (&http2.Transport{}).NewClientConn(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, "https://origin.test/", nil)
+		resp, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), "verdict: upstream_failed") {
+			t.Errorf("%s %d %q", resp.Proto, resp.StatusCode, b)
+		}
+		e.next()
+	})
+	t.Run("no-http", func(t *testing.T) {
+		tc := tls.Client(e.connect(target), &tls.Config{RootCAs: e.caPool(), ServerName: "origin.test", NextProtos: []string{"imap"}})
+		defer tc.Close()
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		err := tc.Handshake()
+		if err == nil || !strings.Contains(err.Error(), "internal error") {
+			t.Errorf("handshake: %v, want an internal_error alert", err)
+		}
+		if r := e.next(); r.Verdict.Code != inspect.CodeUpstreamFailed {
+			t.Errorf("verdict %s", r.Verdict.Code)
+		}
+	})
 }

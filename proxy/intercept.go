@@ -70,9 +70,13 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	c.offer = newUpstreamOffer(&hello)
 	up, err := s.interceptUpstream(c)
 	if err != nil {
-		// Without an origin there is nothing to mirror or relay: closing the
-		// connection tells the client, as a failing origin would.
-		c.finish()
+		if s.ctx.Err() != nil {
+			c.finish() // shutting down
+			return
+		}
+		// Without an origin there is nothing to mirror or relay: the client
+		// is told what failed (a 502 page, or an alert).
+		s.answerFailure(c, &replayConn{Conn: c.client, pending: replay}, err)
 		return
 	}
 	upState := up.tls.ConnectionState()

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -385,11 +387,13 @@ var verdictCases = []verdictCase{
 			e.goGet("origin.test", o.addr, cache, 0)
 			return one(e.next())
 		}},
-	{"origin unreachable", []wantConn{{inspect.CodeUpstreamFailed, inspect.CodeClientHandshakeFailed, inspect.CodeUpstreamFailed}},
+	// The client is told: a 502 page naming the failure and the verdict.
+	{"origin unreachable", []wantConn{{inspect.CodeUpstreamFailed, inspect.CodeClientFirstContact, inspect.CodeUpstreamFailed}},
 		func(t *testing.T) []*inspect.ConnRecord {
 			e := startProxy(t, tempDir(t), nil)
-			if _, err := e.goDial(closedPort(t), &tls.Config{ServerName: "origin.test"}); err == nil {
-				t.Fatal("handshake succeeded with no origin")
+			status, body := e.failPage(closedPort(t), &tls.Config{ServerName: "origin.test"})
+			if status != http.StatusBadGateway || !strings.Contains(body, "connection refused") || !strings.Contains(body, "verdict: upstream_failed") {
+				t.Errorf("failure page %d %q", status, body)
 			}
 			return one(e.next())
 		}},
@@ -448,6 +452,27 @@ func (e *testEnv) goDial(target string, cfg *tls.Config) (*tls.Conn, error) {
 	io.ReadAll(tc)
 	tc.Close()
 	return tc, nil
+}
+
+// failPage fetches / through the proxy from an origin tlsresume cannot
+// use, and returns what tlsresume answered instead: the status and body.
+func (e *testEnv) failPage(target string, cfg *tls.Config) (int, string) {
+	e.t.Helper()
+	cfg = cfg.Clone()
+	cfg.RootCAs = e.caPool()
+	tc := tls.Client(e.connect(target), cfg)
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		e.t.Fatalf("no handshake for the failure page: %v", err)
+	}
+	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", cfg.ServerName)
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		e.t.Fatalf("no failure page: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // forgetfulCache is a client session cache that takes every session and

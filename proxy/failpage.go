@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// answerFailure tells a client whose origin tlsresume could not reach (or
+// could not trust, or that refused it) what failed, rather than a bare
+// close after "200 Connection established": it completes the client's
+// handshake with a leaf for the name the client asked for, issuing no
+// ticket, and answers its first HTTP request with a 502 whose body names
+// the failure and the verdict, as mitmproxy does. A client that speaks no
+// HTTP (its ALPN offers neither h2 nor http/1.1) gets an internal_error
+// alert instead: TLS has no alert for "the origin failed", and a handshake
+// it cannot use would only hide the failure.
+func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
+	defer c.finish()
+	cfg := s.clientBase.Clone()
+	cfg.SessionTicketsDisabled = true
+	cfg.ClientAuth = tls.NoClientCert
+	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
+	alpn, speaksHTTP := failureALPN(c.rec.ClientHello)
+	if alpn != "" {
+		cfg.NextProtos = []string{alpn}
+	}
+	leaf, leafErr := s.cfg.Issuer.LeafFor(leafNames(c, nil))
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		if !speaksHTTP {
+			return nil, fmt.Errorf("the client speaks no HTTP to answer in: %w", upErr)
+		}
+		return nil, leafErr
+	}
+	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, leafErr }
+	tc, err := s.clientHandshake(s.ctx, c, r, cfg)
+	c.rec.ClientLeg = c.clientLeg
+	if err != nil {
+		return
+	}
+	defer tc.Close()
+	v := decide(c.rec, c.facts)
+	body := fmt.Sprintf("tlsresume could not reach %s for this request.\n\n%v\n\nverdict: %s\n%s\n\n(record %s)\n",
+		c.rec.Target, upErr, v.Code, v.Text, c.rec.ID)
+	tc.SetDeadline(s.cfg.Now().Add(s.cfg.ConnectTimeout))
+	if alpn == "h2" {
+		srv := &http2.Server{IdleTimeout: time.Second}
+		srv.ServeConn(tc, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeFailure(w, body)
+		})})
+		return
+	}
+	req, err := http.ReadRequest(bufio.NewReader(tc))
+	if err != nil {
+		return // not HTTP after all (no ALPN was offered): the close says it
+	}
+	req.Body.Close()
+	resp := &http.Response{StatusCode: http.StatusBadGateway, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},
+		Close: true, ContentLength: int64(len(body)), Body: http.NoBody}
+	resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp.Header.Set("X-Tlsresume-Error", oneLine(upErr.Error()))
+	w := bufio.NewWriter(tc)
+	resp.Write(w)
+	w.WriteString(body)
+	w.Flush()
+}
+
+func writeFailure(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusBadGateway)
+	fmt.Fprint(w, body)
+}
+
+// failureALPN is the protocol to answer a failure in: http/1.1 when the
+// client offers it or offers nothing (it may still speak HTTP), else h2;
+// speaksHTTP is false when the client offers only other protocols.
+func failureALPN(h *inspect.ClientHelloRecord) (alpn string, speaksHTTP bool) {
+	if h == nil || len(h.ALPN) == 0 {
+		return "", true
+	}
+	switch {
+	case slices.Contains(h.ALPN, "http/1.1"):
+		return "http/1.1", true
+	case slices.Contains(h.ALPN, "h2"):
+		return "h2", true
+	}
+	return "", false
+}
+
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
