@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -272,20 +273,28 @@ func TestMagicHost(t *testing.T) {
 	resp.Body.Close()
 }
 
-// TestRefusesLoop: a CONNECT to the proxy's own listener, by any name, is
-// refused instead of looping.
+// TestRefusesLoop: a CONNECT to the proxy's own listener, by address or by
+// a name that resolves to it, is refused with a 403 that says so, before
+// any tunnel opens.
 func TestRefusesLoop(t *testing.T) {
 	e := startProxy(t, tempDir(t), nil)
 	_, port, _ := net.SplitHostPort(e.addr)
-	c := e.connect("localhost:" + port)
-	tc := tls.Client(c, &tls.Config{ServerName: "localhost", RootCAs: e.caPool()})
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := tc.Handshake(); err == nil {
-		t.Fatal("handshake through a loop succeeded")
-	}
-	r := e.next()
-	if r.Verdict.Code != inspect.CodeUpstreamFailed || !strings.Contains(r.UpstreamLeg.Error, "own listener") {
-		t.Errorf("verdict %+v, upstream %+v", r.Verdict, r.UpstreamLeg)
+	for _, target := range []string{"localhost:" + port, e.addr} {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", target)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "a loop") {
+			t.Errorf("CONNECT %s: %d %q, want 403 naming the loop", target, resp.StatusCode, b)
+		}
 	}
 }
 

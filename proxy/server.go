@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,10 +235,16 @@ func (s *Server) admit(r *http.Request) error {
 		if isMagic(r.Host) {
 			return nil
 		}
-		if _, port, err := net.SplitHostPort(r.Host); err != nil || port == "" {
+		host, port, err := net.SplitHostPort(r.Host)
+		if err != nil || port == "" {
 			return fmt.Errorf("CONNECT target %q is not host:port", r.Host)
-		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
 			return fmt.Errorf("CONNECT target %q has a bad port", r.Host)
+		}
+		if s.loops(r.Context(), host, uint16(p)) {
+			return fmt.Errorf("CONNECT %s would reach tlsresume itself (a loop)", r.Host)
 		}
 	}
 	return nil
@@ -277,6 +284,27 @@ func (s *Server) isSelf(addr netip.AddrPort) bool {
 		}
 	}
 	return false
+}
+
+// loops says whether host:port names one of tlsresume's own listeners. A
+// name is looked up only when the port is one tlsresume listens on.
+func (s *Server) loops(ctx context.Context, host string, port uint16) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return s.isSelf(netip.AddrPortFrom(ip.Unmap(), port))
+	}
+	s.selfMu.Lock()
+	ours := slices.ContainsFunc(s.self, func(l netip.AddrPort) bool { return l.Port() == port })
+	s.selfMu.Unlock()
+	if !ours {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return false // the dial will say what is wrong
+	}
+	return slices.ContainsFunc(ips, func(ip netip.Addr) bool { return s.isSelf(netip.AddrPortFrom(ip.Unmap(), port)) })
 }
 
 func (s *Server) allowed(a netip.Addr) bool {
