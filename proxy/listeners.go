@@ -116,10 +116,10 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 	s.addCloser(func() { ln.Close() })
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	ln = s.gate.listener(ln, false)
+	gated := s.gate.listener(ln, false)
 	var backoff time.Duration
 	for {
-		raw, err := ln.Accept()
+		raw, err := gated.Accept()
 		if err != nil {
 			if s.closing.Load() || ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
