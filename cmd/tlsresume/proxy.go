@@ -47,6 +47,38 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 2
 	}
+	if err := p.checkNumbers(); err != nil {
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 2
+	}
+	if _, err := p.checkAddrs(); err != nil {
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 2
+	}
+	// Bind every socket first: a start that fails on a taken port creates
+	// and rewrites nothing (no CA, no ticket keys, no log file).
+	bootLog := newLogger(stderr, p.jsonLog, p.verbose)
+	listeners, err := p.bind(ctx, bootLog)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 1
+	}
+	webLn, err := p.web.listen(bootLog)
+	if err != nil {
+		for _, l := range listeners {
+			l.ln.Close()
+		}
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 1
+	}
+	closeSockets := func() {
+		for _, l := range listeners {
+			l.ln.Close()
+		}
+		if webLn != nil {
+			webLn.Close()
+		}
+	}
 	cfg, closers, err := p.build(stdout, stderr)
 	defer func() {
 		for _, c := range closers {
@@ -54,13 +86,20 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 		}
 	}()
 	if err != nil {
+		closeSockets()
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 2
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
+		closeSockets()
 		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
 		return 1
+	}
+	for i := range listeners {
+		listeners[i].serve = map[string]func(context.Context, net.Listener) error{
+			"connect": srv.Serve, "transparent": srv.ServeTransparent, "sni": srv.ServeSNI, "http": srv.ServeHostHTTP,
+		}[listeners[i].mode]
 	}
 	if rl := p.recordLog; rl != nil {
 		// The record log is one subscriber of the record stream, with room to
@@ -86,21 +125,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 			}
 		}()
 	}
-	listeners, err := p.listeners(ctx, srv, cfg.Log)
-	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
-		return 1
-	}
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	webLn, err := p.web.listen(cfg.Log)
-	if err != nil {
-		for _, l := range listeners {
-			l.ln.Close()
-		}
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
-		return 1
-	}
 	if p.dnsSrv != nil {
 		if err := p.dnsSrv.Start(serveCtx); err != nil {
 			fmt.Fprintf(stderr, "tlsresume proxy: --dns: %v\n", err)
@@ -179,19 +205,13 @@ type listener struct {
 	serve func(context.Context, net.Listener) error
 }
 
-// listeners binds every listener the flags ask for: one process may run
-// the CONNECT proxy, the transparent listener and the SNI/HTTP listeners
-// at once.
-func (p *proxyFlags) listeners(ctx context.Context, srv *proxy.Server, log zerolog.Logger) ([]listener, error) {
+// bind binds every listener the flags ask for (one process may run the
+// CONNECT proxy, the transparent listener and the SNI/HTTP listeners at
+// once); what serves each is set once the proxy exists.
+func (p *proxyFlags) bind(ctx context.Context, log zerolog.Logger) ([]listener, error) {
 	var out []listener
-	for _, l := range []struct {
-		mode, addr string
-		serve      func(context.Context, net.Listener) error
-	}{
-		{"connect", p.listen, srv.Serve},
-		{"transparent", p.transparent, srv.ServeTransparent},
-		{"sni", p.sniListen, srv.ServeSNI},
-		{"http", p.httpListen, srv.ServeHostHTTP},
+	for _, l := range []struct{ mode, addr string }{
+		{"connect", p.listen}, {"transparent", p.transparent}, {"sni", p.sniListen}, {"http", p.httpListen},
 	} {
 		if l.addr == "" {
 			continue
@@ -203,7 +223,7 @@ func (p *proxyFlags) listeners(ctx context.Context, srv *proxy.Server, log zerol
 			}
 			return nil, err
 		}
-		out = append(out, listener{l.mode, ln, l.serve})
+		out = append(out, listener{mode: l.mode, ln: ln})
 	}
 	if len(out) == 0 && p.dnsListen == "" {
 		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen, --http-listen or --dns")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -194,4 +195,56 @@ func TestLogWriteErrors(t *testing.T) {
 	if !strings.Contains(stderr.String(), "--log /dev/full: 1 records could not be written") {
 		t.Errorf("stderr: %s", stderr.String())
 	}
+}
+
+// TestFailedStartCreatesNothing: a start that fails because its port is
+// taken creates no CA, ticket keys or log, and rewrites none it finds
+// (--rotate-ticket-keys included).
+func TestFailedStartCreatesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	logFile := filepath.Join(dir, "conns.jsonl")
+	args := []string{"proxy", "--listen", taken.Addr().String(), "--web", "off", "--log", logFile, "--rotate-ticket-keys"}
+
+	t.Setenv("TLSRESUME_HOME", home)
+	var stderr bytes.Buffer
+	if code := run(context.Background(), args, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "address already in use") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	for _, p := range []string{home, logFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a failed start (%v)", p, err)
+		}
+	}
+	// A home that exists is left as it was.
+	if code := run(context.Background(), []string{"ca", "init"}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("ca init: exit %d", code)
+	}
+	before := snapshot(t, home)
+	if code := run(context.Background(), args, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("second failed start: exit %d", code)
+	}
+	if after := snapshot(t, home); !maps.Equal(before, after) {
+		t.Errorf("a failed start changed %s: %v became %v", home, before, after)
+	}
+}
+
+// snapshot maps each file in dir to its contents.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		m[e.Name()] = string(b)
+	}
+	return m
 }

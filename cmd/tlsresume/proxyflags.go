@@ -111,20 +111,16 @@ func (p *proxyFlags) checkNumbers() error {
 	return nil
 }
 
-// build turns flags into a proxy.Config; closers flush and close files.
-func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), error) {
-	var cfg proxy.Config
-	var closers []func()
-	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
-	if err := p.checkNumbers(); err != nil {
-		return cfg, nil, err
-	}
+// checkAddrs parses --allow and refuses a listen address other machines
+// could reach without it: run before anything is bound.
+func (p *proxyFlags) checkAddrs() ([]netip.Prefix, error) {
+	var allow []netip.Prefix
 	for _, s := range splitList(p.allow) {
 		pre, err := netip.ParsePrefix(s)
 		if err != nil {
-			return cfg, nil, fmt.Errorf("--allow %q: %v", s, err)
+			return nil, fmt.Errorf("--allow %q: %v", s, err)
 		}
-		cfg.Allow = append(cfg.Allow, pre)
+		allow = append(allow, pre)
 	}
 	for _, l := range []struct{ flag, addr string }{
 		{"--listen", p.listen}, {"--transparent", p.transparent}, {"--sni-listen", p.sniListen}, {"--http-listen", p.httpListen},
@@ -135,11 +131,23 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		}
 		ap, err := netip.ParseAddrPort(l.addr)
 		if err != nil {
-			return cfg, nil, fmt.Errorf("%s %q: want ip:port", l.flag, l.addr)
+			return nil, fmt.Errorf("%s %q: want ip:port", l.flag, l.addr)
 		}
-		if !ap.Addr().IsLoopback() && len(cfg.Allow) == 0 {
-			return cfg, nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", l.flag, l.addr)
+		if !ap.Addr().IsLoopback() && len(allow) == 0 {
+			return nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", l.flag, l.addr)
 		}
+	}
+	return allow, nil
+}
+
+// build turns flags into a proxy.Config; closers flush and close files.
+func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), error) {
+	var cfg proxy.Config
+	var closers []func()
+	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
+	var err error
+	if cfg.Allow, err = p.checkAddrs(); err != nil {
+		return cfg, nil, err
 	}
 	if err := p.buildDNS(&cfg); err != nil {
 		return cfg, nil, err
@@ -150,7 +158,6 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	cfg.MaxConns = p.maxConns
 	cfg.IdleTimeout = p.idleTimeout
 	cfg.TicketRotation = p.ticketRotation
-	var err error
 	if cfg.ClientResumption, err = proxy.ParseResumptionRules(p.clientResumption); err != nil {
 		return cfg, nil, err
 	}
