@@ -98,7 +98,8 @@ func leafNames(c *conn, up *tls.ConnectionState) []string {
 func (s *Server) clientHandshake(ctx context.Context, c *conn, raw net.Conn, cfg *tls.Config) (*tls.Conn, error) {
 	leg := c.clientLeg
 	start := s.cfg.Now()
-	tc := tls.Server(raw, cfg)
+	tail := &tailConn{Conn: raw}
+	tc := tls.Server(tail, cfg)
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
@@ -106,6 +107,9 @@ func (s *Server) clientHandshake(ctx context.Context, c *conn, raw net.Conn, cfg
 	if err != nil {
 		leg.Error = err.Error()
 		leg.Alert = remoteAlert(err)
+		if leg.Alert == "" {
+			leg.Alert = tail.plaintextAlert()
+		}
 		// Some pinning clients send no alert: they close the connection as
 		// soon as they see the certificate. By then tlsresume has sent its
 		// whole flight (TLS 1.3: ServerHello to Finished; TLS 1.2: to
@@ -122,6 +126,39 @@ func (s *Server) clientHandshake(ctx context.Context, c *conn, raw net.Conn, cfg
 	leg.Resumed = st.DidResume
 	recordClientCert(leg, cfg.ClientAuth, &st)
 	return tc, nil
+}
+
+// tailConn keeps the last bytes the client sent during the handshake.
+// OpenSSL, rejecting a TLS 1.3 server's certificate, sends its alert in
+// plaintext (it has not yet switched to its handshake keys), which
+// crypto/tls reports as "bad record MAC"; the bytes still say which alert.
+type tailConn struct {
+	net.Conn
+	tail [7]byte
+	n    int // bytes read so far, up to len(tail)
+}
+
+func (t *tailConn) Read(b []byte) (int, error) {
+	n, err := t.Conn.Read(b)
+	if n >= len(t.tail) {
+		copy(t.tail[:], b[n-len(t.tail):n])
+		t.n = len(t.tail)
+	} else if n > 0 {
+		keep := min(t.n, len(t.tail)-n)
+		copy(t.tail[:keep], t.tail[t.n-keep:t.n])
+		copy(t.tail[keep:], b[:n])
+		t.n = keep + n
+	}
+	return n, err
+}
+
+// plaintextAlert names the alert when the last bytes read were a whole
+// plaintext alert record (type 21, length 2), else "".
+func (t *tailConn) plaintextAlert() string {
+	if t.n != len(t.tail) || t.tail[0] != 21 || t.tail[1] != 3 || t.tail[3] != 0 || t.tail[4] != 2 {
+		return ""
+	}
+	return inspect.AlertName(t.tail[6])
 }
 
 // remoteAlert names the alert a peer sent, from crypto/tls's error: it

@@ -95,7 +95,10 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
 		if s.cfg.AutoPassthrough && rejectedCertificate(c.clientLeg) {
-			s.autoPass.add(c.serverName(), c.rec.ID)
+			if s.autoPass.reject(c.passClient(), c.serverName(), c.rec.ID, c.clientLeg.Alert, s.cfg.Now()) {
+				s.cfg.Log.Info().Str("client", c.passClient()).Str("host", c.serverName()).Str("conn", c.rec.ID).
+					Msg("--auto-passthrough: this client's connections to this host are now passed through")
+			}
 		}
 		c.finish()
 		return

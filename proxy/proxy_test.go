@@ -335,8 +335,11 @@ func TestPassthrough(t *testing.T) {
 }
 
 // TestAutoPassthrough: once a client rejects tlsresume's certificate for a
-// host (it pins), that host is passed through, and the pinned client then
-// talks to the real server, recorded with the real server's verdict.
+// host with an alert (it pins), that client is passed through for that
+// host, and then talks to the real server, recorded with the real server's
+// verdict and what triggered it. Another client program that trusts the CA
+// is still intercepted (the whole host was passed through, and it then
+// failed on the origin's certificate); the reset undoes it.
 func TestAutoPassthrough(t *testing.T) {
 	o := startOrigin(t, nil)
 	e := startProxy(t, tempDir(t), func(c *Config) { c.AutoPassthrough = true })
@@ -359,42 +362,74 @@ func TestAutoPassthrough(t *testing.T) {
 	}
 	tc.Close()
 	r := e.next()
-	if !strings.Contains(r.Passthrough, "auto-passthrough") || r.ServerHello == nil {
+	if !strings.Contains(r.Passthrough, "auto-passthrough: this client rejected tlsresume's certificate for origin.test with alert") || r.ServerHello == nil {
 		t.Errorf("second connection: passthrough %q, server_hello %+v", r.Passthrough, r.ServerHello)
 	}
+	// Another program (another TLS stack: it offers ALPN) trusts the CA.
+	trusting, err := e.goDial(o.addr, &tls.Config{ServerName: "origin.test", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatalf("a client that trusts the CA was passed through too: %v", err)
+	}
+	trusting.Close()
+	if r := e.next(); r.Passthrough != "" {
+		t.Errorf("the trusting client: passthrough %q", r.Passthrough)
+	}
+	if got := e.srv.AutoPassthroughs(); len(got) != 1 || got[0].Host != "origin.test" {
+		t.Errorf("AutoPassthroughs %+v", got)
+	}
+	if n := e.srv.ResetAutoPassthrough(); n != 1 {
+		t.Errorf("reset cleared %d", n)
+	}
+	tc = tls.Client(e.connect(o.addr), pinned)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if tc.Handshake() == nil {
+		t.Error("after the reset, the pinned client was still passed through")
+	}
+	tc.Close()
+	e.next()
 }
 
 // TestClosedAfterCertificate: a client that hangs up without an alert as
-// soon as it sees our certificate (how some apps pin) is recorded as a
-// certificate rejection, and --auto-passthrough passes its host through.
+// soon as it sees our certificate (how some apps pin, but also what an
+// impatient client does) is recorded as a certificate rejection, and
+// --auto-passthrough passes it through after the second such hang-up.
 func TestClosedAfterCertificate(t *testing.T) {
 	o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
 	e := startProxy(t, tempDir(t), func(c *Config) { c.AutoPassthrough = true })
-	raw := e.connect(o.addr)
-	// InsecureSkipVerify: crypto/tls would otherwise send an alert for the
-	// unknown CA before VerifyConnection runs.
-	// A session cache makes it send session_ticket: over TLS 1.2 a client
-	// without one is passed through as a session-ID client.
-	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(1),
-		VerifyConnection: func(tls.ConnectionState) error {
-			raw.Close() // hang up at the certificate, sending nothing
-			return io.EOF
-		}})
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
-	tc.Handshake()
-	r := e.next()
-	if r.Verdict.Code != inspect.CodeClientRejectedCert || !r.ClientLeg.ClosedAfterCertificate {
-		t.Fatalf("verdict %+v, client leg %+v", r.Verdict, r.ClientLeg)
+	hangUp := func() *inspect.ConnRecord {
+		raw := e.connect(o.addr)
+		// InsecureSkipVerify: crypto/tls would otherwise send an alert for
+		// the unknown CA before VerifyConnection runs. A session cache makes
+		// it send session_ticket: over TLS 1.2 a client without one is
+		// passed through as a session-ID client.
+		tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(1),
+			VerifyConnection: func(tls.ConnectionState) error {
+				raw.Close() // hang up at the certificate, sending nothing
+				return io.EOF
+			}})
+		tc.SetDeadline(time.Now().Add(5 * time.Second))
+		tc.Handshake()
+		r := e.next()
+		if r.Verdict.Code != inspect.CodeClientRejectedCert || !r.ClientLeg.ClosedAfterCertificate {
+			t.Fatalf("verdict %+v, client leg %+v", r.Verdict, r.ClientLeg)
+		}
+		return r
 	}
-	raw = e.connect(o.addr)
-	tc = tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: originPool})
+	first := hangUp()
+	if got := e.srv.AutoPassthroughs(); len(got) != 0 {
+		t.Fatalf("passed through after one hang-up: %+v", got)
+	}
+	second := hangUp()
+	// The same program, now trusting only the origin (as a pinning app).
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: originPool, ClientSessionCache: tls.NewLRUClientSessionCache(1)})
 	tc.SetDeadline(time.Now().Add(5 * time.Second))
 	if err := tc.Handshake(); err != nil {
-		t.Fatalf("not passed through after the hang-up: %v", err)
+		t.Fatalf("not passed through after two hang-ups: %v", err)
 	}
 	tc.Close()
-	if r := e.next(); r.Passthrough == "" {
-		t.Errorf("second connection not passed through: %+v", r.Verdict)
+	if r := e.next(); !strings.Contains(r.Passthrough, "twice (connections "+first.ID+", "+second.ID+")") {
+		t.Errorf("third connection: passthrough %q", r.Passthrough)
 	}
 }
 

@@ -159,6 +159,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 		if rl := p.recordLog; rl != nil {
 			wcfg.Unwritten = rl.Unwritten
 		}
+		wcfg.Passthrough = &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}
 		wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
 		view := web.New(wcfg)
 		// The view is a subscriber with room to fall behind by a burst; it

@@ -152,13 +152,15 @@ type status struct {
 	StreamDropped uint64    `json:"stream_dropped"` // events the proxy's stream dropped before the view
 	Upstream      bool      `json:"upstream"`       // a proxy's upstream cache is there to show and flush
 	TicketKeys    bool      `json:"ticket_keys"`    // a proxy's client ticket keys are there to show and rotate
+	Passthrough   bool      `json:"passthrough"`    // a proxy's --auto-passthrough decisions are there to show and reset
 	CA            bool      `json:"ca"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	v := s.hist.snapshot(^uint64(0))
 	writeJSON(w, status{Source: s.cfg.Source, Started: s.started, History: s.cfg.History, Total: v.total,
-		Evicted: v.evicted, StreamDropped: s.streamLost.Load(), Upstream: s.cfg.Upstream != nil, TicketKeys: s.cfg.TicketKeys != nil, CA: s.cfg.CA != nil})
+		Evicted: v.evicted, StreamDropped: s.streamLost.Load(), Upstream: s.cfg.Upstream != nil, TicketKeys: s.cfg.TicketKeys != nil,
+		Passthrough: s.cfg.Passthrough != nil, CA: s.cfg.CA != nil})
 }
 
 func (s *Server) handleUpstreamStats(w http.ResponseWriter, r *http.Request) {
@@ -177,6 +179,26 @@ func (s *Server) handleUpstreamFlush(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Upstream.Flush()
 	s.cfg.Log.Info().Str("from", "web").Msg("flushed the upstream session cache")
 	writeJSON(w, s.cfg.Upstream.Stats())
+}
+
+// handlePassthrough serves GET /api/passthrough: the clients that
+// --auto-passthrough passes through, and why.
+func (s *Server) handlePassthrough(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Passthrough == nil {
+		httpError(w, "no proxy behind this view: no auto-passthrough", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, s.cfg.Passthrough.List())
+}
+
+// handlePassthroughReset serves POST /api/passthrough/reset: every client
+// is intercepted again.
+func (s *Server) handlePassthroughReset(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Passthrough == nil {
+		httpError(w, "no proxy behind this view: no auto-passthrough", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, map[string]int{"cleared": s.cfg.Passthrough.Reset()})
 }
 
 // handleTicketKeys serves GET /api/client/ticket-keys.

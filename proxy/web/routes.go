@@ -32,6 +32,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/status", s.handleStatus)
 	mux.HandleFunc("GET /api/upstream/stats", s.handleUpstreamStats)
 	mux.HandleFunc("POST /api/upstream/flush", s.handleUpstreamFlush)
+	mux.HandleFunc("GET /api/passthrough", s.handlePassthrough)
+	mux.HandleFunc("POST /api/passthrough/reset", s.handlePassthroughReset)
 	mux.HandleFunc("GET /api/client/ticket-keys", s.handleTicketKeys)
 	mux.HandleFunc("POST /api/client/ticket-keys/rotate", s.handleRotateTicketKeys)
 	mux.Handle("GET /metrics", s.metrics.handlerHTTP)

@@ -49,6 +49,9 @@ type Config struct {
 	// TicketKeys lists and rotates the proxy's client ticket keys. Default:
 	// none (a view of saved files has no proxy).
 	TicketKeys *TicketKeyControl
+	// Passthrough lists and resets --auto-passthrough's decisions.
+	// Default: none (a view of saved files has no proxy).
+	Passthrough *PassthroughControl
 	// Refused returns the proxy's refusals so far, by reason (not_allowed,
 	// at_cap, evicted), for /metrics. Default: none.
 	Refused func() map[string]uint64
@@ -60,6 +63,14 @@ type Config struct {
 	Source string
 	// Log is the console logger. Default zerolog.Nop().
 	Log zerolog.Logger
+}
+
+// PassthroughControl is --auto-passthrough as the view sees it: List
+// returns the clients passed through (JSON-encodable), Reset intercepts
+// them all again and says how many there were.
+type PassthroughControl struct {
+	List  func() any
+	Reset func() int
 }
 
 // TicketKeyControl is the proxy's client ticket keys as the view sees

@@ -58,13 +58,14 @@ func startLive(t *testing.T, mod func(*web.Config)) *live {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := proxy.New(proxy.Config{Issuer: iss, CA: ca, UpstreamRoots: roots, Upstream: up})
+	srv, err := proxy.New(proxy.Config{Issuer: iss, CA: ca, UpstreamRoots: roots, Upstream: up, AutoPassthrough: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &live{t: t, dir: dir, ca: ca, origin: "127.0.0.1:" + strconv.Itoa(origin.Port), records: make(chan *inspect.ConnRecord, 1024)}
-	cfg := web.Config{CA: ca, Upstream: up}
+	cfg := web.Config{CA: ca, Upstream: up,
+		Passthrough: &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -332,5 +333,36 @@ func TestRecordsAPI(t *testing.T) {
 	}
 	if c := strings.Count(string(buf[:n]), "event: close"); c != 2 || strings.Contains(string(buf[:n]), `"id":"c1"`) {
 		t.Errorf("replay after event 2 sent %d close events, want 2 (c2, c3):\n%s", c, buf[:n])
+	}
+}
+
+// TestAutoPassthroughAPI: a client that rejects tlsresume's certificate
+// (openssl s_client verifying against the system's CAs only) is listed by
+// GET /api/passthrough with what triggered it, and POST
+// /api/passthrough/reset intercepts it again.
+func TestAutoPassthroughAPI(t *testing.T) {
+	openssl := testtool.Need(t, "openssl")
+	l := startLive(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// -verify_return_error with the system's CAs only: s_client sends an
+	// unknown_ca alert and ends.
+	testtool.Run(ctx, "", openssl, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
+		"-verify_return_error", "-tls1_3")
+	r := l.next()
+	if r.Verdict.Code != inspect.CodeClientRejectedCert {
+		t.Fatalf("verdict %+v", r.Verdict)
+	}
+	code, body := l.get("GET", "/api/passthrough", nil)
+	var list []proxy.AutoPass
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 1 ||
+		list[0].Host != "localhost" || !strings.Contains(list[0].Reason, "with alert") || !strings.Contains(list[0].Reason, r.ID) {
+		t.Fatalf("GET /api/passthrough: %d %s", code, body)
+	}
+	if code, body := l.get("POST", "/api/passthrough/reset", nil); code != 200 || !strings.Contains(body, `"cleared":1`) {
+		t.Errorf("reset: %d %s", code, body)
+	}
+	if code, body := l.get("GET", "/api/passthrough", nil); code != 200 || strings.TrimSpace(body) != "null" && strings.TrimSpace(body) != "[]" {
+		t.Errorf("after the reset: %d %s", code, body)
 	}
 }

@@ -482,6 +482,21 @@ async function drawUpstream() {
   };
 }
 
+async function drawAutoPassthrough() {
+  const box = $("#auto-passthrough");
+  if (!state.status?.passthrough) { box.innerHTML = `<p class="hint">No proxy behind this view.</p>`; return; }
+  let list;
+  try { list = await api("/api/passthrough"); } catch (e) { box.innerHTML = `<p class="err">${esc(e.message)}</p>`; return; }
+  if (!list?.length) { box.innerHTML = `<p class="hint">No client is passed through (a client is, for one host, once it rejects tlsresume's certificate with an alert, or hangs up at it twice, with --auto-passthrough).</p>`; return; }
+  const now = Date.now();
+  box.innerHTML = `<table class="narrow"><thead><tr><th>client</th><th>host</th><th>since</th><th>why</th></tr></thead><tbody>${list.map((p) =>
+    `<tr><td><code>${esc(p.client)}</code></td><td>${esc(p.host)}</td><td>${esc(ageText(now - Date.parse(p.since)))} ago</td><td>${esc(p.reason)}</td></tr>`).join("")}</tbody></table>
+    <p><button type="button" id="pass-reset">Intercept them again</button> <span class="hint">Their next connections meet tlsresume's certificate again.</span></p>`;
+  $("#pass-reset").onclick = async () => {
+    try { await api("/api/passthrough/reset", { method: "POST" }); drawAutoPassthrough(); } catch (e) { showError(e); }
+  };
+}
+
 async function drawTicketKeys() {
   const box = $("#ticket-keys");
   if (!state.status?.ticket_keys) { box.innerHTML = `<p class="hint">No proxy behind this view.</p>`; return; }
@@ -521,7 +536,7 @@ function route() {
     if (!summaryRows.length) api("/api/summary").then((s) => { summaryRows = s; fillSelectors(); }).catch(() => {});
     drawDiff(f.a.value, f.b.value);
   }
-  if (name === "ca") { drawUpstream(); drawTicketKeys(); }
+  if (name === "ca") { drawUpstream(); drawTicketKeys(); drawAutoPassthrough(); }
   if (name === "conns") schedule();
 }
 
