@@ -43,7 +43,10 @@ type ClientLeg struct {
 	RefusedBy   string  `json:"refused_by,omitempty"`
 	HandshakeMS float64 `json:"handshake_ms"`
 	Error       string  `json:"error,omitempty"`
-	Alert       string  `json:"alert,omitempty"` // the alert the client sent, when it rejected us
+	// StreamError is what broke the client's side after the handshake,
+	// while relaying (a reset, a write that failed). Resumption facts stand.
+	StreamError string `json:"stream_error,omitempty"`
+	Alert       string `json:"alert,omitempty"` // the alert the client sent, when it rejected us
 	// ClosedAfterCertificate: the client closed the handshake without an
 	// alert after tlsresume's certificate went out (how some apps pin).
 	ClosedAfterCertificate bool `json:"closed_after_certificate,omitempty"`
@@ -84,6 +87,10 @@ type UpstreamLeg struct {
 	HandshakeMS     float64     `json:"handshake_ms"`
 	ExtraHandshakes int         `json:"extra_handshakes"` // further upstream connections made for this client connection
 	Error           string      `json:"error,omitempty"`
+	// StreamError is what broke the origin's side after the handshake,
+	// while relaying (a reset mid-response, a request that could not be
+	// sent). Resumption facts stand.
+	StreamError string `json:"stream_error,omitempty"`
 	// ClientCert: whether the origin asked tlsresume for a certificate, and
 	// the identity tlsresume presented or resumed with.
 	ClientCert *ClientCert `json:"client_cert,omitempty"`

@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -33,6 +37,27 @@ type conn struct {
 	facts        verdictFacts
 	opened       sync.Once
 	finished     sync.Once
+	streamMu     sync.Mutex
+	streamErr    [2]string // the first error after the handshakes: [client side, origin side]
+}
+
+// Sides of a relayed connection, for streamError.
+const (
+	sideClient = iota
+	sideOrigin
+)
+
+// streamError notes the first error that broke one side of the relay after
+// its handshake; io.EOF, timeouts and closes tlsresume made are not errors.
+func (c *conn) streamError(side int, err error) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return
+	}
+	c.streamMu.Lock()
+	if c.streamErr[side] == "" {
+		c.streamErr[side] = err.Error()
+	}
+	c.streamMu.Unlock()
 }
 
 // newConn starts the record of a connection that just arrived.
@@ -128,6 +153,14 @@ func (c *conn) finish() {
 		r.BytesUp = int64(c.replayed) + c.client.read.Load()
 		r.BytesDown = c.client.written.Load()
 		r.DurationMS = ms(s.cfg.Now().Sub(c.start))
+		c.streamMu.Lock()
+		if r.ClientLeg != nil {
+			r.ClientLeg.StreamError = c.streamErr[sideClient]
+		}
+		if r.UpstreamLeg != nil {
+			r.UpstreamLeg.StreamError = c.streamErr[sideOrigin]
+		}
+		c.streamMu.Unlock()
 		if c.up != nil && c.up.view != nil && r.UpstreamLeg != nil {
 			r.UpstreamLeg.TicketsReceived = c.up.view.Stored()
 		}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -277,4 +278,47 @@ func TestFailurePage(t *testing.T) {
 			t.Errorf("verdict %s", r.Verdict.Code)
 		}
 	})
+}
+
+// TestResetMidResponse: an origin that resets its connection in the middle
+// of a response leaves an error on the upstream leg (stream_error), not on
+// the client's, and the resumption verdict stands.
+func TestResetMidResponse(t *testing.T) {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{originCert}, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				tc := c.(*tls.Conn)
+				http.ReadRequest(bufio.NewReader(tc))
+				io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789")
+				tc.NetConn().(*net.TCPConn).SetLinger(0) // close with a reset
+				tc.NetConn().Close()
+			}()
+		}
+	}()
+	e := startProxy(t, tempDir(t), nil)
+	tc := tls.Client(e.connect(ln.Addr().String()), &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+	b, _ := io.ReadAll(tc)
+	r := e.next()
+	t.Logf("client got %d bytes; upstream stream_error %q, client stream_error %q, verdict %s", len(b), r.UpstreamLeg.StreamError, r.ClientLeg.StreamError, r.Verdict.Code)
+	if !strings.Contains(r.UpstreamLeg.StreamError, "reset") && !strings.Contains(r.UpstreamLeg.StreamError, "unexpected EOF") {
+		t.Errorf("upstream_leg.stream_error %q, want the reset", r.UpstreamLeg.StreamError)
+	}
+	if r.ClientLeg.StreamError != "" || r.UpstreamLeg.Error != "" {
+		t.Errorf("client_leg.stream_error %q, upstream_leg.error %q: the reset happened upstream, after the handshake", r.ClientLeg.StreamError, r.UpstreamLeg.Error)
+	}
+	if r.Verdict.Code != inspect.CodeFirstContact {
+		t.Errorf("verdict %s", r.Verdict.Code)
+	}
 }

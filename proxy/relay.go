@@ -163,7 +163,11 @@ type handoffConn struct {
 // Read ends a tunnel whose client stays silent past the idle timeout.
 func (h *handoffConn) Read(b []byte) (int, error) {
 	h.Conn.SetReadDeadline(time.Now().Add(h.t.c.s.cfg.IdleTimeout))
-	return h.Conn.Read(b)
+	n, err := h.Conn.Read(b)
+	if err != nil {
+		h.t.c.streamError(sideClient, err)
+	}
+	return n, err
 }
 
 func (h *handoffConn) Write(b []byte) (int, error) {
@@ -173,7 +177,11 @@ func (h *handoffConn) Write(b []byte) (int, error) {
 			return len(b), nil
 		}
 	}
-	return h.Conn.Write(b)
+	n, err := h.Conn.Write(b)
+	if err != nil {
+		h.t.c.streamError(sideClient, err)
+	}
+	return n, err
 }
 
 func (h *handoffConn) Close() error {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -68,14 +69,41 @@ func (t *originTransport) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*ht
 	t.mu.Unlock()
 	req.URL.Scheme = "https"
 	req.URL.Host = t.c.rec.Target
+	var resp *http.Response
+	var err error
 	if t.h2t == nil {
-		return t.h1.RoundTrip(req)
+		resp, err = t.h1.RoundTrip(req)
+	} else {
+		var cc *http2.ClientConn
+		if cc, err = t.h2Conn(req.Context()); err == nil {
+			resp, err = cc.RoundTrip(req)
+		}
 	}
-	cc, err := t.h2Conn(req.Context())
 	if err != nil {
+		if req.Context().Err() == nil { // not the client going away
+			t.c.streamError(sideOrigin, err)
+		}
 		return nil, err
 	}
-	return cc.RoundTrip(req)
+	if resp.StatusCode != http.StatusSwitchingProtocols { // an upgraded body must stay writable
+		resp.Body = &originBody{ReadCloser: resp.Body, c: t.c}
+	}
+	return resp, nil
+}
+
+// originBody notes an error reading a response from the origin (a reset
+// mid-response) on the upstream leg.
+type originBody struct {
+	io.ReadCloser
+	c *conn
+}
+
+func (b *originBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.c.streamError(sideOrigin, err)
+	}
+	return n, err
 }
 
 // h2Conn returns a usable HTTP/2 connection, dialling a new one when the
