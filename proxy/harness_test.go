@@ -94,8 +94,9 @@ func startProxy(t *testing.T, dir string, mod func(*Config)) *testEnv {
 		t.Fatal(err)
 	}
 	e.logged = make(chan error, 1)
+	logEvents := e.srv.Subscribe(context.Background(), 4096) // before any connection, not in the goroutine
 	go func() {
-		rl.Follow(e.srv.Subscribe(context.Background(), 4096), zerolog.Nop())
+		rl.Follow(logEvents, zerolog.Nop())
 		e.logged <- rl.Close()
 	}()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -86,6 +86,7 @@ type TicketKeyControl struct {
 // for Prometheus. Create it with New, feed it with Feed or Add, serve it
 // with Serve or Handler.
 type Server struct {
+	compact *compactor // shares what records repeat, before the history keeps them
 	cfg     Config
 	hist    *history
 	metrics *metrics
@@ -105,7 +106,7 @@ func New(cfg Config) *Server {
 	if cfg.Source == "" {
 		cfg.Source = "live"
 	}
-	s := &Server{cfg: cfg, hist: newHistory(cfg.History), started: time.Now()}
+	s := &Server{cfg: cfg, hist: newHistory(cfg.History), compact: newCompactor(), started: time.Now()}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
 	return s
@@ -138,6 +139,7 @@ func (s *Server) Add(recs ...*inspect.ConnRecord) {
 }
 
 func (s *Server) apply(ev inspect.Event) {
+	ev.Record = s.compact.record(ev.Record)
 	e, id, closedOpen := s.hist.apply(ev)
 	s.metrics.observe(ev, closedOpen)
 	if s.subs.count() > 0 {

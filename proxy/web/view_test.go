@@ -28,7 +28,7 @@ import (
 // live view following its record stream on a port of its own, and the
 // records a test subscriber saw, to compare with what the page shows.
 type live struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	ca      *certs.CA
 	proxy   string // the proxy's address
@@ -37,7 +37,7 @@ type live struct {
 	records chan *inspect.ConnRecord
 }
 
-func startLive(t *testing.T, mod func(*web.Config)) *live {
+func startLive(t testing.TB, mod func(*web.Config)) *live {
 	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o700)
@@ -95,7 +95,7 @@ func startLive(t *testing.T, mod func(*web.Config)) *live {
 	return l
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
