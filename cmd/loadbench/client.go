@@ -22,6 +22,7 @@ type dialer struct {
 	proxy  string         // proxy host:port; "" dials the origin directly
 	origin string         // the origin's host:port
 	roots  *x509.CertPool // trusts the origin's CA, or the proxy's
+	rss    func() float64 // the proxy process's resident memory now (MB); nil for direct
 }
 
 // dial connects and completes a TLS handshake offering alpn, resuming

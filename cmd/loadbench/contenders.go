@@ -53,7 +53,8 @@ type repResult struct {
 
 // procStats are a subprocess's peak memory and CPU time.
 type procStats struct {
-	PeakRSSMB  float64 `json:"peak_rss_mb"` // VmHWM
+	PeakRSSMB  float64 `json:"peak_rss_mb"`      // VmHWM
+	RSSMB      float64 `json:"rss_mb,omitempty"` // VmRSS, when read
 	CPUSeconds float64 `json:"cpu_seconds"` // user + system, whole run
 	// OwnCPUSeconds is the part used during its own phases; the rest was
 	// used while it should have been idle (other contenders' phases, start).
@@ -257,9 +258,13 @@ func readProc(pid int) procStats {
 		return ps
 	}
 	for line := range strings.Lines(string(status)) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) >= 2 && (f[0] == "VmHWM:" || f[0] == "VmRSS:") {
 			kb, _ := strconv.ParseFloat(f[1], 64)
-			ps.PeakRSSMB = kb / 1024
+			if f[0] == "VmHWM:" {
+				ps.PeakRSSMB = kb / 1024
+			} else {
+				ps.RSSMB = kb / 1024
+			}
 		}
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -87,11 +87,11 @@ func TestDirect(t *testing.T) {
 	}
 	jsonFile := filepath.Join(t.TempDir(), "out.json")
 	var out, errs bytes.Buffer
-	args := []string{"-contenders", "direct", "-reps", "1", "-phase", "100ms", "-settle", "10ms", "-json", jsonFile}
+	args := []string{"-contenders", "direct", "-reps", "1", "-phase", "100ms", "-settle", "10ms", "-held", "50", "-json", jsonFile}
 	if code := run(context.Background(), args, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
-	for _, want := range []string{"machine:", "new-conn handshakes/s, full", "bulk MB/s", "warm keep-alive p50 ms"} {
+	for _, want := range []string{"machine:", "new-conn handshakes/s, full", "bulk MB/s", "warm keep-alive p50 ms", "new-conn p99 ms, connections held open", "limit: "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

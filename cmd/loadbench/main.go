@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&o.s.MaxRequests, "max-requests", 100000, "most requests a throughput phase starts")
 	fs.Int64Var(&o.s.SeqRequests, "seq-requests", 1000, "most requests in the sequential new-connection latency phase")
 	fs.Int64Var(&o.s.WarmRequests, "warm-requests", 3000, "most requests in the warm-connection latency phase")
+	fs.IntVar(&o.s.Held, "held", 1000, "connections held open (TLS done, idle) during the held phase, which times new connections meanwhile; 0 skips it")
 	fs.IntVar(&o.s.Workers, "workers", 8, "workers in the new-connection throughput phases")
 	fs.IntVar(&o.s.BulkWorkers, "bulk-workers", 4, "workers in the bulk phases")
 	fs.DurationVar(&o.s.Settle, "settle", 200*time.Millisecond, "pause after each phase")
@@ -214,6 +215,9 @@ func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, 
 		if err != nil {
 			c = &contender{name: name, skipped: err.Error()}
 			fmt.Fprintf(progress, "loadbench: %s skipped: %v\n", name, err)
+		} else if c.cmd != nil {
+			pid := c.cmd.Process.Pid
+			c.d.rss = func() float64 { return readProc(pid).RSSMB }
 		}
 		out = append(out, c)
 	}

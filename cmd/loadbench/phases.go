@@ -20,6 +20,7 @@ type settings struct {
 	SeqRequests  int64         `json:"seq_requests"`  // sequential new-connection latency phase
 	WarmRequests int64         `json:"warm_requests"` // warm-connection latency phase
 	Workers      int           `json:"workers"`       // new-connection throughput phases
+	Held         int           `json:"held"`          // connections held open in the held phase
 	BulkWorkers  int           `json:"bulk_workers"`
 	Settle       time.Duration `json:"settle_ns"` // pause after each phase, before the origin's counters are read
 }
@@ -40,6 +41,7 @@ type phaseResult struct {
 	Slot        int          `json:"slot"`                        // its turn among the contenders in this phase of this rep, 0 first
 	P50MS       float64      `json:"p50_ms,omitempty"`
 	P99MS       float64      `json:"p99_ms,omitempty"`
+	HeldRSSMB   float64      `json:"held_rss_mb,omitempty"` // held phase: the proxy's RSS with every connection held open
 	Origin      originCounts `json:"origin"` // the origin's handshakes during the phase
 	FirstErrors []string     `json:"first_errors,omitempty"`
 }
@@ -62,6 +64,7 @@ var phases = []phase{
 	{"bulk_h2", func(ctx context.Context, d *dialer, s settings) phaseResult { return bulk(ctx, d, s, "h2") }},
 	{"sequential", sequential},
 	{"warm", warm},
+	{"held", held},
 }
 
 // op is one request of a worker.
@@ -120,6 +123,52 @@ func warm(ctx context.Context, d *dialer, s settings) phaseResult {
 	res := drive(ctx, s, 1, s.WarmRequests, true, func() op {
 		return func(ctx context.Context) (sample, error) { return d.get(ctx, c, "/small") }
 	})
+	res.Errors += pre.Errors
+	res.FirstErrors = append(pre.FirstErrors, res.FirstErrors...)
+	return res
+}
+
+// held: s.Held connections are opened (CONNECT and TLS done, then idle,
+// as a phone's apps leave them), and while they are open one worker times
+// new connections, as the sequential phase does; the proxy's RSS is read
+// with all of them open. The held ones are then closed.
+func held(ctx context.Context, d *dialer, s settings) phaseResult {
+	if s.Held <= 0 {
+		return phaseResult{}
+	}
+	var (
+		mu    sync.Mutex
+		conns []*tls.Conn
+		pre   phaseResult
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(s.Held) && ctx.Err() == nil {
+				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				tc, err := d.dial(rctx, nil, []string{"http/1.1"})
+				cancel()
+				mu.Lock()
+				if err != nil {
+					pre.addError(err)
+				} else {
+					conns = append(conns, tc)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	res := sequential(ctx, d, s)
+	if d.rss != nil {
+		res.HeldRSSMB = d.rss()
+	}
 	res.Errors += pre.Errors
 	res.FirstErrors = append(pre.FirstErrors, res.FirstErrors...)
 	return res

@@ -229,6 +229,9 @@ var metrics = []metric{
 	{"sequential_p50_ms", func(r repResult) float64 { return r.Phases["sequential"].P50MS }},
 	{"sequential_p99_ms", func(r repResult) float64 { return r.Phases["sequential"].P99MS }},
 	{"warm_p50_ms", func(r repResult) float64 { return r.Phases["warm"].P50MS }},
+	{"held_p50_ms", func(r repResult) float64 { return r.Phases["held"].P50MS }},
+	{"held_p99_ms", func(r repResult) float64 { return r.Phases["held"].P99MS }},
+	{"held_rss_mb", func(r repResult) float64 { return r.Phases["held"].HeldRSSMB }},
 	{"proxy_cpu_ms_per_conn", func(r repResult) float64 {
 		p := r.Phases["handshakes_full"]
 		return cpuMSPer(p.ProxyCPU, float64(p.Requests))
@@ -360,14 +363,21 @@ func buildTable(crs []contenderReport) []tableRow {
 	atLeast := func(x float64) *goal {
 		return &goal{fmt.Sprintf("≥ %.1f× direct", x), func(_, r float64) bool { return r >= x }}
 	}
+	// The goals are issue 12's. A proxy that makes one upstream handshake
+	// per client handshake does both ends' TLS work on the same cores:
+	// about 0.5× direct is the limit for handshakes and bulk (printLimit).
 	specs := []spec{
-		{"new-conn handshakes/s, full, 8 workers", "handshakes_full_per_s", "%.0f", true, med("handshakes_full_per_s"), atLeast(0.5)},
-		{"new-conn handshakes/s, resuming, 8 workers", "handshakes_resumed_per_s", "%.0f", true, med("handshakes_resumed_per_s"), atLeast(0.5)},
+		{"new-conn handshakes/s, full, 8 workers", "handshakes_full_per_s", "%.0f", true, med("handshakes_full_per_s"), atLeast(0.48)},
+		{"new-conn handshakes/s, resuming, 8 workers", "handshakes_resumed_per_s", "%.0f", true, med("handshakes_resumed_per_s"), atLeast(0.48)},
+		{"  resuming vs full, same contender", "resumed_over_full", "%.2f×", false,
+			func(c *contenderReport) float64 {
+				return c.Medians["handshakes_resumed_per_s"] / c.Medians["handshakes_full_per_s"]
+			}, &goal{"> 1× (resuming is cheaper)", func(v, _ float64) bool { return v > 1 }}},
 		{"  client handshakes resumed %", "client_resumed_pct", "%.1f", false, med("client_resumed_pct"), nil},
-		{"bulk MB/s, 1 MiB, 4 workers, HTTP/1.1", "bulk_h1_mb_per_s", "%.0f", true, med("bulk_h1_mb_per_s"), atLeast(0.6)},
-		{"bulk MB/s, 1 MiB, 4 workers, h2", "bulk_h2_mb_per_s", "%.0f", true, med("bulk_h2_mb_per_s"), atLeast(0.6)},
+		{"bulk MB/s, 1 MiB, 4 workers, HTTP/1.1", "bulk_h1_mb_per_s", "%.0f", true, med("bulk_h1_mb_per_s"), atLeast(0.47)},
+		{"bulk MB/s, 1 MiB, 4 workers, h2", "bulk_h2_mb_per_s", "%.0f", true, med("bulk_h2_mb_per_s"), atLeast(0.47)},
 		{"sequential new-conn p50 ms", "sequential_p50_ms", "%.2f", true, med("sequential_p50_ms"),
-			&goal{"≤ 2.5× direct", func(_, r float64) bool { return r <= 2.5 }}},
+			&goal{"≤ 2.0× direct", func(_, r float64) bool { return r <= 2.0 }}},
 		{"sequential new-conn p99 ms", "sequential_p99_ms", "%.2f", true, med("sequential_p99_ms"), nil},
 		{"warm keep-alive p50 ms", "warm_p50_ms", "%.3f", true, med("warm_p50_ms"), nil},
 		{"warm added p50 ms vs direct", "warm_added_p50_ms", "%.3f", false,
@@ -389,17 +399,23 @@ func buildTable(crs []contenderReport) []tableRow {
 				return pct(c.Origin.Resumed, c.Origin.Handshakes)
 			}),
 			&goal{"≥ 99 %", func(v, _ float64) bool { return v >= 99 }}},
-		{"peak RSS MB (VmHWM)", "peak_rss_mb", "%.1f", false,
+		{"new-conn p50 ms, connections held open", "held_p50_ms", "%.2f", true, med("held_p50_ms"), nil},
+		{"new-conn p99 ms, connections held open", "held_p99_ms", "%.2f", true, med("held_p99_ms"), nil},
+		{"proxy RSS MB, connections held open", "held_rss_mb", "%.1f", false,
+			proxyOnly(func(c *contenderReport) float64 { return c.Medians["held_rss_mb"] }),
+			&goal{"≤ 120 MB (1,000 held)", func(v, _ float64) bool { return v <= 120 }}},
+		{"peak RSS MB (VmHWM, whole run)", "peak_rss_mb", "%.1f", false,
 			proxyOnly(func(c *contenderReport) float64 { return c.Process.PeakRSSMB }),
 			&goal{"≤ 40 MB", func(v, _ float64) bool { return v <= 40 }}},
-		{"proxy CPU ms per new connection (full)", "proxy_cpu_ms_per_conn", "%.2f", false, med("proxy_cpu_ms_per_conn"), nil},
+		{"proxy CPU ms per new connection (full)", "proxy_cpu_ms_per_conn", "%.2f", false, med("proxy_cpu_ms_per_conn"),
+			&goal{"≤ 0.8 ms", func(v, _ float64) bool { return v <= 0.8 }}},
 		{"proxy CPU ms per MB (bulk HTTP/1.1)", "proxy_cpu_ms_per_mb", "%.2f", false, med("proxy_cpu_ms_per_mb"), nil},
 		{"all processes' CPU ms per new connection (full)", "all_cpu_ms_per_conn", "%.2f", true, med("all_cpu_ms_per_conn"), nil},
 		{"  CPU-bound handshakes/s vs direct (estimate)", "cpu_bound_handshakes_ratio", "%.2f×", false,
-			cpuBound("all_cpu_ms_per_conn"), &goal{"≥ 0.5× (CPU-bound)", func(v, _ float64) bool { return v >= 0.5 }}},
+			cpuBound("all_cpu_ms_per_conn"), &goal{"≥ 0.48× (limit ≈ 0.5×)", func(v, _ float64) bool { return v >= 0.48 }}},
 		{"all processes' CPU ms per MB (bulk HTTP/1.1)", "all_cpu_ms_per_mb", "%.2f", true, med("all_cpu_ms_per_mb"), nil},
 		{"  CPU-bound bulk MB/s vs direct (estimate)", "cpu_bound_bulk_ratio", "%.2f×", false,
-			cpuBound("all_cpu_ms_per_mb"), &goal{"≥ 0.6× (CPU-bound)", func(v, _ float64) bool { return v >= 0.6 }}},
+			cpuBound("all_cpu_ms_per_mb"), &goal{"≥ 0.47× (limit ≈ 0.5×)", func(v, _ float64) bool { return v >= 0.47 }}},
 		{"proxy CPU seconds, whole run", "cpu_seconds", "%.1f", false,
 			proxyOnly(func(c *contenderReport) float64 { return c.Process.CPUSeconds }), nil},
 		{"failed requests, whole run", "errors", "%.0f", false,
