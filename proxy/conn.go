@@ -193,6 +193,9 @@ func (r *replayConn) Read(b []byte) (int, error) {
 	if len(r.pending) > 0 {
 		n := copy(b, r.pending)
 		r.pending = r.pending[n:]
+		if len(r.pending) == 0 {
+			r.pending = nil // let the peeked hello's buffer go
+		}
 		return n, nil
 	}
 	return r.Conn.Read(b)

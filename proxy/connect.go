@@ -39,8 +39,11 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.pre = s.startPredial(c.dialAddr())
-	// From here on, every way of arriving takes the same path.
-	s.intercept(c, brw.Reader)
+	// From here on, every way of arriving takes the same path, in a
+	// goroutine of its own: the handler returns, so net/http lets go of
+	// its per-connection buffers and response state for the connection's
+	// life (about 10 KB a connection; s.track keeps it counted).
+	go s.intercept(c, brw.Reader)
 }
 
 // offeredALPN is what tlsresume offers upstream: the client's ALPN list,

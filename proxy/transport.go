@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -196,7 +197,9 @@ func newSip(c *tls.Conn) *ticketSip {
 		defer close(s.done)
 		buf := make([]byte, 4096)
 		n, _ := c.Read(buf)
-		s.data = buf[:n]
+		if n > 0 {
+			s.data = bytes.Clone(buf[:n]) // not the whole buffer, for the connection's life
+		}
 	}()
 	return s
 }

@@ -361,7 +361,7 @@ func buildTable(crs []contenderReport) []tableRow {
 		goal               *goal
 	}
 	atLeast := func(x float64) *goal {
-		return &goal{fmt.Sprintf("≥ %.1f× direct", x), func(_, r float64) bool { return r >= x }}
+		return &goal{fmt.Sprintf("≥ %g× direct", x), func(_, r float64) bool { return r >= x }}
 	}
 	// The goals are issue 12's. A proxy that makes one upstream handshake
 	// per client handshake does both ends' TLS work on the same cores:
