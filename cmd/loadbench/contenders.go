@@ -55,7 +55,7 @@ type repResult struct {
 type procStats struct {
 	PeakRSSMB  float64 `json:"peak_rss_mb"`      // VmHWM
 	RSSMB      float64 `json:"rss_mb,omitempty"` // VmRSS, when read
-	CPUSeconds float64 `json:"cpu_seconds"` // user + system, whole run
+	CPUSeconds float64 `json:"cpu_seconds"`      // user + system, whole run
 	// OwnCPUSeconds is the part used during its own phases; the rest was
 	// used while it should have been idle (other contenders' phases, start).
 	OwnCPUSeconds   float64 `json:"own_cpu_seconds"`
