@@ -87,6 +87,13 @@ type UpstreamLeg struct {
 	HandshakeMS     float64     `json:"handshake_ms"`
 	ExtraHandshakes int         `json:"extra_handshakes"` // further upstream connections made for this client connection
 	Error           string      `json:"error,omitempty"`
+	// Pooled: --upstream-reuse pool; this client connection made no
+	// upstream handshake of its own at first (the leg's version, suite and
+	// ALPN are the pool's last handshake with the origin, which the client
+	// leg mirrored). ReusedConn names the earlier connection whose upstream
+	// connection carried its first request, when not its own.
+	Pooled     bool   `json:"pooled,omitempty"`
+	ReusedConn string `json:"reused_conn,omitempty"`
 	// StreamError is what broke the origin's side after the handshake,
 	// while relaying (a reset mid-response, a request that could not be
 	// sent). Resumption facts stand.

@@ -42,6 +42,7 @@ const (
 	CodeUpstreamTicketRefused VerdictCode = "upstream_ticket_refused"
 	CodeUpstreamFailed        VerdictCode = "upstream_failed"
 	CodeUpstreamNotAttempted  VerdictCode = "upstream_not_attempted"
+	CodeUpstreamReused        VerdictCode = "upstream_reused"
 )
 
 // VerdictCodeDocs lists every verdict code with its meaning, in the order
@@ -78,6 +79,7 @@ var VerdictCodeDocs = []CodeDoc{
 	{string(CodeUpstreamTicketRefused), "a cached session was offered and the origin did a full handshake"},
 	{string(CodeUpstreamFailed), "dialling or the upstream handshake failed"},
 	{string(CodeUpstreamNotAttempted), "no upstream TLS (not TLS, or the client's hello was unreadable)"},
+	{string(CodeUpstreamReused), "no upstream handshake of its own: `--upstream-reuse pool` carried its requests on an earlier connection's upstream connection (`reused_conn` names it)"},
 }
 
 // Family groups verdict codes by what a person should look at: "resumed",
@@ -86,7 +88,7 @@ var VerdictCodeDocs = []CodeDoc{
 // "failed".
 func (c VerdictCode) Family() string {
 	switch c {
-	case CodeBothResumed, CodeClientResumed, CodeUpstreamResumed, CodePassthroughResumed:
+	case CodeBothResumed, CodeClientResumed, CodeUpstreamResumed, CodePassthroughResumed, CodeUpstreamReused:
 		return "resumed"
 	case CodeFirstContact, CodeClientFirstContact, CodeUpstreamFirstContact, CodeUpstreamNewAddress, CodeUpstreamTicketPending:
 		return "first"

@@ -64,6 +64,9 @@ type Config struct {
 	// so the real server resumes it as it would directly; its HTTP is not
 	// seen) or "intercept" (see its HTTP; it never resumes here).
 	SessionIDClients string
+	// UpstreamReuse is ReusePair (one upstream connection and handshake per
+	// client connection, the default) or ReusePool (--upstream-reuse).
+	UpstreamReuse string
 	// ClientMinVersion and ClientMaxVersion bound the client leg. Default:
 	// TLS 1.0 and the origin's negotiated version (mirroring).
 	ClientMinVersion, ClientMaxVersion uint16
@@ -118,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionIDClients == "" {
 		c.SessionIDClients = "passthrough"
+	}
+	if c.UpstreamReuse == "" {
+		c.UpstreamReuse = ReusePair
 	}
 	if c.ClientTickets == "" {
 		c.ClientTickets = "mirror"

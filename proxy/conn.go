@@ -39,6 +39,14 @@ type conn struct {
 	finished     sync.Once
 	streamMu     sync.Mutex
 	streamErr    [2]string // the first error after the handshakes: [client side, origin side]
+	// --upstream-reuse pool: the origin in the pool; whether c.up was given
+	// to it; the upstream handshake c made itself for a pooled request; and
+	// which connection's upstream connection carried its first request.
+	pooled     *pooledOrigin
+	upPooled   bool
+	poolDial   *inspect.UpstreamLeg
+	carried    bool
+	reusedConn string
 }
 
 // Sides of a relayed connection, for streamError.
@@ -145,7 +153,9 @@ func (c *conn) finish() {
 		c.open()
 		c.pre.discard()
 		c.client.Close()
-		c.up.close()
+		if !c.upPooled {
+			c.up.close()
+		}
 		r := c.rec
 		if c.err != nil && r.Error == "" {
 			r.Error = c.err.Error()
@@ -157,8 +167,15 @@ func (c *conn) finish() {
 		if r.ClientLeg != nil {
 			r.ClientLeg.StreamError = c.streamErr[sideClient]
 		}
-		if r.UpstreamLeg != nil {
-			r.UpstreamLeg.StreamError = c.streamErr[sideOrigin]
+		if u := r.UpstreamLeg; u != nil {
+			u.StreamError = c.streamErr[sideOrigin]
+			u.ReusedConn = c.reusedConn
+			if d := c.poolDial; u.Pooled && d != nil && d.Error == "" {
+				// It made an upstream handshake of its own after all.
+				u.RemoteAddr, u.Version, u.CipherSuite, u.ALPN = d.RemoteAddr, d.Version, d.CipherSuite, d.ALPN
+				u.Resumed, u.Cache, u.Offered, u.SessionFrom, u.SessionAgeMS = d.Resumed, d.Cache, d.Offered, d.SessionFrom, d.SessionAgeMS
+				u.Verified, u.HandshakeMS, u.ClientCert = d.Verified, d.HandshakeMS, d.ClientCert
+			}
 		}
 		c.streamMu.Unlock()
 		if c.up != nil && c.up.view != nil && r.UpstreamLeg != nil {

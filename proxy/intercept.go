@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
 // intercept is the path every connection takes once it has arrived (by
@@ -68,18 +70,26 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		return
 	}
 	c.offer = newUpstreamOffer(&hello)
-	up, err := s.interceptUpstream(c)
-	if err != nil {
-		if s.ctx.Err() != nil {
-			c.finish() // shutting down
+	var upState tls.ConnectionState
+	if po, st, ok := s.pooledOrigin(c); ok {
+		// --upstream-reuse pool: mirror the pool's last handshake with this
+		// origin; the requests ride the pool's upstream connections.
+		c.pooled, upState = po, st
+		c.rec.UpstreamLeg = po.placeholderLeg(c)
+	} else {
+		up, err := s.interceptUpstream(c)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				c.finish() // shutting down
+				return
+			}
+			// Without an origin there is nothing to mirror or relay: the
+			// client is told what failed (a 502 page, or an alert).
+			s.answerFailure(c, &replayConn{Conn: c.client, pending: replay}, err)
 			return
 		}
-		// Without an origin there is nothing to mirror or relay: the client
-		// is told what failed (a 502 page, or an alert).
-		s.answerFailure(c, &replayConn{Conn: c.client, pending: replay}, err)
-		return
+		upState = up.tls.ConnectionState()
 	}
-	upState := up.tls.ConnectionState()
 	if why := s.sessionIDReason(c, upState.Version); why != "" {
 		// Only now is it known that the origin speaks TLS 1.2: the upstream
 		// handshake made for interception is given up, and the client's
@@ -88,7 +98,9 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		s.passthrough(c, replay, why)
 		return
 	}
-	up.startSip()
+	if c.up != nil {
+		c.up.startSip()
+	}
 	cfg := s.clientConfig(c, &upState)
 	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
 	tc, err := s.clientHandshake(s.ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
@@ -109,6 +121,25 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		return
 	}
 	s.relay.serveTLS(c, tc)
+}
+
+// pooledOrigin returns c's origin in --upstream-reuse pool's pool when the
+// pool has handshaken with it, and the state to mirror. Origins that ask
+// for client certificates are paired as usual: identities are never
+// pooled across client connections.
+func (s *Server) pooledOrigin(c *conn) (*pooledOrigin, tls.ConnectionState, bool) {
+	if s.pool == nil {
+		return nil, tls.ConnectionState{}, false
+	}
+	po, st, ok := s.pool.known(c)
+	if !ok || s.origins.asksForCert(upstream.Key(c.rec.SNI, po.remote, "")) {
+		return nil, tls.ConnectionState{}, false
+	}
+	// The client leg mirrors the pool's ALPN: the client must have offered it.
+	if p := st.NegotiatedProtocol; (p == "") != (len(c.offer.alpn) == 0) || p != "" && !slices.Contains(c.offer.alpn, p) {
+		return nil, tls.ConnectionState{}, false
+	}
+	return po, st, true
 }
 
 // interceptUpstream makes the connection's upstream leg: dial the origin,

@@ -80,6 +80,19 @@ func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
 	if alpn == "" {
 		client, isHTTP = sniffHTTP(tc)
 	}
+	if !isHTTP && c.up == nil {
+		// A pooled connection that speaks no HTTP: it needs an upstream
+		// connection of its own to relay to.
+		up, leg, err := r.s.dialUpstream(r.s.ctx, c, c.offer)
+		c.notePoolDial(leg)
+		if err != nil {
+			c.streamError(sideOrigin, err)
+			client.Close()
+			c.finish()
+			return
+		}
+		c.up = up
+	}
 	if !isHTTP {
 		go func() {
 			c.fail(pipe(client, c.up.take(), r.s.cfg.IdleTimeout, r.s.cfg.HalfCloseTimeout, nil))

@@ -28,6 +28,7 @@ type Server struct {
 	cancel     context.CancelFunc
 	stream     stream
 	clientBase *tls.Config
+	pool       *pool // --upstream-reuse pool; nil when pairing
 	relay      *relay
 	magic      http.Handler
 	origins    *memory
@@ -85,6 +86,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.clientBase.SetSessionTicketKeys(cfg.TicketKeys.Keys())
 	s.relay = newRelay(s)
+	if cfg.UpstreamReuse == ReusePool {
+		s.pool = newPool(s)
+	}
 	s.magic = s.magicHandler()
 	s.httpSrv = &http.Server{
 		Handler:           s,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,11 +37,25 @@ type originTransport struct {
 	h2    *http2.ClientConn // origin speaks h2
 	more  []*upstreamConn
 	extra atomic.Int32
-	ua    string // the first request's User-Agent: which program this is
+	ua    string        // the first request's User-Agent: which program this is
+	pool  *pooledOrigin // --upstream-reuse pool: h1 is the origin's shared transport
 }
 
 func newOriginTransport(c *conn) (*originTransport, error) {
 	t := &originTransport{c: c}
+	if c.s.pool != nil && (c.pooled != nil || !c.s.origins.asksForCert(c.certOrigin)) {
+		// --upstream-reuse pool: the origin's shared transport, given this
+		// connection's own upstream connection (made for mirroring) first.
+		po := c.pooled
+		if po == nil {
+			po = c.s.pool.origin(c)
+			if tc, ok := c.up.take().(*tls.Conn); ok {
+				po.adopt(c, &upstreamConn{tls: tc})
+			}
+		}
+		t.pool, t.h1 = po, po.tr
+		return t, nil
+	}
 	st := c.up.tls.ConnectionState()
 	if st.NegotiatedProtocol == "h2" {
 		t.h2t = &http2.Transport{DisableCompression: true}
@@ -72,6 +87,15 @@ func (t *originTransport) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*ht
 	req.URL.Host = t.c.rec.Target
 	var resp *http.Response
 	var err error
+	if t.pool != nil {
+		// The pool dials on this connection's behalf when it has no idle
+		// upstream connection, and says whose connection carried the request.
+		ctx := context.WithValue(req.Context(), poolConnKey{}, t.c)
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+			t.c.noteReused(t.pool.owner(info.Conn))
+		}})
+		req = req.WithContext(ctx)
+	}
 	if t.h2t == nil {
 		resp, err = t.h1.RoundTrip(req)
 	} else {
@@ -166,7 +190,7 @@ func (t *originTransport) dialMore(ctx context.Context, alpn string) (*upstreamC
 
 // close ends the transport's upstream connections.
 func (t *originTransport) close() {
-	if t.h1 != nil {
+	if t.h1 != nil && t.pool == nil { // a pool's transport outlives its client connections
 		t.h1.CloseIdleConnections()
 	}
 	t.mu.Lock()

@@ -141,6 +141,10 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 		return inspect.CodeUpstreamNotAttempted, "not dialled"
 	case u.Error != "":
 		return inspect.CodeUpstreamFailed, "failed: " + u.Error
+	case u.ReusedConn != "":
+		return inspect.CodeUpstreamReused, "no upstream handshake of its own: --upstream-reuse pool carried its first request on the upstream connection " + u.ReusedConn + " made"
+	case u.Pooled && u.Cache == inspect.CacheNotAsked && !u.Resumed:
+		return inspect.CodeUpstreamNotAttempted, "pooled (--upstream-reuse pool): no request needed an upstream connection"
 	case u.Resumed:
 		return inspect.CodeUpstreamResumed, fmt.Sprintf("cache hit (session from %s, %s old) → RESUMED", u.SessionFrom, ageWords(u.SessionAgeMS))
 	case u.Cache == inspect.CacheOff:

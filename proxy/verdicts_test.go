@@ -387,6 +387,17 @@ var verdictCases = []verdictCase{
 			e.goGet("origin.test", o.addr, cache, 0)
 			return one(e.next())
 		}},
+	{"--upstream-reuse pool: the second connection rides the first's upstream connection",
+		[]wantConn{wantFirst, {inspect.CodeUpstreamReused, inspect.CodeClientResumed, inspect.CodeUpstreamReused}},
+		func(t *testing.T) []*inspect.ConnRecord {
+			o := startOrigin(t, nil)
+			e := startProxy(t, tempDir(t), func(c *Config) { c.UpstreamReuse = ReusePool })
+			cache := tls.NewLRUClientSessionCache(8)
+			poolGet(t, e, o.addr, cache, "http/1.1")
+			first := e.next()
+			poolGet(t, e, o.addr, cache, "http/1.1")
+			return []*inspect.ConnRecord{first, e.next()}
+		}},
 	// The client is told: a 502 page naming the failure and the verdict.
 	{"origin unreachable", []wantConn{{inspect.CodeUpstreamFailed, inspect.CodeClientFirstContact, inspect.CodeUpstreamFailed}},
 		func(t *testing.T) []*inspect.ConnRecord {

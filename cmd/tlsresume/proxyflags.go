@@ -40,6 +40,7 @@ type proxyFlags struct {
 	autoPassthrough                                     bool
 	web                                                 webFlags
 	clientResumption, sessionIDClients, clientAuth      string
+	upstreamReuse                                       string
 	upstreamCerts                                       identityFlags
 	rotateKeys, forgetKeys                              bool
 }
@@ -79,6 +80,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.clientResumption, "client-resumption", "", "what to do with tlsresume's own tickets that clients offer: `rules` allow, refuse or expire-after=DURATION, optionally per HOST=, comma-separated, e.g. --client-resumption 'expire-after=10m,api.example.com=refuse'")
 	fs.StringVar(&p.clientAuth, "client-auth", "mirror", "ask clients for a certificate: `mirror` (when the origin asked tlsresume), request, require or none; any certificate is accepted and recorded, e.g. --client-auth request")
 	fs.Var(&p.upstreamCerts, "upstream-client-cert", "a client `identity` to present to origins that ask, PATTERN=CERT.pem,KEY.pem, repeatable; a client that presents one of these is mirrored with it, e.g. --upstream-client-cert 'api.example.com=alice.pem,alice-key.pem'")
+	fs.StringVar(&p.upstreamReuse, "upstream-reuse", "pair", "upstream connections: `pair` (one per client connection, each with its own handshake: every record pairs the two) or pool (requests of many client connections share a bounded pool per origin: throughput over pairing; records say whose connection carried them), e.g. --upstream-reuse pool")
 	fs.StringVar(&p.sessionIDClients, "session-id-clients", "passthrough", "clients that resume only by session ID (TLS 1.2 without session_ticket), which Go's TLS server cannot resume: `passthrough` (they resume against the real server; their HTTP is not seen) or intercept, e.g. --session-id-clients intercept")
 	fs.BoolVar(&p.rotateKeys, "rotate-ticket-keys", false, "start encrypting client tickets under a new key now (earlier tickets still resume), e.g. --rotate-ticket-keys")
 	fs.BoolVar(&p.forgetKeys, "forget-ticket-keys", false, "start with a new client ticket key and forget the old ones (no earlier ticket resumes), e.g. --forget-ticket-keys")
@@ -175,6 +177,13 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	case "intercept":
 	default:
 		return cfg, nil, fmt.Errorf("--session-id-clients %q: want passthrough or intercept", p.sessionIDClients)
+	}
+	switch cfg.UpstreamReuse = p.upstreamReuse; cfg.UpstreamReuse {
+	case proxy.ReusePair:
+	case proxy.ReusePool:
+		cfg.Log.Info().Msg("--upstream-reuse pool: client connections share upstream connections per origin; a record then names the connection whose upstream connection carried it (reused_conn), and upstream resumption is seen only when the pool dials")
+	default:
+		return cfg, nil, fmt.Errorf("--upstream-reuse %q: want pair or pool", p.upstreamReuse)
 	}
 	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
 		return cfg, nil, err

@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
+)
+
+// Upstream reuse modes (Config.UpstreamReuse, --upstream-reuse).
+const (
+	// ReusePair makes one upstream connection, with its own handshake, for
+	// every client connection: each record pairs the two handshakes.
+	ReusePair = "pair"
+	// ReusePool carries client connections' requests on a bounded pool of
+	// upstream connections per origin (HTTP/1.1 keep-alive, HTTP/2
+	// multiplexing), for labs that need throughput more than one-to-one
+	// pairing. A client connection to an origin the pool knows makes no
+	// upstream handshake of its own: its client leg mirrors the pool's last
+	// upstream handshake, and its record names the earlier connection
+	// whose upstream connection carried its first request (reused_conn).
+	ReusePool = "pool"
+)
+
+const (
+	maxPooledOrigins   = 256 // origins the pool keeps; past it, it starts afresh
+	poolIdlePerOrigin  = 16  // idle upstream connections kept per origin
+	poolSparePerOrigin = 4   // handshaken connections waiting for their first request
+)
+
+// pool is --upstream-reuse pool's upstream connections, by origin: server
+// name, dialled address and client identity.
+type pool struct {
+	s       *Server
+	mu      sync.Mutex
+	origins map[string]*pooledOrigin
+}
+
+// pooledOrigin is one origin's shared transport and what a client leg
+// mirrors when it arrives.
+type pooledOrigin struct {
+	s         *Server
+	originKey string // upstream.Key, as memory and the session cache name it
+	mu        sync.Mutex
+	known     bool
+	state     tls.ConnectionState // of the last upstream handshake made for this origin
+	remote    string
+	spare     []*tls.Conn         // handshaken by intercept, waiting for the transport
+	owners    map[net.Conn]string // upstream connection → the client connection that made it
+	tr        *http.Transport
+}
+
+type poolConnKey struct{}
+
+func newPool(s *Server) *pool { return &pool{s: s, origins: map[string]*pooledOrigin{}} }
+
+func poolKey(c *conn) string { return c.rec.SNI + "|" + c.dialAddr() + "|" + c.ident.key() }
+
+// origin returns c's origin in the pool, made on first use.
+func (p *pool) origin(c *conn) *pooledOrigin {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := poolKey(c)
+	if po := p.origins[key]; po != nil {
+		return po
+	}
+	if len(p.origins) >= maxPooledOrigins {
+		for _, po := range p.origins {
+			po.tr.CloseIdleConnections()
+		}
+		p.origins = map[string]*pooledOrigin{}
+	}
+	po := &pooledOrigin{s: p.s, owners: map[net.Conn]string{}}
+	po.tr = &http.Transport{
+		DialTLSContext:      po.dial,
+		ForceAttemptHTTP2:   true,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: poolIdlePerOrigin,
+		IdleConnTimeout:     p.s.cfg.IdleTimeout,
+	}
+	p.origins[key] = po
+	return po
+}
+
+// known returns c's origin when the pool has made a handshake with it, and
+// the state a client leg mirrors.
+func (p *pool) known(c *conn) (*pooledOrigin, tls.ConnectionState, bool) {
+	p.mu.Lock()
+	po := p.origins[poolKey(c)]
+	p.mu.Unlock()
+	if po == nil {
+		return nil, tls.ConnectionState{}, false
+	}
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	return po, po.state, po.known
+}
+
+// adopt takes c's own upstream connection, handshaken for mirroring, into
+// the pool: the next request on this origin rides it. (An h2 origin's
+// SETTINGS, read early by the ticket sip, make a connection that cannot be
+// adopted: the pool then dials its own.)
+func (po *pooledOrigin) adopt(c *conn, up *upstreamConn) {
+	st := up.tls.ConnectionState()
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	po.known, po.state, po.remote, po.originKey = true, st, up.tls.RemoteAddr().String(), c.origin
+	if len(po.spare) < poolSparePerOrigin {
+		po.spare = append(po.spare, up.tls)
+		po.owners[up.tls] = c.rec.ID
+		c.upPooled = true
+	}
+}
+
+// placeholderLeg is the upstream leg of a client connection that made no
+// upstream handshake of its own at first: what it mirrors.
+func (po *pooledOrigin) placeholderLeg(c *conn) *inspect.UpstreamLeg {
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	c.origin = po.originKey
+	c.certOrigin = upstream.Key(c.rec.SNI, po.remote, "")
+	return &inspect.UpstreamLeg{
+		Addr: c.dialAddr(), RemoteAddr: po.remote, SNI: c.rec.SNI, Pooled: true,
+		Version: inspect.VersionName(po.state.Version), CipherSuite: tls.CipherSuiteName(po.state.CipherSuite),
+		ALPN: po.state.NegotiatedProtocol, Verified: !po.s.cfg.InsecureUpstream, Insecure: po.s.cfg.InsecureUpstream,
+	}
+}
+
+// dial gives the shared transport a spare connection, or makes a new one
+// on behalf of the client connection whose request needs it.
+func (po *pooledOrigin) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	po.mu.Lock()
+	if n := len(po.spare); n > 0 {
+		tc := po.spare[n-1]
+		po.spare = po.spare[:n-1]
+		po.mu.Unlock()
+		return tc, nil
+	}
+	po.mu.Unlock()
+	c, ok := ctx.Value(poolConnKey{}).(*conn)
+	if !ok {
+		return nil, errors.New("pooled dial without a client connection")
+	}
+	up, leg, err := po.s.dialUpstream(ctx, c, c.offer)
+	c.notePoolDial(leg)
+	if err != nil {
+		return nil, err
+	}
+	st := up.tls.ConnectionState()
+	po.mu.Lock()
+	if len(po.owners) >= 4096 {
+		po.owners = map[net.Conn]string{} // closed connections' entries; live ones are re-learnt as unknown
+	}
+	po.owners[up.tls] = c.rec.ID
+	po.known, po.state, po.remote = true, st, up.tls.RemoteAddr().String()
+	if po.originKey == "" {
+		po.originKey = c.origin
+	}
+	po.mu.Unlock()
+	return up.tls, nil
+}
+
+// owner is the client connection that made upstream connection uc.
+func (po *pooledOrigin) owner(uc net.Conn) string {
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	return po.owners[uc]
+}
+
+// forget drops a closed upstream connection's owner.
+func (po *pooledOrigin) forget(uc net.Conn) {
+	po.mu.Lock()
+	delete(po.owners, uc)
+	po.mu.Unlock()
+}
+
+// notePoolDial keeps the first upstream handshake a pooled client
+// connection made itself, for its record.
+func (c *conn) notePoolDial(leg *inspect.UpstreamLeg) {
+	c.streamMu.Lock()
+	if c.poolDial == nil {
+		c.poolDial = leg
+	}
+	c.streamMu.Unlock()
+}
+
+// noteReused records which earlier connection's upstream connection
+// carried this one's first request.
+func (c *conn) noteReused(owner string) {
+	c.streamMu.Lock()
+	if !c.carried {
+		c.carried = true
+		if owner != c.rec.ID {
+			c.reusedConn = owner
+		}
+	}
+	c.streamMu.Unlock()
+}

@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// TestUpstreamPool: with --upstream-reuse pool, client connections one
+// after another (each a new TLS connection, over HTTP/1.1 and over h2)
+// ride the upstream connection the first one made: the origin sees one
+// handshake, the first record is an ordinary first contact, and every
+// later record says whose upstream connection carried it (reused_conn,
+// upstream_reused), while its client leg is recorded as ever.
+func TestUpstreamPool(t *testing.T) {
+	for _, alpn := range []string{"http/1.1", "h2"} {
+		t.Run(alpn, func(t *testing.T) {
+			o := startOrigin(t, nil)
+			e := startProxy(t, tempDir(t), func(c *Config) { c.UpstreamReuse = ReusePool })
+			cache := tls.NewLRUClientSessionCache(8)
+			var recs []*inspect.ConnRecord
+			for i := range 5 {
+				if b := poolGet(t, e, o.addr, cache, alpn); !strings.Contains(b, "hello from origin") {
+					t.Fatalf("request %d: %s", i, b)
+				}
+				recs = append(recs, e.next())
+			}
+			// Over h2 the origin speaks first (SETTINGS): the connection made
+			// for mirroring has read it and cannot join the pool, which then
+			// makes one of its own.
+			want := map[string]int32{"http/1.1": 1, "h2": 2}[alpn]
+			if n := o.accepted.Load(); n != want {
+				t.Errorf("the origin saw %d handshakes, want %d (every later request on a pooled connection)", n, want)
+			}
+			first := recs[0]
+			if first.UpstreamLeg.Pooled || first.Verdict.Code != inspect.CodeFirstContact {
+				t.Errorf("first: pooled %v, verdict %s", first.UpstreamLeg.Pooled, first.Verdict.Code)
+			}
+			for i, r := range recs[1:] {
+				u := r.UpstreamLeg
+				if !u.Pooled || u.ReusedConn != first.ID || r.Verdict.Upstream != inspect.CodeUpstreamReused || u.Version == "" {
+					t.Errorf("conn %d: pooled %v reused_conn %q version %q verdict %+v", i+2, u.Pooled, u.ReusedConn, u.Version, r.Verdict)
+				}
+				if !r.ClientLeg.Resumed || r.ClientLeg.ALPN != alpn {
+					t.Errorf("conn %d: client leg resumed %v alpn %q", i+2, r.ClientLeg.Resumed, r.ClientLeg.ALPN)
+				}
+			}
+			t.Logf("%s: %s", recs[1].ID, recs[1].Verdict.Text)
+		})
+	}
+}
+
+// poolGet fetches / through the proxy on a new client connection offering
+// alpn, with keep-alive (so the origin's connection may be pooled), and
+// closes the client connection after the response.
+func poolGet(t *testing.T, e *testEnv, target string, cache tls.ClientSessionCache, alpn string) string {
+	t.Helper()
+	tr := e.proxyTransport(cache)
+	tr.DisableKeepAlives = false
+	tr.TLSClientConfig.ServerName = "origin.test"
+	tr.TLSClientConfig.NextProtos = []string{alpn}
+	tr.ForceAttemptHTTP2 = alpn == "h2"
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + target + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
