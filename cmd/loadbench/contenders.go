@@ -21,6 +21,9 @@ const (
 	// nameTLSResumePage is tlsresume with its live view open in headless
 	// Chromium for the whole run: the page follows every record.
 	nameTLSResumePage = "tlsresume+page"
+	// nameTLSResumePool is tlsresume with --upstream-reuse pool: client
+	// connections share upstream connections per origin.
+	nameTLSResumePool = "tlsresume+pool"
 	nameMitm          = "mitmproxy"
 	nameTunnel        = "tunnel" // opt-in: a blind CONNECT relay, loadbench -tunnel-serve
 )
@@ -70,7 +73,7 @@ type procStats struct {
 // trusting the origin's CA upstream, with its live view on another, and
 // waits until it accepts. With chromium set, the view is opened in it for
 // the whole run (tlsresume+page).
-func startTLSResume(ctx context.Context, bin, dir string, o *origin, chromium string) (*contender, error) {
+func startTLSResume(ctx context.Context, name, bin, dir string, o *origin, chromium string, extra ...string) (*contender, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -79,14 +82,10 @@ func startTLSResume(ctx context.Context, bin, dir string, o *origin, chromium st
 	if err != nil {
 		return nil, err
 	}
-	name := nameTLSResume
-	if chromium != "" {
-		name = nameTLSResumePage
-	}
 	c := &contender{name: name, dir: dir, logFile: filepath.Join(dir, "conns.jsonl")}
 	caDir := filepath.Join(dir, "ca")
-	err = c.start(bin, "proxy", "--listen", addr, "--ca-dir", caDir, "--upstream-ca", o.caFile,
-		"--log", c.logFile, "--grace", "1s", "--web", webAddr)
+	err = c.start(bin, append([]string{"proxy", "--listen", addr, "--ca-dir", caDir, "--upstream-ca", o.caFile,
+		"--log", c.logFile, "--grace", "1s", "--web", webAddr}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

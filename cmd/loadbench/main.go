@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.s.Workers, "workers", 8, "workers in the new-connection throughput phases")
 	fs.IntVar(&o.s.BulkWorkers, "bulk-workers", 4, "workers in the bulk phases")
 	fs.DurationVar(&o.s.Settle, "settle", 200*time.Millisecond, "pause after each phase")
-	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium")
+	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium, tlsresume+pool for tlsresume --upstream-reuse pool")
 	fs.StringVar(&o.tlsresume, "tlsresume", "", "tlsresume binary (default: go build ./cmd/tlsresume into a temporary directory)")
 	fs.StringVar(&o.mitmdump, "mitmdump", "mitmdump", "mitmdump binary")
 	fs.StringVar(&o.chromium, "chromium", "chromium", "browser for the tlsresume+page contender (tlsresume with its live view open)")
@@ -183,7 +183,7 @@ func collect(c *contender, progress io.Writer) contenderReport {
 		return cr
 	}
 	switch c.name {
-	case nameTLSResume, nameTLSResumePage:
+	case nameTLSResume, nameTLSResumePage, nameTLSResumePool:
 		st, err := readRecordLog(c.logFile)
 		if err != nil {
 			fmt.Fprintf(progress, "loadbench: %v\n", err)
@@ -207,7 +207,7 @@ func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, 
 		want[strings.TrimSpace(n)] = true
 	}
 	var out []*contender
-	for _, name := range []string{nameDirect, nameTunnel, nameTLSResume, nameTLSResumePage, nameMitm} {
+	for _, name := range []string{nameDirect, nameTunnel, nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameMitm} {
 		if !want[name] {
 			continue
 		}
@@ -234,7 +234,7 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 			return nil, err
 		}
 		return startTunnel(ctx, sub, org)
-	case nameTLSResume, nameTLSResumePage:
+	case nameTLSResume, nameTLSResumePage, nameTLSResumePool:
 		bin := o.tlsresume
 		if bin == "" {
 			var err error
@@ -255,7 +255,11 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 		if err := os.Mkdir(sub, 0o700); err != nil {
 			return nil, err
 		}
-		return startTLSResume(ctx, bin, sub, org, chromium)
+		var extra []string
+		if name == nameTLSResumePool {
+			extra = []string{"--upstream-reuse", "pool"}
+		}
+		return startTLSResume(ctx, name, bin, sub, org, chromium, extra...)
 	case nameMitm:
 		bin, err := exec.LookPath(o.mitmdump)
 		if err != nil {
