@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -85,6 +86,25 @@ func (p *pool) origin(c *conn) *pooledOrigin {
 	}
 	p.origins[key] = po
 	return po
+}
+
+// hasAddr says whether the pool has handshaken with an origin at the
+// dialled address addr (any name).
+func (p *pool) hasAddr(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, po := range p.origins {
+		if _, rest, _ := strings.Cut(key, "|"); strings.HasPrefix(rest, addr+"|") && po.isKnown() {
+			return true
+		}
+	}
+	return false
+}
+
+func (po *pooledOrigin) isKnown() bool {
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	return po.known
 }
 
 // known returns c's origin when the pool has made a handshake with it, and

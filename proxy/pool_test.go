@@ -74,3 +74,25 @@ func poolGet(t *testing.T, e *testEnv, target string, cache tls.ClientSessionCac
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestUpstreamPoolClientClose: a client's "Connection: close" ends its own
+// connection, not the pooled upstream one (it is hop-by-hop), and a known
+// origin is not dialled ahead for a pooled connection.
+func TestUpstreamPoolClientClose(t *testing.T) {
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.UpstreamReuse = ReusePool })
+	var ids []string
+	for i := range 3 {
+		if _, body := e.goGet("origin.test", o.addr, nil, 0); !strings.Contains(body, "hello from origin") {
+			t.Fatalf("request %d: %q", i, body)
+		}
+		r := e.next()
+		ids = append(ids, r.ID)
+		if i > 0 && r.UpstreamLeg.ReusedConn != ids[0] {
+			t.Errorf("%s: reused_conn %q, want %s", r.ID, r.UpstreamLeg.ReusedConn, ids[0])
+		}
+	}
+	if n := o.accepted.Load(); n != 1 {
+		t.Errorf("the origin saw %d handshakes, want 1", n)
+	}
+}

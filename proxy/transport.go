@@ -94,7 +94,12 @@ func (t *originTransport) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*ht
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 			t.c.noteReused(t.pool.owner(info.Conn))
 		}})
-		req = req.WithContext(ctx)
+		// Connection: close is hop-by-hop: it ends the client's connection
+		// (goproxy still sees it on its own request), not the pooled
+		// upstream one; the origin's own close is honoured.
+		req = req.Clone(ctx)
+		req.Close = false
+		req.Header.Del("Connection")
 	}
 	if t.h2t == nil {
 		resp, err = t.h1.RoundTrip(req)

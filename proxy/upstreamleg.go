@@ -184,6 +184,9 @@ type predial struct {
 }
 
 func (s *Server) startPredial(addr string) *predial {
+	if s.pool != nil && s.pool.hasAddr(addr) {
+		return nil // --upstream-reuse pool: requests to this address ride pooled connections
+	}
 	p := &predial{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
