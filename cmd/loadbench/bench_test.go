@@ -70,10 +70,9 @@ func BenchmarkProxyWarm(b *testing.B) {
 // benchModes runs f against an in-process proxy configured like the CLI
 // ("cli") and one that neither logs nor records ("quiet").
 func benchModes(b *testing.B, f func(*testing.B, *dialer)) {
-	for _, cli := range []bool{true, false} {
-		name := map[bool]string{true: "cli", false: "quiet"}[cli]
+	for _, name := range []string{"cli", "quiet", "pool"} {
 		b.Run(name, func(b *testing.B) {
-			d := startInProcess(b, cli)
+			d := startInProcess(b, name == "cli", name == "pool")
 			b.ReportAllocs()
 			f(b, d)
 		})
@@ -101,7 +100,7 @@ func parallel(b *testing.B, newOp func() op) {
 
 // startInProcess starts an origin and a proxy.Server on loopback and
 // returns a dialer through it.
-func startInProcess(b *testing.B, cli bool) *dialer {
+func startInProcess(b *testing.B, cli, pool bool) *dialer {
 	b.Helper()
 	dir := b.TempDir()
 	org, err := startOrigin(dir)
@@ -118,6 +117,9 @@ func startInProcess(b *testing.B, cli bool) *dialer {
 		b.Fatal(err)
 	}
 	cfg := proxy.Config{Issuer: iss, UpstreamRoots: org.roots}
+	if pool {
+		cfg.UpstreamReuse = proxy.ReusePool
+	}
 	var rl *proxy.RecordLog
 	if cli {
 		// As cmd/tlsresume/proxy.go builds it: zerolog's console writer on
@@ -191,7 +193,7 @@ func BenchmarkHeldConnections(b *testing.B) {
 				b.Cleanup(org.close)
 				d = &dialer{origin: org.addr, roots: org.roots}
 			} else {
-				d = startInProcess(b, false)
+				d = startInProcess(b, false, false)
 			}
 			for range b.N {
 				runtime.GC()
