@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -320,5 +321,31 @@ func TestResetMidResponse(t *testing.T) {
 	}
 	if r.Verdict.Code != inspect.CodeFirstContact {
 		t.Errorf("verdict %s", r.Verdict.Code)
+	}
+}
+
+// TestGateOnEveryListener: the SNI and transparent listeners close peers
+// outside --allow at accept too, before they take a slot (the cap's
+// eviction and refusal are the same gate, tested on CONNECT above).
+func TestGateOnEveryListener(t *testing.T) {
+	e := startProxy(t, tempDir(t), func(c *Config) {
+		c.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		c.MaxConns = 2
+	})
+	for _, serve := range []func(context.Context, net.Listener) error{e.srv.ServeSNI, e.srv.ServeTransparent} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go serve(context.Background(), ln)
+		for range 10 {
+			if outsider := dialFrom(t, "127.0.0.1", ln.Addr().String()); !closedSoon(outsider, 2*time.Second) {
+				t.Fatalf("%s: a peer outside --allow was not closed at accept", ln.Addr())
+			}
+		}
+		ln.Close()
+	}
+	if a := e.srv.Admission(); a.NotAllowed != 20 || a.Evicted != 0 {
+		t.Errorf("admission %+v, want 20 not allowed and none evicted (outsiders never held a slot)", a)
 	}
 }
