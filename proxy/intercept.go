@@ -131,8 +131,8 @@ func (s *Server) pooledOrigin(c *conn) (*pooledOrigin, tls.ConnectionState, bool
 	if s.pool == nil {
 		return nil, tls.ConnectionState{}, false
 	}
-	po, st, ok := s.pool.known(c)
-	if !ok || s.origins.asksForCert(upstream.Key(c.rec.SNI, po.remote, "")) {
+	po, st, remote, ok := s.pool.known(c)
+	if !ok || s.origins.asksForCert(upstream.Key(c.rec.SNI, remote, "")) {
 		return nil, tls.ConnectionState{}, false
 	}
 	// The client leg mirrors the pool's ALPN: the client must have offered it.

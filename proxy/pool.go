@@ -107,18 +107,18 @@ func (po *pooledOrigin) isKnown() bool {
 	return po.known
 }
 
-// known returns c's origin when the pool has made a handshake with it, and
-// the state a client leg mirrors.
-func (p *pool) known(c *conn) (*pooledOrigin, tls.ConnectionState, bool) {
+// known returns c's origin when the pool has made a handshake with it, the
+// state a client leg mirrors, and the address it reached.
+func (p *pool) known(c *conn) (po *pooledOrigin, st tls.ConnectionState, remote string, ok bool) {
 	p.mu.Lock()
-	po := p.origins[poolKey(c)]
+	po = p.origins[poolKey(c)]
 	p.mu.Unlock()
 	if po == nil {
-		return nil, tls.ConnectionState{}, false
+		return nil, st, "", false
 	}
 	po.mu.Lock()
 	defer po.mu.Unlock()
-	return po, po.state, po.known
+	return po, po.state, po.remote, po.known
 }
 
 // adopt takes c's own upstream connection, handshaken for mirroring, into
@@ -192,11 +192,19 @@ func (po *pooledOrigin) owner(uc net.Conn) string {
 	return po.owners[uc]
 }
 
-// forget drops a closed upstream connection's owner.
-func (po *pooledOrigin) forget(uc net.Conn) {
-	po.mu.Lock()
-	delete(po.owners, uc)
-	po.mu.Unlock()
+// close ends every pooled upstream connection (Shutdown).
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, po := range p.origins {
+		po.tr.CloseIdleConnections()
+		po.mu.Lock()
+		for _, tc := range po.spare {
+			tc.Close()
+		}
+		po.spare = nil
+		po.mu.Unlock()
+	}
 }
 
 // notePoolDial keeps the first upstream handshake a pooled client

@@ -139,6 +139,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	if s.pool != nil {
+		s.pool.close()
+	}
 	s.bg.Wait()
 	s.stream.close()
 	return err
