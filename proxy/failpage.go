@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -64,13 +65,10 @@ func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
 	}
 	req.Body.Close()
 	resp := &http.Response{StatusCode: http.StatusBadGateway, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},
-		Close: true, ContentLength: int64(len(body)), Body: http.NoBody}
+		Close: true, ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body))}
 	resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp.Header.Set("X-Tlsresume-Error", oneLine(upErr.Error()))
-	w := bufio.NewWriter(tc)
-	resp.Write(w)
-	w.WriteString(body)
-	w.Flush()
+	resp.Write(tc)
 }
 
 func writeFailure(w http.ResponseWriter, body string) {
