@@ -285,28 +285,14 @@ func TestFailurePage(t *testing.T) {
 // of a response leaves an error on the upstream leg (stream_error), not on
 // the client's, and the resumption verdict stands.
 func TestResetMidResponse(t *testing.T) {
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{originCert}, NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := c.(*tls.Conn)
-				http.ReadRequest(bufio.NewReader(tc))
-				io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789")
-				tc.NetConn().(*net.TCPConn).SetLinger(0) // close with a reset
-				tc.NetConn().Close()
-			}()
-		}
-	}()
+	addr := startTCPServer(t, func(c net.Conn) {
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{originCert}, NextProtos: []string{"http/1.1"}})
+		http.ReadRequest(bufio.NewReader(tc))
+		io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n0123456789")
+		c.(*net.TCPConn).SetLinger(0) // close with a reset
+	})
 	e := startProxy(t, tempDir(t), nil)
-	tc := tls.Client(e.connect(ln.Addr().String()), &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+	tc := tls.Client(e.connect(addr), &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
 	defer tc.Close()
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\n\r\n")

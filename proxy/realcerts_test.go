@@ -84,37 +84,21 @@ func startCertSServer(t *testing.T, ctx context.Context, files originFiles, clie
 // client's subject and $ssl_session_reused.
 func startCertNginx(t *testing.T, ctx context.Context, files originFiles, clientCA, protocols string) certOrigin {
 	t.Helper()
-	nginx := testtool.Need(t, "nginx")
 	dir := t.TempDir()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t)))
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events {}
-http {
+	runNginx(t, ctx, dir, addr, fmt.Sprintf(`
 	access_log off;
 	server {
-		listen %[2]s ssl;
-		ssl_certificate %[3]s;
-		ssl_certificate_key %[4]s;
-		ssl_client_certificate %[5]s;
+		listen %[1]s ssl;
+		ssl_certificate %[2]s;
+		ssl_certificate_key %[3]s;
+		ssl_client_certificate %[4]s;
 		ssl_verify_client on;
 		ssl_session_tickets on;
-		ssl_protocols %[6]s;
+		ssl_protocols %[5]s;
 		location / { return 200 "identity=[$ssl_client_s_dn] reused=[$ssl_session_reused]\n"; }
 	}
-}
-`, dir, addr, files.cert, files.key, clientCA, protocols)
-	confFile := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, out := startTool(t, ctx, nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
-	if err := waitListening(ctx, addr); err != nil {
-		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		t.Fatalf("nginx: %v: %s %s", err, out.String(), testtool.Tail(string(errLog), 400))
-	}
+`, addr, files.cert, files.key, clientCA, protocols))
 	page := regexp.MustCompile(`identity=\[(?:CN=(\w+))?\] reused=\[(r|\.)\]`)
 	return certOrigin{address: addr, seen: func(t *testing.T, body string) (string, bool) {
 		t.Helper()

@@ -134,44 +134,46 @@ type nginxOrigin struct {
 	address, accessLog string
 }
 
-// startNginx runs nginx in the foreground without a master process, with
-// tickets and the session cache as asked, speaking protocols.
+// startNginx runs nginx with tickets and the session cache as asked,
+// speaking protocols.
 func startNginx(t *testing.T, ctx context.Context, files originFiles, tickets bool, cache, protocols string) realOrigin {
 	t.Helper()
-	nginx := testtool.Need(t, "nginx")
 	dir := t.TempDir()
 	o := nginxOrigin{address: net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t))), accessLog: filepath.Join(dir, "access.log")}
 	onOff := map[bool]string{true: "on", false: "off"}[tickets]
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events {}
-http {
+	runNginx(t, ctx, dir, o.address, fmt.Sprintf(`
 	log_format reuse '$ssl_session_reused $ssl_protocol';
-	access_log %[2]s reuse;
+	access_log %[1]s reuse;
 	server {
-		listen %[3]s ssl;
-		ssl_certificate %[4]s;
-		ssl_certificate_key %[5]s;
-		ssl_session_tickets %[6]s;
-		ssl_session_cache %[7]s;
-		ssl_protocols %[8]s;
+		listen %[2]s ssl;
+		ssl_certificate %[3]s;
+		ssl_certificate_key %[4]s;
+		ssl_session_tickets %[5]s;
+		ssl_session_cache %[6]s;
+		ssl_protocols %[7]s;
 		location / { return 200 "nginx\n"; }
 	}
+`, o.accessLog, o.address, files.cert, files.key, onOff, cache, protocols))
+	return o
 }
-`, dir, o.accessLog, o.address, files.cert, files.key, onOff, cache, protocols)
+
+// runNginx runs nginx in the foreground without a master process, from dir,
+// with httpBlock as its http {} block, until the test ends; addr is where
+// it listens.
+func runNginx(t *testing.T, ctx context.Context, dir, addr, httpBlock string) {
+	t.Helper()
+	nginx := testtool.Need(t, "nginx")
+	conf := fmt.Sprintf("daemon off;\nmaster_process off;\npid %[1]s/nginx.pid;\nerror_log %[1]s/error.log info;\nevents {}\nhttp {%[2]s}\n", dir, httpBlock)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// -e: nginx opens its compiled-in error log before reading the config.
 	_, out := startTool(t, ctx, nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
-	if err := waitListening(ctx, o.address); err != nil {
+	if err := waitListening(ctx, addr); err != nil {
 		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		t.Fatalf("nginx: %v: %s %s", err, out.String(), testtool.Tail(string(errLog), 400))
 	}
-	return o
 }
 
 func (o nginxOrigin) addr() string { return o.address }
