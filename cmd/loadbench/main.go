@@ -40,6 +40,7 @@ type options struct {
 	s          settings
 	contenders string
 	tlsresume  string // binary; "" builds ./cmd/tlsresume
+	tlsArgs    string // more flags for every tlsresume contender
 	mitmdump   string
 	chromium   string
 	jsonFile   string
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.s.BulkWorkers, "bulk-workers", 4, "workers in the bulk phases")
 	fs.DurationVar(&o.s.Settle, "settle", 200*time.Millisecond, "pause after each phase")
 	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium, tlsresume+pool for tlsresume --upstream-reuse pool")
+	fs.StringVar(&o.tlsArgs, "tlsresume-args", "", "more `flags` for every tlsresume contender, space-separated, e.g. -tlsresume-args '--web off'")
 	fs.StringVar(&o.tlsresume, "tlsresume", "", "tlsresume binary (default: go build ./cmd/tlsresume into a temporary directory)")
 	fs.StringVar(&o.mitmdump, "mitmdump", "mitmdump", "mitmdump binary")
 	fs.StringVar(&o.chromium, "chromium", "chromium", "browser for the tlsresume+page contender (tlsresume with its live view open)")
@@ -161,6 +163,11 @@ func runReps(ctx context.Context, active []*contender, org *origin, s settings, 
 			c.reps = append(c.reps, repResult{Rep: rep, Phases: map[string]phaseResult{}})
 		}
 		for pi, p := range phases {
+			if p.name == "held" && rep != s.Reps-1 {
+				// In the last rep only: the memory a thousand held connections
+				// took would stay in the proxy's RSS through the reps after.
+				continue
+			}
 			for slot := range active {
 				c := active[(rep+pi+slot)%len(active)]
 				runPhase(ctx, c, p, slot, org, s)
@@ -255,9 +262,9 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 		if err := os.Mkdir(sub, 0o700); err != nil {
 			return nil, err
 		}
-		var extra []string
+		extra := strings.Fields(o.tlsArgs)
 		if name == nameTLSResumePool {
-			extra = []string{"--upstream-reuse", "pool"}
+			extra = append(extra, "--upstream-reuse", "pool")
 		}
 		return startTLSResume(ctx, name, bin, sub, org, chromium, extra...)
 	case nameMitm:
@@ -279,7 +286,29 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 // counters and the contender's CPU time around it.
 func runPhase(ctx context.Context, c *contender, p phase, slot int, org *origin, s settings) {
 	before, cpu, self := org.counts(), c.cpuSeconds(), selfCPU()
+	// The proxy's resident memory, sampled every 50 ms during the phase.
+	var maxRSS float64
+	sampled := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if c.d.rss != nil {
+				maxRSS = max(maxRSS, c.d.rss())
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	pr := p.run(ctx, c.d, s)
+	close(stop)
+	<-sampled
+	pr.MaxRSSMB = maxRSS
 	time.Sleep(s.Settle)
 	pr.Origin = org.counts().sub(before)
 	pr.Slot = slot

@@ -42,6 +42,7 @@ type phaseResult struct {
 	P50MS       float64      `json:"p50_ms,omitempty"`
 	P99MS       float64      `json:"p99_ms,omitempty"`
 	HeldRSSMB   float64      `json:"held_rss_mb,omitempty"` // held phase: the proxy's RSS with every connection held open
+	MaxRSSMB    float64      `json:"max_rss_mb,omitempty"`  // the proxy's RSS, sampled every 50 ms during the phase: the highest
 	Origin      originCounts `json:"origin"`                // the origin's handshakes during the phase
 	FirstErrors []string     `json:"first_errors,omitempty"`
 }
