@@ -45,6 +45,7 @@ func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
 	tc, err := s.clientHandshake(s.ctx, c, r, cfg)
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
+		s.noteRejection(c)
 		return
 	}
 	defer tc.Close()

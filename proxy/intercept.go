@@ -106,12 +106,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 	tc, err := s.clientHandshake(s.ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
-		if s.cfg.AutoPassthrough && rejectedCertificate(c.clientLeg) {
-			if s.autoPass.reject(c.passClient(), c.serverName(), c.rec.ID, c.clientLeg.Alert, s.cfg.Now()) {
-				s.cfg.Log.Info().Str("client", c.passClient()).Str("host", c.serverName()).Str("conn", c.rec.ID).
-					Msg("--auto-passthrough: this client's connections to this host are now passed through")
-			}
-		}
+		s.noteRejection(c)
 		c.finish()
 		return
 	}
@@ -121,6 +116,18 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		return
 	}
 	s.relay.serveTLS(c, tc)
+}
+
+// noteRejection feeds --auto-passthrough a client leg that rejected
+// tlsresume's certificate.
+func (s *Server) noteRejection(c *conn) {
+	if !s.cfg.AutoPassthrough || !rejectedCertificate(c.clientLeg) {
+		return
+	}
+	if s.autoPass.reject(c.passClient(), c.serverName(), c.rec.ID, c.clientLeg.Alert, s.cfg.Now()) {
+		s.cfg.Log.Info().Str("client", c.passClient()).Str("host", c.serverName()).Str("conn", c.rec.ID).
+			Msg("--auto-passthrough: this client's connections to this host are now passed through")
+	}
 }
 
 // pooledOrigin returns c's origin in --upstream-reuse pool's pool when the

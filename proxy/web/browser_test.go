@@ -156,6 +156,39 @@ func TestLiveViewInBrowser(t *testing.T) {
 		}
 	})
 
+	// Last: a client that rejects the certificate is passed through, the CA
+	// tab lists it with the trigger, and its button intercepts it again.
+	t.Run("auto-passthrough", func(t *testing.T) {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		testtool.Run(rctx, "", openssl, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
+			"-verify_return_error", "-tls1_3")
+		r := l.next()
+		err := chromedp.Do(ctx, hash("ca"), chromedp.WaitVisible(chromedp.CSS("#pass-reset")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := eval[string](t, ctx, `document.querySelector('#auto-passthrough tbody tr').textContent`)
+		if !strings.Contains(row, "localhost") || !strings.Contains(row, "unknown_ca") || !strings.Contains(row, r.ID) {
+			t.Errorf("the CA tab's row: %q", row)
+		}
+		if *update {
+			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err == nil {
+				err = os.WriteFile(filepath.Join("testdata", "liveview-ca.png"), png, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#pass-reset")), chromedp.WaitNotPresent(chromedp.CSS("#pass-reset"))); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := l.get("GET", "/api/passthrough", nil); code != 200 || strings.Contains(body, "localhost") {
+			t.Errorf("after the button: %d %s", code, body)
+		}
+	})
+
 	if *update {
 		shot := func(name string, steps ...chromedp.Action[chromedp.Void]) {
 			if err := chromedp.Do(ctx, append(steps, chromedp.Sleep(300*time.Millisecond))...); err != nil {
