@@ -25,6 +25,7 @@ type idSeq struct {
 	n     atomic.Uint64 // the last number handed out
 	limit atomic.Uint64 // the highest number reserved in the file
 	mu    sync.Mutex    // serialises reservations
+	warn  func(error)   // hears a failed reservation, once
 	err   error         // the first failed reservation
 }
 
@@ -71,6 +72,9 @@ func (s *idSeq) reserve(n uint64) {
 	limit := n + idBlock
 	if err := upstream.WriteFileAtomic(s.file, []byte(strconv.FormatUint(limit, 10)+"\n")); err != nil && s.err == nil {
 		s.err = err
+		if s.warn != nil {
+			s.warn(err)
+		}
 	}
 	s.limit.Store(limit)
 }

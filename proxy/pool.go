@@ -217,9 +217,16 @@ func (c *conn) notePoolDial(leg *inspect.UpstreamLeg) {
 	c.streamMu.Unlock()
 }
 
+// unknownOwner names an upstream connection whose maker the pool no longer
+// remembers (its table of owners started afresh after 4,096 dials).
+const unknownOwner = "?"
+
 // noteReused records which earlier connection's upstream connection
 // carried this one's first request.
 func (c *conn) noteReused(owner string) {
+	if owner == "" {
+		owner = unknownOwner
+	}
 	c.streamMu.Lock()
 	if !c.carried {
 		c.carried = true

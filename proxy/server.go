@@ -78,6 +78,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.ids = ids
+	ids.warn = func(err error) {
+		cfg.Log.Warn().Err(err).Str("file", cfg.IDFile).Msg("connection ids could not be saved: the next run may reuse some of this run's ids")
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.clientBase = &tls.Config{
 		MinVersion:   cfg.ClientMinVersion,

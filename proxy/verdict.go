@@ -141,6 +141,8 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 		return inspect.CodeUpstreamNotAttempted, "not dialled"
 	case u.Error != "":
 		return inspect.CodeUpstreamFailed, "failed: " + u.Error
+	case u.ReusedConn == unknownOwner:
+		return inspect.CodeUpstreamReused, "no upstream handshake of its own: --upstream-reuse pool carried its first request on an earlier connection's upstream connection (which one is no longer known)"
 	case u.ReusedConn != "":
 		return inspect.CodeUpstreamReused, "no upstream handshake of its own: --upstream-reuse pool carried its first request on the upstream connection " + u.ReusedConn + " made"
 	case u.Pooled && u.Cache == inspect.CacheNotAsked && !u.Resumed:
