@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // TestUpstreamPool: with --upstream-reuse pool, client connections one
@@ -94,5 +96,58 @@ func TestUpstreamPoolClientClose(t *testing.T) {
 	}
 	if n := o.accepted.Load(); n != 1 {
 		t.Errorf("the origin saw %d handshakes, want 1", n)
+	}
+}
+
+// TestUpstreamPoolRealClients: curl (--http1.1 and --http2, a new process
+// each time) and openssl s_client through --upstream-reuse pool to nginx:
+// after the first connection every curl rides c1's pooled upstream
+// connection; s_client, which offers no ALPN, is paired.
+func TestUpstreamPoolRealClients(t *testing.T) {
+	curl := testtool.Need(t, "curl")
+	openssl := testtool.Need(t, "openssl")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	files := newOriginFiles(t, dir)
+	o := startNginx(t, ctx, files, true, "off", "TLSv1.2 TLSv1.3").(nginxOrigin)
+	e := startProxy(t, tempDir(t), func(c *Config) { c.UpstreamReuse = ReusePool; c.UpstreamRoots = files.pool })
+	url := "https://localhost:" + strings.Split(o.address, ":")[1] + "/"
+	runs := [][]string{
+		{curl, "-sS", "--max-time", "10", "--cacert", e.ca.CertFile(), "-x", "http://" + e.addr, "--http1.1", url},
+		{curl, "-sS", "--max-time", "10", "--cacert", e.ca.CertFile(), "-x", "http://" + e.addr, "--http1.1", url},
+		{curl, "-sS", "--max-time", "10", "--cacert", e.ca.CertFile(), "-x", "http://" + e.addr, "--http2", url},
+		{curl, "-sS", "--max-time", "10", "--cacert", e.ca.CertFile(), "-x", "http://" + e.addr, "--http2", url},
+	}
+	var recs []*inspect.ConnRecord
+	for i, args := range runs {
+		out, _, err := runTool(ctx, nil, "", args[0], args[1:]...)
+		if err != nil || !strings.Contains(out, "nginx") {
+			t.Fatalf("run %d: %v %q", i, err, out)
+		}
+		recs = append(recs, e.next())
+	}
+	// openssl s_client offers no ALPN: the pool's h2 state does not fit it,
+	// so it is paired (a handshake of its own), as the README says.
+	out, _, err := runTool(ctx, nil, httpGet, openssl, "s_client", "-proxy", e.addr, "-connect", o.address, "-servername", "localhost",
+		"-CAfile", e.ca.CertFile(), "-verify_return_error", "-ign_eof")
+	if err != nil || !strings.Contains(out, "nginx") {
+		t.Fatalf("s_client: %v %s", err, testtool.Tail(out, 300))
+	}
+	recs = append(recs, e.next())
+	for i, r := range recs {
+		u := r.UpstreamLeg
+		t.Logf("%s %s alpn %s: pooled %v reused_conn %q verdict %s", r.ID, r.ClientHello.JA4, r.ClientLeg.ALPN, u.Pooled, u.ReusedConn, r.Verdict.Code)
+		switch {
+		case i == 0 || i == 4:
+			if u.Pooled || u.ReusedConn != "" {
+				t.Errorf("%s: pooled %v reused_conn %q, want a handshake of its own", r.ID, u.Pooled, u.ReusedConn)
+			}
+		// curl --http2 offers h2 and http/1.1: its client leg mirrors the
+		// pool's http/1.1, and its request rides c1's upstream connection.
+		case !u.Pooled || u.ReusedConn != recs[0].ID || r.ClientLeg.ALPN != "http/1.1" || r.Verdict.Upstream != inspect.CodeUpstreamReused:
+			t.Errorf("%s: pooled %v reused_conn %q alpn %q upstream verdict %s, want c1's pooled http/1.1 connection",
+				r.ID, u.Pooled, u.ReusedConn, r.ClientLeg.ALPN, r.Verdict.Upstream)
+		}
 	}
 }
