@@ -98,7 +98,10 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		s.passthrough(c, replay, why)
 		return
 	}
-	if c.up != nil {
+	if c.up != nil && !s.pools(c) {
+		// (A connection the pool adopts is read at once by HTTP, which
+		// takes the origin's tickets; a sip would read an h2 origin's
+		// SETTINGS first and make it unadoptable.)
 		c.up.startSip()
 	}
 	cfg := s.clientConfig(c, &upState)
@@ -128,6 +131,12 @@ func (s *Server) noteRejection(c *conn) {
 		s.cfg.Log.Info().Str("client", c.passClient()).Str("host", c.serverName()).Str("conn", c.rec.ID).
 			Msg("--auto-passthrough: this client's connections to this host are now passed through")
 	}
+}
+
+// pools says whether --upstream-reuse pool takes c's requests (origins
+// that ask for client certificates are paired).
+func (s *Server) pools(c *conn) bool {
+	return s.pool != nil && !s.origins.asksForCert(c.certOrigin)
 }
 
 // pooledOrigin returns c's origin in --upstream-reuse pool's pool when the

@@ -122,9 +122,9 @@ func (p *pool) known(c *conn) (po *pooledOrigin, st tls.ConnectionState, remote 
 }
 
 // adopt takes c's own upstream connection, handshaken for mirroring, into
-// the pool: the next request on this origin rides it. (An h2 origin's
-// SETTINGS, read early by the ticket sip, make a connection that cannot be
-// adopted: the pool then dials its own.)
+// the pool: the next request on this origin rides it. (No ticket sip runs
+// on it: an h2 origin's SETTINGS, read early, would leave a connection
+// http.Transport cannot take as TLS.)
 func (po *pooledOrigin) adopt(c *conn, up *upstreamConn) {
 	st := up.tls.ConnectionState()
 	po.mu.Lock()

@@ -43,7 +43,7 @@ type originTransport struct {
 
 func newOriginTransport(c *conn) (*originTransport, error) {
 	t := &originTransport{c: c}
-	if c.s.pool != nil && (c.pooled != nil || !c.s.origins.asksForCert(c.certOrigin)) {
+	if c.pooled != nil || c.s.pools(c) {
 		// --upstream-reuse pool: the origin's shared transport, given this
 		// connection's own upstream connection (made for mirroring) first.
 		po := c.pooled
