@@ -48,6 +48,13 @@ type gate struct {
 	said                       [3]atomic.Int64 // last console line per reason (UnixNano)
 }
 
+// Reasons a connection is turned away, for the console's rate limit.
+const (
+	turnedNotAllowed = iota
+	turnedAtCap
+	turnedEvicted
+)
+
 // slot is one admitted connection's place under the cap.
 type slot struct {
 	g        *gate
@@ -78,7 +85,7 @@ func (g *gate) admit(c net.Conn) *slot {
 	g.mu.Unlock()
 	if victim != nil {
 		g.evicted.Add(1)
-		g.say(2, victim.RemoteAddr().String(), "evict connection: --max-conns reached and it sent no hello or request yet")
+		g.say(turnedEvicted, victim.RemoteAddr().String(), "evict connection: --max-conns reached and it sent no hello or request yet")
 		victim.Conn.Close()
 	}
 	return sl
@@ -193,14 +200,14 @@ func (l *gateListener) Accept() (net.Conn, error) {
 		ap, err := netip.ParseAddrPort(raw.RemoteAddr().String())
 		if err != nil || !g.s.allowed(ap.Addr().Unmap()) {
 			g.notAllowed.Add(1)
-			g.say(0, raw.RemoteAddr().String(), "refuse connection: client not in --allow")
+			g.say(turnedNotAllowed, raw.RemoteAddr().String(), "refuse connection: client not in --allow")
 			raw.Close()
 			continue
 		}
 		sl := g.admit(raw)
 		if sl == nil {
 			g.atCap.Add(1)
-			g.say(1, raw.RemoteAddr().String(), "refuse connection: --max-conns reached, every slot held by a client that sent its hello or request")
+			g.say(turnedAtCap, raw.RemoteAddr().String(), "refuse connection: --max-conns reached, every slot held by a client that sent its hello or request")
 			if l.refuse != nil {
 				raw.SetWriteDeadline(time.Now().Add(time.Second))
 				raw.Write(l.refuse)
