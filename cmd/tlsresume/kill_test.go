@@ -23,7 +23,7 @@ import (
 	"time"
 )
 
-// TestKillUnderLoad: tlsresume is killed with SIGKILL while eight clients
+// TestKillUnderLoad: tlsresume is killed with SIGKILL while three clients
 // keep connecting through it. Every line of its --log parses, and every
 // connection whose client had closed it more than 10 ms before the kill
 // has its record. Then a second run appends to the same log: its records
@@ -71,12 +71,13 @@ func TestKillUnderLoad(t *testing.T) {
 		roots := x509.NewCertPool()
 		roots.AppendCertsFromPEM(caPEM)
 
-		// Eight clients, each at most 2,000 connections and until stop.
+		// Three clients, each at most 2,000 connections and until stop (about
+		// 600 connections a second: load, with CPU left to write records).
 		var mu sync.Mutex
 		closedAt := map[string]time.Time{} // client address → when the client closed
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		for range 8 {
+		for range 3 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -129,10 +130,13 @@ func TestKillUnderLoad(t *testing.T) {
 			ids[r.ID] = lines
 		}
 		f.Close()
-		var done, missing, late int
+		var done, missing, late, lateRecorded int
 		for local, at := range closedAt {
 			if killedAt.Sub(at) <= 10*time.Millisecond {
 				late++
+				if recorded[local] {
+					lateRecorded++
+				}
 				continue
 			}
 			done++
@@ -146,8 +150,8 @@ func TestKillUnderLoad(t *testing.T) {
 		if done < 50 {
 			t.Errorf("run %d: only %d connections completed before the kill: too little load to tell", run, done)
 		}
-		t.Logf("run %d: %d connections completed before the kill (and %d within 10 ms of it), %d lines in the log, all parse; %d missing",
-			run, done, late, lines, missing)
+		t.Logf("run %d: %d connections completed before the kill (and %d within 10 ms of it, %d of those recorded too), %d lines in the log, all parse; %d missing",
+			run, done, late, lateRecorded, lines, missing)
 	}
 }
 
