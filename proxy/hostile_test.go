@@ -335,3 +335,31 @@ func TestGateOnEveryListener(t *testing.T) {
 		t.Errorf("admission %+v, want 20 not allowed and none evicted (outsiders never held a slot)", a)
 	}
 }
+
+// TestClientResetMidResponse: a client that resets its connection while a
+// large response is still coming leaves an error on the client leg
+// (stream_error), not on the origin's.
+func TestClientResetMidResponse(t *testing.T) {
+	big := strings.Repeat("x", 8<<20)
+	addr := startTCPServer(t, func(c net.Conn) {
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{originCert}, NextProtos: []string{"http/1.1"}})
+		http.ReadRequest(bufio.NewReader(tc))
+		fmt.Fprintf(tc, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
+	})
+	e := startProxy(t, tempDir(t), nil)
+	raw := e.connect(addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+	buf := make([]byte, 4096)
+	if _, err := tc.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	raw.(*net.TCPConn).SetLinger(0) // reset, with most of the response unread
+	raw.Close()
+	r := e.next()
+	t.Logf("client stream_error %q, upstream stream_error %q", r.ClientLeg.StreamError, r.UpstreamLeg.StreamError)
+	if r.ClientLeg.StreamError == "" || r.UpstreamLeg.StreamError != "" {
+		t.Errorf("client_leg.stream_error %q, upstream_leg.stream_error %q: the client reset its side", r.ClientLeg.StreamError, r.UpstreamLeg.StreamError)
+	}
+}
