@@ -79,6 +79,22 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 			webLn.Close()
 		}
 	}
+	serveCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The DNS server's sockets too (build then uses the server it made).
+	if err := p.buildDNS(&proxy.Config{Log: bootLog}); err != nil {
+		closeSockets()
+		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		return 2
+	}
+	if p.dnsSrv != nil {
+		if err := p.dnsSrv.Start(serveCtx); err != nil {
+			closeSockets()
+			fmt.Fprintf(stderr, "tlsresume proxy: --dns: %v\n", err)
+			return 1
+		}
+		defer p.dnsSrv.Close()
+	}
 	cfg, closers, err := p.build(stdout, stderr)
 	defer func() {
 		for _, c := range closers {
@@ -125,14 +141,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 			}
 		}()
 	}
-	serveCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	if p.dnsSrv != nil {
-		if err := p.dnsSrv.Start(serveCtx); err != nil {
-			fmt.Fprintf(stderr, "tlsresume proxy: --dns: %v\n", err)
-			return 1
-		}
-		defer p.dnsSrv.Close()
 		cfg.Log.Info().Str("listen", p.dnsSrv.Addr()).Str("mode", "dns").Str("upstream", p.dnsSrv.Upstream()).Msg("listening")
 	}
 	errc := make(chan error, len(listeners))

@@ -222,6 +222,23 @@ func TestFailedStartCreatesNothing(t *testing.T) {
 			t.Errorf("%s exists after a failed start (%v)", p, err)
 		}
 	}
+	// A DNS port that is taken: nothing is written either.
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	dnsArgs := []string{"proxy", "--listen", "127.0.0.1:0", "--web", "off", "--log", logFile,
+		"--dns", udp.LocalAddr().String(), "--dns-answer", "127.0.0.1", "--dns-upstream", "127.0.0.1:1"}
+	stderr.Reset()
+	if code := run(context.Background(), dnsArgs, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "--dns") {
+		t.Fatalf("DNS port taken: exit %d, stderr %q", code, stderr.String())
+	}
+	for _, p := range []string{home, logFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a failed start on the DNS port (%v)", p, err)
+		}
+	}
 	// A home that exists is left as it was.
 	if code := run(context.Background(), []string{"ca", "init"}, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("ca init: exit %d", code)

@@ -385,34 +385,37 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// buildDNS creates the DNS-redirect server the flags ask for, and makes
-// tlsresume's own lookups go to the upstream resolver, never to itself.
+// buildDNS creates the DNS-redirect server the flags ask for (once: runProxy
+// makes and starts it before anything is written), and makes tlsresume's
+// own lookups go to the upstream resolver, never to itself.
 func (p *proxyFlags) buildDNS(cfg *proxy.Config) error {
-	if p.dnsListen == "" {
-		if p.dnsUpstream != "" {
-			cfg.Resolver = dns.Resolver(p.dnsUpstream)
+	if p.dnsSrv == nil {
+		if p.dnsListen == "" {
+			if p.dnsUpstream != "" {
+				cfg.Resolver = dns.Resolver(p.dnsUpstream)
+			}
+			return nil
 		}
-		return nil
-	}
-	v4, err := netip.ParseAddr(p.dnsAnswer)
-	if err != nil || !v4.Is4() {
-		return fmt.Errorf("--dns needs --dns-answer, the proxy's IPv4 address as devices reach it (e.g. --dns-answer 192.168.1.20)")
-	}
-	dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Log: cfg.Log}
-	if p.dnsAnswer6 != "" {
-		if dc.AnswerV6, err = netip.ParseAddr(p.dnsAnswer6); err != nil || !dc.AnswerV6.Is6() {
-			return fmt.Errorf("--dns-answer6 %q: want an IPv6 address", p.dnsAnswer6)
+		v4, err := netip.ParseAddr(p.dnsAnswer)
+		if err != nil || !v4.Is4() {
+			return fmt.Errorf("--dns needs --dns-answer, the proxy's IPv4 address as devices reach it (e.g. --dns-answer 192.168.1.20)")
+		}
+		dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Log: cfg.Log}
+		if p.dnsAnswer6 != "" {
+			if dc.AnswerV6, err = netip.ParseAddr(p.dnsAnswer6); err != nil || !dc.AnswerV6.Is6() {
+				return fmt.Errorf("--dns-answer6 %q: want an IPv6 address", p.dnsAnswer6)
+			}
+		}
+		if names := splitList(p.intercept); len(names) > 0 {
+			// Keep the CA download page reachable by name.
+			dc.Intercept = append(names, proxy.MagicHost)
+		}
+		if p.dnsSrv, err = dns.New(dc); err != nil {
+			return err
 		}
 	}
-	if names := splitList(p.intercept); len(names) > 0 {
-		// Keep the CA download page reachable by name.
-		dc.Intercept = append(names, proxy.MagicHost)
-	}
-	if p.dnsSrv, err = dns.New(dc); err != nil {
-		return err
-	}
-	cfg.Resolver = dns.Resolver(p.dnsSrv.Upstream())
 	srv := p.dnsSrv
+	cfg.Resolver = dns.Resolver(srv.Upstream())
 	cfg.RecentName = func(ip netip.Addr) (string, bool) { return srv.Recent(ip, 30*time.Second) }
 	return nil
 }
