@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -265,4 +266,55 @@ func snapshot(t *testing.T, dir string) map[string]string {
 		m[e.Name()] = string(b)
 	}
 	return m
+}
+
+// TestRefusalMetrics: the CLI wires the proxy's refusals and the record
+// log's losses into /metrics: a peer outside --allow is counted as
+// not_allowed there.
+func TestRefusalMetrics(t *testing.T) {
+	t.Setenv("TLSRESUME_HOME", t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr lockedBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--allow", "127.0.0.2/32", "--web", "127.0.0.1:0",
+			"--log", filepath.Join(t.TempDir(), "conns.jsonl")}, io.Discard, &stderr)
+	}()
+	addrRE := regexp.MustCompile(`listen=\S*?(127\.0\.0\.1:\d+)\S* \S*mode=\S*connect`)
+	viewRE := regexp.MustCompile(`Live view: (http://127\.0\.0\.1:\d+/)`)
+	var addr, view string
+	for deadline := time.Now().Add(5 * time.Second); addr == "" || view == ""; time.Sleep(10 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		if m := viewRE.FindStringSubmatch(stderr.String()); m != nil {
+			view = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening: %s", stderr.String())
+		}
+	}
+	c, err := net.Dial("tcp", addr) // from 127.0.0.1, outside --allow
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, c) // closed at accept
+	c.Close()
+	resp, err := http.Get(view + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`tlsresume_connections_refused_total{reason="not_allowed"} 1`, `tlsresume_records_unwritten_total 0`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, b)
+		}
+	}
+	cancel()
+	if code := <-exited; code != 0 {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
 }
