@@ -168,14 +168,14 @@ func (c *conn) finish() {
 			r.ClientLeg.StreamError = c.streamErr[sideClient]
 		}
 		if u := r.UpstreamLeg; u != nil {
+			if d := c.poolDial; u.Pooled && d != nil && d.Error == "" {
+				// It made an upstream handshake of its own after all: that
+				// handshake is its leg.
+				*u = *d
+				u.Pooled = true
+			}
 			u.StreamError = c.streamErr[sideOrigin]
 			u.ReusedConn = c.reusedConn
-			if d := c.poolDial; u.Pooled && d != nil && d.Error == "" {
-				// It made an upstream handshake of its own after all.
-				u.RemoteAddr, u.Version, u.CipherSuite, u.ALPN = d.RemoteAddr, d.Version, d.CipherSuite, d.ALPN
-				u.Resumed, u.Cache, u.Offered, u.SessionFrom, u.SessionAgeMS = d.Resumed, d.Cache, d.Offered, d.SessionFrom, d.SessionAgeMS
-				u.Verified, u.HandshakeMS, u.ClientCert = d.Verified, d.HandshakeMS, d.ClientCert
-			}
 		}
 		c.streamMu.Unlock()
 		if c.up != nil && c.up.view != nil && r.UpstreamLeg != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -40,6 +39,7 @@ type pool struct {
 	s       *Server
 	mu      sync.Mutex
 	origins map[string]*pooledOrigin
+	addrs   map[string]bool // dialled addresses of origins, for hasAddr
 }
 
 // pooledOrigin is one origin's shared transport and what a client leg
@@ -58,7 +58,9 @@ type pooledOrigin struct {
 
 type poolConnKey struct{}
 
-func newPool(s *Server) *pool { return &pool{s: s, origins: map[string]*pooledOrigin{}} }
+func newPool(s *Server) *pool {
+	return &pool{s: s, origins: map[string]*pooledOrigin{}, addrs: map[string]bool{}}
+}
 
 func poolKey(c *conn) string { return c.rec.SNI + "|" + c.dialAddr() + "|" + c.ident.key() }
 
@@ -74,8 +76,9 @@ func (p *pool) origin(c *conn) *pooledOrigin {
 		for _, po := range p.origins {
 			po.tr.CloseIdleConnections()
 		}
-		p.origins = map[string]*pooledOrigin{}
+		p.origins, p.addrs = map[string]*pooledOrigin{}, map[string]bool{}
 	}
+	p.addrs[c.dialAddr()] = true
 	po := &pooledOrigin{s: p.s, owners: map[net.Conn]string{}}
 	po.tr = &http.Transport{
 		DialTLSContext:      po.dial,
@@ -88,23 +91,12 @@ func (p *pool) origin(c *conn) *pooledOrigin {
 	return po
 }
 
-// hasAddr says whether the pool has handshaken with an origin at the
-// dialled address addr (any name).
+// hasAddr says whether the pool serves an origin at the dialled address
+// addr (any name): its first client connection already handshook with it.
 func (p *pool) hasAddr(addr string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for key, po := range p.origins {
-		if _, rest, _ := strings.Cut(key, "|"); strings.HasPrefix(rest, addr+"|") && po.isKnown() {
-			return true
-		}
-	}
-	return false
-}
-
-func (po *pooledOrigin) isKnown() bool {
-	po.mu.Lock()
-	defer po.mu.Unlock()
-	return po.known
+	return p.addrs[addr]
 }
 
 // known returns c's origin when the pool has made a handshake with it, the
