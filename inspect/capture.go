@@ -11,7 +11,8 @@ import (
 // CaptureStats counts what ReadCapture saw.
 type CaptureStats struct {
 	pcap.Stats
-	Connections int // TCP connections followed: they started with a SYN or a hello
+	Connections     int // TCP connections followed: they started with a SYN or a hello
+	QUICConnections int // QUIC connections followed: they started with a client's Initial
 }
 
 // ReadCapture reads a pcap or pcapng capture and calls fn with one Record
@@ -21,14 +22,15 @@ type CaptureStats struct {
 func ReadCapture(r io.Reader, fn func(*Record) error) (CaptureStats, error) {
 	cr := captureReader{
 		conns:   make(map[connKey]*captureConn),
+		quic:    make(map[connKey]*quicConn),
 		history: NewSessionHistory(0),
 		fn:      fn,
 	}
-	st, err := pcap.Read(r, pcap.Options{}, cr.segment)
+	st, err := pcap.Read(r, pcap.Options{UDP: cr.datagram}, cr.segment)
 	if err == nil {
 		err = cr.closeAll()
 	}
-	return CaptureStats{Stats: st, Connections: cr.next}, err
+	return CaptureStats{Stats: st, Connections: cr.next - cr.quicConns, QUICConnections: cr.quicConns}, err
 }
 
 // connKey names a TCP connection regardless of direction.
@@ -51,11 +53,13 @@ type captureConn struct {
 }
 
 type captureReader struct {
-	conns   map[connKey]*captureConn
-	next    int
-	history *SessionHistory
-	fn      func(*Record) error
-	err     error // first error from fn
+	conns     map[connKey]*captureConn
+	quic      map[connKey]*quicConn // by UDP 4-tuple
+	next      int                   // connections of both kinds, in order of appearance
+	quicConns int
+	history   *SessionHistory
+	fn        func(*Record) error
+	err       error // first error from fn
 }
 
 func (cr *captureReader) segment(s pcap.Segment) error {
@@ -133,13 +137,20 @@ func (cr *captureReader) emit(r *Record) {
 
 // closeAll ends the connections still open when the capture ended, oldest first.
 func (cr *captureReader) closeAll() error {
-	open := make([]*captureConn, 0, len(cr.conns))
-	for _, c := range cr.conns {
-		open = append(open, c)
+	type ender struct {
+		order int
+		close func()
 	}
-	slices.SortFunc(open, func(a, b *captureConn) int { return a.order - b.order })
-	for _, c := range open {
-		c.conv.Close()
+	open := make([]ender, 0, len(cr.conns)+len(cr.quic))
+	for _, c := range cr.conns {
+		open = append(open, ender{c.order, c.conv.Close})
+	}
+	for _, c := range cr.quic {
+		open = append(open, ender{c.order, c.close})
+	}
+	slices.SortFunc(open, func(a, b ender) int { return a.order - b.order })
+	for _, e := range open {
+		e.close()
 	}
 	return cr.err
 }

@@ -69,7 +69,8 @@ func (c *Conversation) clientEvent(ev streamEvent, t time.Time, frame int) {
 			return
 		}
 		c.lastWasHRR = false
-		rec := &Record{V: SchemaVersion, Time: t, Frame: frame, Source: c.Source, ClientAddr: c.ClientAddr, ServerAddr: c.ServerAddr}
+		rec := &Record{V: SchemaVersion, Time: t, Frame: frame, Source: c.Source, Transport: c.transportName(),
+			ClientAddr: c.ClientAddr, ServerAddr: c.ServerAddr}
 		e := &exchange{rec: rec}
 		if ev.msg == nil {
 			rec.Error = "inspect: ClientHello longer than 64 KiB"
@@ -220,6 +221,13 @@ func (c *Conversation) inFlight() *exchange {
 // HelloRetryRequest that the client has not answered yet.
 func (c *Conversation) awaitingSecondHello() bool {
 	return len(c.open) == 0 && c.lastWasHRR
+}
+
+func (c *Conversation) transportName() string {
+	if c.transport() == TransportQUIC {
+		return TransportNameQUIC
+	}
+	return TransportNameTCP
 }
 
 func (c *Conversation) transport() byte {

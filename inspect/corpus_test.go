@@ -81,19 +81,16 @@ func captureRecords(t *testing.T, path string) map[int][]*Record {
 	return byFrame
 }
 
-// TestCorpusGroundTruth checks every TCP ClientHello of the corpus against
-// FoxIO's JA4 and tshark's view of the resumption fields.
+// TestCorpusGroundTruth checks every TCP and QUIC ClientHello of the
+// corpus against FoxIO's JA4 and tshark's view of the resumption fields.
 func TestCorpusGroundTruth(t *testing.T) {
 	dir := corpusDir(t)
 	rows := loadTruth(t, filepath.Join(dir, "ground_truth.jsonl"))
 	apple := loadTruth(t, filepath.Join(dir, "apple", "ground_truth_apple.jsonl"))
 	rows = append(rows, apple...)
 	caps := map[string]map[int][]*Record{}
-	checked := 0
+	checked := map[string]int{}
 	for _, want := range rows {
-		if want.Transport != "tcp" {
-			continue // QUIC Initial decryption is not implemented
-		}
 		recs, ok := caps[want.Capture]
 		if !ok {
 			recs = captureRecords(t, filepath.Join(dir, want.Capture))
@@ -110,13 +107,19 @@ func TestCorpusGroundTruth(t *testing.T) {
 			t.Errorf("%s: no record for the ClientHello with random %s", name, want.Random)
 			continue
 		}
-		checked++
+		checked[want.Transport]++
+		if got.TransportName() != want.Transport {
+			t.Errorf("%s: transport %q, want %q", name, got.TransportName(), want.Transport)
+		}
+		if want.Transport == "quic" && (got.QUIC == nil || got.QUIC.DCID == "" || got.QUIC.VersionName != "v1") {
+			t.Errorf("%s: quic facts %+v, want the v1 connection IDs", name, got.QUIC)
+		}
 		compareTruth(t, name, got, want)
 	}
-	if checked < 150 {
-		t.Errorf("checked only %d TCP hellos; the corpus has 161 + 22", checked)
+	if checked["tcp"] < 150 || checked["quic"] != 51 {
+		t.Errorf("checked %v hellos; the corpus has 161 + 22 TCP and 51 QUIC", checked)
 	}
-	t.Logf("checked %d TCP ClientHellos", checked)
+	t.Logf("checked %d TCP and %d QUIC ClientHellos", checked["tcp"], checked["quic"])
 }
 
 func compareTruth(t *testing.T, name string, got *Record, want truth) {

@@ -12,13 +12,58 @@ type Record struct {
 	V           int                `json:"v"` // SchemaVersion
 	Time        time.Time          `json:"time"`
 	Source      Source             `json:"source"`
+	Transport   string             `json:"transport,omitempty"` // "tcp" or "quic"; empty in records before QUIC was read, meaning tcp
 	ClientAddr  string             `json:"client_addr"`
 	ServerAddr  string             `json:"server_addr"`
 	SNI         string             `json:"sni"`
 	Frame       int                `json:"frame,omitempty"` // pcap: frame that completed the hello
 	ClientHello *ClientHelloRecord `json:"client_hello"`
 	ServerHello *ServerHelloRecord `json:"server_hello"`
-	Error       string             `json:"error,omitempty"`
+	QUIC        *QUICFacts         `json:"quic,omitempty"` // transport "quic": the connection's Initial packets
+	// EarlyDataSent: the client sent 0-RTT data after this hello (QUIC:
+	// 0-RTT packets seen before its first Handshake or 1-RTT packet).
+	EarlyDataSent bool   `json:"early_data_sent,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Transport names, the values of Record.Transport.
+const (
+	TransportNameTCP  = "tcp"
+	TransportNameQUIC = "quic"
+)
+
+// TransportName is a record's transport, "tcp" when the record predates
+// the field.
+func (r *Record) TransportName() string {
+	if r.Transport == "" {
+		return TransportNameTCP
+	}
+	return r.Transport
+}
+
+// QUICFacts describes the QUIC connection whose Initial packets carried a
+// hello (RFC 9000, Section 17.2.2). Connection IDs are hex.
+type QUICFacts struct {
+	Version     string `json:"version"`      // the long header's version, 8 hex digits: "00000001"
+	VersionName string `json:"version_name"` // "v1", "v2", "grease", "draft-29", else the hex
+	// DCID is the Destination Connection ID of the client's first Initial
+	// (after a Retry, of its first Initial after it): the Initial keys
+	// derive from it.
+	DCID       string `json:"dcid"`
+	SCID       string `json:"scid"`                  // the client's Source Connection ID
+	ServerSCID string `json:"server_scid,omitempty"` // the server's, from its first Initial
+	// Retry: the server answered the client's first Initial with a Retry
+	// packet (RFC 9000, Section 17.2.5) instead of a ServerHello.
+	Retry *QUICRetry `json:"retry,omitempty"`
+	// VersionNegotiation lists the versions a server's Version Negotiation
+	// packet offered (8 hex digits each): it did not speak the client's.
+	VersionNegotiation []string `json:"version_negotiation,omitempty"`
+}
+
+// QUICRetry is a server's Retry packet.
+type QUICRetry struct {
+	SCID     string `json:"scid"` // the client's next Initial is sent to it
+	TokenLen int    `json:"token_len"`
 }
 
 // ClientHelloRecord is the JSON form of a ClientHello's facts.
@@ -56,6 +101,9 @@ type ClientHelloRecord struct {
 	JA3Hash              string            `json:"ja3_hash"`
 	JA4                  string            `json:"ja4"`
 	JA4R                 string            `json:"ja4_r"`
+	// QUICTransportParameters: the ids of quic_transport_parameters in wire
+	// order (RFC 9000, Section 18), for hellos carried by QUIC.
+	QUICTransportParameters []int `json:"quic_transport_parameters,omitempty"`
 }
 
 // SessionTicketFact: offered with len 0 asks the server for a ticket; len > 0
@@ -148,6 +196,9 @@ func NewClientHelloRecord(h *ClientHello, attempt Attempt, fp Fingerprints) *Cli
 	}
 	for i, e := range h.Extensions {
 		r.Extensions[i] = int(e.Type)
+		if e.Type == ExtQUICTransportParams {
+			r.QUICTransportParameters = transportParameterIDs(e.Data)
+		}
 	}
 	for i, p := range h.ALPN {
 		r.ALPN[i] = string(p)
@@ -166,6 +217,26 @@ func NewClientHelloRecord(h *ClientHello, attempt Attempt, fp Fingerprints) *Cli
 	}
 	r.Grease = greaseLists(h)
 	return r
+}
+
+// transportParameterIDs lists the ids of a quic_transport_parameters
+// extension in wire order (RFC 9000, Section 18: id, length, value, as
+// variable-length integers); a parameter cut short ends the list.
+func transportParameterIDs(b []byte) []int {
+	ids := []int{}
+	for len(b) > 0 {
+		id, n := readVarint(b)
+		if n == 0 {
+			break
+		}
+		l, m := readVarint(b[n:])
+		if m == 0 || uint64(len(b)-n-m) < l {
+			break
+		}
+		ids = append(ids, int(id))
+		b = b[n+m+int(l):]
+	}
+	return ids
 }
 
 func greaseLists(h *ClientHello) []string {

@@ -74,7 +74,7 @@ func (s *Server) newConn(raw net.Conn, source inspect.Source, target string) *co
 	c.rec = &inspect.ConnRecord{
 		ID:     s.nextID(),
 		Target: target,
-		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: source, ClientAddr: raw.RemoteAddr().String(), ServerAddr: target},
+		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: source, Transport: inspect.TransportNameTCP, ClientAddr: raw.RemoteAddr().String(), ServerAddr: target},
 	}
 	return c
 }

@@ -54,7 +54,7 @@ func TestCorpus(t *testing.T) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			streams, st := collect(t, filepath.Join(dir, name), Options{})
-			if st.Packets == 0 || st.Packets != st.TCPPackets+st.Skipped+st.Malformed {
+			if st.Packets == 0 || st.Packets != st.TCPPackets+st.UDPPackets+st.Skipped+st.Malformed {
 				t.Errorf("stats %+v do not add up", st)
 			}
 			var bytes int

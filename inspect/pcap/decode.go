@@ -7,8 +7,9 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
-// packet is what the reassembler needs of one TCP segment. payload points
-// into the frame buffer and is only valid until the next frame is read.
+// packet is what the reassembler needs of one TCP segment, or the payload
+// of one UDP datagram. payload points into the frame buffer and is only
+// valid until the next frame is read.
 type packet struct {
 	src, dst           netip.AddrPort
 	seq                uint32
@@ -21,6 +22,7 @@ type verdict int
 
 const (
 	verdictTCP verdict = iota
+	verdictUDP
 	verdictSkip
 	verdictMalformed
 )
@@ -44,6 +46,7 @@ type decoder struct {
 	ext   layers.IPv6ExtensionSkipper
 	frag  layers.IPv6Fragment
 	tcp   layers.TCP
+	udp   layers.UDP
 	types []gopacket.LayerType
 
 	// parsers share the layers above; there is one per first layer type
@@ -82,7 +85,7 @@ func (d *decoder) parser(first gopacket.LayerType) *gopacket.DecodingLayerParser
 	// includes fragment headers, so that it replaces the skipper for them.
 	for _, l := range []gopacket.DecodingLayer{
 		&d.eth, &d.vlan, &d.sll, &d.sll2, &d.loop,
-		&d.ip4, &d.ip6, &d.ext, &d.frag, &d.tcp,
+		&d.ip4, &d.ip6, &d.ext, &d.frag, &d.tcp, &d.udp,
 	} {
 		p.AddDecodingLayer(l)
 	}
@@ -105,37 +108,47 @@ func (d *decoder) decode(lt layers.LinkType, data []byte, p *packet) verdict {
 		return verdictMalformed
 	}
 	var ip gopacket.LayerType // the innermost IP layer
-	tcp := false
+	tcp, udp := false, false
 	for _, t := range d.types {
 		switch t {
 		case layers.LayerTypeIPv4, layers.LayerTypeIPv6:
 			ip = t
 		case layers.LayerTypeTCP:
 			tcp = true
+		case layers.LayerTypeUDP:
+			udp = true
 		}
 	}
 	if ip == gopacket.LayerTypeZero {
 		return verdictSkip
 	}
-	if !tcp {
+	if !tcp && !udp {
 		v := d.firstFragment()
 		if v != verdictTCP {
 			return v
 		}
+	}
+	sport, dport := uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort)
+	if udp {
+		sport, dport = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
 	}
 	switch ip {
 	case layers.LayerTypeIPv4:
 		if len(d.ip4.SrcIP) != 4 || len(d.ip4.DstIP) != 4 {
 			return verdictMalformed
 		}
-		p.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(d.ip4.SrcIP)), uint16(d.tcp.SrcPort))
-		p.dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(d.ip4.DstIP)), uint16(d.tcp.DstPort))
+		p.src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(d.ip4.SrcIP)), sport)
+		p.dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(d.ip4.DstIP)), dport)
 	default:
 		if len(d.ip6.SrcIP) != 16 || len(d.ip6.DstIP) != 16 {
 			return verdictMalformed
 		}
-		p.src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(d.ip6.SrcIP)), uint16(d.tcp.SrcPort))
-		p.dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(d.ip6.DstIP)), uint16(d.tcp.DstPort))
+		p.src = netip.AddrPortFrom(netip.AddrFrom16([16]byte(d.ip6.SrcIP)), sport)
+		p.dst = netip.AddrPortFrom(netip.AddrFrom16([16]byte(d.ip6.DstIP)), dport)
+	}
+	if udp {
+		p.payload = d.udp.Payload
+		return verdictUDP
 	}
 	p.seq = d.tcp.Seq
 	p.syn, p.ack, p.fin, p.rst = d.tcp.SYN, d.tcp.ACK, d.tcp.FIN, d.tcp.RST

@@ -68,7 +68,7 @@ func FuzzRead(f *testing.F) {
 		if frames > st.Packets {
 			t.Fatalf("frame %d delivered, %d read", frames, st.Packets)
 		}
-		if st.Packets != st.TCPPackets+st.Skipped+st.Malformed && st.Packets+1 != st.TCPPackets+st.Skipped+st.Malformed {
+		if st.Packets != st.TCPPackets+st.UDPPackets+st.Skipped+st.Malformed && st.Packets+1 != st.TCPPackets+st.UDPPackets+st.Skipped+st.Malformed {
 			t.Fatalf("stats do not add up: %+v", st)
 		}
 	})

@@ -72,7 +72,7 @@ func TestSkippedAndMalformed(t *testing.T) {
 	long := frame(t, eth, c.client(0, strings.Repeat("x", 100))) // beyond Ethernet's padding to 60 bytes
 	frames := [][]byte{
 		good,
-		serialize(t, eth, layers.EthernetTypeIPv4, 0, udpIP, udp, gopacket.Payload("dns")), // UDP: skipped
+		serialize(t, eth, layers.EthernetTypeIPv4, 0, udpIP, udp, gopacket.Payload("dns")), // UDP: counted, not TCP
 		serialize(t, eth, layers.EthernetTypeARP, 0, &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
 			HwAddressSize: 6, ProtAddressSize: 4, SourceHwAddress: make([]byte, 6), SourceProtAddress: make([]byte, 4),
 			DstHwAddress: make([]byte, 6), DstProtAddress: make([]byte, 4)}), // ARP: skipped
@@ -85,7 +85,7 @@ func TestSkippedAndMalformed(t *testing.T) {
 	}
 	path := writeCapture(t, false, eth, frames...)
 	streams, st := collect(t, path, Options{})
-	want := Stats{Packets: 9, TCPPackets: 3, Skipped: 3, Malformed: 3}
+	want := Stats{Packets: 9, TCPPackets: 3, UDPPackets: 1, Skipped: 2, Malformed: 3}
 	if st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}

@@ -1,5 +1,6 @@
 // Package pcap reads packet captures, pcap and pcapng, without cgo, and
-// delivers the payload of every TCP connection, per direction, in order.
+// delivers the payload of every TCP connection, per direction, in order,
+// and, when asked, the payload of every UDP datagram.
 //
 // It owns three things: recognising the capture format, decoding the link,
 // network and TCP headers of each frame, and reassembling each direction of
@@ -48,19 +49,33 @@ type Segment struct {
 	Frame int
 }
 
+// Datagram is the payload of one UDP datagram.
+type Datagram struct {
+	Time     time.Time
+	Src, Dst netip.AddrPort
+	// Data is only valid during the callback: copy it to keep it.
+	Data  []byte
+	Frame int // 1-based, as Wireshark numbers frames
+}
+
 // Options tunes Read. The zero value works.
 type Options struct {
 	// MaxBytes is how many bytes of each direction of each connection are
 	// delivered; later bytes are dropped. Holes count as bytes. Zero or a
 	// negative value means 256 KiB; values above 1 GiB mean 1 GiB.
 	MaxBytes int
+	// UDP, when set, is called with each UDP datagram in capture order,
+	// interleaved with the TCP segments. An error stops reading and is
+	// returned as is. Fragmented datagrams are skipped.
+	UDP func(Datagram) error
 }
 
 // Stats counts the frames of a capture. Every frame read is counted in
-// Packets and in exactly one of TCPPackets, Skipped and Malformed.
+// Packets and in exactly one of TCPPackets, UDPPackets, Skipped and Malformed.
 type Stats struct {
 	Packets    int // frames read
 	TCPPackets int // frames holding a TCP segment
+	UDPPackets int // frames holding a whole UDP datagram
 	Skipped    int // frames of another link type or protocol, or IP fragments after the first
 	Malformed  int // frames truncated or not decodable, plus a record cut short at the end of the capture
 	// Truncated: the capture ends inside a frame (a capture that was still
@@ -127,6 +142,14 @@ func Read(r io.Reader, opts Options, fn func(Segment) error) (Stats, error) {
 			st.TCPPackets++
 			if err := asm.segment(&pkt, origin{frame: st.Packets, ts: ci.Timestamp}); err != nil {
 				return st, err
+			}
+		case verdictUDP:
+			st.UDPPackets++
+			if opts.UDP != nil {
+				d := Datagram{Time: ci.Timestamp, Src: pkt.src, Dst: pkt.dst, Data: pkt.payload, Frame: st.Packets}
+				if err := opts.UDP(d); err != nil {
+					return st, err
+				}
 			}
 		case verdictSkip:
 			st.Skipped++
