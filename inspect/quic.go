@@ -205,16 +205,27 @@ type quicKeys struct {
 // Destination Connection ID of the client's first Initial (RFC 9001,
 // Section 5.2; RFC 9369, Section 3.3.1).
 func initialKeys(qv *quicVersion, dcid []byte) (client, server *quicKeys) {
+	c, s := initialSecrets(qv, dcid)
+	return qv.keys(c), qv.keys(s)
+}
+
+func initialSecrets(qv *quicVersion, dcid []byte) (client, server []byte) {
 	secret := hkdf.Extract(sha256.New, dcid, qv.salt)
-	return qv.keys(expandLabel(secret, "client in", 32)), qv.keys(expandLabel(secret, "server in", 32))
+	return expandLabel(secret, "client in", 32), expandLabel(secret, "server in", 32)
+}
+
+// keyMaterial is the AEAD key, IV and header protection key of a secret.
+func (qv *quicVersion) keyMaterial(secret []byte) (key, iv, hp []byte) {
+	return expandLabel(secret, qv.keyLabel, 16), expandLabel(secret, qv.ivLabel, 12), expandLabel(secret, qv.hpLabel, 16)
 }
 
 func (qv *quicVersion) keys(secret []byte) *quicKeys {
+	key, iv, hp := qv.keyMaterial(secret)
 	k := &quicKeys{}
-	block, _ := aes.NewCipher(expandLabel(secret, qv.keyLabel, 16)) // 16 bytes: cannot fail
+	block, _ := aes.NewCipher(key) // 16 bytes: cannot fail
 	k.aead, _ = cipher.NewGCM(block)
-	copy(k.iv[:], expandLabel(secret, qv.ivLabel, 12))
-	k.hp, _ = aes.NewCipher(expandLabel(secret, qv.hpLabel, 16))
+	copy(k.iv[:], iv)
+	k.hp, _ = aes.NewCipher(hp)
 	return k
 }
 
