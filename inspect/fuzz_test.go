@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -169,6 +170,134 @@ func FuzzConversation(f *testing.F) {
 		conv.Close()
 		if len(conv.open) != 0 || emitted < open {
 			t.Fatalf("Close left %d open, emitted %d", len(conv.open), emitted)
+		}
+	})
+}
+
+// quicDatagrams frames datagrams for FuzzQUICDatagrams: a direction byte,
+// a two-byte length and the bytes, repeated.
+func quicDatagrams(frames ...udpFrame) []byte {
+	var b []byte
+	for _, f := range frames {
+		b = append(b, byte(f.dir), byte(len(f.data)>>8), byte(len(f.data)))
+		b = append(b, f.data...)
+	}
+	return b
+}
+
+// FuzzQUICDatagrams feeds a sequence of UDP datagrams of one 4-tuple to the
+// capture reader's QUIC path: long headers, versions, Retry, Version
+// Negotiation, coalesced packets. Seeds are whole synthetic connections.
+func FuzzQUICDatagrams(f *testing.F) {
+	for _, version := range []uint32{QUICv1, QUICv2} {
+		qv := quicVersions[version]
+		c := newQUICTestConn(version, "dcid0001", "scid01", "server")
+		hello := quicHello(true)
+		p1 := c.initial(0, cryptoFrameBytes(600, hello[600:]), 1200, nil)
+		p2 := c.initial(0, cryptoFrameBytes(0, hello[:600]), 1200, nil)
+		sh := c.initial(1, cryptoFrameBytes(0, quicServerHello(true)), 0, nil)
+		f.Add(quicDatagrams(udpFrame{0, p1}, udpFrame{0, append(p2, c.opaque(0, qv.zeroRTT, 40)...)},
+			udpFrame{1, append(sh, c.opaque(1, qv.handshake, 40)...)}, udpFrame{0, []byte{0x41, 0}}))
+	}
+	vn := longHeader(0, 0, []byte("a"), []byte("b"))
+	f.Add(quicDatagrams(udpFrame{0, append(longHeader(0x1a2a3a4a, 0, []byte("b"), []byte("a")), make([]byte, 1200)...)}, udpFrame{1, vn}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		emitted := 0
+		cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*quicConn{}, history: NewSessionHistory(4),
+			fn: func(r *Record) error {
+				emitted++
+				if r.Transport != TransportNameQUIC || r.QUIC == nil {
+					t.Fatalf("record of a QUIC connection without its facts: %+v", r)
+				}
+				return nil
+			}}
+		cli, srv := netip.MustParseAddrPort("10.0.0.1:5000"), netip.MustParseAddrPort("10.0.0.2:443")
+		for frame := 1; len(in) >= 3; frame++ {
+			n := min(int(in[1])<<8|int(in[2]), len(in)-3)
+			d := pcap.Datagram{Src: cli, Dst: srv, Data: in[3 : 3+n], Frame: frame}
+			if in[0]&1 == 1 {
+				d.Src, d.Dst = srv, cli
+			}
+			before := bytes.Clone(d.Data)
+			if err := cr.datagram(d); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, d.Data) {
+				t.Fatal("reading a datagram changed its bytes")
+			}
+			in = in[3+n:]
+		}
+		if err := cr.closeAll(); err != nil {
+			t.Fatal(err)
+		}
+		if emitted > cr.quicConns*4 {
+			t.Fatalf("%d records from %d connections", emitted, cr.quicConns)
+		}
+	})
+}
+
+// FuzzQUICFrames walks the frames of a decrypted Initial payload and
+// reassembles its CRYPTO frames into a conversation.
+func FuzzQUICFrames(f *testing.F) {
+	hello := quicHello(true)
+	f.Add(append(append(cryptoFrameBytes(500, hello[500:]), frameQUICPing, frameQUICPadding), cryptoFrameBytes(0, hello[:500])...))
+	f.Add([]byte{frameQUICAckECN, 5, 0, 1, 0, 1, 1, 0, 0, 0, frameQUICClose, 0, 0, 2, 'h', 'i'})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var s cryptoStream
+		delivered := 0
+		conv := &Conversation{Transport: TransportQUIC, History: NewSessionHistory(4), Emit: func(*Record) {}}
+		c := &quicConn{conv: conv}
+		_ = quicFrames(payload, func(fr cryptoFrame) {
+			_ = s.add(fr, func(b []byte) {
+				delivered += len(b)
+				c.deliver(0, b, pcap.Datagram{})
+			})
+		})
+		if uint64(delivered) != s.next {
+			t.Fatalf("delivered %d bytes, stream at %d", delivered, s.next)
+		}
+		conv.Close()
+	})
+}
+
+// FuzzCryptoReassembly cuts data into overlapping CRYPTO frames at the given
+// points and hands them over in a shuffled order: what comes out must be
+// a prefix of data, and all of it once every frame was given.
+func FuzzCryptoReassembly(f *testing.F) {
+	f.Add([]byte("0123456789abcdefghijklmnopqrstuvwxyz"), []byte{10, 3, 20, 7, 5, 1})
+	f.Add(bytes.Repeat([]byte{0xab}, 3000), []byte{200, 100, 255, 0, 9, 9, 9})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		if len(data) > maxCryptoStream {
+			data = data[:maxCryptoStream]
+		}
+		var frames []cryptoFrame
+		for off, i := 0, 0; off < len(data); i++ {
+			n, back := len(data)-off, 0
+			if i < len(cuts) {
+				n = min(n, 1+int(cuts[i])*8)
+				back = min(off, int(cuts[i])%5)
+			}
+			frames = append(frames, cryptoFrame{uint64(off - back), data[off-back : off+n]})
+			off += n
+		}
+		for i := range frames { // a shuffle decided by the cuts
+			if i < len(cuts) {
+				j := int(cuts[i]) % len(frames)
+				frames[i], frames[j] = frames[j], frames[i]
+			}
+		}
+		var s cryptoStream
+		var got []byte
+		for _, fr := range frames {
+			if err := s.add(fr, func(b []byte) { got = append(got, b...) }); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(data, got) {
+				t.Fatalf("handed on %q, not a prefix of the stream", got)
+			}
+		}
+		if !bytes.Equal(got, data) || s.gap() {
+			t.Fatalf("after every frame: %d of %d bytes, gap %v", len(got), len(data), s.gap())
 		}
 	})
 }
