@@ -90,8 +90,12 @@ func (cr *captureReader) newQUICConn(d pcap.Datagram) *quicConn {
 }
 
 // startsAnew reports whether a client datagram on a followed 4-tuple opens
-// another connection: an Initial to a Destination Connection ID this one
-// never used (a client reusing its port), or after a Version Negotiation.
+// another connection (a client reusing its port, as quic-go's does): an
+// Initial that the connection's keys do not open but keys from its own
+// Destination Connection ID do. A client may switch to any connection ID
+// the server issued (RFC 9000, Section 5.1.2), so the ID alone says
+// nothing. For a version not read, another version or ID is another
+// attempt.
 func (c *quicConn) startsAnew(b []byte) bool {
 	if b[0]&0x80 == 0 {
 		return false
@@ -100,11 +104,22 @@ func (c *quicConn) startsAnew(b []byte) bool {
 	if err != nil || (h.typ != quicInitial && h.typ != quicUnknownVersion) {
 		return false
 	}
-	if h.version != c.version || c.facts.VersionNegotiation != nil && c.keys[0] == nil {
+	if c.keys[0] == nil {
+		return h.version != c.version || hex.EncodeToString(h.dcid) != c.facts.DCID
+	}
+	if h.typ != quicInitial {
 		return true
 	}
-	dcid := hex.EncodeToString(h.dcid)
-	return dcid != c.facts.DCID && dcid != c.facts.ServerSCID && (c.retryTo == nil || dcid != hex.EncodeToString(c.retryTo))
+	if c.retryTo != nil && string(h.dcid) == string(c.retryTo) {
+		return false
+	}
+	pkt := b[:h.length]
+	if _, _, err := c.keys[0].open(pkt, &h, c.largest[0]); err == nil {
+		return false
+	}
+	fresh, _ := initialKeys(quicVersions[h.version], h.dcid)
+	_, _, err = fresh.open(pkt, &h, -1)
+	return err == nil
 }
 
 // read takes every packet of one datagram: long-header packets may be

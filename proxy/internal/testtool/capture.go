@@ -24,6 +24,7 @@ import (
 type Capture struct {
 	Path   string
 	port   int
+	udp    bool // UDP (QUIC) instead of TCP
 	tool   string
 	cmd    *exec.Cmd
 	stderr Buffer
@@ -37,8 +38,23 @@ type Capture struct {
 // Unavailable.
 func StartCapture(ctx context.Context, t testing.TB, port int, path string) *Capture {
 	t.Helper()
+	return startCapture(ctx, t, port, path, false)
+}
+
+// StartUDPCapture is StartCapture for UDP traffic (QUIC): a server must be
+// reading the UDP port already; markers are datagrams it ignores.
+func StartUDPCapture(ctx context.Context, t testing.TB, port int, path string) *Capture {
+	t.Helper()
+	return startCapture(ctx, t, port, path, true)
+}
+
+func startCapture(ctx context.Context, t testing.TB, port int, path string, udp bool) *Capture {
+	t.Helper()
 	filter := fmt.Sprintf("tcp port %d", port)
-	c := &Capture{Path: path, port: port, exited: make(chan struct{})}
+	if udp {
+		filter = fmt.Sprintf("udp port %d", port)
+	}
+	c := &Capture{Path: path, port: port, udp: udp, exited: make(chan struct{})}
 	var args []string
 	if p, err := exec.LookPath("tcpdump"); err == nil {
 		// --immediate-mode: on Linux, TPACKET_V3 hands packets over a block
@@ -97,11 +113,22 @@ func (c *Capture) Sync(ctx context.Context) error {
 	var markers []int
 	for {
 		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)))
+		network := "tcp"
+		if c.udp {
+			network = "udp"
+		}
+		conn, err := d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)))
 		if err != nil {
 			return fmt.Errorf("marker connection: %w", err)
 		}
-		markers = append(markers, conn.LocalAddr().(*net.TCPAddr).Port)
+		if c.udp {
+			// Not QUIC: a short datagram without the long-header bit,
+			// which a QUIC server drops and readers skip.
+			conn.Write([]byte("tlsresume capture marker"))
+			markers = append(markers, conn.LocalAddr().(*net.UDPAddr).Port)
+		} else {
+			markers = append(markers, conn.LocalAddr().(*net.TCPAddr).Port)
+		}
 		conn.Close()
 		wait, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		err = waitFor(wait, c.exited, func() bool { return c.holdsEnd(markers) })
@@ -126,7 +153,13 @@ func (c *Capture) holdsEnd(ports []int) bool {
 		return false
 	}
 	defer f.Close()
-	_, err = pcap.Read(bufio.NewReader(f), pcap.Options{}, func(s pcap.Segment) error {
+	opts := pcap.Options{UDP: func(d pcap.Datagram) error {
+		if slices.Contains(ports, int(d.Src.Port())) {
+			return errFound
+		}
+		return nil
+	}}
+	_, err = pcap.Read(bufio.NewReader(f), opts, func(s pcap.Segment) error {
 		if s.Closed && (slices.Contains(ports, int(s.Src.Port())) || slices.Contains(ports, int(s.Dst.Port()))) {
 			return errFound
 		}

@@ -50,7 +50,11 @@ func (h *ClientHello) JA4() (ja4, raw string) {
 		p := h.ALPN[0]
 		alpn = p[:1] + p[len(p)-1:]
 	}
-	a := fmt.Sprintf("t%s%s%02d%02d%s", versionCode(version), sni, min(len(ciphers), 99), min(nExt, 99), alpn)
+	transport := h.Transport
+	if transport == 0 {
+		transport = 't'
+	}
+	a := fmt.Sprintf("%c%s%s%02d%02d%s", transport, versionCode(version), sni, min(len(ciphers), 99), min(nExt, 99), alpn)
 
 	cList := hexList(ciphers)
 	eList := hexList(exts)

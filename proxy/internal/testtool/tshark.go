@@ -19,11 +19,19 @@ const (
 // Message is one plaintext handshake message as tshark dissected it.
 type Message struct {
 	Frame   int // frame that completed the message
-	Stream  int // tcp.stream
+	Stream  int // tcp.stream, or udp.stream for QUIC
 	SrcPort int
 	DstPort int
 	Type    int
-	n       *node
+	// QUIC: the first QUIC packet of the frame (hex connection IDs).
+	QUIC *QUICPacket
+	n    *node
+}
+
+// QUICPacket is tshark's view of a QUIC long header.
+type QUICPacket struct {
+	Version    int
+	DCID, SCID string
 }
 
 // Dissect runs tshark on the capture at path, decoding TCP port as TLS, and
@@ -36,11 +44,21 @@ func Dissect(ctx context.Context, tshark, path string, port int) ([]Message, err
 // "http", the port of an HTTP proxy, tshark follows each CONNECT: after the
 // proxy's 200 it dissects the tunnel as TLS.
 func DissectAs(ctx context.Context, tshark, path string, port int, proto string) ([]Message, error) {
+	return dissect(ctx, tshark, path, "tcp", fmt.Sprintf("tcp.port==%d,%s", port, proto))
+}
+
+// DissectQUIC is Dissect for QUIC on UDP port: tshark derives the Initial
+// keys and decrypts the Initial packets itself (its QUIC dissector),
+// reassembles their CRYPTO frames, and dissects the hellos as TLS.
+func DissectQUIC(ctx context.Context, tshark, path string, port int) ([]Message, error) {
+	return dissect(ctx, tshark, path, "udp", fmt.Sprintf("udp.port==%d,quic", port))
+}
+
+func dissect(ctx context.Context, tshark, path, transport, decodeAs string) ([]Message, error) {
 	// -x adds each field's raw bytes ("*_raw"): tshark 4.0 does not dissect
 	// the individual PSK binders, only their bytes.
-	out, _, err := Run(ctx, "", tshark, "-r", path, "-n",
-		"-d", fmt.Sprintf("tcp.port==%d,%s", port, proto),
-		"-Y", "tls.handshake.type", "-T", "json", "-x", "-J", "frame tcp tls")
+	out, _, err := Run(ctx, "", tshark, "-r", path, "-n", "-d", decodeAs,
+		"-Y", "tls.handshake.type", "-T", "json", "-x", "-J", "frame "+transport+" quic tls")
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +77,12 @@ func DissectAs(ctx context.Context, tshark, path string, port int, proto string)
 		}
 		base := Message{
 			Frame:   first(layers, "frame.number"),
-			Stream:  first(layers, "tcp.stream"),
-			SrcPort: first(layers, "tcp.srcport"),
-			DstPort: first(layers, "tcp.dstport"),
+			Stream:  first(layers, transport+".stream"),
+			SrcPort: first(layers, transport+".srcport"),
+			DstPort: first(layers, transport+".dstport"),
+		}
+		if q := layers.child("quic"); q != nil {
+			base.QUIC = &QUICPacket{Version: first(q, "quic.version"), DCID: hexBytes(str(q, "quic.dcid")), SCID: hexBytes(str(q, "quic.scid"))}
 		}
 		layers.walk(func(k *node) bool {
 			if k.key == "tls.handshake" && k.has("tls.handshake.type") {
@@ -79,6 +100,7 @@ func DissectAs(ctx context.Context, tshark, path string, port int, proto string)
 
 // ClientHello is tshark's view of a ClientHello, in inspect's terms.
 type ClientHello struct {
+	Transport           byte // JA4's first character: 't', or 'q' for QUIC
 	LegacyVersion       int
 	Random              string // hex
 	SessionID           string // hex
@@ -110,6 +132,7 @@ func (h *ClientHello) Has(typ int) bool {
 func (m Message) ClientHello() *ClientHello {
 	n := m.n
 	h := &ClientHello{
+		Transport:     't',
 		LegacyVersion: first(n, "tls.handshake.version"),
 		Random:        hexBytes(str(n, "tls.handshake.random")),
 		SessionID:     hexBytes(str(n, "tls.handshake.session_id")),
@@ -119,6 +142,9 @@ func (m Message) ClientHello() *ClientHello {
 		PSKBinders:    -1,
 		JA3Full:       str(n, "tls.handshake.ja3_full"),
 		JA3:           str(n, "tls.handshake.ja3"),
+	}
+	if m.QUIC != nil {
+		h.Transport = 'q'
 	}
 	for _, e := range extensions(n) {
 		typ := num(e.child("tls.handshake.extension.type").val)
