@@ -107,6 +107,7 @@ func TestCompareURLSession(t *testing.T) {
 		differs     bool
 		meaning     string // substring; "" when the row must have none
 	}{
+		{"transport", "tcp", "tcp", false, ""},
 		{"versions", "1.3, 1.2", "1.3, 1.2", false, ""},
 		{"session_ticket", "absent in 3 of 3 hellos", "asks in 2 of 2 hellos", true,
 			"A sends no session_ticket extension: over TLS 1.3 that costs nothing, as tickets come in NewSessionTicket messages (RFC 8446, Section 4.6.1), but a TLS 1.2 server gives it no ticket (RFC 5077, Section 3.2); B sends one"},

@@ -14,6 +14,7 @@ var diffFields = []struct {
 	section, field string
 	row            func(a, b *diffSet) DiffRow
 }{
+	{DiffHello, "transport", rowTransport},
 	{DiffHello, "versions", rowVersions},
 	{DiffHello, "session_ticket", rowSessionTicket},
 	{DiffHello, "pre_shared_key", rowPSK},
@@ -61,6 +62,32 @@ func lacking(a, b *diffSet, has func(*diffSet) bool) (x, y *diffSet, ok bool) {
 // some turns a hello predicate into "some hello of the set satisfies it".
 func some(f func(*ClientHelloRecord) bool) func(*diffSet) bool {
 	return func(s *diffSet) bool { return s.count(f) > 0 }
+}
+
+// transportText: "tcp", "quic", or "quic in 2, tcp in 1 of 3 connections".
+func transportText(s *diffSet) (text, key string) {
+	counts := map[string]int{}
+	for _, r := range s.recs {
+		counts[r.TransportName()]++
+	}
+	switch {
+	case len(counts) == 0:
+		return "no connections", ""
+	case len(counts) == 1:
+		for t := range counts {
+			return t, t
+		}
+	}
+	return fmt.Sprintf("quic in %d, tcp in %d of %d connections", counts[TransportNameQUIC], counts[TransportNameTCP], len(s.recs)), "both"
+}
+
+func rowTransport(a, b *diffSet) DiffRow {
+	ta, ka := transportText(a)
+	tb, kb := transportText(b)
+	r := row(ta, ka, tb, kb)
+	// RFC 9001, Section 4.2: QUIC clients offer no TLS version below 1.3.
+	r.Meaning = fmt.Sprintf("%s and %s reach their hosts over different transports: a hello in QUIC Initial packets (HTTP/3) is TLS 1.3 only (RFC 9001, Section 4.2), so it resumes only by a PSK, and the rows below compare the same fields on each transport", a.name, b.name)
+	return r
 }
 
 func rowVersions(a, b *diffSet) DiffRow {

@@ -17,7 +17,11 @@ type Summary struct {
 	Client   string         `json:"client"`  // the client's IP
 	Program  string         `json:"program"` // User-Agent product, else the JA4 less its extension part
 	Host     string         `json:"host"`    // SNI, else the target or server address
-	Conns    int            `json:"conns"`
+	// Transport is "tcp" or "quic": a program's connections to a host over
+	// each transport are summarised apart, in adjacent rows, so that
+	// whether it resumes over HTTP/3 and over TCP is seen side by side.
+	Transport string `json:"transport"`
+	Conns     int    `json:"conns"`
 	Offered  map[string]int `json:"offered"` // attempt → connections
 	Resumed  int            `json:"resumed"` // the client's handshake resumed
 	Upstream *int           `json:"upstream_resumed"`
@@ -58,18 +62,27 @@ func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err err
 // first appearance.
 func Summarize(entries []*ConnRecord) []*Summary {
 	var out []*Summary
-	index := map[[3]string]*Summary{}
+	index := map[[4]string]*Summary{}
 	why := map[*Summary]*whyFacts{}
+	// Rows of one client and host stay together, in the order the pair
+	// first appeared, whatever their program and transport.
+	pairs := map[[2]string]int{}
+	pairOf := map[*Summary]int{}
 	for _, e := range entries {
 		if e.ServerHello != nil && e.ServerHello.HRR {
 			continue // the retried hello that follows is the one that counts
 		}
-		k := [3]string{clientIP(e.ClientAddr), Program(e), HostOf(e)}
+		k := [4]string{clientIP(e.ClientAddr), Program(e), HostOf(e), e.TransportName()}
 		s := index[k]
 		if s == nil {
-			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Offered: map[string]int{}, Verdicts: map[string]int{}}
+			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{}}
 			index[k] = s
 			why[s] = newWhyFacts()
+			pair := [2]string{k[0], k[2]}
+			if _, ok := pairs[pair]; !ok {
+				pairs[pair] = len(pairs)
+			}
+			pairOf[s] = pairs[pair]
 			out = append(out, s)
 		}
 		s.Conns++
@@ -102,6 +115,7 @@ func Summarize(entries []*ConnRecord) []*Summary {
 	for _, s := range out {
 		s.WhyNot = why[s].words(s)
 	}
+	slices.SortStableFunc(out, func(a, b *Summary) int { return pairOf[a] - pairOf[b] })
 	return out
 }
 
@@ -117,7 +131,7 @@ var summaryColumns = []struct {
 	name  string
 	width int
 }{
-	{"CLIENT", 15}, {"PROGRAM", 18}, {"HOST", 16}, {"CONNS", 5}, {"OFFERED", 13}, {"RESUMED", 7}, {"UPSTREAM", 8}, {"WHY NOT", 0},
+	{"CLIENT", 15}, {"PROGRAM", 18}, {"HOST", 16}, {"OVER", 4}, {"CONNS", 5}, {"OFFERED", 13}, {"RESUMED", 7}, {"UPSTREAM", 8}, {"WHY NOT", 0},
 }
 
 // WriteSummaries prints summaries as a table for a 120-column terminal;
@@ -134,7 +148,7 @@ func WriteSummaries(w io.Writer, sums []*Summary) error {
 		if s.Upstream != nil {
 			up = fmt.Sprintf("%d/%d", *s.Upstream, s.Conns)
 		}
-		rows = append(rows, []string{s.Client, s.Program, s.Host, strconv.Itoa(s.Conns), countWords(s.Offered),
+		rows = append(rows, []string{s.Client, s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
 			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up, orDash(s.WhyNot)})
 	}
 	for _, r := range rows {

@@ -2,6 +2,8 @@ package inspect
 
 import (
 	"bytes"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -197,5 +199,48 @@ func TestProgramName(t *testing.T) {
 		if got := ProgramName(tt.ua); got != tt.want {
 			t.Errorf("ProgramName(%q) = %q, want %q", tt.ua, got, tt.want)
 		}
+	}
+}
+
+// TestQUICBesideTCP: a client's QUIC and TCP connections to one host are
+// summarised in adjacent rows with the transport as a column; the table
+// marks QUIC hellos' versions with q; transport= selects either.
+func TestQUICBesideTCP(t *testing.T) {
+	log := `{"client_addr":"10.0.0.5:1","sni":"a.test","client_hello":{"attempt":"none","ja4":"t13d1516h2_8daaf6152771_e5627efa2ab1","supported_versions":[772]},"server_hello":{"complete":true}}
+{"client_addr":"10.0.0.5:2","sni":"b.test","transport":"quic","client_hello":{"attempt":"none","ja4":"q13d0310h3_55b375c5d22e_cd85d2d88918","supported_versions":[772]},"server_hello":{"complete":true}}
+{"client_addr":"10.0.0.5:3","sni":"a.test","transport":"quic","client_hello":{"attempt":"psk","ja4":"q13d0311h3_55b375c5d22e_cd85d2d88918","supported_versions":[772]},"server_hello":{"complete":true,"resumed":true,"resumed_by":"psk"}}
+{"client_addr":"10.0.0.5:4","sni":"b.test","transport":"tcp","client_hello":{"attempt":"none","ja4":"t13d1516h2_8daaf6152771_e5627efa2ab1","supported_versions":[772]},"server_hello":{"complete":true}}
+`
+	entries, bad, _, err := ReadLog(strings.NewReader(log))
+	if err != nil || bad != 0 {
+		t.Fatal(bad, err)
+	}
+	var got []string
+	for _, s := range Summarize(entries) {
+		got = append(got, s.Host+" "+s.Transport+" "+strconv.Itoa(s.Resumed))
+	}
+	if want := []string{"a.test tcp 0", "a.test quic 1", "b.test quic 0", "b.test tcp 0"}; !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q", got, want)
+	}
+	var out bytes.Buffer
+	WriteSummaries(&out, Summarize(entries))
+	if lines := strings.Split(out.String(), "\n"); !strings.Contains(lines[0], " OVER ") || !strings.Contains(lines[2], " quic ") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if cells := rowCells(&entries[2].Record); cells[3] != "q1.3" {
+		t.Errorf("version cell of a QUIC hello %q, want q1.3", cells[3])
+	}
+	sel, err := ParseSelector("transport=quic,host=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if sel.Match(e) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("transport=quic,host=a selected %d records, want 1", n)
 	}
 }

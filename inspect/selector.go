@@ -8,6 +8,7 @@ import (
 
 // A Selector picks records: "program=curl", "ja4=t13d", "client=10.0.0.5",
 // "host=api.example.com", "conn=c12", "source=pcap", "verdict=client_",
+// "transport=quic",
 // joined by commas, every term must hold. The same text selects records on
 // the command line (tlsresume diff --a, --b) and in the web view's API, so
 // its grammar is a contract:
@@ -24,7 +25,8 @@ import (
 //
 // The fields are: program, [Program]; ja4, client_hello.ja4; client, the
 // client's IP; host, the SNI, else the target, else server_addr; conn, id;
-// source, source. The zero Selector selects every record.
+// source, source; transport, "tcp" or "quic". The zero Selector selects
+// every record.
 type Selector struct {
 	terms []selectorTerm
 }
@@ -37,7 +39,7 @@ type selectorTerm struct {
 }
 
 // selectorKeys lists the keys in the order error messages name them.
-var selectorKeys = []string{"program", "ja4", "client", "host", "conn", "source", "verdict"}
+var selectorKeys = []string{"program", "ja4", "client", "host", "conn", "source", "verdict", "transport"}
 
 // ParseSelector parses a selector (see [Selector]). An empty string, or one
 // of commas and spaces only, is the zero Selector.
@@ -128,6 +130,8 @@ func (t selectorTerm) match(r *ConnRecord) bool {
 		return strings.EqualFold(r.ID, t.value)
 	case "source":
 		return t.prefixOf(string(r.Source))
+	case "transport":
+		return t.prefixOf(r.TransportName())
 	case "verdict":
 		v := r.Verdict
 		return t.prefixOf(string(v.Code)) || t.prefixOf(string(v.Client)) || t.prefixOf(string(v.Upstream))

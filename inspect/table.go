@@ -75,8 +75,12 @@ func rowCells(r *Record) []string {
 	if ch == nil {
 		return append(cells, "", "error")
 	}
+	version := versionsCell(ch)
+	if r.Transport == TransportNameQUIC {
+		version = "q" + version // JA4's marker: TLS carried in QUIC
+	}
 	cells = append(cells,
-		versionsCell(ch),
+		version,
 		string(ch.Attempt),
 		ticketCell(ch.SessionTicket),
 		pskCell(ch.PreSharedKey),
