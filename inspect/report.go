@@ -14,18 +14,18 @@ import (
 // Summary is one client program talking to one host: who offered what,
 // who resumed, and the commonest reason why not.
 type Summary struct {
-	Client   string         `json:"client"`  // the client's IP
-	Program  string         `json:"program"` // User-Agent product, else the JA4 less its extension part
-	Host     string         `json:"host"`    // SNI, else the target or server address
+	Client  string `json:"client"`  // the client's IP
+	Program string `json:"program"` // User-Agent product, else the JA4 less its extension part
+	Host    string `json:"host"`    // SNI, else the target or server address
 	// Transport is "tcp" or "quic": a program's connections to a host over
 	// each transport are summarised apart, in adjacent rows, so that
 	// whether it resumes over HTTP/3 and over TCP is seen side by side.
-	Transport string `json:"transport"`
-	Conns     int    `json:"conns"`
-	Offered  map[string]int `json:"offered"` // attempt → connections
-	Resumed  int            `json:"resumed"` // the client's handshake resumed
-	Upstream *int           `json:"upstream_resumed"`
-	Verdicts map[string]int `json:"verdicts"`
+	Transport string         `json:"transport"`
+	Conns     int            `json:"conns"`
+	Offered   map[string]int `json:"offered"` // attempt → connections
+	Resumed   int            `json:"resumed"` // the client's handshake resumed
+	Upstream  *int           `json:"upstream_resumed"`
+	Verdicts  map[string]int `json:"verdicts"`
 	// WhyNot says in a few words why this program does not resume with this
 	// host, ending with the verdict code it comes from when there is one:
 	// "got 2 tickets, offers none (client_offered_nothing)", "upstream:
