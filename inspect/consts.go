@@ -142,3 +142,29 @@ func ExtensionName(t uint16) string {
 	}
 	return fmt.Sprintf("unknown(%d)", t)
 }
+
+// quicParameterNames are the QUIC transport parameters of RFC 9000,
+// Section 18.2, and later RFCs' (9221 datagrams, 9287 grease_quic_bit,
+// 9368 version_information).
+var quicParameterNames = map[int]string{
+	0x00: "original_destination_connection_id", 0x01: "max_idle_timeout", 0x02: "stateless_reset_token",
+	0x03: "max_udp_payload_size", 0x04: "initial_max_data", 0x05: "initial_max_stream_data_bidi_local",
+	0x06: "initial_max_stream_data_bidi_remote", 0x07: "initial_max_stream_data_uni", 0x08: "initial_max_streams_bidi",
+	0x09: "initial_max_streams_uni", 0x0a: "ack_delay_exponent", 0x0b: "max_ack_delay", 0x0c: "disable_active_migration",
+	0x0d: "preferred_address", 0x0e: "active_connection_id_limit", 0x0f: "initial_source_connection_id",
+	0x10: "retry_source_connection_id", 0x11: "version_information", 0x20: "max_datagram_frame_size",
+	0x2ab2: "grease_quic_bit",
+}
+
+// QUICParameterName names a QUIC transport parameter id: its registered
+// name, "grease" for the reserved 31*N+27 ids (RFC 9000, Section 18.1), or
+// "unknown(0x…)".
+func QUICParameterName(id int) string {
+	if n, ok := quicParameterNames[id]; ok {
+		return n
+	}
+	if id%31 == 27 {
+		return "grease"
+	}
+	return fmt.Sprintf("unknown(%#x)", id)
+}

@@ -261,6 +261,12 @@ type connDetail struct {
 	TicketSeq  uint64              `json:"ticket_seq,omitempty"`
 	SessionSeq uint64              `json:"session_seq,omitempty"`
 	Returned   []lineageRef        `json:"returned,omitempty"`
+	// Explain: for a record without a proxy verdict (read from a capture),
+	// what its hello and the server's answer show, as the table says it.
+	Explain string `json:"explain,omitempty"`
+	// TransportParameters names the hello's QUIC transport parameters, in
+	// order (ids above 2^53 do not survive a JavaScript number).
+	TransportParameters []string `json:"transport_parameters,omitempty"`
 }
 
 type extension struct {
@@ -289,7 +295,13 @@ func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
 	rw := newRow(&e, s.hist.seqOf)
 	d := connDetail{Seq: seq, Open: !e.closed, Record: e.rec, Program: rw.Program, Host: rw.Host, Family: rw.Family,
 		TicketSeq: rw.TicketSeq, SessionSeq: rw.SessionSeq, Extensions: []extension{}}
+	if e.closed && e.rec.Verdict.Code == "" {
+		d.Explain = inspect.Explain(&e.rec.Record)
+	}
 	if ch := e.rec.ClientHello; ch != nil {
+		for _, id := range ch.QUICTransportParameters {
+			d.TransportParameters = append(d.TransportParameters, inspect.QUICParameterName(id))
+		}
 		for _, t := range ch.Extensions {
 			d.Extensions = append(d.Extensions, extension{Type: t, Name: inspect.ExtensionName(uint16(t)), Grease: inspect.IsGREASE(uint16(t))})
 		}

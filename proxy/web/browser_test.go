@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +278,72 @@ func TestHundredThousandRecords(t *testing.T) {
 	}
 	t.Logf("100,000 records shown %s ms after navigation began (%v with the browser's start); a jump to the middle drawn in %v",
 		eval[string](t, bctx, `document.body.dataset.loadedMs`), shown, time.Since(jump))
+}
+
+// TestQUICCaptureInBrowser: a browser's capture with QUIC and TCP hellos
+// (FoxIO's tls3.pcapng, from the JA4 corpus beside the repository), served
+// as `tlsresume web` serves it: QUIC rows are marked, a QUIC connection's
+// detail shows its version, connection IDs and the ServerHello that
+// resumed it, and the summary names each row's transport.
+func TestQUICCaptureInBrowser(t *testing.T) {
+	path := filepath.Join("..", "..", "..", "shared", "corpora", "ja4corpus", "captures", "tls3.pcapng")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Skipf("JA4 corpus not found beside the repository (%v); CI has it at ../shared/corpora", err)
+	}
+	defer f.Close()
+	view := web.New(web.Config{History: 1000})
+	var recs []*inspect.ConnRecord
+	if _, err := inspect.ReadCapture(f, func(r *inspect.Record) error {
+		recs = append(recs, &inspect.ConnRecord{Record: *r, ID: fmt.Sprintf("p%d", len(recs)+1)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	view.Add(recs...)
+	var quic *inspect.ConnRecord // the resumed QUIC connection to rsms.me
+	for _, r := range recs {
+		if r.Transport == inspect.TransportNameQUIC && r.ServerHello != nil && r.ServerHello.Resumed {
+			quic = r
+		}
+	}
+	if quic == nil {
+		t.Fatal("tls3.pcapng holds no resumed QUIC connection")
+	}
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- view.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	bctx := browser(t, "http://"+ln.Addr().String()+"/")
+
+	quicRows := eval[int](t, bctx, `[...document.querySelectorAll('#rows .row')].filter(r => r.querySelector('.quic')).length`)
+	if quicRows == 0 {
+		t.Error("no row is marked QUIC")
+	}
+	if err := chromedp.Do(bctx, hash(fmt.Sprintf("conn=%d", seqOf(recs, quic.ID))), chromedp.WaitVisible(chromedp.CSS("#quic"))); err != nil {
+		t.Fatal(err)
+	}
+	text := eval[string](t, bctx, `document.querySelector('#detail-body').textContent`)
+	for _, want := range []string{"v1", quic.QUIC.DCID, "yes, by psk", "initial_max_data"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the detail of %s lacks %q: %s", quic.ID, want, text)
+		}
+	}
+	if *update {
+		png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
+		if err == nil {
+			err = os.WriteFile(filepath.Join("testdata", "liveview-quic.png"), png, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(bctx, hash("summary"), chromedp.WaitVisible(chromedp.CSS("#summary tbody tr"))); err != nil {
+		t.Fatal(err)
+	}
+	over := eval[[]string](t, bctx, `[...document.querySelectorAll('#summary tbody tr')].map(r => r.children[5].textContent)`)
+	if !slices.Contains(over, "quic") || !slices.Contains(over, "tcp") {
+		t.Errorf("the summary's transport column reads %v", over)
+	}
 }

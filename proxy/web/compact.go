@@ -40,6 +40,7 @@ func (c *compactor) record(r *inspect.ConnRecord) *inspect.ConnRecord {
 	out := *r
 	s := str
 	out.Source = inspect.Source(s(string(r.Source)))
+	out.Transport = s(r.Transport)
 	out.ServerAddr, out.SNI, out.Target, out.UserAgent, out.Passthrough = s(r.ServerAddr), s(r.SNI), s(r.Target), s(r.UserAgent), s(r.Passthrough)
 	out.Verdict.Text = s(r.Verdict.Text)
 	if h := r.ClientHello; h != nil {
@@ -49,6 +50,7 @@ func (c *compactor) record(r *inspect.ConnRecord) *inspect.ConnRecord {
 		hc.SignatureAlgorithms, hc.ECPointFormats = c.intList(h.SignatureAlgorithms), c.intList(h.ECPointFormats)
 		hc.PSKKeyExchangeModes, hc.CompressCertificate = c.intList(h.PSKKeyExchangeModes), c.intList(h.CompressCertificate)
 		hc.Grease, hc.ALPN = c.strList(h.Grease), c.strList(h.ALPN)
+		hc.QUICTransportParameters = c.intList(h.QUICTransportParameters)
 		hc.JA3, hc.JA3Hash, hc.JA4, hc.JA4R = s(h.JA3), s(h.JA3Hash), s(h.JA4), s(h.JA4R)
 		hc.Attempt = inspect.Attempt(s(string(h.Attempt)))
 		out.ClientHello = &hc

@@ -22,6 +22,9 @@ type row struct {
 	Program string    `json:"program"` // inspect.Program
 	Host    string    `json:"host"`
 	Version string    `json:"version,omitempty"` // highest offered
+	// Transport is "quic" for a hello carried in QUIC Initial packets,
+	// empty for TCP.
+	Transport string `json:"transport,omitempty"`
 	Attempt string    `json:"attempt,omitempty"`
 	Ticket  string    `json:"tkt,omitempty"` // session_ticket: "" absent, "ask", or the ticket's length
 	PSK     int       `json:"psk"`           // pre_shared_key identities, -1 absent
@@ -56,6 +59,9 @@ func newRow(e *entry, seqOf func(id string, before uint64) uint64) row {
 		Seq: e.seq, ID: r.ID, Open: !e.closed, Time: r.Time, Source: string(r.Source),
 		Client: hostOnly(r.ClientAddr), Program: inspect.Program(r), Host: inspect.HostOf(r), PSK: -1,
 		Passthrough: r.Passthrough != "", BytesUp: r.BytesUp, BytesDown: r.BytesDown, DurationMS: r.DurationMS,
+	}
+	if r.Transport == inspect.TransportNameQUIC {
+		w.Transport = r.Transport
 	}
 	if ch := r.ClientHello; ch != nil {
 		w.Attempt = string(ch.Attempt)

@@ -61,7 +61,8 @@ function offeredCell(r) {
   // session_ticket: – absent, ask (empty: asks for one), or the ticket's length; pre_shared_key: identities.
   const tkt = r.tkt === undefined ? "–" : r.tkt === "ask" ? "ask" : `${r.tkt}B`;
   const psk = r.psk >= 0 ? String(r.psk) : "–";
-  return `<b>${esc(r.attempt)}</b> <span class="small" title="session_ticket: ${r.tkt === undefined ? "absent" : r.tkt === "ask" ? "empty (asks for a ticket)" : `a ${esc(r.tkt)}-byte ticket`}; pre_shared_key: ${r.psk >= 0 ? `${r.psk} identities` : "absent"}">tkt ${esc(tkt)} · psk ${esc(psk)}</span>`;
+  const quic = r.transport === "quic" ? `<span class="quic" title="the hello came in QUIC Initial packets (HTTP/3)">QUIC</span> ` : "";
+  return `${quic}<b>${esc(r.attempt)}</b> <span class="small" title="session_ticket: ${r.tkt === undefined ? "absent" : r.tkt === "ask" ? "empty (asks for a ticket)" : `a ${esc(r.tkt)}-byte ticket`}; pre_shared_key: ${r.psk >= 0 ? `${r.psk} identities` : "absent"}">tkt ${esc(tkt)} · psk ${esc(psk)}</span>`;
 }
 
 function clientCell(r) {
@@ -287,6 +288,9 @@ function legsHTML(rec) {
   </div>`;
 }
 
+// offers12: the hello offers TLS 1.2 (or lower), where session_ticket matters.
+const offers12 = (ch) => !ch.supported_versions?.length || ch.supported_versions.some((v) => !isGrease(v) && v <= 0x0303);
+
 function helloHTML(ch, exts) {
   if (!ch) return "";
   const st = ch.session_ticket;
@@ -295,7 +299,7 @@ function helloHTML(ch, exts) {
   const chips = exts.map((e) => `<span class="ext${e.grease ? " grease" : ""}${KEY_EXTS.has(e.type) ? " key" : ""}" title="${e.type}">${esc(e.grease ? "GREASE" : e.name)}</span>`).join("");
   return `<h3>ClientHello</h3><div class="facts">
     ${f("attempt", `<b>${esc(ch.attempt)}</b>`)}
-    ${f("session_ticket", !st.offered ? "absent (over TLS 1.2: can resume only by session ID)" : st.len === 0 ? "present, empty: asks for a ticket" : `carries a ${st.len}-byte ticket`)}
+    ${f("session_ticket", !st.offered ? (offers12(ch) ? "absent (over TLS 1.2: can resume only by session ID)" : "absent (TLS 1.3 only: its tickets come in NewSessionTicket messages)") : st.len === 0 ? "present, empty: asks for a ticket" : `carries a ${st.len}-byte ticket`)}
     ${f("pre_shared_key", !psk.offered ? "absent" : psk.identities.map((i) => `${i.len}-byte identity, obfuscated age ${i.obfuscated_ticket_age}`).join("; ") + ` (${psk.binders} binder${psk.binders === 1 ? "" : "s"})`)}
     ${f("psk_key_exchange_modes", esc(modesName(ch.psk_key_exchange_modes)))}
     ${f("early_data", ch.early_data ? "offered (0-RTT)" : "no")}
@@ -312,9 +316,25 @@ function helloHTML(ch, exts) {
   </div>`;
 }
 
-function serverHelloHTML(sh) {
+function quicHTML(rec, params) {
+  const q = rec.quic;
+  if (!q) return "";
+  const f = (k, v) => `<div>${k}</div><div>${v}</div>`;
+  return `<h3>QUIC</h3><div class="facts" id="quic">
+    ${f("version", `${esc(q.version_name)} <code>${esc(q.version)}</code>`)}
+    ${f("client's DCID", `<code>${esc(q.dcid) || "empty"}</code> (the Initial keys come from it)`)}
+    ${f("client's SCID", q.scid ? `<code>${esc(q.scid)}</code>` : "empty")}
+    ${f("server's SCID", q.server_scid ? `<code>${esc(q.server_scid)}</code>` : "not seen")}
+    ${q.retry ? f("Retry", `the server answered with a Retry (token ${q.retry.token_len} bytes) to <code>${esc(q.retry.scid)}</code>`) : ""}
+    ${q.version_negotiation ? f("version negotiation", `the server offered ${esc(q.version_negotiation.join(", "))}`) : ""}
+    ${f("0-RTT", rec.early_data_sent ? "the client sent 0-RTT packets after this hello" : "none seen")}
+    ${params ? f("transport parameters", `<div class="exts">${params.map((name) => `<span class="ext${name === "grease" ? " grease" : ""}">${esc(name)}</span>`).join("")}</div>`) : ""}
+  </div>`;
+}
+
+function serverHelloHTML(sh, source) {
   if (!sh) return "";
-  return `<h3>ServerHello (the real server's, passed through)</h3><div class="facts">
+  return `<h3>ServerHello (the real server's, ${source === "pcap" ? "from the capture" : "passed through"})</h3><div class="facts">
     <div>version</div><div>${versionName(sh.version)}</div>
     <div>resumed</div><div>${sh.complete ? (sh.resumed ? `yes, by ${esc(sh.resumed_by)}` : "no") : "not seen"}</div>
     <div>HelloRetryRequest</div><div>${sh.hrr ? "yes" : "no"}</div>
@@ -343,12 +363,13 @@ async function showDetail(seq, scroll = true) {
   $("#detail-title").innerHTML = `${esc(rec.id)} · ${esc(who)} (${esc(rec.client_addr)}) → ${esc(d.host)} · ${esc(timeText(rec.time))} · ${esc(rec.source)}${d.open ? " · open" : ""}`;
   const back = d.returned?.length ? `<p>Its tickets came back on ${d.returned.map((x) => connLink(x.id, x.seq) + (x.leg === "upstream" ? " (upstream)" : "")).join(", ")}.</p>` : "";
   $("#detail-body").innerHTML =
-    (rec.verdict?.code ? `<div class="verdict-text"><span class="v fam-${esc(d.family)}" id="detail-verdict">${esc(rec.verdict.code)}</span> ${esc(rec.verdict.text)}</div>` : `<div class="verdict-text">still open</div>`) +
+    (rec.verdict?.code ? `<div class="verdict-text"><span class="v fam-${esc(d.family)}" id="detail-verdict">${esc(rec.verdict.code)}</span> ${esc(rec.verdict.text)}</div>` : `<div class="verdict-text">${d.open ? "still open" : esc(d.explain || "")}</div>`) +
     (rec.passthrough ? `<p>Passed through: ${esc(rec.passthrough)}</p>` : "") +
     (rec.error ? `<p class="err">${esc(rec.error)}</p>` : "") +
     back +
     (rec.client_leg || rec.upstream_leg ? legsHTML(rec) : "") +
-    helloHTML(rec.client_hello, d.extensions || []) + serverHelloHTML(rec.passthrough ? rec.server_hello : null) + mirroredHTML(rec.mirrored) +
+    quicHTML(rec, d.transport_parameters) + helloHTML(rec.client_hello, d.extensions || []) +
+    serverHelloHTML(rec.passthrough || rec.source === "pcap" ? rec.server_hello : null, rec.source) + mirroredHTML(rec.mirrored) +
     `<p class="hint">${rec.user_agent ? `User-Agent: ${esc(rec.user_agent)}. ` : ""}${rec.bytes_up} bytes up, ${rec.bytes_down} down, ${rec.duration_ms} ms.</p>`;
   $("#detail").hidden = false;
   schedule();
@@ -373,9 +394,9 @@ async function drawSummary() {
   try { summaryRows = await api("/api/summary"); } catch (e) { showError(e); return; }
   const countWords = (m) => Object.entries(m || {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
   $("#summary tbody").innerHTML = summaryRows.map((s, i) => {
-    const sel = `program=${s.program},host=${s.host}`;
+    const sel = `program=${s.program},host=${s.host},transport=${s.transport}`;
     return `<tr data-i="${i}"><td><input type="radio" name="pick-a" value="${esc(sel)}"></td><td><input type="radio" name="pick-b" value="${esc(sel)}"></td>
-      <td>${esc(s.client)}</td><td>${esc(s.program)}</td><td>${esc(s.host)}</td><td class="num">${s.conns}</td><td>${esc(countWords(s.offered))}</td>
+      <td>${esc(s.client)}</td><td>${esc(s.program)}</td><td>${esc(s.host)}</td><td>${esc(s.transport)}</td><td class="num">${s.conns}</td><td>${esc(countWords(s.offered))}</td>
       <td class="num">${s.resumed}/${s.conns}</td><td class="num">${s.upstream_resumed == null ? "–" : `${s.upstream_resumed}/${s.conns}`}</td>
       <td>${esc(s.why_not || "")}</td>
       <td><a href="#conns" data-program="${esc(s.program)}" data-host="${esc(s.host)}">connections</a> · <a href="#timeline" data-pair="${esc(s.program + SEP + s.host)}">timeline</a></td></tr>`;
