@@ -25,9 +25,9 @@ type row struct {
 	// Transport is "quic" for a hello carried in QUIC Initial packets,
 	// empty for TCP.
 	Transport string `json:"transport,omitempty"`
-	Attempt string    `json:"attempt,omitempty"`
-	Ticket  string    `json:"tkt,omitempty"` // session_ticket: "" absent, "ask", or the ticket's length
-	PSK     int       `json:"psk"`           // pre_shared_key identities, -1 absent
+	Attempt   string `json:"attempt,omitempty"`
+	Ticket    string `json:"tkt,omitempty"` // session_ticket: "" absent, "ask", or the ticket's length
+	PSK       int    `json:"psk"`           // pre_shared_key identities, -1 absent
 	// The client leg: resumed (nil: no handshake), and the lineage of the
 	// ticket it brought back.
 	Resumed     *bool  `json:"resumed,omitempty"`
