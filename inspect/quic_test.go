@@ -444,3 +444,17 @@ func TestCryptoStreamOrder(t *testing.T) {
 		t.Error("a frame past the bound was taken")
 	}
 }
+
+// TestExplainEarlyData: 0-RTT sent with a PSK the server refused is said
+// lost; with a PSK it took, whether the data was taken stays unsaid.
+func TestExplainEarlyData(t *testing.T) {
+	ch := &ClientHelloRecord{Attempt: AttemptPSK, PreSharedKey: PSKFact{Offered: true, Identities: []PSKIdentity{{Len: 100}}}, EarlyData: true}
+	refused := &Record{ClientHello: ch, EarlyDataSent: true, ServerHello: &ServerHelloRecord{Version: int(VersionTLS13), Complete: true}}
+	taken := &Record{ClientHello: ch, EarlyDataSent: true, ServerHello: &ServerHelloRecord{Version: int(VersionTLS13), Complete: true, Resumed: true, ResumedBy: attemptPtr(AttemptPSK)}}
+	if got := Explain(refused); !strings.HasSuffix(got, "server did not select the PSK: full handshake; its 0-RTT data was lost with the PSK") {
+		t.Errorf("refused: %q", got)
+	}
+	if got := Explain(taken); !strings.HasPrefix(got, "offered a PSK (1 identity); TLS 1.3 server resumed") || !strings.HasSuffix(got, "whether the server took it is encrypted)") {
+		t.Errorf("taken: %q", got)
+	}
+}

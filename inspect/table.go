@@ -251,13 +251,23 @@ func Explain(r *Record) string {
 	default:
 		why = append(why, "TLS "+VersionName(uint16(sh.Version))+" "+refusalWords(ch, sh))
 	}
+	if r.EarlyDataSent {
+		switch {
+		case sh != nil && sh.Complete && !sh.Resumed && !sh.HRR:
+			// Early data is protected by the PSK; a full handshake cannot
+			// read it (RFC 8446, Section 4.2.10).
+			why = append(why, "its 0-RTT data was lost with the PSK")
+		default:
+			why = append(why, "it sent 0-RTT data (whether the server took it is encrypted)")
+		}
+	}
 	return strings.Join(why, "; ")
 }
 
 func offerWords(ch *ClientHelloRecord) string {
 	switch ch.Attempt {
 	case AttemptPSK:
-		return fmt.Sprintf("offered a PSK (%d identities)", len(ch.PreSharedKey.Identities))
+		return fmt.Sprintf("offered a PSK (%s)", plural(len(ch.PreSharedKey.Identities), "identity", "identities"))
 	case AttemptTicket:
 		return fmt.Sprintf("offered a %d-byte TLS 1.2 ticket", ch.SessionTicket.Len)
 	case AttemptSessionID:
