@@ -571,7 +571,8 @@ func TestReportCapture(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	checkWidth(t, out.String())
-	if !strings.Contains(out.String(), "session_id 5  5/5     -        resumes (by session ID only)") {
+	if !strings.Contains(out.String(), "tcp  5     session_id 5  5/5     -        resumes (by session ID") ||
+		!strings.Contains(out.String(), "only)") {
 		t.Errorf("report:\n%s", out.String())
 	}
 }
