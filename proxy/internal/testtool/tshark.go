@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Handshake types tshark reports in tls.handshake.type.
@@ -32,6 +33,36 @@ type Message struct {
 type QUICPacket struct {
 	Version    int
 	DCID, SCID string
+}
+
+// QUICHelloStart is a client packet that carries the start of a CRYPTO
+// stream (offset 0): a hello's first bytes, sent before the server
+// answered, so to the Destination Connection ID its Initial keys derive
+// from.
+type QUICHelloStart struct {
+	Frame int
+	DCID  string
+}
+
+// QUICHelloStarts lists, in frame order, the client packets to port that
+// tshark's QUIC dissector finds a CRYPTO frame at offset 0 in. (tshark's
+// own connection numbers are no help here: it takes quic-go's switch to
+// another server-issued connection ID for a new connection.)
+func QUICHelloStarts(ctx context.Context, tshark, path string, port int) ([]QUICHelloStart, error) {
+	out, _, err := Run(ctx, "", tshark, "-r", path, "-n", "-d", fmt.Sprintf("udp.port==%d,quic", port),
+		"-Y", fmt.Sprintf("udp.dstport==%d && quic.crypto.offset==0", port),
+		"-T", "fields", "-E", "occurrence=f", "-e", "frame.number", "-e", "quic.dcid")
+	if err != nil {
+		return nil, err
+	}
+	var starts []QUICHelloStart
+	for _, line := range strings.Split(out, "\n") {
+		frame, dcid, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if ok {
+			starts = append(starts, QUICHelloStart{num(frame), hexBytes(dcid)})
+		}
+	}
+	return starts, nil
 }
 
 // Dissect runs tshark on the capture at path, decoding TCP port as TLS, and
