@@ -92,3 +92,25 @@ func BenchmarkReadCapture(b *testing.B) {
 	}
 	b.ReportMetric(float64(hellos)/b.Elapsed().Seconds(), "hellos/s")
 }
+
+// BenchmarkQUICConnection measures reading one QUIC connection from a
+// capture: a hello over two Initial packets and the server's Initial, so
+// two key derivations (client's and server's keys from one secret), three
+// header-protection removals and decryptions, CRYPTO reassembly, parsing
+// and fingerprints. Its -benchmem allocations are per connection.
+func BenchmarkQUICConnection(b *testing.B) {
+	c := newQUICTestConn(QUICv1, "dcid0001", "scid01", "server")
+	hello := quicHello(true)
+	capture := udpCapture(b,
+		udpFrame{0, c.initial(0, cryptoFrameBytes(600, hello[600:]), 1200, nil)},
+		udpFrame{0, c.initial(0, cryptoFrameBytes(0, hello[:600]), 1200, nil)},
+		udpFrame{1, c.initial(1, cryptoFrameBytes(0, quicServerHello(true)), 0, nil)})
+	b.SetBytes(int64(len(capture)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if _, err := ReadCapture(bytes.NewReader(capture), func(*Record) error { n++; return nil }); err != nil || n != 1 {
+			b.Fatal(n, err)
+		}
+	}
+}
