@@ -359,7 +359,7 @@ func TestQUICRetry(t *testing.T) {
 		t.Fatalf("%d records, want 2", len(recs))
 	}
 	r0, r1 := recs[0], recs[1]
-	if r0.ServerHello != nil || r0.QUIC.Retry == nil || r0.QUIC.Retry.SCID != hex.EncodeToString([]byte("retry-scid")) || r0.QUIC.Retry.TokenLen != 24 {
+	if r0.ServerHello != nil || r0.QUIC.Retry == nil || r0.QUIC.DCID != hex.EncodeToString([]byte("firstdcid")) || r0.QUIC.Retry.SCID != hex.EncodeToString([]byte("retry-scid")) || r0.QUIC.Retry.TokenLen != 24 {
 		t.Errorf("hello before the Retry: server_hello %+v, quic %+v retry %+v", r0.ServerHello, r0.QUIC, r0.QUIC.Retry)
 	}
 	if r1.ServerHello == nil || r1.ServerHello.Resumed || r1.QUIC.DCID != hex.EncodeToString([]byte("retry-scid")) ||

@@ -34,19 +34,18 @@ type quicConn struct {
 	early    bool
 	retried  bool   // a Retry was applied: the keys derive from its SCID
 	retryTo  []byte // the SCID of a Retry not yet followed by the client
-	failed   string // why this connection's packets are not read
-	reported bool   // failed was recorded
+	reported bool   // why the Initials could not be read was recorded
 	emit     func(*Record)
 }
 
 // datagram reads one UDP datagram of a capture: a packet of a QUIC
 // connection already followed, or a client's first Initial.
 func (cr *captureReader) datagram(d pcap.Datagram) error {
-	if len(d.Data) == 0 || d.Data[0]&0x80 == 0 && cr.quic[keyOf(d.Src, d.Dst)] == nil {
-		return nil
-	}
 	k := keyOf(d.Src, d.Dst)
 	c := cr.quic[k]
+	if len(d.Data) == 0 || d.Data[0]&0x80 == 0 && c == nil {
+		return nil
+	}
 	if c == nil || (d.Src == c.client && c.startsAnew(d.Data)) {
 		if !looksLikeClientInitial(d.Data) {
 			return cr.err
@@ -245,6 +244,9 @@ func (c *quicConn) start(h *quicHeader) {
 // the CRYPTO streams and the conversation over: the client sends its hello
 // again from offset 0 (RFC 9000, Section 17.2.5.2).
 func (c *quicConn) afterRetry(h *quicHeader) {
+	for _, r := range c.held {
+		c.finish(r) // the hello before the Retry keeps the facts it was sent with
+	}
 	c.keys[0], c.keys[1] = initialKeys(quicVersions[c.version], h.dcid)
 	c.facts.DCID = hex.EncodeToString(h.dcid)
 	c.facts.ServerSCID = ""
@@ -279,7 +281,6 @@ func (c *quicConn) fail(d pcap.Datagram, why string) {
 		return
 	}
 	c.reported = true
-	c.failed = why
 	if len(c.held) == 0 && len(c.conv.open) == 0 && c.crypto[0].next == 0 {
 		rec := &Record{V: SchemaVersion, Time: d.Time, Frame: d.Frame, Source: SourcePcap, Transport: TransportNameQUIC,
 			ClientAddr: c.conv.ClientAddr, ServerAddr: c.conv.ServerAddr, Error: why}
@@ -318,10 +319,13 @@ func (c *quicConn) release() {
 	c.held = nil
 }
 
-// finish stamps a record with the connection's QUIC facts.
+// finish stamps a record with the connection's QUIC facts, unless it has
+// them already, and with the 0-RTT seen so far.
 func (c *quicConn) finish(r *Record) {
-	f := c.facts
-	r.QUIC = &f
+	if r.QUIC == nil {
+		f := c.facts
+		r.QUIC = &f
+	}
 	r.Transport = TransportNameQUIC
 	r.EarlyDataSent = r.EarlyDataSent || c.early && r.ClientHello != nil
 }
