@@ -102,9 +102,9 @@ func BenchmarkQUICConnection(b *testing.B) {
 	c := newQUICTestConn(QUICv1, "dcid0001", "scid01", "server")
 	hello := quicHello(true)
 	capture := udpCapture(b,
-		udpFrame{0, c.initial(0, cryptoFrameBytes(600, hello[600:]), 1200, nil)},
-		udpFrame{0, c.initial(0, cryptoFrameBytes(0, hello[:600]), 1200, nil)},
-		udpFrame{1, c.initial(1, cryptoFrameBytes(0, quicServerHello(true)), 0, nil)})
+		udpFrame{dir: 0, data: c.initial(0, cryptoFrameBytes(600, hello[600:]), 1200, nil)},
+		udpFrame{dir: 0, data: c.initial(0, cryptoFrameBytes(0, hello[:600]), 1200, nil)},
+		udpFrame{dir: 1, data: c.initial(1, cryptoFrameBytes(0, quicServerHello(true)), 0, nil)})
 	b.SetBytes(int64(len(capture)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -55,6 +55,7 @@ type captureConn struct {
 type captureReader struct {
 	conns     map[connKey]*captureConn
 	quic      map[connKey]*quicConn // by UDP 4-tuple
+	quicAge   []*quicConn           // oldest first, for maxQUICConns
 	next      int                   // connections of both kinds, in order of appearance
 	quicConns int
 	history   *SessionHistory

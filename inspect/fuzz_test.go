@@ -196,11 +196,11 @@ func FuzzQUICDatagrams(f *testing.F) {
 		p1 := c.initial(0, cryptoFrameBytes(600, hello[600:]), 1200, nil)
 		p2 := c.initial(0, cryptoFrameBytes(0, hello[:600]), 1200, nil)
 		sh := c.initial(1, cryptoFrameBytes(0, quicServerHello(true)), 0, nil)
-		f.Add(quicDatagrams(udpFrame{0, p1}, udpFrame{0, append(p2, c.opaque(0, qv.zeroRTT, 40)...)},
-			udpFrame{1, append(sh, c.opaque(1, qv.handshake, 40)...)}, udpFrame{0, []byte{0x41, 0}}))
+		f.Add(quicDatagrams(udpFrame{dir: 0, data: p1}, udpFrame{dir: 0, data: append(p2, c.opaque(0, qv.zeroRTT, 40)...)},
+			udpFrame{dir: 1, data: append(sh, c.opaque(1, qv.handshake, 40)...)}, udpFrame{dir: 0, data: []byte{0x41, 0}}))
 	}
 	vn := longHeader(0, 0, []byte("a"), []byte("b"))
-	f.Add(quicDatagrams(udpFrame{0, append(longHeader(0x1a2a3a4a, 0, []byte("b"), []byte("a")), make([]byte, 1200)...)}, udpFrame{1, vn}))
+	f.Add(quicDatagrams(udpFrame{dir: 0, data: append(longHeader(0x1a2a3a4a, 0, []byte("b"), []byte("a")), make([]byte, 1200)...)}, udpFrame{dir: 1, data: vn}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		emitted := 0
 		cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*quicConn{}, history: NewSessionHistory(4),

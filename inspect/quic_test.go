@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tlsresume/tlsresume/inspect/pcap"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -213,6 +216,7 @@ func (c *quicTestConn) opaque(dir int, code uint8, n int) []byte {
 type udpFrame struct {
 	dir  int
 	data []byte
+	port uint16 // the client's; 0 means 50000
 }
 
 func udpCapture(t testing.TB, frames ...udpFrame) []byte {
@@ -225,10 +229,14 @@ func udpCapture(t testing.TB, frames ...udpFrame) []byte {
 	cli, srv := net.IP{10, 0, 0, 1}, net.IP{10, 0, 0, 2}
 	for i, f := range frames {
 		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: cli, DstIP: srv}
-		udp := &layers.UDP{SrcPort: 50000, DstPort: 443}
+		port := layers.UDPPort(50000)
+		if f.port != 0 {
+			port = layers.UDPPort(f.port)
+		}
+		udp := &layers.UDP{SrcPort: port, DstPort: 443}
 		if f.dir == 1 {
 			ip.SrcIP, ip.DstIP = srv, cli
-			udp.SrcPort, udp.DstPort = 443, 50000
+			udp.SrcPort, udp.DstPort = 443, port
 		}
 		_ = udp.SetNetworkLayerForChecksum(ip)
 		buf := gopacket.NewSerializeBuffer()
@@ -307,11 +315,11 @@ func TestQUICInitials(t *testing.T) {
 		sh := c.initial(1, append(ack, cryptoFrameBytes(0, quicServerHello(true))...), 0, nil)
 		hs := c.opaque(1, qv.handshake, 300)
 		recs, st := readQUICCapture(t, udpCapture(t,
-			udpFrame{0, p1},
-			udpFrame{0, append(p2, zeroRTT...)}, // coalesced
-			udpFrame{1, append(sh, hs...)},
-			udpFrame{0, c.opaque(0, qv.handshake, 50)},
-			udpFrame{0, []byte{0x40, 1, 2, 3}}, // 1-RTT
+			udpFrame{dir: 0, data: p1},
+			udpFrame{dir: 0, data: append(p2, zeroRTT...)}, // coalesced
+			udpFrame{dir: 1, data: append(sh, hs...)},
+			udpFrame{dir: 0, data: c.opaque(0, qv.handshake, 50)},
+			udpFrame{dir: 0, data: []byte{0x40, 1, 2, 3}}, // 1-RTT
 		))
 		if len(recs) != 1 || st.QUICConnections != 1 || st.UDPPackets != 5 {
 			t.Fatalf("%s: %d records, stats %+v", qv.name, len(recs), st)
@@ -354,7 +362,7 @@ func TestQUICRetry(t *testing.T) {
 	c2 := newQUICTestConn(QUICv1, "retry-scid", "cscid", "final-scid")
 	second := c2.initial(0, cryptoFrameBytes(0, hello), 1200, []byte("a-token-of-24-bytes-long"))
 	sh := c2.initial(1, cryptoFrameBytes(0, quicServerHello(false)), 0, nil)
-	recs, _ := readQUICCapture(t, udpCapture(t, udpFrame{0, first}, udpFrame{1, retry}, udpFrame{0, second}, udpFrame{1, sh}))
+	recs, _ := readQUICCapture(t, udpCapture(t, udpFrame{dir: 0, data: first}, udpFrame{dir: 1, data: retry}, udpFrame{dir: 0, data: second}, udpFrame{dir: 1, data: sh}))
 	if len(recs) != 2 {
 		t.Fatalf("%d records, want 2", len(recs))
 	}
@@ -385,7 +393,7 @@ func TestQUICVersionsNotRead(t *testing.T) {
 	corrupt := newQUICTestConn(QUICv1, "otherdcid", "x", "").initial(0, cryptoFrameBytes(0, quicHello(false)), 1200, nil)
 	corrupt[len(corrupt)-1] ^= 1
 	dns := []byte{0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}
-	capture := udpCapture(t, udpFrame{0, grease}, udpFrame{1, vn}, udpFrame{0, v1}, udpFrame{0, rtp}, udpFrame{0, dns})
+	capture := udpCapture(t, udpFrame{dir: 0, data: grease}, udpFrame{dir: 1, data: vn}, udpFrame{dir: 0, data: v1}, udpFrame{dir: 0, data: rtp}, udpFrame{dir: 0, data: dns})
 	recs, st := readQUICCapture(t, capture)
 	if len(recs) != 2 || st.QUICConnections != 2 {
 		t.Fatalf("%d records, %d connections", len(recs), st.QUICConnections)
@@ -398,7 +406,7 @@ func TestQUICVersionsNotRead(t *testing.T) {
 	if recs[1].ClientHello == nil || recs[1].QUIC.DCID != hex.EncodeToString([]byte("realdcid")) {
 		t.Errorf("v1 after negotiation: %+v", recs[1])
 	}
-	recs, _ = readQUICCapture(t, udpCapture(t, udpFrame{0, corrupt}))
+	recs, _ = readQUICCapture(t, udpCapture(t, udpFrame{dir: 0, data: corrupt}))
 	if len(recs) != 1 || recs[0].ClientHello != nil || !strings.Contains(recs[0].Error, "does not decrypt") {
 		t.Errorf("a corrupted Initial: %+v", recs)
 	}
@@ -456,5 +464,36 @@ func TestExplainEarlyData(t *testing.T) {
 	}
 	if got := Explain(taken); !strings.HasPrefix(got, "offered a PSK (1 identity); TLS 1.3 server resumed") || !strings.HasSuffix(got, "whether the server took it is encrypted)") {
 		t.Errorf("taken: %q", got)
+	}
+}
+
+// TestQUICConnectionBound: past maxQUICConns the oldest connection is
+// ended and its record handed on, so a long capture holds a bounded number.
+func TestQUICConnectionBound(t *testing.T) {
+	defer func(n int) { maxQUICConns = n }(maxQUICConns)
+	maxQUICConns = 2
+	var frames []udpFrame
+	for i := range 5 {
+		c := newQUICTestConn(QUICv1, fmt.Sprintf("dcid%04d", i), "s", "")
+		frames = append(frames, udpFrame{dir: 0, data: c.initial(0, cryptoFrameBytes(0, quicHello(false)), 1200, nil), port: uint16(40000 + i)})
+	}
+	var order []string
+	cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*quicConn{}, history: NewSessionHistory(0),
+		fn: func(r *Record) error { order = append(order, r.ClientAddr); return nil }}
+	if _, err := pcap.Read(bytes.NewReader(udpCapture(t, frames...)), pcap.Options{UDP: func(d pcap.Datagram) error {
+		err := cr.datagram(d)
+		if len(cr.quic) > 2 {
+			t.Fatalf("%d connections followed, bound 2", len(cr.quic))
+		}
+		return err
+	}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 3 || order[0] != "10.0.0.1:40000" {
+		t.Errorf("records handed on before the end: %v, want the 3 oldest", order)
+	}
+	cr.closeAll()
+	if len(order) != 5 {
+		t.Errorf("%d records in all, want 5", len(order))
 	}
 }

@@ -13,12 +13,18 @@ import (
 // 14.1). Smaller datagrams never start a QUIC connection here.
 const minClientInitial = 1200
 
+// maxQUICConns bounds the QUIC connections followed at once: QUIC has no
+// FIN a capture could see, so past it the oldest connection is ended
+// (its records handed on) to make room. A variable for tests.
+var maxQUICConns = 65536
+
 // quicConn is one QUIC connection of a capture, from the client's first
 // Initial on, keyed by its UDP 4-tuple. It decrypts both directions'
 // Initial packets, reassembles their CRYPTO frames and feeds the bytes,
 // framed as TLS records, to a Conversation, so that QUIC hellos get the
 // same parser and the same record as TCP ones.
 type quicConn struct {
+	key     connKey
 	client  netip.AddrPort
 	order   int
 	version uint32
@@ -55,6 +61,8 @@ func (cr *captureReader) datagram(d pcap.Datagram) error {
 		}
 		c = cr.newQUICConn(d)
 		cr.quic[k] = c
+		cr.quicAge = append(cr.quicAge, c)
+		cr.boundQUIC()
 	}
 	c.read(d)
 	return cr.err
@@ -75,9 +83,34 @@ func looksLikeClientInitial(b []byte) bool {
 	return h.typ == quicInitial || h.typ == quicUnknownVersion
 }
 
+// boundQUIC ends the oldest connections while more than maxQUICConns are
+// followed. quicAge lists connections oldest first, replaced ones too.
+func (cr *captureReader) boundQUIC() {
+	for len(cr.quic) > maxQUICConns {
+		old := cr.quicAge[0]
+		cr.quicAge[0] = nil
+		cr.quicAge = cr.quicAge[1:]
+		if cr.quic[old.key] == old {
+			old.close()
+			delete(cr.quic, old.key)
+		}
+	}
+	if len(cr.quicAge) > 2*maxQUICConns {
+		// Drop the replaced connections' entries.
+		live := cr.quicAge[:0]
+		for _, c := range cr.quicAge {
+			if cr.quic[c.key] == c {
+				live = append(live, c)
+			}
+		}
+		clear(cr.quicAge[len(live):])
+		cr.quicAge = live
+	}
+}
+
 func (cr *captureReader) newQUICConn(d pcap.Datagram) *quicConn {
 	server := d.Dst
-	c := &quicConn{client: d.Src, order: cr.next, largest: [2]int64{-1, -1}}
+	c := &quicConn{key: keyOf(d.Src, d.Dst), client: d.Src, order: cr.next, largest: [2]int64{-1, -1}}
 	cr.next++
 	cr.quicConns++
 	c.emit = cr.emit
