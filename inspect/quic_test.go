@@ -497,3 +497,36 @@ func TestQUICConnectionBound(t *testing.T) {
 		t.Errorf("%d records in all, want 5", len(order))
 	}
 }
+
+// TestQUICHelloRetry: a HelloRetryRequest in the server's Initial, the
+// second hello further along the client's CRYPTO stream, the ServerHello
+// further along the server's: two records, as over TCP.
+func TestQUICHelloRetry(t *testing.T) {
+	c := newQUICTestConn(QUICv1, "hrrdcid1", "cs", "ss")
+	ch := quicHello(false)
+	hrr := testServerHello(VersionTLS13, nil, true, testExt{ExtKeyShare, []byte{0, 23}})
+	recs, _ := readQUICCapture(t, udpCapture(t,
+		udpFrame{dir: 0, data: c.initial(0, cryptoFrameBytes(0, ch), 1200, nil)},
+		udpFrame{dir: 1, data: c.initial(1, cryptoFrameBytes(0, hrr), 0, nil)},
+		udpFrame{dir: 0, data: c.initial(0, cryptoFrameBytes(len(ch), ch), 1200, nil)},
+		udpFrame{dir: 1, data: c.initial(1, cryptoFrameBytes(len(hrr), quicServerHello(false)), 0, nil)}))
+	if len(recs) != 2 || recs[0].ServerHello == nil || !recs[0].ServerHello.HRR || recs[0].Frame != 1 ||
+		recs[1].ServerHello == nil || recs[1].ServerHello.HRR || !recs[1].ServerHello.Complete || recs[1].Frame != 3 {
+		t.Fatalf("records %+v", recs)
+	}
+}
+
+// TestQUICCompatibleVersion: the client's Initial is v1, the server answers
+// in v2 (compatible version negotiation, RFC 9368): its Initial is read
+// with v2 keys from the same connection ID, and the record says so.
+func TestQUICCompatibleVersion(t *testing.T) {
+	v1 := newQUICTestConn(QUICv1, "compatdc", "cs", "ss")
+	v2 := newQUICTestConn(QUICv2, "compatdc", "cs", "ss")
+	recs, _ := readQUICCapture(t, udpCapture(t,
+		udpFrame{dir: 0, data: v1.initial(0, cryptoFrameBytes(0, quicHello(true)), 1200, nil)},
+		udpFrame{dir: 1, data: v2.initial(1, cryptoFrameBytes(0, quicServerHello(true)), 0, nil)}))
+	if len(recs) != 1 || recs[0].ServerHello == nil || !recs[0].ServerHello.Resumed ||
+		recs[0].QUIC.VersionName != "v1" || recs[0].QUIC.NegotiatedVersion != "6b3343cf" {
+		t.Fatalf("records %+v, quic %+v", recs, recs[0].QUIC)
+	}
+}

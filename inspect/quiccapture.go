@@ -29,7 +29,11 @@ type quicConn struct {
 	order   int
 	version uint32
 	keys    [2]*quicKeys // client, server; nil for a version not read
-	largest [2]int64     // largest packet number per direction, -1 before the first
+	odcid   []byte       // the DCID the keys derive from
+	// other holds keys for another version the connection switched to
+	// (compatible version negotiation, RFC 9368), from the same DCID.
+	other   map[uint32][2]*quicKeys
+	largest [2]int64 // largest packet number per direction, -1 before the first
 	crypto  [2]cryptoStream
 	conv    *Conversation
 	facts   QUICFacts
@@ -146,7 +150,7 @@ func (c *quicConn) startsAnew(b []byte) bool {
 		return false
 	}
 	pkt := b[:h.length]
-	if _, _, err := c.keys[0].open(pkt, &h, c.largest[0]); err == nil {
+	if _, _, err := c.keysFor(h.version)[0].open(pkt, &h, c.largest[0]); err == nil {
 		return false
 	}
 	fresh, _ := initialKeys(quicVersions[h.version], h.dcid)
@@ -220,13 +224,17 @@ func (c *quicConn) packet(dir int, pkt []byte, h *quicHeader, d pcap.Datagram) {
 	if dir == 0 && c.retryTo != nil && string(h.dcid) == string(c.retryTo) {
 		c.afterRetry(h)
 	}
-	if c.keys[dir] == nil {
+	keys := c.keysFor(h.version)
+	if keys[dir] == nil {
 		return
 	}
 	if dir == 1 && c.facts.ServerSCID == "" {
 		c.facts.ServerSCID = hex.EncodeToString(h.scid)
 	}
-	payload, pn, err := c.keys[dir].open(pkt, h, c.largest[dir])
+	if dir == 1 && h.version != c.version && c.facts.NegotiatedVersion == "" {
+		c.facts.NegotiatedVersion = fmt.Sprintf("%08x", h.version)
+	}
+	payload, pn, err := keys[dir].open(pkt, h, c.largest[dir])
 	if err != nil {
 		if dir == 0 && c.conv.open == nil && c.crypto[0].next == 0 {
 			c.fail(d, "quic: the client's first Initial does not decrypt with keys from its Destination Connection ID")
@@ -261,6 +269,26 @@ func retryTokenLen(pkt []byte, h *quicHeader) int {
 	return max(0, len(pkt)-head-16)
 }
 
+// keysFor returns the Initial keys of version: the connection's own, or,
+// after a server answered in another version it knows (compatible version
+// negotiation, RFC 9368, Section 2.3), keys of that version from the same
+// connection ID.
+func (c *quicConn) keysFor(version uint32) [2]*quicKeys {
+	qv := quicVersions[version]
+	if version == c.version || qv == nil || c.keys[0] == nil {
+		return c.keys
+	}
+	k, ok := c.other[version]
+	if !ok {
+		k[0], k[1] = initialKeys(qv, c.odcid)
+		if c.other == nil {
+			c.other = map[uint32][2]*quicKeys{}
+		}
+		c.other[version] = k
+	}
+	return k
+}
+
 // start takes the version and connection IDs of the client's first packet.
 func (c *quicConn) start(h *quicHeader) {
 	c.version = h.version
@@ -269,6 +297,7 @@ func (c *quicConn) start(h *quicHeader) {
 	c.facts.DCID = hex.EncodeToString(h.dcid)
 	c.facts.SCID = hex.EncodeToString(h.scid)
 	if qv := quicVersions[h.version]; qv != nil && h.typ == quicInitial {
+		c.odcid = append([]byte(nil), h.dcid...)
 		c.keys[0], c.keys[1] = initialKeys(qv, h.dcid)
 	}
 }
@@ -281,6 +310,7 @@ func (c *quicConn) afterRetry(h *quicHeader) {
 		c.finish(r) // the hello before the Retry keeps the facts it was sent with
 	}
 	c.keys[0], c.keys[1] = initialKeys(quicVersions[c.version], h.dcid)
+	c.odcid, c.other = append([]byte(nil), h.dcid...), nil
 	c.facts.DCID = hex.EncodeToString(h.dcid)
 	c.facts.ServerSCID = ""
 	c.largest = [2]int64{-1, -1}

@@ -58,6 +58,9 @@ type QUICFacts struct {
 	// VersionNegotiation lists the versions a server's Version Negotiation
 	// packet offered (8 hex digits each): it did not speak the client's.
 	VersionNegotiation []string `json:"version_negotiation,omitempty"`
+	// NegotiatedVersion: the server answered in another version than the
+	// client's first Initial (compatible version negotiation, RFC 9368).
+	NegotiatedVersion string `json:"negotiated_version,omitempty"`
 }
 
 // QUICRetry is a server's Retry packet.

@@ -327,6 +327,7 @@ function quicHTML(rec, params) {
     ${f("server's SCID", q.server_scid ? `<code>${esc(q.server_scid)}</code>` : "not seen")}
     ${q.retry ? f("Retry", `the server answered with a Retry (token ${q.retry.token_len} bytes) to <code>${esc(q.retry.scid)}</code>`) : ""}
     ${q.version_negotiation ? f("version negotiation", `the server offered ${esc(q.version_negotiation.join(", "))}`) : ""}
+    ${q.negotiated_version ? f("answered in", `<code>${esc(q.negotiated_version)}</code> (compatible version negotiation)`) : ""}
     ${f("0-RTT", rec.early_data_sent ? "the client sent 0-RTT packets after this hello" : "none seen")}
     ${params ? f("transport parameters", `<div class="exts">${params.map((name) => `<span class="ext${name === "grease" ? " grease" : ""}">${esc(name)}</span>`).join("")}</div>`) : ""}
   </div>`;
