@@ -576,3 +576,52 @@ func TestReportCapture(t *testing.T) {
 		t.Errorf("report:\n%s", out.String())
 	}
 }
+
+// TestQUICCaptureCLI: inspect, report and diff read the QUIC hellos of a
+// capture (FoxIO's ssh2.pcapng: Chrome resuming over QUIC with 0-RTT, once
+// accepted and once refused) as a user runs them.
+func TestQUICCaptureCLI(t *testing.T) {
+	capture := filepath.Join("..", "..", "..", "shared", "corpora", "ja4corpus", "captures", "ssh2.pcapng")
+	if _, err := os.Stat(capture); err != nil {
+		t.Skipf("JA4 corpus not found beside the repository (%v); CI has it at ../shared/corpora", err)
+	}
+	cmd := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		if !slices.Contains(args, "jsonl") {
+			checkWidth(t, out.String())
+		}
+		return out.String()
+	}
+	table := cmd("inspect", capture)
+	for _, want := range []string{"meet.google.com    q1.3    psk", "its 0-RTT data was lost with the PSK", "ja4 q13d0312h3_"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, table)
+		}
+	}
+	quic := 0
+	for _, line := range strings.Split(strings.TrimSpace(cmd("inspect", "--format", "jsonl", capture)), "\n") {
+		var r inspect.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Transport == "quic" {
+			quic++
+			if r.QUIC == nil || r.QUIC.VersionName != "v1" || !r.EarlyDataSent || len(r.ClientHello.QUICTransportParameters) == 0 {
+				t.Errorf("QUIC record %s: quic %+v, early_data_sent %v", r.SNI, r.QUIC, r.EarlyDataSent)
+			}
+		}
+	}
+	if quic != 2 {
+		t.Errorf("%d QUIC records, want 2", quic)
+	}
+	if report := cmd("report", capture); !strings.Contains(report, " quic ") {
+		t.Errorf("report has no QUIC row:\n%s", report)
+	}
+	if diff := cmd("diff", capture, "--a", "transport=quic", "--b", "transport=tcp"); !strings.Contains(diff, "≠ transport") {
+		t.Errorf("diff does not set the transports apart:\n%s", diff)
+	}
+}
