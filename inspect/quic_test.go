@@ -328,7 +328,7 @@ func TestQUICInitials(t *testing.T) {
 		if r.Error != "" || r.ClientHello == nil || r.ServerHello == nil {
 			t.Fatalf("%s: record %+v", qv.name, r)
 		}
-		want := QUICFacts{Version: fmt_08x(version), VersionName: qv.name, DCID: hex.EncodeToString([]byte("dcid0001")),
+		want := QUICFacts{Version: fmt.Sprintf("%08x", version), VersionName: qv.name, DCID: hex.EncodeToString([]byte("dcid0001")),
 			SCID: hex.EncodeToString([]byte("scid01")), ServerSCID: hex.EncodeToString([]byte("server-scid-1"))}
 		if r.QUIC == nil || r.QUIC.Version != want.Version || r.QUIC.VersionName != want.VersionName ||
 			r.QUIC.DCID != want.DCID || r.QUIC.SCID != want.SCID || r.QUIC.ServerSCID != want.ServerSCID {
@@ -346,8 +346,6 @@ func TestQUICInitials(t *testing.T) {
 		}
 	}
 }
-
-func fmt_08x(v uint32) string { return hex.EncodeToString(binary.BigEndian.AppendUint32(nil, v)) }
 
 // TestQUICRetry: the server answers the first Initial with a Retry; the
 // client sends its hello again to the Retry's connection ID, with new keys.

@@ -127,10 +127,10 @@ func (cr *captureReader) newQUICConn(d pcap.Datagram) *quicConn {
 
 // startsAnew reports whether a client datagram on a followed 4-tuple opens
 // another connection (a client reusing its port, as quic-go's does): an
-// Initial that the connection's keys do not open but keys from its own
-// Destination Connection ID do. A client may switch to any connection ID
-// the server issued (RFC 9000, Section 5.1.2), so the ID alone says
-// nothing. For a version not read, another version or ID is another
+// Initial to an ID the connection has not used that the connection's keys
+// do not open but keys from that ID do. A client may switch to any
+// connection ID the server issued (RFC 9000, Section 5.1.2), so an unknown
+// ID alone says nothing. For a version not read, another version or ID is another
 // attempt.
 func (c *quicConn) startsAnew(b []byte) bool {
 	if b[0]&0x80 == 0 {
@@ -146,8 +146,9 @@ func (c *quicConn) startsAnew(b []byte) bool {
 	if h.typ != quicInitial {
 		return true
 	}
-	if c.retryTo != nil && string(h.dcid) == string(c.retryTo) {
-		return false
+	dcid := hex.EncodeToString(h.dcid)
+	if dcid == c.facts.DCID || dcid == c.facts.ServerSCID || c.retryTo != nil && string(h.dcid) == string(c.retryTo) {
+		return false // an ID this connection uses: no need to decrypt twice
 	}
 	pkt := b[:h.length]
 	if _, _, err := c.keysFor(h.version)[0].open(pkt, &h, c.largest[0]); err == nil {
