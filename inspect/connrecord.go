@@ -111,6 +111,17 @@ type Mirrored struct {
 	Tickets    bool     `json:"tickets"`     // tlsresume issued tickets to the client
 	Names      []string `json:"names"`       // names on the leaf shown to the client
 	Overrides  []string `json:"overrides,omitempty"`
+	// From names the earlier connection whose upstream handshake the
+	// client leg mirrored, when tlsresume answered the client while this
+	// connection's own upstream handshake was still under way (it had
+	// seen the origin answer the same offer before). Empty: the client leg
+	// mirrored this connection's own upstream handshake.
+	From string `json:"from,omitempty"`
+	// Mismatch lists what this connection's own upstream handshake then
+	// answered differently from what was mirrored: "max_version", "alpn",
+	// "names", "client_cert" (the origin asked for a certificate the
+	// client was not asked for). Only with From.
+	Mismatch []string `json:"mismatch,omitempty"`
 	// EarlyData is always false: tlsresume's tickets allow no 0-RTT data,
 	// whatever the origin's allow, because Go's TLS server accepts none.
 	EarlyData bool `json:"early_data"`

@@ -67,6 +67,13 @@ type Config struct {
 	// UpstreamReuse is ReusePair (one upstream connection and handshake per
 	// client connection, the default) or ReusePool (--upstream-reuse).
 	UpstreamReuse string
+	// Mirror is when the client leg learns what to mirror: MirrorEarly
+	// (default: for an origin that answered the same offer before, the
+	// client is answered with that earlier answer while this connection's
+	// own upstream handshake runs, and the record names it and any
+	// difference) or MirrorWait (every client leg waits for its own
+	// connection's upstream handshake).
+	Mirror string
 	// ClientMinVersion and ClientMaxVersion bound the client leg. Default:
 	// TLS 1.0 and the origin's negotiated version (mirroring).
 	ClientMinVersion, ClientMaxVersion uint16
@@ -121,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionIDClients == "" {
 		c.SessionIDClients = "passthrough"
+	}
+	if c.Mirror == "" {
+		c.Mirror = MirrorEarly
 	}
 	if c.UpstreamReuse == "" {
 		c.UpstreamReuse = ReusePair

@@ -49,6 +49,12 @@ func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
 		return
 	}
 	defer tc.Close()
+	s.serveFailure(c, tc, alpn, upErr)
+}
+
+// serveFailure answers the first HTTP request on tc, in alpn, with a 502
+// that names upErr and the verdict.
+func (s *Server) serveFailure(c *conn, tc *tls.Conn, alpn string, upErr error) {
 	v := decide(c.rec, c.facts)
 	body := fmt.Sprintf("tlsresume could not reach %s for this request.\n\n%v\n\nverdict: %s\n%s\n\n(record %s)\n",
 		c.rec.Target, upErr, v.Code, v.Text, c.rec.ID)

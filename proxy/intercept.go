@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"time"
 
@@ -77,7 +78,14 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		c.pooled, upState = po, st
 		c.rec.UpstreamLeg = po.placeholderLeg(c)
 	} else {
-		up, err := s.interceptUpstream(c)
+		raw, err := s.openUpstream(c)
+		if err == nil {
+			if known, ok := s.earlyAnswer(c); ok {
+				s.interceptEarly(c, raw, replay, known)
+				return
+			}
+			err = s.handshakeUpstream(c, raw)
+		}
 		if err != nil {
 			if s.ctx.Err() != nil {
 				c.finish() // shutting down
@@ -88,7 +96,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 			s.answerFailure(c, &replayConn{Conn: c.client, pending: replay}, err)
 			return
 		}
-		upState = up.tls.ConnectionState()
+		upState = c.up.tls.ConnectionState()
 	}
 	if why := s.sessionIDReason(c, upState.Version); why != "" {
 		// Only now is it known that the origin speaks TLS 1.2: the upstream
@@ -162,6 +170,28 @@ func (s *Server) pooledOrigin(c *conn) (*pooledOrigin, tls.ConnectionState, bool
 // look up what is known about it by the address reached (the key the
 // upstream cache uses too), then handshake through the upstream cache.
 func (s *Server) interceptUpstream(c *conn) (*upstreamConn, error) {
+	raw, err := s.openUpstream(c)
+	if err != nil {
+		return nil, err
+	}
+	err = s.handshakeUpstream(c, raw)
+	return c.up, err
+}
+
+// handshakeUpstream completes c's upstream leg on raw, and remembers how
+// the origin answered this offer for the connections that follow.
+func (s *Server) handshakeUpstream(c *conn, raw net.Conn) error {
+	up, err := s.handshakeOrigin(s.ctx, c, raw, c.offer, c.rec.UpstreamLeg)
+	c.up = up
+	if err == nil {
+		s.origins.rememberAnswer(answerKey(c), c.rec.ID, up.tls.ConnectionState())
+	}
+	return err
+}
+
+// openUpstream dials the origin for c's upstream leg and looks up what is
+// known about it by the address reached.
+func (s *Server) openUpstream(c *conn) (net.Conn, error) {
 	raw, leg, err := s.dialOrigin(s.ctx, c)
 	c.rec.UpstreamLeg = leg
 	if err != nil {
@@ -179,9 +209,7 @@ func (s *Server) interceptUpstream(c *conn) (*upstreamConn, error) {
 		originOpen:        origin.open > 0,
 		nameSeen:          nameSeen,
 	}
-	up, err := s.handshakeOrigin(s.ctx, c, raw, c.offer, leg)
-	c.up = up
-	return up, err
+	return raw, nil
 }
 
 // mirrorIdentity makes the upstream leg present the identity the client

@@ -26,6 +26,9 @@ type memory struct {
 	// the client on every later full handshake, even when the upstream
 	// leg resumed a session made without one and was not asked again.
 	askers map[string]bool
+	// answers are how each origin last answered each offer (answerKey),
+	// which --mirror early shows a client before the origin answers it.
+	answers map[string]answer
 }
 
 type originInfo struct {
@@ -35,7 +38,7 @@ type originInfo struct {
 }
 
 func newMemory() *memory {
-	return &memory{origins: map[string]originInfo{}, names: map[string]int{}, clients: map[string]ticketIssues{}, askers: map[string]bool{}}
+	return &memory{origins: map[string]originInfo{}, names: map[string]int{}, clients: map[string]ticketIssues{}, askers: map[string]bool{}, answers: map[string]answer{}}
 }
 
 // openOrigin returns what is known about an origin before this connection

@@ -260,6 +260,7 @@ type connDetail struct {
 	Extensions []extension         `json:"extensions"`
 	TicketSeq  uint64              `json:"ticket_seq,omitempty"`
 	SessionSeq uint64              `json:"session_seq,omitempty"`
+	MirrorSeq  uint64              `json:"mirror_seq,omitempty"` // the row of mirrored.from, when the view still has it
 	Returned   []lineageRef        `json:"returned,omitempty"`
 	// Explain: for a record without a proxy verdict (read from a capture),
 	// what its hello and the server's answer show, as the table says it.
@@ -295,6 +296,9 @@ func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
 	rw := newRow(&e, s.hist.seqOf)
 	d := connDetail{Seq: seq, Open: !e.closed, Record: e.rec, Program: rw.Program, Host: rw.Host, Family: rw.Family,
 		TicketSeq: rw.TicketSeq, SessionSeq: rw.SessionSeq, Extensions: []extension{}}
+	if m := e.rec.Mirrored; m != nil && m.From != "" {
+		d.MirrorSeq = s.hist.seqOf(m.From, seq)
+	}
 	if e.closed && e.rec.Verdict.Code == "" {
 		d.Explain = inspect.Explain(&e.rec.Record)
 	}

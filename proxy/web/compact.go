@@ -74,7 +74,7 @@ func (c *compactor) record(r *inspect.ConnRecord) *inspect.ConnRecord {
 	if m := r.Mirrored; m != nil {
 		mc := *m
 		mc.MaxVersion = s(m.MaxVersion)
-		mc.ALPN, mc.Names, mc.Overrides = c.strList(m.ALPN), c.strList(m.Names), c.strList(m.Overrides)
+		mc.ALPN, mc.Names, mc.Overrides, mc.Mismatch = c.strList(m.ALPN), c.strList(m.Names), c.strList(m.Overrides), c.strList(m.Mismatch)
 		out.Mirrored = &mc
 	}
 	return &out

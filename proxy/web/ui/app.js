@@ -343,14 +343,15 @@ function serverHelloHTML(sh, source) {
     <div>session ID</div><div>${sh.session_id_len} bytes</div></div>`;
 }
 
-function mirroredHTML(m) {
+function mirroredHTML(m, fromSeq) {
   if (!m) return "";
   return `<h3>Mirrored from the origin</h3><div class="facts">
     <div>highest version</div><div>${esc(m.max_version)}</div>
     <div>ALPN offered</div><div>${esc((m.alpn || []).join(", ")) || "none"}</div>
     <div>tickets</div><div>${m.tickets ? "issued" : "none issued"}</div>
     <div>leaf names</div><div>${esc((m.names || []).join(", "))}</div>
-    ${m.overrides?.length ? `<div>overridden by flags</div><div>${esc(m.overrides.join(", "))}</div>` : ""}</div>`;
+    ${m.overrides?.length ? `<div>overridden by flags</div><div>${esc(m.overrides.join(", "))}</div>` : ""}
+    ${m.from ? `<div>answered early</div><div>like ${connLink(m.from, fromSeq)}, while this connection's own upstream handshake ran${m.mismatch?.length ? `; it then answered differently: <span class="err">${esc(m.mismatch.join(", "))}</span>` : ""}</div>` : ""}</div>`;
 }
 
 async function showDetail(seq, scroll = true) {
@@ -370,7 +371,7 @@ async function showDetail(seq, scroll = true) {
     back +
     (rec.client_leg || rec.upstream_leg ? legsHTML(rec) : "") +
     quicHTML(rec, d.transport_parameters) + helloHTML(rec.client_hello, d.extensions || []) +
-    serverHelloHTML(rec.passthrough || rec.source === "pcap" ? rec.server_hello : null, rec.source) + mirroredHTML(rec.mirrored) +
+    serverHelloHTML(rec.passthrough || rec.source === "pcap" ? rec.server_hello : null, rec.source) + mirroredHTML(rec.mirrored, d.mirror_seq) +
     `<p class="hint">${rec.user_agent ? `User-Agent: ${esc(rec.user_agent)}. ` : ""}${rec.bytes_up} bytes up, ${rec.bytes_down} down, ${rec.duration_ms} ms.</p>`;
   $("#detail").hidden = false;
   schedule();

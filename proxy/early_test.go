@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// TestMirrorEarly: with --mirror early (the default), a client of an origin
+// that answered the same offer before is answered like that earlier
+// connection while its own upstream handshake runs, and the record names
+// the connection mirrored; with --mirror wait, every client leg mirrors its
+// own connection's upstream handshake. Both legs resume either way.
+func TestMirrorEarly(t *testing.T) {
+	for _, mode := range []string{MirrorEarly, MirrorWait} {
+		t.Run(mode, func(t *testing.T) {
+			o := startOrigin(t, nil)
+			e := startProxy(t, tempDir(t), func(c *Config) { c.Mirror = mode })
+			cache := tls.NewLRUClientSessionCache(8)
+			prev := ""
+			for i := range 3 {
+				resumed, body := e.goGet("origin.test", o.addr, cache, 0)
+				if !strings.Contains(body, "hello from origin HTTP/1.1") {
+					t.Fatalf("conn %d: body %q", i, body)
+				}
+				r := e.next()
+				want := ""
+				if mode == MirrorEarly && i > 0 {
+					want = prev
+				}
+				if r.Mirrored.From != want || len(r.Mirrored.Mismatch) > 0 {
+					t.Errorf("conn %d: mirrored from %q (mismatch %v), want %q and none", i, r.Mirrored.From, r.Mirrored.Mismatch, want)
+				}
+				if resumed != (i > 0) || r.UpstreamLeg.Resumed != (i > 0) || r.ClientLeg.Resumed != resumed {
+					t.Errorf("conn %d: client resumed %v (record %v), upstream %v", i, resumed, r.ClientLeg.Resumed, r.UpstreamLeg.Resumed)
+				}
+				if r.ClientLeg.ALPN != "http/1.1" || r.UpstreamLeg.ALPN != "http/1.1" || r.ClientLeg.Version != "1.3" {
+					t.Errorf("conn %d: client leg %s %q, upstream %q", i, r.ClientLeg.Version, r.ClientLeg.ALPN, r.UpstreamLeg.ALPN)
+				}
+				prev = r.ID
+			}
+		})
+	}
+}
+
+// switchingOrigin is an origin whose TLS answer the test changes between
+// connections: the config each handshake gets (nil: refuse it).
+type switchingOrigin struct {
+	*origin
+	cfg atomic.Pointer[tls.Config]
+}
+
+func startSwitchingOrigin(t *testing.T) *switchingOrigin {
+	so := &switchingOrigin{}
+	so.origin = startOrigin(t, func(c *tls.Config) {
+		so.cfg.Store(c.Clone())
+		c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if cfg := so.cfg.Load(); cfg != nil {
+				return cfg, nil
+			}
+			return nil, errors.New("refused by the test")
+		}
+	})
+	return so
+}
+
+// set changes what the origin answers from the next handshake on, as a
+// restarted origin would: with new ticket keys, so that the upstream leg
+// makes a full handshake (a resumed one shows neither a new certificate
+// nor a CertificateRequest).
+func (so *switchingOrigin) set(mod func(*tls.Config)) {
+	c := so.cfg.Load().Clone()
+	mod(c)
+	var key [32]byte
+	rand.Read(key[:])
+	c.SetSessionTicketKeys([][32]byte{key})
+	so.cfg.Store(c)
+}
+
+// TestMirrorEarlyMismatch: when an origin answers differently from the
+// connection mirrored, the record says what differed, the request is still
+// relayed (HTTP is spoken to each side in its own protocol), and the next
+// connection mirrors the new answer; an origin that starts asking for a
+// client certificate is mirrored as asking from then on; an origin that
+// fails the handshake is named in a 502 to a client already answered.
+func TestMirrorEarlyMismatch(t *testing.T) {
+	so := startSwitchingOrigin(t)
+	e := startProxy(t, tempDir(t), nil)
+	get := func(step string) (*http.Response, string, *inspect.ConnRecord) {
+		t.Helper()
+		tr := e.proxyTransport(nil)
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + so.addr + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b), e.next()
+	}
+	check := func(step string, r *inspect.ConnRecord, from string, mismatch ...string) {
+		t.Helper()
+		if r.Mirrored.From != from || !slices.Equal(r.Mirrored.Mismatch, mismatch) {
+			t.Errorf("%s: mirrored from %q, mismatch %q; want %q, %q", step, r.Mirrored.From, r.Mirrored.Mismatch, from, mismatch)
+		}
+	}
+
+	_, body, first := get("first")
+	check("first", first, "")
+	if first.ClientLeg.ALPN != "h2" || !strings.Contains(body, "HTTP/2") {
+		t.Fatalf("first: client leg %q, origin saw %q: want h2", first.ClientLeg.ALPN, body)
+	}
+
+	so.set(func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	resp, body, r := get("alpn")
+	check("alpn", r, first.ID, "alpn")
+	if resp.ProtoMajor != 2 || !strings.Contains(body, "HTTP/1.1") || r.UpstreamLeg.ALPN != "http/1.1" {
+		t.Errorf("alpn: client got %s, origin saw %q, upstream leg %q: want HTTP/2 to the client, HTTP/1.1 to the origin", resp.Proto, body, r.UpstreamLeg.ALPN)
+	}
+	resp, _, next := get("after alpn")
+	check("after alpn", next, r.ID)
+	if resp.ProtoMajor != 1 || next.ClientLeg.ALPN != "http/1.1" {
+		t.Errorf("after alpn: client got %s (leg %q): the origin's new answer must be mirrored", resp.Proto, next.ClientLeg.ALPN)
+	}
+
+	leaf := leafSignedByOrigin(t, "origin.test", "localhost", "renamed.test")
+	so.set(func(c *tls.Config) { c.Certificates = []tls.Certificate{leaf} })
+	_, _, r = get("names")
+	check("names", r, next.ID, "names")
+	_, _, r2 := get("after names")
+	check("after names", r2, r.ID)
+	if !slices.Contains(r2.Mirrored.Names, "renamed.test") {
+		t.Errorf("after names: leaf names %q, want the origin's new name", r2.Mirrored.Names)
+	}
+
+	so.set(func(c *tls.Config) { c.ClientAuth = tls.RequestClientCert })
+	_, _, r = get("client cert")
+	check("client cert", r, r2.ID, "client_cert")
+	if r.ClientLeg.ClientCert != nil {
+		t.Errorf("client cert: client leg %+v: the client was answered before the origin asked", r.ClientLeg.ClientCert)
+	}
+	_, _, r3 := get("after client cert")
+	check("after client cert", r3, "")
+	if cc := r3.ClientLeg.ClientCert; cc == nil || !cc.Requested {
+		t.Errorf("after client cert: client leg %+v: an origin that asks is mirrored as asking, after its own handshake", cc)
+	}
+
+	so.cfg.Store(nil)
+	resp, body, r = get("refused")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "could not reach") || r.UpstreamLeg.Error == "" || r.ClientLeg.Error != "" {
+		t.Errorf("refused: client got %d %q; upstream error %q, client leg error %q", resp.StatusCode, body, r.UpstreamLeg.Error, r.ClientLeg.Error)
+	}
+}
+
+// leafSignedByOrigin is a leaf for names, issued by the test origin's
+// self-signed certificate (which originPool trusts).
+func leafSignedByOrigin(t *testing.T, names ...string) tls.Certificate {
+	t.Helper()
+	parent, err := x509.ParseCertificate(originCert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]},
+		DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	key := originCert.PrivateKey.(crypto.Signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, originCert.Certificate[0]}, PrivateKey: key}
+}
