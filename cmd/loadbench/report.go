@@ -432,7 +432,12 @@ func buildTable(crs []contenderReport) []tableRow {
 		{"new-conn p50 ms, connections held open", "held_p50_ms", "%.2f", true, med("held_p50_ms"), nil},
 		{"new-conn p99 ms, connections held open", "held_p99_ms", "%.2f", true, med("held_p99_ms"), nil},
 		{"proxy RSS MB, connections held open", "held_rss_mb", "%.1f", false,
-			proxyOnly(func(c *contenderReport) float64 { return c.Medians["held_rss_mb"] }),
+			proxyOnly(func(c *contenderReport) float64 {
+				if c.Medians["held_rss_mb"] == 0 {
+					return math.NaN() // the held phase did not run (-held 0)
+				}
+				return c.Medians["held_rss_mb"]
+			}),
 			&goal{text: "≤ 120 MB (1,000 held)", ok: func(v, _ float64) bool { return v <= 120 }}},
 		{"proxy RSS MB, highest in the other phases", "throughput_rss_mb", "%.1f", false,
 			proxyOnly(func(c *contenderReport) float64 { return c.Medians["throughput_rss_mb"] }),
@@ -473,7 +478,7 @@ func buildTable(crs []contenderReport) []tableRow {
 			if on == "" {
 				on = nameTLSResume
 			}
-			if v, ok := row.Values[on]; ok && !math.IsNaN(v) {
+			if v, ok := row.Values[on]; ok && !math.IsNaN(v) && (!s.ratio || row.Ratios != nil) {
 				met := s.goal.ok(v, row.Ratios[on])
 				row.Met = &met
 			}
