@@ -17,8 +17,9 @@ import (
 // intercept is the path every connection takes once it has arrived (by
 // CONNECT, transparent redirect or SNI routing): peek the ClientHello from
 // r, record the offer, then either pass the bytes through untouched or
-// handshake upstream first and terminate the client's TLS mirroring the
-// origin, and hand the decrypted stream to goproxy.
+// handshake upstream and terminate the client's TLS mirroring the origin
+// (after the upstream handshake, or beside it when the origin's answer is
+// known: interceptEarly), and hand the decrypted stream to goproxy.
 func (s *Server) intercept(c *conn, r io.Reader) {
 	raw := c.client.Conn
 	raw.SetReadDeadline(s.cfg.Now().Add(s.cfg.PeekTimeout))

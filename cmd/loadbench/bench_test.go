@@ -67,6 +67,38 @@ func BenchmarkProxyWarm(b *testing.B) {
 	})
 }
 
+// BenchmarkProxySequential is loadbench's sequential phase in-process: one
+// client at a time, each request on a new connection with a full handshake;
+// ns/op is one connection's latency from dial to the end of the body.
+// "direct" is the baseline; the proxy runs quiet with --mirror early (the
+// default: the client's handshake overlaps the upstream one) and wait.
+func BenchmarkProxySequential(b *testing.B) {
+	run := func(b *testing.B, d *dialer) {
+		b.ReportAllocs()
+		for b.Loop() {
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			_, err := d.getFresh(ctx, nil, "/small")
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("direct", func(b *testing.B) {
+		org, err := startOrigin(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(org.close)
+		run(b, &dialer{origin: org.addr, roots: org.roots})
+	})
+	for _, mode := range []string{proxy.MirrorEarly, proxy.MirrorWait} {
+		b.Run("mirror="+mode, func(b *testing.B) {
+			run(b, startInProcess(b, false, false, func(c *proxy.Config) { c.Mirror = mode }))
+		})
+	}
+}
+
 // benchModes runs f against an in-process proxy configured like the CLI
 // ("cli") and one that neither logs nor records ("quiet").
 func benchModes(b *testing.B, f func(*testing.B, *dialer)) {
@@ -100,7 +132,7 @@ func parallel(b *testing.B, newOp func() op) {
 
 // startInProcess starts an origin and a proxy.Server on loopback and
 // returns a dialer through it.
-func startInProcess(b *testing.B, cli, pool bool) *dialer {
+func startInProcess(b *testing.B, cli, pool bool, mods ...func(*proxy.Config)) *dialer {
 	b.Helper()
 	dir := b.TempDir()
 	org, err := startOrigin(dir)
@@ -119,6 +151,9 @@ func startInProcess(b *testing.B, cli, pool bool) *dialer {
 	cfg := proxy.Config{Issuer: iss, UpstreamRoots: org.roots}
 	if pool {
 		cfg.UpstreamReuse = proxy.ReusePool
+	}
+	for _, mod := range mods {
+		mod(&cfg)
 	}
 	var rl *proxy.RecordLog
 	if cli {
