@@ -145,7 +145,10 @@ func ExtensionName(t uint16) string {
 
 // quicParameterNames are the QUIC transport parameters of RFC 9000,
 // Section 18.2, and later RFCs' (9221 datagrams, 9287 grease_quic_bit,
-// 9368 version_information).
+// 9368 version_information), and the private ones Chromium sends, as
+// Chromium's QUICHE defines them (quic/core/crypto/transport_parameters.cc)
+// and named as Wireshark names them where it does (google_*; 0xff73db is
+// the id version_information had in its draft, which Chromium still sends).
 var quicParameterNames = map[int]string{
 	0x00: "original_destination_connection_id", 0x01: "max_idle_timeout", 0x02: "stateless_reset_token",
 	0x03: "max_udp_payload_size", 0x04: "initial_max_data", 0x05: "initial_max_stream_data_bidi_local",
@@ -154,6 +157,8 @@ var quicParameterNames = map[int]string{
 	0x0d: "preferred_address", 0x0e: "active_connection_id_limit", 0x0f: "initial_source_connection_id",
 	0x10: "retry_source_connection_id", 0x11: "version_information", 0x20: "max_datagram_frame_size",
 	0x2ab2: "grease_quic_bit",
+	0x26ab: "google_handshake_message", 0x3127: "google_initial_rtt", 0x3128: "google_connection_options",
+	0x4752: "google_quic_version", 0xff73db: "version_information_draft",
 }
 
 // QUICParameterName names a QUIC transport parameter id: its registered

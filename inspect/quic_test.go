@@ -528,3 +528,29 @@ func TestQUICCompatibleVersion(t *testing.T) {
 		t.Fatalf("records %+v, quic %+v", recs, recs[0].QUIC)
 	}
 }
+
+// TestQUICParameterName: registered names (RFC 9000, 9287, 9368), the
+// private ids Chromium sends named as tshark 4.0 names them in FoxIO's
+// captures (google_quic_version, google_connection_options,
+// google_initial_rtt; it leaves 0xff73db unknown), greased ids, and the
+// rest left unknown rather than guessed.
+func TestQUICParameterName(t *testing.T) {
+	for _, tt := range []struct {
+		id   int
+		want string
+	}{
+		{0x01, "max_idle_timeout"},
+		{0x11, "version_information"},
+		{0x2ab2, "grease_quic_bit"},
+		{0x3127, "google_initial_rtt"},
+		{0x3128, "google_connection_options"},
+		{0x4752, "google_quic_version"},
+		{0xff73db, "version_information_draft"},
+		{31*5 + 27, "grease"},
+		{0x1234, "unknown(0x1234)"},
+	} {
+		if got := QUICParameterName(tt.id); got != tt.want {
+			t.Errorf("QUICParameterName(%#x) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+}
