@@ -19,28 +19,23 @@ var servableALPN = []string{"h2", "http/1.1"}
 
 // clientConfig builds the tls.Config for one client connection: a clone of
 // the shared base (so every connection shares the ticket keys), mirroring
-// what the origin did, with hooks that record ticket lineage.
-func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
+// the origin's answer a, with hooks that record ticket lineage.
+func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 	cfg := s.clientBase.Clone()
-	m := &inspect.Mirrored{}
+	m := &inspect.Mirrored{From: a.from}
 	c.rec.Mirrored = m
 	// Version: at most what the origin negotiated, so a TLS 1.2-only origin
 	// is seen by the client as TLS 1.2 (and its tickets stay TLS 1.2 tickets).
-	cfg.MaxVersion = tls.VersionTLS13
-	if up != nil {
-		cfg.MaxVersion = up.Version
-	}
+	cfg.MaxVersion = a.version
 	if s.cfg.ClientMaxVersion != 0 {
 		cfg.MaxVersion = s.cfg.ClientMaxVersion
 		m.Overrides = append(m.Overrides, "client_max_tls")
 	}
 	m.MaxVersion = inspect.VersionName(cfg.MaxVersion)
 	// ALPN: the origin's choice, so client and origin speak one protocol.
-	switch {
-	case up != nil && up.NegotiatedProtocol != "":
-		cfg.NextProtos = []string{up.NegotiatedProtocol}
-	default:
-		cfg.NextProtos = nil
+	cfg.NextProtos = nil
+	if a.alpn != "" {
+		cfg.NextProtos = []string{a.alpn}
 	}
 	m.ALPN = cfg.NextProtos
 	// Tickets: as the origin did, unless a flag says otherwise.
@@ -58,7 +53,7 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 	m.Tickets = tickets
 	// The leaf carries the origin certificate's names, so clients that dial
 	// by IP or send a different SNI still verify.
-	names := leafNames(c, up)
+	names := leafNames(c, a.names)
 	m.Names = names
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
@@ -74,21 +69,14 @@ func (s *Server) clientConfig(c *conn, up *tls.ConnectionState) *tls.Config {
 }
 
 // leafNames are the names for the client's leaf: the origin certificate's
-// DNS names and IPs, plus the SNI or the CONNECT host.
-func leafNames(c *conn, up *tls.ConnectionState) []string {
-	var names []string
+// names, plus the SNI or the CONNECT host, sorted.
+func leafNames(c *conn, origin []string) []string {
+	names := slices.Clone(origin)
 	if c.rec.SNI != "" {
 		names = append(names, c.rec.SNI)
 	}
 	if host, _, err := net.SplitHostPort(c.rec.Target); err == nil {
 		names = append(names, host)
-	}
-	if up != nil && len(up.PeerCertificates) > 0 {
-		leaf := up.PeerCertificates[0]
-		names = append(names, leaf.DNSNames...)
-		for _, ip := range leaf.IPAddresses {
-			names = append(names, ip.String())
-		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names)

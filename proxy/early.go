@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"slices"
 	"strings"
@@ -28,19 +27,24 @@ const (
 // answer is how an origin answered an upstream offer: what a client leg
 // mirrors.
 type answer struct {
-	from    string // the connection whose upstream handshake it was
+	from    string // the earlier connection whose upstream handshake it was; "" for this one's own
 	version uint16
 	alpn    string
-	leaf    *x509.Certificate // the origin's leaf (read-only), for its names
+	names   []string // the DNS names and IPs of the origin's leaf
 }
 
-// state is the answer as the connection state clientConfig mirrors.
-func (a answer) state() tls.ConnectionState {
-	st := tls.ConnectionState{Version: a.version, NegotiatedProtocol: a.alpn}
-	if a.leaf != nil {
-		st.PeerCertificates = []*x509.Certificate{a.leaf}
+// answerOf is the answer of an upstream handshake with state st, made by
+// connection from ("" when the client leg mirrors its own connection's).
+func answerOf(from string, st tls.ConnectionState) answer {
+	a := answer{from: from, version: st.Version, alpn: st.NegotiatedProtocol}
+	if len(st.PeerCertificates) > 0 {
+		leaf := st.PeerCertificates[0]
+		a.names = slices.Clone(leaf.DNSNames)
+		for _, ip := range leaf.IPAddresses {
+			a.names = append(a.names, ip.String())
+		}
 	}
-	return st
+	return a
 }
 
 // answerKey names an origin's answer to c's offer: the origin as the
@@ -50,12 +54,8 @@ func answerKey(c *conn) string {
 	return c.origin + "|" + strings.Join(c.offer.alpn, ",")
 }
 
-// rememberAnswer keeps how the origin answered on connection id.
-func (m *memory) rememberAnswer(key, id string, st tls.ConnectionState) {
-	a := answer{from: id, version: st.Version, alpn: st.NegotiatedProtocol}
-	if len(st.PeerCertificates) > 0 {
-		a.leaf = st.PeerCertificates[0]
-	}
+// rememberAnswer keeps how the origin answered the offer named key.
+func (m *memory) rememberAnswer(key string, a answer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.answers) >= maxMemory {
@@ -64,7 +64,7 @@ func (m *memory) rememberAnswer(key, id string, st tls.ConnectionState) {
 	m.answers[key] = a
 }
 
-func (m *memory) answerOf(key string) (answer, bool) {
+func (m *memory) answerTo(key string) (answer, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	a, ok := m.answers[key]
@@ -83,7 +83,7 @@ func (s *Server) earlyAnswer(c *conn) (answer, bool) {
 		s.clientAuth(nil, false) != tls.NoClientCert || inspect.MaxVersion(c.rec.ClientHello) < int(inspect.VersionTLS13) {
 		return answer{}, false
 	}
-	a, ok := s.origins.answerOf(answerKey(c))
+	a, ok := s.origins.answerTo(answerKey(c))
 	if !ok || a.version != tls.VersionTLS13 || !slices.Contains(servableALPN, a.alpn) {
 		return answer{}, false
 	}
@@ -94,9 +94,7 @@ func (s *Server) earlyAnswer(c *conn) (answer, bool) {
 // the upstream handshake on raw and the client's handshake, mirroring the
 // known answer, run at once; the stream is relayed when both are done.
 func (s *Server) interceptEarly(c *conn, raw net.Conn, replay []byte, known answer) {
-	st := known.state()
-	cfg := s.clientConfig(c, &st)
-	c.rec.Mirrored.From = known.from
+	cfg := s.clientConfig(c, known)
 	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
 	upErr := make(chan error, 1)
 	go func() {
@@ -113,9 +111,9 @@ func (s *Server) interceptEarly(c *conn, raw net.Conn, replay []byte, known answ
 	c.rec.ClientLeg = c.clientLeg
 	uerr := <-upErr
 	if uerr == nil {
-		actual := c.up.tls.ConnectionState()
-		s.origins.rememberAnswer(answerKey(c), c.rec.ID, actual)
-		c.rec.Mirrored.Mismatch = mismatches(c, &st, &actual)
+		actual := answerOf(c.rec.ID, c.up.tls.ConnectionState())
+		s.origins.rememberAnswer(answerKey(c), actual)
+		c.rec.Mirrored.Mismatch = mismatches(c, known, actual)
 	}
 	switch {
 	case err != nil:
@@ -136,15 +134,15 @@ func (s *Server) interceptEarly(c *conn, raw net.Conn, replay []byte, known answ
 
 // mismatches lists what the connection's own upstream handshake (actual)
 // answered differently from the answer its client leg mirrored.
-func mismatches(c *conn, mirrored, actual *tls.ConnectionState) []string {
+func mismatches(c *conn, mirrored, actual answer) []string {
 	var out []string
-	if actual.Version != mirrored.Version {
+	if actual.version != mirrored.version {
 		out = append(out, "max_version")
 	}
-	if actual.NegotiatedProtocol != mirrored.NegotiatedProtocol {
+	if actual.alpn != mirrored.alpn {
 		out = append(out, "alpn")
 	}
-	if !slices.Equal(leafNames(c, actual), leafNames(c, mirrored)) {
+	if !slices.Equal(leafNames(c, actual.names), leafNames(c, mirrored.names)) {
 		out = append(out, "names")
 	}
 	if l := c.rec.UpstreamLeg; l != nil && l.ClientCert != nil && l.ClientCert.Requested {

@@ -113,7 +113,7 @@ func (s *Server) intercept(c *conn, r io.Reader) {
 		// SETTINGS first and make it unadoptable.)
 		c.up.startSip()
 	}
-	cfg := s.clientConfig(c, &upState)
+	cfg := s.clientConfig(c, answerOf("", upState))
 	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
 	tc, err := s.clientHandshake(s.ctx, c, &replayConn{Conn: c.client, pending: replay}, cfg)
 	c.rec.ClientLeg = c.clientLeg
@@ -185,7 +185,7 @@ func (s *Server) handshakeUpstream(c *conn, raw net.Conn) error {
 	up, err := s.handshakeOrigin(s.ctx, c, raw, c.offer, c.rec.UpstreamLeg)
 	c.up = up
 	if err == nil {
-		s.origins.rememberAnswer(answerKey(c), c.rec.ID, up.tls.ConnectionState())
+		s.origins.rememberAnswer(answerKey(c), answerOf(c.rec.ID, up.tls.ConnectionState()))
 	}
 	return err
 }
