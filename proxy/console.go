@@ -30,6 +30,11 @@ func (s *Server) logRecord(r *inspect.ConnRecord) {
 	if r.UpstreamLeg != nil {
 		ev = ev.Bool("upstream_resumed", r.UpstreamLeg.Resumed)
 	}
+	if m := r.Mirrored; m != nil && len(m.Mismatch) > 0 {
+		// Answered early, and the origin then answered otherwise: rare,
+		// and what the client saw is not what the origin chose.
+		ev = ev.Str("mirrored_from", m.From).Strs("mirror_mismatch", m.Mismatch)
+	}
 	if r.Error != "" {
 		ev = ev.Str("error", r.Error)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,9 +14,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -99,7 +103,8 @@ func (so *switchingOrigin) set(mod func(*tls.Config)) {
 // fails the handshake is named in a 502 to a client already answered.
 func TestMirrorEarlyMismatch(t *testing.T) {
 	so := startSwitchingOrigin(t)
-	e := startProxy(t, tempDir(t), nil)
+	var console lockedBuffer
+	e := startProxy(t, tempDir(t), func(c *Config) { c.Log = zerolog.New(&console) })
 	get := func(step string) (*http.Response, string, *inspect.ConnRecord) {
 		t.Helper()
 		tr := e.proxyTransport(nil)
@@ -130,6 +135,9 @@ func TestMirrorEarlyMismatch(t *testing.T) {
 	check("alpn", r, first.ID, "alpn")
 	if resp.ProtoMajor != 2 || !strings.Contains(body, "HTTP/1.1") || r.UpstreamLeg.ALPN != "http/1.1" {
 		t.Errorf("alpn: client got %s, origin saw %q, upstream leg %q: want HTTP/2 to the client, HTTP/1.1 to the origin", resp.Proto, body, r.UpstreamLeg.ALPN)
+	}
+	if line := console.line(r.ID); !strings.Contains(line, `"mirror_mismatch":["alpn"]`) || !strings.Contains(line, `"mirrored_from":"`+first.ID+`"`) {
+		t.Errorf("alpn: the console line does not say what differed: %s", line)
 	}
 	resp, _, next := get("after alpn")
 	check("after alpn", next, r.ID)
@@ -186,4 +194,29 @@ func leafSignedByOrigin(t *testing.T, names ...string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, originCert.Certificate[0]}, PrivateKey: key}
+}
+
+// lockedBuffer is a console the proxy's goroutines write to and the test
+// reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// line is the console line about connection id.
+func (l *lockedBuffer) line(id string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if strings.Contains(line, `"conn_id":"`+id+`"`) {
+			return line
+		}
+	}
+	return ""
 }
