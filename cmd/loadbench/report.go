@@ -361,6 +361,15 @@ func buildTable(crs []contenderReport) []tableRow {
 			return f(c)
 		}
 	}
+	// held is a held-phase median, NaN when the phase did not run (-held 0).
+	held := func(key string) func(*contenderReport) float64 {
+		return func(c *contenderReport) float64 {
+			if c.Medians[key] == 0 {
+				return math.NaN()
+			}
+			return c.Medians[key]
+		}
+	}
 	directWarm := math.NaN()
 	if d := by[nameDirect]; d != nil {
 		directWarm = d.Medians["warm_p50_ms"]
@@ -429,15 +438,10 @@ func buildTable(crs []contenderReport) []tableRow {
 				return pct(c.Origin.Resumed, c.Origin.Handshakes)
 			}),
 			&goal{text: "≥ 99 %", ok: func(v, _ float64) bool { return v >= 99 }}},
-		{"new-conn p50 ms, connections held open", "held_p50_ms", "%.2f", true, med("held_p50_ms"), nil},
-		{"new-conn p99 ms, connections held open", "held_p99_ms", "%.2f", true, med("held_p99_ms"), nil},
+		{"new-conn p50 ms, connections held open", "held_p50_ms", "%.2f", true, held("held_p50_ms"), nil},
+		{"new-conn p99 ms, connections held open", "held_p99_ms", "%.2f", true, held("held_p99_ms"), nil},
 		{"proxy RSS MB, connections held open", "held_rss_mb", "%.1f", false,
-			proxyOnly(func(c *contenderReport) float64 {
-				if c.Medians["held_rss_mb"] == 0 {
-					return math.NaN() // the held phase did not run (-held 0)
-				}
-				return c.Medians["held_rss_mb"]
-			}),
+			proxyOnly(held("held_rss_mb")),
 			&goal{text: "≤ 120 MB (1,000 held)", ok: func(v, _ float64) bool { return v <= 120 }}},
 		{"proxy RSS MB, highest in the other phases", "throughput_rss_mb", "%.1f", false,
 			proxyOnly(func(c *contenderReport) float64 { return c.Medians["throughput_rss_mb"] }),
