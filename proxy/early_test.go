@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // TestMirrorEarly: with --mirror early (the default), a client of an origin
@@ -103,7 +102,7 @@ func (so *switchingOrigin) set(mod func(*tls.Config)) {
 // fails the handshake is named in a 502 to a client already answered.
 func TestMirrorEarlyMismatch(t *testing.T) {
 	so := startSwitchingOrigin(t)
-	var console lockedBuffer
+	var console testtool.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.Log = zerolog.New(&console) })
 	get := func(step string) (*http.Response, string, *inspect.ConnRecord) {
 		t.Helper()
@@ -136,7 +135,7 @@ func TestMirrorEarlyMismatch(t *testing.T) {
 	if resp.ProtoMajor != 2 || !strings.Contains(body, "HTTP/1.1") || r.UpstreamLeg.ALPN != "http/1.1" {
 		t.Errorf("alpn: client got %s, origin saw %q, upstream leg %q: want HTTP/2 to the client, HTTP/1.1 to the origin", resp.Proto, body, r.UpstreamLeg.ALPN)
 	}
-	if line := console.line(r.ID); !strings.Contains(line, `"mirror_mismatch":["alpn"]`) || !strings.Contains(line, `"mirrored_from":"`+first.ID+`"`) {
+	if line := consoleLine(&console, r.ID); !strings.Contains(line, `"mirror_mismatch":["alpn"]`) || !strings.Contains(line, `"mirrored_from":"`+first.ID+`"`) {
 		t.Errorf("alpn: the console line does not say what differed: %s", line)
 	}
 	resp, _, next := get("after alpn")
@@ -196,24 +195,9 @@ func leafSignedByOrigin(t *testing.T, names ...string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der, originCert.Certificate[0]}, PrivateKey: key}
 }
 
-// lockedBuffer is a console the proxy's goroutines write to and the test
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// line is the console line about connection id.
-func (l *lockedBuffer) line(id string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(l.b.String(), "\n") {
+// consoleLine is the line of a JSON console about connection id.
+func consoleLine(console *testtool.Buffer, id string) string {
+	for _, line := range strings.Split(console.String(), "\n") {
 		if strings.Contains(line, `"conn_id":"`+id+`"`) {
 			return line
 		}
