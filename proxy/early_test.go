@@ -26,12 +26,23 @@ import (
 // TestMirrorEarly: with --mirror early (the default), a client of an origin
 // that answered the same offer before is answered like that earlier
 // connection while its own upstream handshake runs, and the record names
-// the connection mirrored; with --mirror wait, every client leg mirrors its
-// own connection's upstream handshake. Both legs resume either way.
+// the connection mirrored; with --mirror wait, or a TLS 1.2 origin, every
+// client leg mirrors its own connection's upstream handshake. Both legs
+// resume either way.
 func TestMirrorEarly(t *testing.T) {
-	for _, mode := range []string{MirrorEarly, MirrorWait} {
-		t.Run(mode, func(t *testing.T) {
-			o := startOrigin(t, nil)
+	for _, tt := range []struct {
+		name, mode string
+		origin     uint16 // the origin's highest version
+	}{
+		{"early", MirrorEarly, tls.VersionTLS13},
+		{"wait", MirrorWait, tls.VersionTLS13},
+		// A TLS 1.2 origin always waits: its answer may call for passing
+		// a session-ID client through.
+		{"early/tls1.2 origin", MirrorEarly, tls.VersionTLS12},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mode := tt.mode
+			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tt.origin })
 			e := startProxy(t, tempDir(t), func(c *Config) { c.Mirror = mode })
 			cache := tls.NewLRUClientSessionCache(8)
 			prev := ""
@@ -42,7 +53,7 @@ func TestMirrorEarly(t *testing.T) {
 				}
 				r := e.next()
 				want := ""
-				if mode == MirrorEarly && i > 0 {
+				if mode == MirrorEarly && tt.origin == tls.VersionTLS13 && i > 0 {
 					want = prev
 				}
 				if r.Mirrored.From != want || len(r.Mirrored.Mismatch) > 0 {
@@ -51,7 +62,7 @@ func TestMirrorEarly(t *testing.T) {
 				if resumed != (i > 0) || r.UpstreamLeg.Resumed != (i > 0) || r.ClientLeg.Resumed != resumed {
 					t.Errorf("conn %d: client resumed %v (record %v), upstream %v", i, resumed, r.ClientLeg.Resumed, r.UpstreamLeg.Resumed)
 				}
-				if r.ClientLeg.ALPN != "http/1.1" || r.UpstreamLeg.ALPN != "http/1.1" || r.ClientLeg.Version != "1.3" {
+				if r.ClientLeg.ALPN != "http/1.1" || r.UpstreamLeg.ALPN != "http/1.1" || r.ClientLeg.Version != inspect.VersionName(tt.origin) {
 					t.Errorf("conn %d: client leg %s %q, upstream %q", i, r.ClientLeg.Version, r.ClientLeg.ALPN, r.UpstreamLeg.ALPN)
 				}
 				prev = r.ID
