@@ -39,7 +39,9 @@ func answerOf(from string, st tls.ConnectionState) answer {
 	a := answer{from: from, version: st.Version, alpn: st.NegotiatedProtocol}
 	if len(st.PeerCertificates) > 0 {
 		leaf := st.PeerCertificates[0]
-		a.names = slices.Clone(leaf.DNSNames)
+		// Clipped: appending the IPs copies rather than writing into the
+		// certificate's own array; without IPs the names are shared.
+		a.names = slices.Clip(leaf.DNSNames)
 		for _, ip := range leaf.IPAddresses {
 			a.names = append(a.names, ip.String())
 		}
