@@ -30,7 +30,8 @@ type Config struct {
 	// next). Default: none, each run counts from c1.
 	IDFile string
 	// TicketRotation is how often a new ticket key starts encrypting.
-	// Default 24h; older keys still decrypt for 7 days.
+	// Default 24h; at least MinTicketRotation. Older keys still decrypt
+	// for 7 days, up to 256 keys (the oldest go first beyond that).
 	TicketRotation time.Duration
 
 	// Allow lists client networks that may use the proxy. Default:

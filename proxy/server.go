@@ -57,6 +57,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Issuer == nil {
 		return nil, errors.New("proxy: Config.Issuer is required")
 	}
+	if cfg.TicketRotation < MinTicketRotation {
+		return nil, fmt.Errorf("proxy: ticket rotation every %v: want at least %v", cfg.TicketRotation, MinTicketRotation)
+	}
 	if cfg.TicketKeys == nil {
 		k, err := LoadTicketKeys("", cfg.Now())
 		if err != nil {

@@ -19,6 +19,18 @@ import (
 // crypto/tls/common.go).
 const ticketKeyLifetime = 7 * 24 * time.Hour
 
+// MinTicketRotation is the shortest Config.TicketRotation accepted. Each
+// rotation writes the key file and adds a key that is kept for days: at
+// 1ms, a rotation loop took a core and wrote 330 keys a second.
+const MinTicketRotation = time.Minute
+
+// maxTicketKeys caps the keys kept, newest first: a rotation beyond it
+// drops the oldest key before its lifetime is over, so tickets issued under
+// that key no longer resume. 256 keeps every key of hourly rotation for the
+// whole lifetime (169); rotating every minute keeps about 4 hours of keys.
+// Rotations by hand (the API, --rotate-ticket-keys) are capped too.
+const maxTicketKeys = 256
+
 // TicketKeys holds the session-ticket keys tlsresume issues client tickets
 // under, shared by every client connection (tls.Config.SetSessionTicketKeys)
 // and persisted so a device keeps resuming across proxy restarts.
@@ -53,6 +65,9 @@ func LoadTicketKeys(path string, now time.Time) (*TicketKeys, error) {
 		case !os.IsNotExist(err):
 			return nil, fmt.Errorf("proxy: reading ticket keys: %w", err)
 		}
+	}
+	if len(t.keys) > maxTicketKeys { // written by a tlsresume without the cap; newest first
+		t.keys = t.keys[:maxTicketKeys:maxTicketKeys]
 	}
 	if len(t.keys) == 0 {
 		if err := t.Rotate(now); err != nil {
@@ -156,7 +171,7 @@ func (t *TicketKeys) Forget(now time.Time) error {
 }
 
 // Rotate adds a new encrypting key, drops keys older than the ticket
-// lifetime, and saves the set.
+// lifetime and, beyond maxTicketKeys, the oldest ones, and saves the set.
 func (t *TicketKeys) Rotate(now time.Time) error {
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
@@ -166,7 +181,7 @@ func (t *TicketKeys) Rotate(now time.Time) error {
 	defer t.mu.Unlock()
 	keys := []ticketKey{{Key: k, Created: now}}
 	for _, old := range t.keys {
-		if now.Sub(old.Created) < ticketKeyLifetime {
+		if len(keys) < maxTicketKeys && now.Sub(old.Created) < ticketKeyLifetime {
 			keys = append(keys, old)
 		}
 	}

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
@@ -171,5 +173,73 @@ func TestTicketKeysMode(t *testing.T) {
 	_, err := LoadTicketKeys(path, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "accessible by other users (mode 0644); run: chmod 600") {
 		t.Fatalf("a 0644 ticket-keys file: %v", err)
+	}
+}
+
+// TestTicketKeyCap: however often keys rotate (by hand, through the API or
+// --rotate-ticket-keys, none of which waits for --ticket-rotation), at most
+// maxTicketKeys are kept, the newest; the oldest go first. A file written
+// with more (by an older tlsresume) is cut to the cap when loaded.
+func TestTicketKeyCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ticket-keys.json")
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	k, err := LoadTicketKeys(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotations = 1000 // one a minute: all well inside the 7-day lifetime
+	for i := 1; i <= rotations; i++ {
+		if err := k.Rotate(now.Add(time.Duration(i) * time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := k.Info()
+	if len(info) != maxTicketKeys || len(k.Keys()) != maxTicketKeys {
+		t.Fatalf("after %d rotations: %d keys kept, want the cap %d", rotations, len(info), maxTicketKeys)
+	}
+	newest, oldest := now.Add(rotations*time.Minute), now.Add((rotations-maxTicketKeys+1)*time.Minute)
+	if !info[0].Created.Equal(newest) || !info[len(info)-1].Created.Equal(oldest) {
+		t.Errorf("kept keys from %v to %v, want the newest: %v to %v", info[len(info)-1].Created, info[0].Created, oldest, newest)
+	}
+
+	// A file holding more keys than the cap loads cut to the cap, newest first.
+	many := make([]ticketKey, 3*maxTicketKeys)
+	for i := range many {
+		many[i] = ticketKey{Key: make([]byte, 32), Created: newest.Add(-time.Duration(i) * time.Minute)}
+		many[i].Key[0], many[i].Key[1] = byte(i), byte(i>>8)
+	}
+	b, _ := json.Marshal(many)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err = LoadTicketKeys(path, newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := k.Info(); len(info) != maxTicketKeys || !info[0].Created.Equal(newest) {
+		t.Errorf("loaded %d keys (newest %v), want %d from %v", len(info), info[0].Created, maxTicketKeys, newest)
+	}
+}
+
+// TestTicketRotationMinimum: a rotation interval under the minimum is
+// refused, saying the minimum; the minimum itself is accepted.
+func TestTicketRotationMinimum(t *testing.T) {
+	dir := tempDir(t)
+	ca, _, err := certs.Init(dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := certs.NewIssuer(ca, certs.IssuerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{time.Millisecond, MinTicketRotation - time.Second, -time.Hour} {
+		_, err := New(Config{Issuer: iss, TicketRotation: d})
+		if err == nil || !strings.Contains(err.Error(), "at least "+MinTicketRotation.String()) {
+			t.Errorf("TicketRotation %v: %v; want a refusal naming the minimum %v", d, err, MinTicketRotation)
+		}
+	}
+	if _, err := New(Config{Issuer: iss, TicketRotation: MinTicketRotation}); err != nil {
+		t.Errorf("TicketRotation %v (the minimum): %v", MinTicketRotation, err)
 	}
 }

@@ -66,6 +66,22 @@ func TestProxyRefusals(t *testing.T) {
 	}
 }
 
+// TestTicketRotationFlag: --ticket-rotation under a minute is refused at
+// once, naming the minimum, before anything listens (it used to start a
+// rotation loop that took a core and wrote hundreds of keys a second).
+func TestTicketRotationFlag(t *testing.T) {
+	t.Setenv("TLSRESUME_HOME", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--web", "off", "--ticket-rotation", "1ms"}, &out, &errb)
+	want := "--ticket-rotation 1ms: want at least 1m0s"
+	if code != 2 || !strings.Contains(errb.String(), want) || ctx.Err() != nil {
+		head, _, _ := strings.Cut(errb.String(), "\n")
+		t.Errorf("exit %d (context: %v), stderr %d bytes starting %q; want exit 2 at once and %q", code, ctx.Err(), errb.Len(), head, want)
+	}
+}
+
 // TestSampleConfig: configs/tlsresume.yaml is accepted as it is shipped.
 func TestSampleConfig(t *testing.T) {
 	fs := flagSetForTest()

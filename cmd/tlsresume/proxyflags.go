@@ -103,10 +103,13 @@ func (p *proxyFlags) checkNumbers() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--upstream-ticket-ttl", p.upstreamTTL}, {"--idle-timeout", p.idleTimeout}, {"--ticket-rotation", p.ticketRotation}} {
+	}{{"--upstream-ticket-ttl", p.upstreamTTL}, {"--idle-timeout", p.idleTimeout}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s %v: want a positive duration", d.flag, d.v)
 		}
+	}
+	if p.ticketRotation < proxy.MinTicketRotation {
+		return fmt.Errorf("--ticket-rotation %v: want at least %v (each rotation rewrites the key file and adds a key kept for up to 7 days)", p.ticketRotation, proxy.MinTicketRotation)
 	}
 	if p.grace < 0 {
 		return fmt.Errorf("--grace %v: want zero or a positive duration", p.grace)
