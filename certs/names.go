@@ -85,3 +85,28 @@ func normalizeIP(s, name string) (string, error) {
 	}
 	return string(canon), nil
 }
+
+// UsableNames splits names into those a leaf can carry, as [Issuer.LeafFor]
+// takes them (DNS names, a wildcard only as the whole leftmost label, IP
+// addresses), and those it cannot: an origin's certificate may carry a SAN
+// with a space, a stray byte or an empty label, which would otherwise make
+// LeafFor refuse the whole set. Both keep the order and spelling of names;
+// usable is names itself when every name is.
+func UsableNames(names []string) (usable, unusable []string) {
+	for i, n := range names {
+		if _, err := normalizeName(n); err == nil {
+			if unusable != nil {
+				usable = append(usable, n)
+			}
+			continue
+		}
+		if unusable == nil {
+			usable = append(make([]string, 0, len(names)-1), names[:i]...)
+		}
+		unusable = append(unusable, n)
+	}
+	if unusable == nil {
+		return names, nil
+	}
+	return usable, unusable
+}

@@ -110,7 +110,13 @@ type Mirrored struct {
 	ALPN       []string `json:"alpn"`        // protocols offered to the client, in preference order
 	Tickets    bool     `json:"tickets"`     // tlsresume issued tickets to the client
 	Names      []string `json:"names"`       // names on the leaf shown to the client
-	Overrides  []string `json:"overrides,omitempty"`
+	// NamesLeftOut are names of the origin's certificate (or the SNI, or
+	// the CONNECT host) that a leaf cannot carry, left off the leaf shown
+	// to the client: not a host name or an IP address (a space, a byte
+	// outside letters, digits, '-' and '_', an empty label, a '*' other
+	// than a whole leftmost label, non-ASCII). Sorted; empty: none.
+	NamesLeftOut []string `json:"names_left_out,omitempty"`
+	Overrides    []string `json:"overrides,omitempty"`
 	// From names the earlier connection whose upstream handshake the
 	// client leg mirrored, when tlsresume answered the client while this
 	// connection's own upstream handshake was still under way (it had

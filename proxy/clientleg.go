@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
 )
 
@@ -52,9 +53,10 @@ func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 	cfg.SessionTicketsDisabled = !tickets
 	m.Tickets = tickets
 	// The leaf carries the origin certificate's names, so clients that dial
-	// by IP or send a different SNI still verify.
-	names := leafNames(c, a.names)
-	m.Names = names
+	// by IP or send a different SNI still verify; names a leaf cannot carry
+	// (an origin's SAN with a space, say) are left out and recorded.
+	names, leftOut := certs.UsableNames(leafNames(c, a.names))
+	m.Names, m.NamesLeftOut = names, leftOut
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
 	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg, s.origins.asksForCert(c.certOrigin))

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
 )
 
@@ -34,7 +35,8 @@ func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
 	if alpn != "" {
 		cfg.NextProtos = []string{alpn}
 	}
-	leaf, leafErr := s.cfg.Issuer.LeafFor(leafNames(c, nil))
+	names, _ := certs.UsableNames(leafNames(c, nil))
+	leaf, leafErr := s.cfg.Issuer.LeafFor(names)
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		if !speaksHTTP {
 			return nil, fmt.Errorf("the client speaks no HTTP to answer in: %w", upErr)
