@@ -24,7 +24,7 @@ import (
 //	go test -run='^$' -bench=Serve -benchtime=50000x ./proxy/dns
 func BenchmarkServe(b *testing.B) {
 	up := newUpstream(b)
-	s := newTestServer(b, up, Config{})
+	s := newTestServer(b, up, Config{RateLimit: -1}) // one client asks b.N times: no rate limit
 	for _, bc := range []struct {
 		name, network, qname string
 		qtype                uint16
@@ -109,7 +109,7 @@ func TestDNSPerf(t *testing.T) {
 	}
 	dnsperf := testtool.Need(t, "dnsperf")
 	up := newUpstream(t)
-	s := newTestServer(t, up, Config{})
+	s := newTestServer(t, up, Config{RateLimit: -1}) // dnsperf is one client
 	host, port, _ := strings.Cut(s.Addr(), ":")
 	for _, mix := range []struct {
 		name    string

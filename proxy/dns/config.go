@@ -51,6 +51,23 @@ type Config struct {
 	// in the listen backlog. Default 256.
 	MaxTCPConns int
 
+	// Allow lists the client networks served. A query from elsewhere is
+	// dropped unanswered (UDP) or its connection closed at accept (TCP),
+	// and counted (Server.Refusals). Default: loopback only, like the
+	// proxy's --allow.
+	Allow []netip.Prefix
+	// RateLimit is how many queries a second each client IP gets
+	// answered, on average, and RateBurst how many at once; a query over
+	// it is dropped (UDP) or ends its connection (TCP), and counted.
+	// Defaults 100 and 200: a phone opening an app or a browser loading a
+	// page asks far fewer. A negative RateLimit means no limit.
+	RateLimit float64
+	RateBurst int
+	// MaxClients bounds the client IPs whose rate is tracked; beyond it
+	// the one seen longest ago is forgotten (and starts with a full burst
+	// if it comes back). Default 4096.
+	MaxClients int
+
 	// Log receives one event per answer: intercepted answers at info level,
 	// forwarded ones at debug, upstream failures at warn, malformed queries
 	// at debug. Default zerolog.Nop().
@@ -81,6 +98,15 @@ func (c Config) withDefaults() Config {
 	if c.MaxTCPConns == 0 {
 		c.MaxTCPConns = 256
 	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 100
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 200
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 4096
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -98,6 +124,14 @@ func (c *Config) validate(resolvConf string) error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("dns: parsing Listen %q: %w", c.Listen, err)
+	}
+	for _, p := range c.Allow {
+		if !p.IsValid() {
+			return errors.New("dns: invalid Allow prefix")
+		}
+	}
+	if c.RateBurst < 0 || c.MaxClients < 0 {
+		return fmt.Errorf("dns: RateBurst %d and MaxClients %d must not be negative", c.RateBurst, c.MaxClients)
 	}
 	for _, p := range c.Intercept {
 		if p == "" {

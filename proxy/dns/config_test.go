@@ -69,6 +69,8 @@ func TestNewErrors(t *testing.T) {
 		{"loopback upstream on another port", Config{AnswerV4: v4, Listen: "0.0.0.0:5353"}, resolv("nameserver 127.0.0.1\n"), "127.0.0.1:53", ""},
 		{"explicit upstream is this server", Config{AnswerV4: v4, Listen: "127.0.0.1:5300", Upstream: "127.0.0.1:5300"}, "", "", "is this server itself"},
 		{"another loopback address", Config{AnswerV4: v4, Listen: "127.0.0.1:53", Upstream: "127.0.0.2:53"}, "", "127.0.0.2:53", ""},
+		{"invalid Allow prefix", Config{AnswerV4: v4, Upstream: "192.0.2.53", Allow: []netip.Prefix{{}}}, "", "", "invalid Allow"},
+		{"negative RateBurst", Config{AnswerV4: v4, Upstream: "192.0.2.53", RateBurst: -1}, "", "", "must not be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +92,8 @@ func TestNewErrors(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
-	if c.Listen != "0.0.0.0:53" || c.TTL != 60 || c.ForwardTimeout.String() != "2s" || c.MaxForwards != 256 || c.MaxTCPConns != 256 || c.Now == nil {
+	if c.Listen != "0.0.0.0:53" || c.TTL != 60 || c.ForwardTimeout.String() != "2s" || c.MaxForwards != 256 || c.MaxTCPConns != 256 || c.Now == nil ||
+		c.Allow != nil || c.RateLimit != 100 || c.RateBurst != 200 || c.MaxClients != 4096 {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -20,6 +20,14 @@
 // chain ends in an intercepted name is not rewritten, so intercept the name
 // the client looks up (which is also the name it sends as SNI).
 //
+// Only clients in [Config.Allow] (default: loopback) are served, each at
+// most [Config.RateLimit] queries a second; the others' UDP queries are
+// dropped unanswered and their TCP connections closed, and counted
+// ([Server.Refusals]). UDP answers never exceed 1232 bytes (a larger one is
+// truncated, and the client asks again over TCP). So the server is no open
+// resolver, and a spoofed query makes it send little, and only to a listed
+// network.
+//
 // [Resolver] gives tlsresume's own lookups a resolver that always asks the
 // upstream, never this server.
 //

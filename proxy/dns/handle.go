@@ -41,9 +41,12 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		resp, failure = s.forward(r, network)
 	}
 	if network == "udp" {
+		// What fits the client's buffer, and never more than ednsSize:
+		// the answer to a spoofed query is a reflection, so it stays
+		// small (and unfragmented); a larger one is for TCP.
 		size := dns.MinMsgSize
 		if opt := r.IsEdns0(); opt != nil {
-			size = int(opt.UDPSize())
+			size = min(int(opt.UDPSize()), ednsSize)
 		}
 		resp.Truncate(size) // sets TC when records had to go: the client retries over TCP
 	} else {

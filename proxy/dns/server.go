@@ -26,6 +26,7 @@ type Server struct {
 	cfg     Config
 	match   matcher
 	journal *journal
+	guard   *guard // Allow and the rate limit, checked before a query is parsed
 
 	udpClient, tcpClient *dns.Client
 	forwards             chan struct{} // a slot per forwarded query in flight
@@ -62,6 +63,7 @@ func newServer(cfg Config) *Server {
 		cfg:       cfg,
 		match:     newMatcher(cfg.Intercept),
 		journal:   newJournal(),
+		guard:     newGuard(cfg),
 		udpClient: &dns.Client{Net: "udp", UDPSize: dns.MinMsgSize},
 		tcpClient: &dns.Client{Net: "tcp"},
 		forwards:  make(chan struct{}, cfg.MaxForwards),
@@ -93,7 +95,8 @@ func (s *Server) Start(ctx context.Context) error {
 	s.addr = pc.LocalAddr().String()
 	s.udp, s.tcp = s.dnsServer(), s.dnsServer()
 	s.udp.PacketConn = pc
-	s.tcp.Listener = netutil.LimitListener(ln, s.cfg.MaxTCPConns)
+	// Refused peers are closed before they take one of the slots.
+	s.tcp.Listener = netutil.LimitListener(allowListener{ln, s.guard}, s.cfg.MaxTCPConns)
 
 	var failed error
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
@@ -244,6 +247,10 @@ func (s *Server) Recent(ip netip.Addr, maxAge time.Duration) (string, bool) {
 	return s.journal.recent(ip, maxAge, s.cfg.Now())
 }
 
+// Refusals returns the queries turned away unanswered since New: from
+// outside Allow, or over their client's rate.
+func (s *Server) Refusals() Refusals { return s.guard.refusals() }
+
 // Answers returns the most recent answers (up to 4096), oldest first.
 func (s *Server) Answers() []Answer {
 	return s.journal.answers()
@@ -283,21 +290,34 @@ type checkReader struct {
 	s *Server
 }
 
+// ReadUDP returns the next datagram the guard admits; the others are
+// dropped unread.
 func (r checkReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns.SessionUDP, error) {
-	m, sess, err := r.Reader.ReadUDP(conn, timeout)
-	if err == nil {
-		m = r.check(m, sess.RemoteAddr())
+	for {
+		m, sess, err := r.Reader.ReadUDP(conn, timeout)
+		if err != nil {
+			return m, sess, err
+		}
+		if r.s.guard.admit(sess.RemoteAddr(), "udp") {
+			return r.check(m, sess.RemoteAddr()), sess, nil
+		}
 	}
-	return m, sess, err
 }
 
+// ReadTCP returns the next query on conn, or an error (which closes conn)
+// when its client is over its rate.
 func (r checkReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
 	m, err := r.Reader.ReadTCP(conn, timeout)
-	if err == nil {
-		m = r.check(m, conn.RemoteAddr())
+	if err != nil {
+		return m, err
 	}
-	return m, err
+	if !r.s.guard.admit(conn.RemoteAddr(), "tcp") {
+		return nil, errRateLimited
+	}
+	return r.check(m, conn.RemoteAddr()), nil
 }
+
+var errRateLimited = errors.New("dns: client over its rate limit")
 
 func (r checkReader) check(m []byte, client net.Addr) []byte {
 	if len(m) < 12 || m[2]&0x80 != 0 { // miekg/dns drops these itself
