@@ -328,7 +328,7 @@ func checkPassedThrough(t *testing.T, r *inspect.ConnRecord, dst netip.AddrPort,
 func (e *nsEnv) startDNS(t *testing.T, upstream string) *tdns.Server {
 	t.Helper()
 	start := func(port string) (*tdns.Server, error) {
-		s, err := tdns.New(tdns.Config{Listen: net.JoinHostPort(nsGW4.String(), port), AnswerV4: nsGW4, Upstream: upstream})
+		s, err := tdns.New(tdns.Config{Listen: net.JoinHostPort(nsGW4.String(), port), AnswerV4: nsGW4, Upstream: upstream, Allow: nsClientNets})
 		if err != nil {
 			return nil, err
 		}

@@ -176,7 +176,15 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 		wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
 		wcfg.Refused = func() map[string]uint64 {
 			a := srv.Admission()
-			return map[string]uint64{"not_allowed": a.NotAllowed, "at_cap": a.AtCap, "evicted": a.Evicted}
+			m := map[string]uint64{"not_allowed": a.NotAllowed, "at_cap": a.AtCap, "evicted": a.Evicted}
+			if p.dnsSrv != nil {
+				// A DNS query or connection from outside --allow is one
+				// more peer turned away for the same reason.
+				r := p.dnsSrv.Refusals()
+				m["not_allowed"] += r.NotAllowed
+				m["dns_not_allowed"], m["dns_rate_limited"] = r.NotAllowed, r.RateLimited
+			}
+			return m
 		}
 		if rl := p.recordLog; rl != nil {
 			wcfg.Unwritten = rl.Unwritten

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -287,7 +288,8 @@ func snapshot(t *testing.T, dir string) map[string]string {
 
 // TestRefusalMetrics: the CLI wires the proxy's refusals and the record
 // log's losses into /metrics: a peer outside --allow is counted as
-// not_allowed there.
+// not_allowed there, on the proxy's listener and on --dns alike (which
+// gives it no answer over UDP and a closed connection over TCP).
 func TestRefusalMetrics(t *testing.T) {
 	t.Setenv("TLSRESUME_HOME", t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -296,14 +298,19 @@ func TestRefusalMetrics(t *testing.T) {
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--allow", "127.0.0.2/32", "--web", "127.0.0.1:0",
+			"--dns", "127.0.0.1:0", "--dns-answer", "192.0.2.1", "--dns-upstream", "127.0.0.1:9",
 			"--log", filepath.Join(t.TempDir(), "conns.jsonl")}, io.Discard, &stderr)
 	}()
 	addrRE := regexp.MustCompile(`listen=\S*?(127\.0\.0\.1:\d+)\S* \S*mode=\S*connect`)
+	dnsRE := regexp.MustCompile(`listen=\S*?(127\.0\.0\.1:\d+)\S* \S*mode=\S*dns`)
 	viewRE := regexp.MustCompile(`Live view: (http://127\.0\.0\.1:\d+/)`)
-	var addr, view string
-	for deadline := time.Now().Add(5 * time.Second); addr == "" || view == ""; time.Sleep(10 * time.Millisecond) {
+	var addr, dnsAddr, view string
+	for deadline := time.Now().Add(5 * time.Second); addr == "" || dnsAddr == "" || view == ""; time.Sleep(10 * time.Millisecond) {
 		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
 			addr = m[1]
+		}
+		if m := dnsRE.FindStringSubmatch(stderr.String()); m != nil {
+			dnsAddr = m[1]
 		}
 		if m := viewRE.FindStringSubmatch(stderr.String()); m != nil {
 			view = m[1]
@@ -319,15 +326,43 @@ func TestRefusalMetrics(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	io.Copy(io.Discard, c) // closed at accept
 	c.Close()
-	resp, err := http.Get(view + "metrics")
+	// A DNS query over UDP (an A query for a.test), then a TCP connection.
+	query := []byte("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x04test\x00\x00\x01\x00\x01")
+	u, err := net.Dial("udp", dnsAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`tlsresume_connections_refused_total{reason="not_allowed"} 1`, `tlsresume_records_unwritten_total 0`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("/metrics lacks %q:\n%s", want, b)
+	u.Write(query)
+	u.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := u.Read(make([]byte, 512)); err == nil {
+		t.Errorf("--dns answered a client outside --allow over UDP (%d bytes)", n)
+	}
+	u.Close()
+	d, err := net.Dial("tcp", dnsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := d.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("--dns kept a TCP connection from outside --allow open")
+	}
+	d.Close()
+	want := []string{`tlsresume_connections_refused_total{reason="not_allowed"} 3`, `tlsresume_records_unwritten_total 0`}
+	var b []byte
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(view + "metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), want[0]) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("/metrics lacks %q:\n%s", w, b)
 		}
 	}
 	cancel()

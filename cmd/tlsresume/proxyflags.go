@@ -374,7 +374,12 @@ func (p *proxyFlags) buildDNS(cfg *proxy.Config) error {
 		if err != nil || !v4.Is4() {
 			return fmt.Errorf("--dns needs --dns-answer, the proxy's IPv4 address as devices reach it (e.g. --dns-answer 192.168.1.20)")
 		}
-		dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Log: cfg.Log}
+		allow, err := p.checkAddrs()
+		if err != nil {
+			return err
+		}
+		// The proxy's --allow: a resolver open to anyone would amplify.
+		dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Allow: allow, Log: cfg.Log}
 		if p.dnsAnswer6 != "" {
 			if dc.AnswerV6, err = netip.ParseAddr(p.dnsAnswer6); err != nil || !dc.AnswerV6.Is6() {
 				return fmt.Errorf("--dns-answer6 %q: want an IPv6 address", p.dnsAnswer6)
