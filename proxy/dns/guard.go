@@ -41,7 +41,7 @@ const (
 )
 
 type guard struct {
-	allow []netip.Prefix // nil: loopback only
+	allow []netip.Prefix // empty: loopback only
 	limit rate.Limit     // < 0: no limit
 	burst int
 	max   int
@@ -76,7 +76,7 @@ func newGuard(cfg Config) *guard {
 
 // allowed reports whether ip (unmapped, without zone) is in Allow.
 func (g *guard) allowed(ip netip.Addr) bool {
-	if g.allow == nil {
+	if len(g.allow) == 0 {
 		return ip.IsLoopback()
 	}
 	for _, p := range g.allow {
