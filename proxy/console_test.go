@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/termtest"
+	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+)
+
+// sgr matches the colour sequences the console writer itself adds.
+var sgr = regexp.MustCompile(`\x1b\[[0-9;]*m`)
+
+// TestConsoleWriterHostile: a console line about a connection whose SNI,
+// User-Agent and errors carry terminal escapes shows them escaped, in the
+// message, in string fields, in list fields, in errors and in field names,
+// with colours and without.
+func TestConsoleWriterHostile(t *testing.T) {
+	for _, noColor := range []bool{true, false} {
+		t.Run(fmt.Sprintf("no-color=%v", noColor), func(t *testing.T) {
+			var out strings.Builder
+			log := zerolog.New(ConsoleWriter(&out, noColor)).With().Timestamp().Logger()
+			s := &Server{cfg: Config{Log: log}}
+			s.logRecord(&inspect.ConnRecord{
+				Record: inspect.Record{ClientAddr: "127.0.0.1:1", SNI: termtest.SNI,
+					Error: "upstream: x509: certificate is valid for a.test, not " + termtest.SNI},
+				ID: "c1", Target: termtest.SNI + ":443", UserAgent: termtest.UserAgent,
+				Mirrored: &inspect.Mirrored{From: "c0", Mismatch: []string{"alpn\u009b", termtest.ALPN}},
+				Verdict:  inspect.Verdict{Code: inspect.CodeUpstreamFailed, Text: "upstream: failed: x509: not " + termtest.SNI},
+			})
+			log.Warn().Err(errors.New("tls: "+termtest.SNI)).Str(termtest.ALPN, "key").Msg("handshake")
+			httpErrorLog(log).Printf("http: TLS handshake error from %s\n", termtest.UserAgent)
+
+			text := out.String()
+			if !noColor {
+				if !strings.Contains(text, "\x1b[31m") {
+					t.Fatalf("no colours: %q", text)
+				}
+				text = sgr.ReplaceAllString(text, "")
+			}
+			termtest.Check(t, "console", text, false)
+			for _, want := range []string{"→ " + termtest.SNIShown + ":443", "not " + termtest.SNIShown,
+				"evil\\u009b2J\\x7f/1.0 (127.0.0.1:1)", termtest.ALPNShown + "=key", `alpn\u009b`, "error from " + termtest.AgentShown} {
+				if !strings.Contains(text, want) {
+					t.Errorf("the console does not show %q:\n%s", want, text)
+				}
+			}
+		})
+	}
+}
+
+// TestConsoleHostileClients: real crypto/tls clients through the proxy,
+// one with an SNI that would retitle and clear the terminal and an ALPN
+// with ESC, one whose requests carry C1 controls and DEL in User-Agent:
+// the proxy's console (as the CLI writes it) shows them escaped, both in
+// its connection lines (the x509 error embeds the SNI) and in what the
+// HTTP relay says about the request it refused.
+func TestConsoleHostileClients(t *testing.T) {
+	o := startOrigin(t, nil)
+	var console testtool.Buffer
+	e := startProxy(t, tempDir(t), func(c *Config) {
+		c.Log = zerolog.New(ConsoleWriter(&console, true)).With().Timestamp().Logger()
+	})
+
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: termtest.SNI, RootCAs: e.caPool(), NextProtos: []string{termtest.ALPN, "http/1.1"}})
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		t.Error("a handshake for a name that is no host name succeeded")
+	}
+	tc.Close()
+	if r := e.next(); r.SNI != termtest.SNI {
+		t.Fatalf("record SNI %q, want %q", r.SNI, termtest.SNI)
+	}
+
+	const agentC1 = "evil\u009b2J/1.0" // no DEL: net/http reads this header
+	for _, ua := range []string{agentC1, termtest.UserAgent} {
+		raw := e.connect(o.addr)
+		tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\nUser-Agent: %s\r\nConnection: close\r\n\r\n", ua)
+		io.Copy(io.Discard, tc)
+		tc.Close()
+		e.next()
+	}
+	e.stop()
+
+	text := console.String()
+	termtest.Check(t, "console", text, false)
+	for _, want := range []string{"not " + termtest.SNIShown, `evil\u009b2J/1.0 (127.0.0.1:`, termtest.AgentShown} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the console does not show %q:\n%s", want, text)
+		}
+	}
+}
