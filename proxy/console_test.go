@@ -104,3 +104,36 @@ func TestConsoleHostileClients(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileOriginNames: an origin whose certificate names carry terminal
+// escapes fails verification; the x509 error that embeds them is shown
+// escaped on the console and in the 502 page a client's terminal (curl)
+// prints.
+func TestHostileOriginNames(t *testing.T) {
+	leaf := leafSignedByOrigin(t, termtest.SNI)
+	o := startOrigin(t, func(c *tls.Config) { c.Certificates = []tls.Certificate{leaf} })
+	var console testtool.Buffer
+	e := startProxy(t, tempDir(t), func(c *Config) {
+		c.Log = zerolog.New(ConsoleWriter(&console, true)).With().Timestamp().Logger()
+	})
+	raw := e.connect(o.addr)
+	tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+	page, _ := io.ReadAll(tc)
+	tc.Close()
+	e.next()
+	e.stop()
+	if !strings.Contains(string(page), "502") || !strings.Contains(string(page), "X-Tlsresume-Error: x509: certificate is valid for "+termtest.SNIShown) {
+		t.Fatalf("no 502 page naming the error in its header: %q", page)
+	}
+	for what, text := range map[string]string{"502 page": string(page), "console": console.String()} {
+		termtest.Check(t, what, strings.ReplaceAll(text, "\r\n", "\n"), false)
+		if !strings.Contains(text, "valid for "+termtest.SNIShown) {
+			t.Errorf("the %s does not show the origin's names escaped:\n%s", what, text)
+		}
+	}
+}
