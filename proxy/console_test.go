@@ -137,3 +137,30 @@ func TestHostileOriginNames(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConsoleLine: one connection's console line, as zerolog's console
+// writer alone wrote it and as ConsoleWriter writes it (the escaping costs
+// little next to the writer's decoding of the event).
+func BenchmarkConsoleLine(b *testing.B) {
+	r := &inspect.ConnRecord{
+		Record: inspect.Record{ClientAddr: "127.0.0.1:41234", SNI: "api.example.com", ClientHello: &inspect.ClientHelloRecord{JA4: "t13d1516h2_8daaf6152771_d8a2da3f94cd"}},
+		ID:     "c12", Target: "api.example.com:443", UserAgent: "curl/8.5.0",
+		ClientLeg: &inspect.ClientLeg{Resumed: true}, UpstreamLeg: &inspect.UpstreamLeg{Resumed: true},
+		Verdict: inspect.Verdict{Code: inspect.CodeBothResumed, Text: "client: resumed with a TLS 1.3 PSK; upstream: resumed"},
+	}
+	for _, bm := range []struct {
+		name string
+		w    zerolog.ConsoleWriter
+	}{
+		{"zerolog", zerolog.ConsoleWriter{Out: io.Discard, NoColor: true, TimeFormat: "15:04:05"}},
+		{"escaping", ConsoleWriter(io.Discard, true)},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			s := &Server{cfg: Config{Log: zerolog.New(bm.w).With().Timestamp().Logger()}}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.logRecord(r)
+			}
+		})
+	}
+}
