@@ -87,7 +87,8 @@ func firstFew(xs []string, n int) string {
 	return strings.Join(xs[:n], ", ") + fmt.Sprintf(" and %d more", len(xs)-n)
 }
 
-// writeDiffLine writes one row, as many lines as its longest cell needs.
+// writeDiffLine writes one row, as many lines as its longest cell needs;
+// each line of a cell is shown through fit.
 func writeDiffLine(b *strings.Builder, mark, field string, a, bv []string) {
 	lines := max(len(a), len(bv), 1)
 	for i := range lines {
@@ -97,7 +98,7 @@ func writeDiffLine(b *strings.Builder, mark, field string, a, bv []string) {
 			m, f = mark, fit(field, diffFieldWidth)
 		}
 		l.WriteString(pad(m, diffMarkWidth) + pad(f, diffFieldWidth) + " ")
-		l.WriteString(pad(cell(a, i), diffValueWidth) + " " + cell(bv, i))
+		l.WriteString(pad(fit(cell(a, i), diffValueWidth), diffValueWidth) + " " + fit(cell(bv, i), diffValueWidth))
 		b.WriteString(strings.TrimRight(l.String(), " ") + "\n")
 	}
 }
@@ -113,12 +114,12 @@ func pad(s string, w int) string {
 	return s + strings.Repeat(" ", max(w-runeLen(s), 0))
 }
 
-// wrapWords breaks s into lines of at most width runes at spaces; a word
-// longer than a line is cut.
+// wrapWords shows s through Printable (see fit) and breaks it into lines
+// of at most width runes at spaces; a word longer than a line is cut.
 func wrapWords(s string, width int) []string {
 	var lines []string
 	line := ""
-	for _, word := range strings.Fields(s) {
+	for _, word := range strings.Fields(Printable(s)) {
 		for runeLen(word) > width {
 			if line != "" {
 				lines = append(lines, line)

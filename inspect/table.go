@@ -96,6 +96,7 @@ func rowCells(r *Record) []string {
 // address from the left first, so the server's address and port survive.
 func connCell(client, server string, w int) string {
 	const arrow = " → "
+	client, server = Printable(client), Printable(server)
 	room := w - runeLen(arrow) - runeLen(server)
 	if runeLen(client) > room {
 		if room < 6 {
@@ -113,12 +114,12 @@ func secondLine(r *Record) string {
 	const width, indent = 120, "         "
 	head := indent
 	if r.ClientHello != nil {
-		head += "ja4 " + r.ClientHello.JA4 + "  "
+		head += "ja4 " + Printable(r.ClientHello.JA4) + "  "
 	}
 	pad := strings.Repeat(" ", runeLen(head))
 	var b strings.Builder
 	line, n := head, runeLen(head)
-	for i, word := range strings.Fields(Explain(r)) {
+	for i, word := range strings.Fields(Printable(Explain(r))) {
 		w := runeLen(word)
 		if i > 0 && n+1+w > width {
 			b.WriteString(line + "\n")
@@ -202,7 +203,11 @@ func resumedCell(sh *ServerHelloRecord) string {
 	return "no"
 }
 
+// fit shows s through Printable, cut to w runes: every table cell passes
+// here, so what a peer or a file put in it cannot act on the terminal, and
+// its width is counted as it shows.
 func fit(s string, w int) string {
+	s = Printable(s)
 	if runeLen(s) <= w {
 		return s
 	}

@@ -1,15 +1,77 @@
 package proxy
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	stdlog "log"
+	"os"
 	"strings"
 
 	"github.com/rs/zerolog"
 
-	"fmt"
-
 	"github.com/tlsresume/tlsresume/inspect"
 )
+
+// ConsoleWriter is zerolog's console writer as tlsresume's console uses it
+// for people (--log-json writes JSON instead), made safe for a terminal:
+// lines carry what peers chose (SNI, User-Agent) and error texts that embed
+// it (x509's "certificate is valid for a.test, not ESC]0;…"), so the
+// message, every field name and every field value, errors included, is
+// shown through inspect.Printable. (zerolog itself quotes a string value
+// holding anything but printable ASCII, with Go's escapes; it prints the
+// message, and other values' JSON, as they are. Bytes outside UTF-8 are
+// U+FFFD by then: the writer decodes zerolog's JSON.)
+func ConsoleWriter(out io.Writer, noColor bool) zerolog.ConsoleWriter {
+	noColor = noColor || os.Getenv("NO_COLOR") != "" // as zerolog's own colours do
+	return zerolog.ConsoleWriter{
+		Out: out, NoColor: noColor, TimeFormat: "15:04:05",
+		FormatPrepare:    printableEvent,
+		FormatFieldValue: func(v any) string { return inspect.Printable(consoleText(v)) },
+		FormatErrFieldValue: func(v any) string {
+			s := inspect.Printable(consoleText(v))
+			if noColor {
+				return s
+			}
+			return "\x1b[31m\x1b[1m" + s + "\x1b[0m\x1b[0m" // red and bold, as zerolog shows errors
+		},
+	}
+}
+
+// printableEvent shows a decoded event's message and field names through
+// inspect.Printable; the writer's own formatters then print them as usual
+// (the message in bold).
+func printableEvent(evt map[string]any) error {
+	if msg, ok := evt[zerolog.MessageFieldName].(string); ok {
+		evt[zerolog.MessageFieldName] = inspect.Printable(msg)
+	}
+	var renamed []string
+	for k := range evt {
+		if inspect.Printable(k) != k {
+			renamed = append(renamed, k)
+		}
+	}
+	for _, k := range renamed {
+		evt[inspect.Printable(k)] = evt[k]
+		delete(evt, k)
+	}
+	return nil
+}
+
+// consoleText is a value as the console writer hands it to a formatter: a
+// string (quoted by zerolog when it needed it), a JSON number, or the JSON
+// of anything else.
+func consoleText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case json.Number:
+		return string(v)
+	case []byte:
+		return string(v)
+	}
+	return fmt.Sprintf("%s", v)
+}
 
 // logRecord logs one console line for a finished record.
 func (s *Server) logRecord(r *inspect.ConnRecord) {

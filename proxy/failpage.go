@@ -55,11 +55,14 @@ func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
 }
 
 // serveFailure answers the first HTTP request on tc, in alpn, with a 502
-// that names upErr and the verdict.
+// that names upErr and the verdict. The body is text for a person (curl
+// prints it to a terminal) and its errors embed names the origin chose
+// (x509: "certificate is valid for …"): they are shown through
+// inspect.Printable.
 func (s *Server) serveFailure(c *conn, tc *tls.Conn, alpn string, upErr error) {
 	v := decide(c.rec, c.facts)
-	body := fmt.Sprintf("tlsresume could not reach %s for this request.\n\n%v\n\nverdict: %s\n%s\n\n(record %s)\n",
-		c.rec.Target, upErr, v.Code, v.Text, c.rec.ID)
+	body := fmt.Sprintf("tlsresume could not reach %s for this request.\n\n%s\n\nverdict: %s\n%s\n\n(record %s)\n",
+		inspect.Printable(c.rec.Target), inspect.Printable(upErr.Error()), v.Code, inspect.Printable(v.Text), c.rec.ID)
 	tc.SetDeadline(s.cfg.Now().Add(s.cfg.ConnectTimeout))
 	if alpn == "h2" {
 		srv := &http2.Server{IdleTimeout: time.Second}
@@ -76,7 +79,7 @@ func (s *Server) serveFailure(c *conn, tc *tls.Conn, alpn string, upErr error) {
 	resp := &http.Response{StatusCode: http.StatusBadGateway, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},
 		Close: true, ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body))}
 	resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	resp.Header.Set("X-Tlsresume-Error", oneLine(upErr.Error()))
+	resp.Header.Set("X-Tlsresume-Error", inspect.Printable(upErr.Error()))
 	resp.Write(tc)
 }
 
@@ -100,13 +103,4 @@ func failureALPN(h *inspect.ClientHelloRecord) (alpn string, speaksHTTP bool) {
 		return "h2", true
 	}
 	return "", false
-}
-
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
 }

@@ -51,9 +51,9 @@ func runCA(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if strings.HasPrefix(cmd, "-") {
-		fmt.Fprintf(stderr, "tlsresume ca: name a command before flags: init, show, export or path (run \"tlsresume ca --help\")\n")
+		linef(stderr, "tlsresume ca: name a command before flags: init, show, export or path (run \"tlsresume ca --help\")")
 	} else {
-		fmt.Fprintf(stderr, "tlsresume ca: unknown command %q: want init, show, export or path (run \"tlsresume ca --help\")\n", cmd)
+		linef(stderr, "tlsresume ca: unknown command %q: want init, show, export or path (run \"tlsresume ca --help\")", cmd)
 	}
 	return 2
 }
@@ -67,12 +67,12 @@ func caFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (dir string, cod
 		return "", code, false
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "tlsresume %s: unexpected argument %q (run \"tlsresume %s --help\")\n", fs.Name(), pos[0], fs.Name())
+		linef(stderr, "tlsresume %s: unexpected argument %q (run \"tlsresume %s --help\")", fs.Name(), pos[0], fs.Name())
 		return "", 2, false
 	}
 	dir, err := certs.Dir(*caDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume %s: %v\n", fs.Name(), err)
+		linef(stderr, "tlsresume %s: %v", fs.Name(), err)
 		return "", 1, false
 	}
 	return dir, 0, true
@@ -90,14 +90,15 @@ func runCAInit(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ca, created, err := certs.Init(dir, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume ca init: %v\n", err)
+		linef(stderr, "tlsresume ca init: %v", err)
 		return 1
 	}
 	if created {
-		fmt.Fprintf(stdout, "created a new CA in %s\n\n", ca.Dir)
+		linef(stdout, "created a new CA in %s", ca.Dir)
 	} else {
-		fmt.Fprintf(stdout, "a CA already exists in %s; left as it is\n\n", ca.Dir)
+		linef(stdout, "a CA already exists in %s; left as it is", ca.Dir)
 	}
+	fmt.Fprintln(stdout)
 	printCASummary(stdout, ca, time.Now())
 	fmt.Fprint(stdout, "\nNext: trust it on your devices; \"tlsresume ca show\" says how.\n")
 	return 0
@@ -115,7 +116,7 @@ func runCAShow(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	ca, err := certs.Load(dir, now)
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume ca show: %v\n", err)
+		linef(stderr, "tlsresume ca show: %v", err)
 		return 1
 	}
 	printCASummary(stdout, ca, now)
@@ -124,7 +125,7 @@ func runCAShow(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, h := range certs.InstallHints(ca.CertFile()) {
 		fmt.Fprintf(stdout, "\n  %s\n", h.Platform)
 		for _, s := range h.Steps {
-			fmt.Fprintf(stdout, "    %s\n", s)
+			linef(stdout, "    %s", s)
 		}
 	}
 	return 0
@@ -134,13 +135,13 @@ func runCAShow(_ context.Context, args []string, stdout, stderr io.Writer) int {
 func printCASummary(w io.Writer, ca *certs.CA, now time.Time) {
 	const day = 24 * time.Hour
 	c := ca.Cert
-	fmt.Fprintf(w, "subject      %s\n", c.Subject)
-	fmt.Fprintf(w, "sha256       %s\n", ca.Fingerprint())
-	fmt.Fprintf(w, "valid        %s to %s (%d days left)\n",
+	linef(w, "subject      %s", c.Subject)
+	linef(w, "sha256       %s", ca.Fingerprint())
+	linef(w, "valid        %s to %s (%d days left)",
 		c.NotBefore.UTC().Format("2006-01-02 15:04 MST"), c.NotAfter.UTC().Format("2006-01-02 15:04 MST"), int(c.NotAfter.Sub(now)/day))
-	fmt.Fprintf(w, "directory    %s\n", ca.Dir)
-	fmt.Fprintf(w, "certificate  %s\n", ca.CertFile())
-	fmt.Fprintf(w, "key          %s (private: never copy it off this machine)\n", ca.KeyFile())
+	linef(w, "directory    %s", ca.Dir)
+	linef(w, "certificate  %s", ca.CertFile())
+	linef(w, "key          %s (private: never copy it off this machine)", ca.KeyFile())
 }
 
 func runCAExport(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -158,32 +159,32 @@ func runCAExport(_ context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	f := certs.Format(*format)
 	if f.FileName() == "" {
-		fmt.Fprintf(stderr, "tlsresume ca export: --format must be pem, der or mobileconfig, not %q\n", *format)
+		linef(stderr, "tlsresume ca export: --format must be pem, der or mobileconfig, not %q", *format)
 		return 2
 	}
 	ca, err := certs.Load(dir, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume ca export: %v\n", err)
+		linef(stderr, "tlsresume ca export: %v", err)
 		return 1
 	}
 	data, err := ca.Export(f)
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume ca export: %v\n", err)
+		linef(stderr, "tlsresume ca export: %v", err)
 		return 1
 	}
 	if *out == "" {
 		if _, err := stdout.Write(data); err != nil {
-			fmt.Fprintf(stderr, "tlsresume ca export: %v\n", err)
+			linef(stderr, "tlsresume ca export: %v", err)
 			return 1
 		}
 		return 0
 	}
 	// The certificate is public; 0644 lets a web server or adb read it.
 	if err := os.WriteFile(*out, data, 0o644); err != nil {
-		fmt.Fprintf(stderr, "tlsresume ca export: %v\n", err)
+		linef(stderr, "tlsresume ca export: %v", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "wrote %s (%s, %d bytes, SHA-256 %s)\n", *out, f, len(data), ca.Fingerprint())
+	linef(stdout, "wrote %s (%s, %d bytes, SHA-256 %s)", *out, f, len(data), ca.Fingerprint())
 	if f == certs.FormatMobileConfig {
 		fmt.Fprint(stdout, "On iOS, after installing the profile, turn on full trust in Settings > General > About > Certificate Trust Settings.\n")
 	}

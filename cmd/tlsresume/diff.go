@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -44,18 +43,18 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	recs, warnings, truncated, err := loadRecords(files)
 	for _, w := range warnings {
-		fmt.Fprintf(stderr, "tlsresume diff: %s\n", w)
+		linef(stderr, "tlsresume diff: %s", w)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume diff: %v\n", err)
+		linef(stderr, "tlsresume diff: %v", err)
 		return inputExit(err)
 	}
 	d, err := inspect.CompareSelected(recs, a, b)
 	if nm := (*inspect.NoMatchError)(nil); errors.As(err, &nm) {
-		fmt.Fprintf(stderr, "tlsresume diff: no record matches --%s %s (%d records read)\n", nm.Side, nm.Selector, len(recs))
+		linef(stderr, "tlsresume diff: no record matches --%s %s (%d records read)", nm.Side, nm.Selector, len(recs))
 		return 1
 	} else if err != nil {
-		fmt.Fprintf(stderr, "tlsresume diff: %v\n", err)
+		linef(stderr, "tlsresume diff: %v", err)
 		return 1
 	}
 	out := bufio.NewWriter(stdout)
@@ -70,7 +69,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = out.Flush()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume diff: writing: %v\n", err)
+		linef(stderr, "tlsresume diff: writing: %v", err)
 		return 1
 	}
 	return truncatedExit("diff", truncated, *allowTruncated, stderr)
@@ -80,7 +79,7 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // for the first problem.
 func diffArgs(selA, selB, format string, files []string, stderr io.Writer) (a, b inspect.Selector, ok bool) {
 	fail := func(f string, args ...any) (inspect.Selector, inspect.Selector, bool) {
-		fmt.Fprintf(stderr, "tlsresume diff: "+f+" (run \"tlsresume diff --help\")\n", args...)
+		linef(stderr, "tlsresume diff: "+f+" (run \"tlsresume diff --help\")", args...)
 		return inspect.Selector{}, inspect.Selector{}, false
 	}
 	switch {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -57,18 +56,18 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		recs, err := inspectFile(name)
 		for _, r := range recs {
 			if werr := write(r); werr != nil {
-				fmt.Fprintf(stderr, "tlsresume inspect: writing: %v\n", werr)
+				linef(stderr, "tlsresume inspect: writing: %v", werr)
 				return 1
 			}
 		}
 		total += len(recs)
 		if errors.Is(err, errTruncated) {
-			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
+			linef(stderr, "tlsresume inspect: %s: %v", name, err)
 			truncated, err = true, nil
 		}
 		if err != nil {
 			out.Flush()
-			fmt.Fprintf(stderr, "tlsresume inspect: %s: %v\n", name, err)
+			linef(stderr, "tlsresume inspect: %s: %v", name, err)
 			return inputExit(err)
 		}
 	}
@@ -77,7 +76,7 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			table.Header()
 		}
 		out.Flush()
-		fmt.Fprintln(stderr, "tlsresume inspect: no TLS ClientHello in the capture")
+		linef(stderr, "tlsresume inspect: no TLS ClientHello in the capture")
 	}
 	out.Flush()
 	return truncatedExit("inspect", truncated, *allowTruncated, stderr)

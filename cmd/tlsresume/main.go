@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 const usage = `tlsresume — why does (or doesn't) TLS session resumption happen?
@@ -72,8 +74,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "tlsresume: unknown command %q (run \"tlsresume help\")\n", cmd)
+	linef(stderr, "tlsresume: unknown command %q (run \"tlsresume help\")", cmd)
 	return 2
+}
+
+// linef prints one line to w: the text of format and args shown through
+// inspect.Printable. Messages carry file names, what files hold and what
+// peers chose (error texts embed them), so no line lets a terminal act on a
+// control byte in them: every message on stderr goes through linef.
+func linef(w io.Writer, format string, args ...any) {
+	fmt.Fprintln(w, inspect.Printable(fmt.Sprintf(format, args...)))
 }
 
 // parseFlags parses flags that may come before, between or after positional
@@ -89,7 +99,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, in
 				fs.Usage()
 				return nil, 0, false
 			}
-			fmt.Fprintf(stderr, "tlsresume %s: %v (run \"tlsresume %s --help\")\n", fs.Name(), err, fs.Name())
+			linef(stderr, "tlsresume %s: %v (run \"tlsresume %s --help\")", fs.Name(), err, fs.Name())
 			return nil, 2, false
 		}
 		args = fs.Args()
@@ -117,10 +127,10 @@ func setUsage(fs *flag.FlagSet, synopsis, examples string) {
 func checkInputs(cmd, format string, files []string, what string, stderr io.Writer) bool {
 	switch {
 	case format != "table" && format != "jsonl":
-		fmt.Fprintf(stderr, "tlsresume %s: --format must be table or jsonl, not %q\n", cmd, format)
+		linef(stderr, "tlsresume %s: --format must be table or jsonl, not %q", cmd, format)
 		return false
 	case len(files) == 0:
-		fmt.Fprintf(stderr, "tlsresume %s: name %s, or - for stdin\n", cmd, what)
+		linef(stderr, "tlsresume %s: name %s, or - for stdin", cmd, what)
 		return false
 	}
 	return true

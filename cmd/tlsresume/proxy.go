@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -47,25 +46,25 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 		return exit
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "tlsresume proxy: unexpected argument %q (run \"tlsresume proxy --help\")\n", pos[0])
+		linef(stderr, "tlsresume proxy: unexpected argument %q (run \"tlsresume proxy --help\")", pos[0])
 		return 2
 	}
 	if p.config != "" {
 		if err := applyConfigFile(fs, p.config); err != nil {
-			fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+			linef(stderr, "tlsresume proxy: %v", err)
 			return 2
 		}
 	}
 	if err := p.web.validate(); err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 2
 	}
 	if err := p.checkNumbers(); err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 2
 	}
 	if _, err := p.checkAddrs(); err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 2
 	}
 	// Bind every socket first: a start that fails on a taken port creates
@@ -73,7 +72,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 	bootLog := newLogger(stderr, p.jsonLog, p.verbose)
 	listeners, err := p.bind(ctx, bootLog)
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 1
 	}
 	webLn, err := p.web.listen(bootLog)
@@ -81,7 +80,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 		for _, l := range listeners {
 			l.ln.Close()
 		}
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 1
 	}
 	closeSockets := func() {
@@ -97,13 +96,13 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 	// The DNS server's sockets too (build then uses the server it made).
 	if err := p.buildDNS(&proxy.Config{Log: bootLog}); err != nil {
 		closeSockets()
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 2
 	}
 	if p.dnsSrv != nil {
 		if err := p.dnsSrv.Start(serveCtx); err != nil {
 			closeSockets()
-			fmt.Fprintf(stderr, "tlsresume proxy: --dns: %v\n", err)
+			linef(stderr, "tlsresume proxy: --dns: %v", err)
 			return 1
 		}
 		defer p.dnsSrv.Close()
@@ -116,13 +115,13 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 	}()
 	if err != nil {
 		closeSockets()
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 2
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		closeSockets()
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 1
 	}
 	for i := range listeners {
@@ -147,7 +146,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 			<-written
 			if err := rl.Close(); err != nil {
 				// Records were lost: the run did not do its job.
-				fmt.Fprintf(stderr, "tlsresume proxy: --log %s: %v\n", p.logFile, err)
+				linef(stderr, "tlsresume proxy: --log %s: %v", p.logFile, err)
 				if code == 0 {
 					code = 1
 				}
@@ -164,13 +163,13 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 	}
 	for _, l := range listeners {
 		if l.mode == "connect" {
-			fmt.Fprintf(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).\n", l.ln.Addr(), proxy.MagicHost)
+			linef(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).", l.ln.Addr(), proxy.MagicHost)
 		}
 	}
 	if webLn != nil {
 		wcfg, err := p.web.config(webLn)
 		if err != nil {
-			fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+			linef(stderr, "tlsresume proxy: %v", err)
 			return 1
 		}
 		wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
@@ -219,7 +218,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (cod
 	scancel()
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume proxy: %v\n", err)
+		linef(stderr, "tlsresume proxy: %v", err)
 		return 1
 	}
 	return 0

@@ -334,15 +334,16 @@ func splitList(s string) []string {
 	return out
 }
 
-// newLogger writes for people (zerolog's console writer) or, with --log-json,
-// for machines, on stderr.
+// newLogger writes for people (proxy.ConsoleWriter: zerolog's console
+// writer, what peers chose shown escaped) or, with --log-json, for
+// machines (JSON, true values), on stderr.
 func newLogger(w io.Writer, jsonOut, verbose bool) zerolog.Logger {
 	level := zerolog.InfoLevel
 	if verbose {
 		level = zerolog.DebugLevel
 	}
 	if !jsonOut {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
+		w = proxy.ConsoleWriter(w, false)
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }

@@ -56,7 +56,7 @@ func truncatedExit(cmd string, truncated, allowed bool, stderr io.Writer) int {
 	if !truncated || allowed {
 		return 0
 	}
-	fmt.Fprintf(stderr, "tlsresume %s: an input was cut short; the output holds what it had (--allow-truncated accepts this)\n", cmd)
+	linef(stderr, "tlsresume %s: an input was cut short; the output holds what it had (--allow-truncated accepts this)", cmd)
 	return 1
 }
 

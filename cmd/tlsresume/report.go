@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -37,10 +36,10 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	entries, warnings, truncated, err := loadRecords(files)
 	for _, w := range warnings {
-		fmt.Fprintf(stderr, "tlsresume report: %s\n", w)
+		linef(stderr, "tlsresume report: %s", w)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume report: %v\n", err)
+		linef(stderr, "tlsresume report: %v", err)
 		return inputExit(err)
 	}
 	sums := inspect.Summarize(entries)

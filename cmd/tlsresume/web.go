@@ -27,22 +27,22 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if len(files) == 0 {
-		fmt.Fprintln(stderr, "tlsresume web: give at least one file: a --log, a JSONL of inspect, or a capture (run \"tlsresume web --help\")")
+		linef(stderr, "tlsresume web: give at least one file: a --log, a JSONL of inspect, or a capture (run \"tlsresume web --help\")")
 		return 2
 	}
 	if err := w.validate(); err != nil || w.addr == "off" {
 		if err == nil {
 			err = fmt.Errorf("--web off: this command only serves the view")
 		}
-		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		linef(stderr, "tlsresume web: %v", err)
 		return 2
 	}
 	recs, warnings, _, err := loadRecords(files) // a cut-short capture is served as far as it goes, with the warning
 	for _, msg := range warnings {
-		fmt.Fprintf(stderr, "tlsresume web: %s\n", msg)
+		linef(stderr, "tlsresume web: %s", msg)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		linef(stderr, "tlsresume web: %v", err)
 		return 2
 	}
 	log := newLogger(stderr, false, false)
@@ -51,20 +51,20 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("--web %s: the address is taken", w.addr)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		linef(stderr, "tlsresume web: %v", err)
 		return 1
 	}
 	cfg, err := w.config(ln)
 	if err != nil {
-		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		linef(stderr, "tlsresume web: %v", err)
 		return 1
 	}
 	cfg.Source, cfg.Log = joinNames(files), log
 	view := web.New(cfg)
 	view.Add(recs...)
-	fmt.Fprintf(stderr, "%d records from %s.\n", len(recs), joinNames(files))
+	linef(stderr, "%d records from %s.", len(recs), joinNames(files))
 	if err := <-serveView(ctx, view, ln, cfg.Token, stderr, log); err != nil {
-		fmt.Fprintf(stderr, "tlsresume web: %v\n", err)
+		linef(stderr, "tlsresume web: %v", err)
 		return 1
 	}
 	return 0

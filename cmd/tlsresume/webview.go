@@ -121,7 +121,7 @@ func serveView(ctx context.Context, view *web.Server, ln net.Listener, token str
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && ap.Addr().IsUnspecified() {
 		extra = " (and on this machine's other addresses)"
 	}
-	fmt.Fprintf(stderr, "Live view: %s%s\n", url, extra)
+	linef(stderr, "Live view: %s%s", url, extra)
 	go func() {
 		err := view.Serve(ctx, ln)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
