@@ -101,6 +101,12 @@ type UpstreamLeg struct {
 	// ClientCert: whether the origin asked tlsresume for a certificate, and
 	// the identity tlsresume presented or resumed with.
 	ClientCert *ClientCert `json:"client_cert,omitempty"`
+	// Probe: this handshake was made for interception before tlsresume
+	// learned that the client must be passed through (a TLS 1.2 origin, and
+	// a client that resumes only by session ID); the origin saw it and the
+	// upstream cache used it, but the client's own bytes then went to the
+	// origin on a new connection (server_hello, passthrough).
+	Probe bool `json:"probe,omitempty"`
 }
 
 // Mirrored says what tlsresume copied from the origin into its answer to

@@ -181,3 +181,31 @@ func certWords(c *inspect.ClientLeg, u *inspect.UpstreamLeg) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// presentClientIdentity makes the upstream leg present the identity the
+// client presented, when tlsresume holds its key and presented another (or
+// none) upstream: the upstream handshake is made again with it, so each
+// identity an app uses reaches the origin unchanged (seed 001).
+func (c *conn) presentClientIdentity(tc *tls.Conn) error {
+	// On a resumed handshake the certificate is the session's: the
+	// upstream leg must then use that identity's session too, never
+	// another identity's.
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		return nil
+	}
+	id := c.s.heldIdentity(st.PeerCertificates[0].Raw)
+	if id == nil || id.key() == c.ident.key() {
+		return nil
+	}
+	disabled := c.facts.ticketsDisabled
+	c.up.close()
+	c.s.learned.abandonOrigin(c)
+	c.ident = id
+	err := c.reopenUpstream()
+	c.facts.ticketsDisabled = disabled
+	if err != nil {
+		return errLegSays // the new upstream leg says why
+	}
+	return nil
+}

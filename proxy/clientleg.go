@@ -14,9 +14,43 @@ import (
 	"github.com/tlsresume/tlsresume/inspect"
 )
 
-// servableALPN are the protocols tlsresume can serve inside the tunnel
-// through goproxy; other ALPN values are relayed as opaque bytes.
-var servableALPN = []string{"h2", "http/1.1"}
+// handshakeClient is the path's fifth step: it terminates the client's
+// TLS, mirroring the origin's answer (c.mirror), and records the client
+// leg. A client that fails the handshake ends the connection: its leg says
+// why, and --auto-passthrough hears of a rejected certificate.
+func (c *conn) handshakeClient() (*tls.Conn, error) {
+	s := c.s
+	cfg := s.clientConfig(c, c.mirror)
+	c.facts.ticketsDisabled = cfg.SessionTicketsDisabled
+	tc, err := s.clientHandshake(s.ctx, c, c.clientStream(), cfg)
+	c.rec.ClientLeg = c.clientLeg
+	if err != nil {
+		c.noteRejection()
+		return nil, errLegSays
+	}
+	return tc, nil
+}
+
+// clientStream is the client connection as the client sent it: the bytes
+// peeked before TLS, then the connection. It is handed out once.
+func (c *conn) clientStream() net.Conn {
+	r := &replayConn{Conn: c.client, pending: c.replay}
+	c.replay = nil
+	return r
+}
+
+// noteRejection feeds --auto-passthrough a client leg that rejected
+// tlsresume's certificate.
+func (c *conn) noteRejection() {
+	s := c.s
+	if !s.cfg.AutoPassthrough || !rejectedCertificate(c.clientLeg) {
+		return
+	}
+	if s.learned.autoPass.reject(c.passClient(), c.serverName(), c.rec.ID, c.clientLeg.Alert, s.cfg.Now()) {
+		s.cfg.Log.Info().Str("client", c.passClient()).Str("host", c.serverName()).Str("conn_id", c.rec.ID).
+			Msg("--auto-passthrough: this client's connections to this host are now passed through")
+	}
+}
 
 // clientConfig builds the tls.Config for one client connection: a clone of
 // the shared base (so every connection shares the ticket keys), mirroring
@@ -48,7 +82,7 @@ func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 	case "on":
 		m.Overrides = append(m.Overrides, "client_tickets")
 	default:
-		tickets = !s.origins.issuesNoTickets(c.origin)
+		tickets = !s.learned.issuesNoTickets(c.origin)
 	}
 	cfg.SessionTicketsDisabled = !tickets
 	m.Tickets = tickets
@@ -59,7 +93,7 @@ func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 	m.Names, m.NamesLeftOut = names, leftOut
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
-	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg, s.origins.asksForCert(c.certOrigin))
+	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg, s.learned.asksForCert(c.certOrigin))
 	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
 	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
 		c.clientLeg.Ticket = inspect.TicketDisabled

@@ -68,7 +68,7 @@ type Config struct {
 	// UpstreamReuse is ReusePair (one upstream connection and handshake per
 	// client connection, the default) or ReusePool (--upstream-reuse).
 	UpstreamReuse string
-	// Mirror is when the client leg learns what to mirror: MirrorEarly
+	// Mirror is when the client leg learns what to mirror: MirrorOverlap
 	// (default: for an origin that answered the same offer before, the
 	// client is answered with that earlier answer while this connection's
 	// own upstream handshake runs, and the record names it and any
@@ -130,8 +130,8 @@ func (c Config) withDefaults() Config {
 	if c.SessionIDClients == "" {
 		c.SessionIDClients = "passthrough"
 	}
-	if c.Mirror == "" {
-		c.Mirror = MirrorEarly
+	if c.Mirror == "" || c.Mirror == MirrorEarly {
+		c.Mirror = MirrorOverlap
 	}
 	if c.UpstreamReuse == "" {
 		c.UpstreamReuse = ReusePair

@@ -14,39 +14,48 @@ import (
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
-// conn is one intercepted client connection, from arrival to close. Its
-// record is written by one goroutine at a time: the one that handles the
-// connection, then the relay that finishes it.
+// conn is one client connection on the main path (path.go), from its
+// arrival to its published record: the one state every step reads and
+// writes. The path's goroutine writes the record. The few facts that
+// arise on other goroutines (an HTTP/2 stream's error, the User-Agent of
+// a request, a dial the pool made for a request) are kept under mu, and
+// finish writes them.
 type conn struct {
-	s            *Server
-	rec          *inspect.ConnRecord
-	err          error // why the connection could not be intercepted, if it could not
-	start        time.Time
-	client       *countingConn  // the client connection
-	replayed     int            // bytes read from the client before TLS (the peeked hello)
-	origDst      netip.AddrPort // transparent mode: where the client was going
-	offer        upstreamOffer  // what the upstream leg offered for this client
-	pre          *predial       // the destination, dialled while the hello arrives
-	origin       string         // upstream.Key of the origin, once dialled
-	certOrigin   string         // the same without the identity: who asks for certificates
-	ident        *identity      // the client identity presented upstream, if any
-	originOpened bool           // counted in memory.openOrigin, to be closed once
-	tunnelled    bool           // not TLS: relayed untouched
-	up           *upstreamConn
-	clientLeg    *inspect.ClientLeg
-	facts        verdictFacts
-	opened       sync.Once
-	finished     sync.Once
-	streamMu     sync.Mutex
-	streamErr    [2]string // the first error after the handshakes: [client side, origin side]
-	// --upstream-reuse pool: the origin in the pool; whether c.up was given
-	// to it; the upstream handshake c made itself for a pooled request; and
-	// which connection's upstream connection carried its first request.
-	pooled     *pooledOrigin
-	upPooled   bool
-	poolDial   *inspect.UpstreamLeg
-	carried    bool
-	reusedConn string
+	s      *Server
+	rec    *inspect.ConnRecord
+	err    error // why the connection ended, when no leg says: the record's error
+	start  time.Time
+	client *countingConn  // the client connection
+	in     io.Reader      // what the hello is read from: what the source already read, then client
+	dst    netip.AddrPort // the original destination (transparent); invalid when the source named a target
+
+	// peek, route and decide
+	replay   []byte // bytes read from the client before TLS: its hello and whatever followed it, until handed on
+	replayed int    // their count
+	notTLS   error  // the client spoke first, and not TLS: it is relayed untouched
+	hello    inspect.ClientHello
+	routeErr error // nowhere to send it
+	opened   bool  // its open event was published
+
+	// upstream: what is offered on the client's behalf, to which origin,
+	// and the leg that reaches it.
+	offer      upstreamOffer
+	pre        *predial
+	origin     string // upstream.Key of the origin, once dialled
+	certOrigin string // the same without the identity: who asks for certificates
+	ident      *identity
+	counted    bool // counted open in learned.openOrigin, to be closed once
+	up         upstreamLeg
+	mirror     answer // what the client leg mirrors
+
+	// client leg
+	clientLeg *inspect.ClientLeg
+	facts     verdictFacts
+
+	mu        sync.Mutex
+	streamErr [2]string // the first error after the handshakes: [client side, origin side]
+	userAgent string    // the first request's
+	extra     int       // further upstream connections HTTP needed
 }
 
 // Sides of a relayed connection, for streamError.
@@ -61,31 +70,56 @@ func (c *conn) streamError(side int, err error) {
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return
 	}
-	c.streamMu.Lock()
+	c.mu.Lock()
 	if c.streamErr[side] == "" {
 		c.streamErr[side] = err.Error()
 	}
-	c.streamMu.Unlock()
+	c.mu.Unlock()
+}
+
+// noteRequest notes a request relayed to the origin: the first one's
+// User-Agent says which program this is.
+func (c *conn) noteRequest(userAgent string) {
+	c.mu.Lock()
+	if c.userAgent == "" {
+		c.userAgent = userAgent
+	}
+	c.mu.Unlock()
+}
+
+// noteExtraHandshake counts an upstream connection HTTP needed beyond the
+// first.
+func (c *conn) noteExtraHandshake() {
+	c.mu.Lock()
+	c.extra++
+	c.mu.Unlock()
 }
 
 // newConn starts the record of a connection that just arrived.
-func (s *Server) newConn(raw net.Conn, source inspect.Source, target string) *conn {
-	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: raw}}
+func (s *Server) newConn(a arrival) *conn {
+	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: a.conn}, dst: a.dst, err: a.err}
+	c.in = c.client.Conn
+	if len(a.read) > 0 {
+		c.in = &replayConn{Conn: c.client.Conn, pending: a.read}
+	}
+	target := a.target
+	if a.dst.IsValid() {
+		target = a.dst.String()
+	}
 	c.rec = &inspect.ConnRecord{
-		ID:     s.nextID(),
+		ID:     s.ids.next(),
 		Target: target,
-		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: source, Transport: inspect.TransportNameTCP, ClientAddr: raw.RemoteAddr().String(), ServerAddr: target},
+		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: a.source, Transport: inspect.TransportNameTCP,
+			ClientAddr: a.conn.RemoteAddr().String(), ServerAddr: target},
 	}
 	return c
 }
 
-func (s *Server) nextID() string { return s.ids.next() }
-
 // dialAddr is where the upstream leg connects: the original destination in
 // transparent mode, else the target host:port.
 func (c *conn) dialAddr() string {
-	if c.origDst.IsValid() {
-		return c.origDst.String()
+	if c.dst.IsValid() {
+		return c.dst.String()
 	}
 	return c.rec.Target
 }
@@ -109,9 +143,9 @@ func (c *conn) nameKey() string {
 
 // setOrigin names the origin by the address the upstream connection
 // reached, as the upstream cache does (upstream.Key).
-func (c *conn) setOrigin(remote net.Addr) {
-	c.origin = upstream.Key(c.rec.SNI, remote.String(), c.ident.key())
-	c.certOrigin = upstream.Key(c.rec.SNI, remote.String(), "")
+func (c *conn) setOrigin(remote string) {
+	c.origin = upstream.Key(c.rec.SNI, remote, c.ident.key())
+	c.certOrigin = upstream.Key(c.rec.SNI, remote, "")
 }
 
 // clientKey names a client program on a device and the host it talks to:
@@ -128,76 +162,27 @@ func (c *conn) clientKey() string {
 	return host + "|" + inspect.ProgramName(c.rec.UserAgent) + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
 }
 
+// passClient names a client program for --auto-passthrough: its IP and its
+// TLS stack (JA4 less what a resuming hello changes). The User-Agent is not
+// known before the handshake.
+func (c *conn) passClient() string {
+	host, _, _ := net.SplitHostPort(c.rec.ClientAddr)
+	ja4 := ""
+	if c.rec.ClientHello != nil {
+		ja4 = inspect.JA4Program(c.rec.ClientHello.JA4)
+	}
+	return host + " " + ja4
+}
+
 // open publishes the connection's open event, once: a snapshot of the
 // record as it stands (the client's offer, no legs yet).
 func (c *conn) open() {
-	c.opened.Do(func() {
-		snap := *c.rec
-		c.s.stream.publish(inspect.EventOpen, &snap)
-	})
-}
-
-// fail ends a connection that could not be intercepted, because of err
-// (nil when the record already says why).
-func (c *conn) fail(err error) {
-	if err != nil && c.err == nil {
-		c.err = err
+	if c.opened {
+		return
 	}
-	c.finish()
-}
-
-// finish closes both sides, completes the record and publishes it, once.
-func (c *conn) finish() {
-	c.finished.Do(func() {
-		s := c.s
-		c.open()
-		c.pre.discard()
-		c.client.Close()
-		if !c.upPooled {
-			c.up.close()
-		}
-		r := c.rec
-		if c.err != nil && r.Error == "" {
-			r.Error = c.err.Error()
-		}
-		r.BytesUp = int64(c.replayed) + c.client.read.Load()
-		r.BytesDown = c.client.written.Load()
-		r.DurationMS = ms(s.cfg.Now().Sub(c.start))
-		c.streamMu.Lock()
-		if r.ClientLeg != nil {
-			r.ClientLeg.StreamError = c.streamErr[sideClient]
-		}
-		if u := r.UpstreamLeg; u != nil {
-			if d := c.poolDial; u.Pooled && d != nil && d.Error == "" {
-				// It made an upstream handshake of its own after all: that
-				// handshake is its leg.
-				*u = *d
-				u.Pooled = true
-			}
-			u.StreamError = c.streamErr[sideOrigin]
-			u.ReusedConn = c.reusedConn
-		}
-		c.streamMu.Unlock()
-		if c.up != nil && c.up.view != nil && r.UpstreamLeg != nil {
-			r.UpstreamLeg.TicketsReceived = c.up.view.Stored()
-		}
-		if c.originOpened {
-			if r.UpstreamLeg != nil && r.UpstreamLeg.Error == "" && c.up.ticketsKnown() {
-				s.origins.closeOrigin(c.origin, c.nameKey(), r.UpstreamLeg.TicketsReceived)
-			} else {
-				s.origins.abandonOrigin(c.origin)
-			}
-		}
-		if r.ClientHello != nil && r.Passthrough == "" && !c.tunnelled {
-			gotTicket := r.ClientLeg != nil && r.ClientLeg.TicketsSent > 0
-			c.facts.ticketBefore = s.origins.clientTicket(c.clientKey(), r.ID, c.start, gotTicket)
-		}
-		c.facts.tunnelled = c.tunnelled
-		r.Verdict = decide(r, c.facts)
-		s.logRecord(r)
-		s.stream.publish(inspect.EventClose, r)
-		s.untrack(c.client.Conn)
-	})
+	c.opened = true
+	snap := *c.rec
+	c.s.events.publish(inspect.EventOpen, &snap)
 }
 
 // replayConn reads the bytes peeked before TLS, then the connection.

@@ -25,8 +25,13 @@ import (
 // HTTP (its ALPN offers neither h2 nor http/1.1) gets an internal_error
 // alert instead: TLS has no alert for "the origin failed", and a handshake
 // it cannot use would only hide the failure.
-func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
-	defer c.finish()
+//
+// The connection ends either way; its legs say why.
+func (c *conn) answerFailure(upErr error) error {
+	s := c.s
+	if s.ctx.Err() != nil {
+		return errLegSays // shutting down: nobody to tell
+	}
 	cfg := s.clientBase.Clone()
 	cfg.SessionTicketsDisabled = true
 	cfg.ClientAuth = tls.NoClientCert
@@ -44,14 +49,25 @@ func (s *Server) answerFailure(c *conn, r *replayConn, upErr error) {
 		return nil, leafErr
 	}
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, leafErr }
-	tc, err := s.clientHandshake(s.ctx, c, r, cfg)
+	tc, err := s.clientHandshake(s.ctx, c, c.clientStream(), cfg)
 	c.rec.ClientLeg = c.clientLeg
 	if err != nil {
-		s.noteRejection(c)
-		return
+		c.noteRejection()
+		return errLegSays
 	}
 	defer tc.Close()
 	s.serveFailure(c, tc, alpn, upErr)
+	return errLegSays
+}
+
+// answerFailureAfterHandshake tells a client that was answered ahead of
+// its origin's handshake, which then failed, what failed: in HTTP, as
+// answerFailure tells a client whose handshake waited.
+func (c *conn) answerFailureAfterHandshake(tc *tls.Conn, upErr error) error {
+	if c.s.ctx.Err() == nil {
+		c.s.serveFailure(c, tc, tc.ConnectionState().NegotiatedProtocol, upErr)
+	}
+	return errLegSays
 }
 
 // serveFailure answers the first HTTP request on tc, in alpn, with a 502

@@ -31,16 +31,8 @@ func ListenTransparent(ctx context.Context, addr string) (net.Listener, error) {
 // original IP and port. It returns when ctx is done or on Shutdown.
 func (s *Server) ServeTransparent(ctx context.Context, ln net.Listener) error {
 	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
-		c := s.newConn(raw, inspect.SourceTransparent, "")
 		dst, err := s.transparentDst(raw)
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.origDst = dst
-		c.rec.Target, c.rec.ServerAddr = dst.String(), dst.String()
-		c.pre = s.startPredial(dst.String())
-		s.intercept(c, raw)
+		s.serve(arrival{conn: raw, dst: dst, source: inspect.SourceTransparent, err: err})
 	})
 }
 
@@ -72,7 +64,7 @@ func (s *Server) transparentDst(raw net.Conn) (netip.AddrPort, error) {
 // name this client just looked up) says where to go, on port 443.
 func (s *Server) ServeSNI(ctx context.Context, ln net.Listener) error {
 	return s.acceptLoop(ctx, ln, func(raw net.Conn) {
-		s.intercept(s.newConn(raw, inspect.SourceSNI, ""), raw)
+		s.serve(arrival{conn: raw, source: inspect.SourceSNI})
 	})
 }
 
@@ -137,24 +129,4 @@ func (s *Server) acceptLoop(ctx context.Context, ln net.Listener, handle func(ne
 		}
 		go handle(raw)
 	}
-}
-
-// routeBySNI sets the target of a connection that arrived by DNS: the SNI,
-// or the name its client last asked tlsresume's DNS server for, port 443.
-func (s *Server) routeBySNI(c *conn) error {
-	name := c.rec.SNI
-	if name == "" && s.cfg.RecentName != nil {
-		if ap, err := netip.ParseAddrPort(c.rec.ClientAddr); err == nil {
-			name, _ = s.cfg.RecentName(ap.Addr().Unmap())
-		}
-	}
-	if name == "" {
-		return errors.New("no SNI, and no recent DNS answer for this client: nowhere to route")
-	}
-	if isMagic(name) {
-		return errors.New("the magic host is served over the CONNECT and HTTP listeners only")
-	}
-	c.rec.Target = net.JoinHostPort(name, "443")
-	c.rec.ServerAddr = c.rec.Target
-	return nil
 }

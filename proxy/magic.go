@@ -68,14 +68,16 @@ func (s *Server) magicIndex(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveMagicTLS answers https://tlsresume.proxy/ itself: no origin to dial.
-func (s *Server) serveMagicTLS(c *conn, raw net.Conn) {
-	defer s.untrack(c.client.Conn)
+// raw is the tracked client connection; read, what was read past the
+// CONNECT request.
+func (s *Server) serveMagicTLS(raw net.Conn, read []byte) {
+	defer s.untrack(raw)
 	leaf, err := s.cfg.Issuer.Leaf(MagicHost)
 	if err != nil {
 		raw.Close()
 		return
 	}
-	tc := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
+	tc := tls.Server(&replayConn{Conn: raw, pending: read}, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
 	srv := &http.Server{Handler: s.magic, ReadHeaderTimeout: s.cfg.ConnectTimeout, ErrorLog: s.httpSrv.ErrorLog}
 	srv.Serve(&oneConnListener{c: tc})
 }

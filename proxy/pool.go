@@ -56,7 +56,7 @@ type pooledOrigin struct {
 	tr        *http.Transport
 }
 
-type poolConnKey struct{}
+type poolLegKey struct{}
 
 func newPool(s *Server) *pool {
 	return &pool{s: s, origins: map[string]*pooledOrigin{}, addrs: map[string]bool{}}
@@ -116,17 +116,18 @@ func (p *pool) known(c *conn) (po *pooledOrigin, st tls.ConnectionState, remote 
 // adopt takes c's own upstream connection, handshaken for mirroring, into
 // the pool: the next request on this origin rides it. (No ticket sip runs
 // on it: an h2 origin's SETTINGS, read early, would leave a connection
-// http.Transport cannot take as TLS.)
-func (po *pooledOrigin) adopt(c *conn, up *upstreamConn) {
-	st := up.tls.ConnectionState()
+// http.Transport cannot take as TLS.) It says whether the pool took it.
+func (po *pooledOrigin) adopt(c *conn, tc *tls.Conn) bool {
+	st := tc.ConnectionState()
 	po.mu.Lock()
 	defer po.mu.Unlock()
-	po.known, po.state, po.remote, po.originKey = true, st, up.tls.RemoteAddr().String(), c.origin
-	if len(po.spare) < poolSparePerOrigin {
-		po.spare = append(po.spare, up.tls)
-		po.owners[up.tls] = c.rec.ID
-		c.upPooled = true
+	po.known, po.state, po.remote, po.originKey = true, st, tc.RemoteAddr().String(), c.origin
+	if len(po.spare) >= poolSparePerOrigin {
+		return false
 	}
+	po.spare = append(po.spare, tc)
+	po.owners[tc] = c.rec.ID
+	return true
 }
 
 // placeholderLeg is the upstream leg of a client connection that made no
@@ -154,12 +155,13 @@ func (po *pooledOrigin) dial(ctx context.Context, _, _ string) (net.Conn, error)
 		return tc, nil
 	}
 	po.mu.Unlock()
-	c, ok := ctx.Value(poolConnKey{}).(*conn)
+	l, ok := ctx.Value(poolLegKey{}).(*poolLeg)
 	if !ok {
 		return nil, errors.New("pooled dial without a client connection")
 	}
-	up, leg, err := po.s.dialUpstream(ctx, c, c.offer)
-	c.notePoolDial(leg)
+	c := l.c
+	up, leg, err := po.s.newOriginConn(ctx, c, c.offer)
+	l.noteDial(leg)
 	if err != nil {
 		return nil, err
 	}
@@ -197,34 +199,4 @@ func (p *pool) close() {
 		po.spare = nil
 		po.mu.Unlock()
 	}
-}
-
-// notePoolDial keeps the first upstream handshake a pooled client
-// connection made itself, for its record.
-func (c *conn) notePoolDial(leg *inspect.UpstreamLeg) {
-	c.streamMu.Lock()
-	if c.poolDial == nil {
-		c.poolDial = leg
-	}
-	c.streamMu.Unlock()
-}
-
-// unknownOwner names an upstream connection whose maker the pool no longer
-// remembers (its table of owners started afresh after 4,096 dials).
-const unknownOwner = "?"
-
-// noteReused records which earlier connection's upstream connection
-// carried this one's first request.
-func (c *conn) noteReused(owner string) {
-	if owner == "" {
-		owner = unknownOwner
-	}
-	c.streamMu.Lock()
-	if !c.carried {
-		c.carried = true
-		if owner != c.rec.ID {
-			c.reusedConn = owner
-		}
-	}
-	c.streamMu.Unlock()
 }

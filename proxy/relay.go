@@ -56,7 +56,7 @@ func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
 	// goproxy's MITM serves plain HTTP on it, through the tunnel's own
 	// RoundTripper (one upstream connection per client connection).
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		t, _ := ctx.Req.Context().Value(transportKey{}).(*originTransport)
+		t, _ := ctx.Req.Context().Value(transportKey{}).(*relayTransport)
 		if t == nil {
 			return goproxy.RejectConnect, host
 		}
@@ -71,52 +71,139 @@ func (r *relay) serveForward(w http.ResponseWriter, req *http.Request) {
 	r.h1.ServeHTTP(w, req)
 }
 
-// serveTLS hands an established client TLS connection to goproxy, or
-// relays it as bytes when it does not carry HTTP.
-func (r *relay) serveTLS(c *conn, tc *tls.Conn) {
+// relay is the path's sixth step: it serves the HTTP inside the client's
+// TLS through goproxy, request by request, over the upstream leg's
+// transport, or relays the bytes of a client that speaks another
+// protocol. It returns when the client's connection ends.
+func (c *conn) relay(tc *tls.Conn) error {
+	s := c.s
 	alpn := tc.ConnectionState().NegotiatedProtocol
 	var client net.Conn = tc
 	isHTTP := alpn == "h2" || alpn == "http/1.1"
 	if alpn == "" {
 		client, isHTTP = sniffHTTP(tc)
 	}
-	if !isHTTP && c.up == nil {
-		// A pooled connection that speaks no HTTP: it needs an upstream
-		// connection of its own to relay to.
-		up, leg, err := r.s.dialUpstream(r.s.ctx, c, c.offer)
-		c.notePoolDial(leg)
-		if err != nil {
-			c.streamError(sideOrigin, err)
-			client.Close()
-			c.finish()
-			return
-		}
-		c.up = up
-	}
 	if !isHTTP {
-		go func() {
-			c.fail(pipe(client, c.up.take(), r.s.cfg.IdleTimeout, r.s.cfg.HalfCloseTimeout, nil))
-		}()
-		return
+		up, err := c.up.stream()
+		if err != nil {
+			return err
+		}
+		return pipe(client, up, s.cfg.IdleTimeout, s.cfg.HalfCloseTimeout, nil)
 	}
-	t, err := newOriginTransport(c)
+	rt, err := c.up.transport()
 	if err != nil {
-		c.rec.Error = "starting HTTP/2 upstream: " + err.Error()
-		client.Close()
-		c.finish()
-		return
+		return fmt.Errorf("starting HTTP/2 upstream: %w", err)
 	}
-	gp := r.h1
+	gp := s.relay.h1
 	if alpn == "h2" {
-		gp = r.h2
+		gp = s.relay.h2
 	}
-	// goproxy is handed the tunnel as the CONNECT it would have read itself.
+	// goproxy is handed the decrypted stream as a CONNECT that arrived over
+	// HTTP/2 (RFC 8441): goproxy serves such a tunnel's requests in the
+	// handler itself (https.go, isH2Tunnel), reading the request body and
+	// writing the response, so the relay ends here when the client's
+	// connection does.
+	stream := &clientStream{Conn: client, c: c}
 	req := (&http.Request{
 		Method: http.MethodConnect, URL: &url.URL{Host: c.rec.Target}, Host: c.rec.Target,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, RemoteAddr: c.rec.ClientAddr,
-	}).WithContext(context.WithValue(r.s.ctx, transportKey{}, t))
-	gp.ServeHTTP(&hijackedWriter{conn: &handoffConn{Conn: client, t: t}}, req)
+		Proto: "HTTP/2.0", ProtoMajor: 2, Header: http.Header{}, RemoteAddr: c.rec.ClientAddr, Body: stream,
+	}).WithContext(context.WithValue(s.ctx, transportKey{}, &relayTransport{c: c, rt: rt}))
+	gp.ServeHTTP(&streamWriter{stream: stream}, req)
+	stream.Close()
+	return nil
 }
+
+// relayTransport is goproxy's RoundTripper for one client connection:
+// every request goes to the connection's target over the upstream leg's
+// transport, and what it says of the client or the origin is noted.
+type relayTransport struct {
+	c  *conn
+	rt http.RoundTripper
+}
+
+func (t *relayTransport) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	t.c.noteRequest(req.Header.Get("User-Agent"))
+	req.URL.Scheme = "https"
+	req.URL.Host = t.c.rec.Target
+	resp, err := t.rt.RoundTrip(req)
+	if err != nil {
+		if req.Context().Err() == nil { // not the client going away
+			t.c.streamError(sideOrigin, err)
+		}
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols { // an upgraded body must stay writable
+		resp.Body = &originBody{ReadCloser: resp.Body, c: t.c}
+	}
+	return resp, nil
+}
+
+// originBody notes an error reading a response from the origin (a reset
+// mid-response) on the upstream leg.
+type originBody struct {
+	io.ReadCloser
+	c *conn
+}
+
+func (b *originBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.c.streamError(sideOrigin, err)
+	}
+	return n, err
+}
+
+// clientStream is the decrypted client stream as goproxy reads it (the
+// CONNECT's body) and writes it (through streamWriter). Close ends the
+// client's connection politely.
+type clientStream struct {
+	net.Conn
+	c      *conn
+	closed sync.Once
+}
+
+// Read ends a connection whose client stays silent past the idle timeout.
+func (h *clientStream) Read(b []byte) (int, error) {
+	h.Conn.SetReadDeadline(time.Now().Add(h.c.s.cfg.IdleTimeout))
+	n, err := h.Conn.Read(b)
+	if err != nil {
+		h.c.streamError(sideClient, err)
+	}
+	return n, err
+}
+
+func (h *clientStream) Write(b []byte) (int, error) {
+	n, err := h.Conn.Write(b)
+	if err != nil {
+		h.c.streamError(sideClient, err)
+	}
+	return n, err
+}
+
+func (h *clientStream) Close() error {
+	h.closed.Do(func() { lingerClose(h.Conn, h.c.s.cfg.Linger) })
+	return nil
+}
+
+// streamWriter is the http.ResponseWriter of the CONNECT goproxy is
+// handed: the status line is tlsresume's (answered before the hello was
+// peeked), and what goproxy writes goes to the client's stream.
+type streamWriter struct {
+	stream *clientStream
+	header http.Header
+}
+
+func (w *streamWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
+func (w *streamWriter) Write(b []byte) (int, error)        { return w.stream.Write(b) }
+func (w *streamWriter) WriteHeader(int)                    {}
+func (w *streamWriter) Flush()                             {}
+func (w *streamWriter) SetReadDeadline(t time.Time) error  { return w.stream.SetReadDeadline(t) }
+func (w *streamWriter) SetWriteDeadline(t time.Time) error { return w.stream.SetWriteDeadline(t) }
 
 // sniffHTTP reads the first bytes of a tunnel without ALPN to tell HTTP
 // from another protocol; a server-speaks-first protocol sends nothing, so
@@ -137,73 +224,6 @@ func looksLikeHTTPRequest(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// hijackedWriter is the http.ResponseWriter goproxy is handed for a
-// tunnel: goproxy hijacks it at once to run its MITM loop on the conn.
-type hijackedWriter struct {
-	conn   net.Conn
-	header http.Header
-}
-
-func (w *hijackedWriter) Header() http.Header {
-	if w.header == nil {
-		w.header = http.Header{}
-	}
-	return w.header
-}
-func (w *hijackedWriter) Write(b []byte) (int, error) { return w.conn.Write(b) }
-func (w *hijackedWriter) WriteHeader(int)             {}
-func (w *hijackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return w.conn, bufio.NewReadWriter(bufio.NewReader(eofReader{}), bufio.NewWriter(w.conn)), nil
-}
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-// handoffConn is the decrypted client stream as goproxy sees it. tlsresume
-// already answered the CONNECT with 200 before peeking the hello, so the
-// 200 line goproxy writes after hijacking (https.go, ConnectMitm) is
-// dropped. Close ends the tunnel and completes the connection's record.
-type handoffConn struct {
-	net.Conn
-	t         *originTransport
-	swallowed bool
-	closed    sync.Once
-}
-
-// Read ends a tunnel whose client stays silent past the idle timeout.
-func (h *handoffConn) Read(b []byte) (int, error) {
-	h.Conn.SetReadDeadline(time.Now().Add(h.t.c.s.cfg.IdleTimeout))
-	n, err := h.Conn.Read(b)
-	if err != nil {
-		h.t.c.streamError(sideClient, err)
-	}
-	return n, err
-}
-
-func (h *handoffConn) Write(b []byte) (int, error) {
-	if !h.swallowed {
-		h.swallowed = true
-		if len(b) >= 12 && string(b[:7]) == "HTTP/1." && string(b[9:12]) == "200" {
-			return len(b), nil
-		}
-	}
-	n, err := h.Conn.Write(b)
-	if err != nil {
-		h.t.c.streamError(sideClient, err)
-	}
-	return n, err
-}
-
-func (h *handoffConn) Close() error {
-	h.closed.Do(func() {
-		lingerClose(h.Conn, h.t.c.s.cfg.Linger)
-		h.t.close()
-		h.t.c.finish()
-	})
-	return nil
 }
 
 // bufferedConn reads through a bufio.Reader that already holds bytes.

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -26,15 +25,13 @@ type Server struct {
 	cfg        Config
 	ctx        context.Context // cancelled when Shutdown gives up waiting: ends dials and handshakes
 	cancel     context.CancelFunc
-	stream     stream
+	events     hub // every record's open and close events, to any number of subscribers
 	clientBase *tls.Config
 	pool       *pool // --upstream-reuse pool; nil when pairing
 	relay      *relay
 	magic      http.Handler
-	origins    *memory
-	history    *inspect.SessionHistory // session IDs origins issued (passthrough)
+	learned    *learned // what is learned across connections, of origins and clients
 	verified   verifyCache
-	autoPass   passSet
 
 	selfMu  sync.Mutex
 	self    []netip.AddrPort // listener addresses, to refuse connecting to ourselves
@@ -74,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Upstream = c
 	}
-	s := &Server{cfg: cfg, origins: newMemory(), active: map[net.Conn]struct{}{}, history: inspect.NewSessionHistory(0)}
+	s := &Server{cfg: cfg, learned: newLearned(), active: map[net.Conn]struct{}{}}
 	s.gate = newGate(s, cfg.MaxConns)
 	ids, err := loadIDs(cfg.IDFile)
 	if err != nil {
@@ -149,7 +146,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.pool.close()
 	}
 	s.bg.Wait()
-	s.stream.close()
+	s.events.close()
 	return err
 }
 

@@ -18,7 +18,7 @@ type verdictFacts struct {
 	originIssuedNoTkt bool // earlier handshakes to this name + address received no ticket
 	originOpen        bool // an earlier upstream connection to this name + address was still open
 	nameSeen          bool // an earlier upstream handshake to this name, at another address, completed
-	tunnelled         bool // the connection was not TLS and was relayed untouched
+	notTLS            bool // the connection was not TLS and was relayed untouched
 }
 
 // decide is the verdict on a finished record: each leg's code and words,
@@ -75,8 +75,8 @@ func decidePassthrough(r *inspect.ConnRecord) inspect.Verdict {
 func clientVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode, string) {
 	ch, leg := r.ClientHello, r.ClientLeg
 	switch {
-	case ch == nil && f.tunnelled:
-		return inspect.CodeNotTLS, "not TLS: tunnelled untouched"
+	case ch == nil && f.notTLS:
+		return inspect.CodeNotTLS, "not TLS: relayed untouched"
 	case ch == nil:
 		return inspect.CodeClientNoHello, "no usable ClientHello: " + r.Error
 	case leg == nil:
@@ -136,7 +136,7 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 	u := r.UpstreamLeg
 	switch {
 	case r.ClientHello == nil:
-		return inspect.CodeUpstreamNotAttempted, "tunnelled"
+		return inspect.CodeUpstreamNotAttempted, "not TLS: relayed untouched"
 	case u == nil:
 		return inspect.CodeUpstreamNotAttempted, "not dialled"
 	case u.Error != "":

@@ -45,7 +45,7 @@ func TestDecide(t *testing.T) {
 			inspect.CodeBothResumed, inspect.CodeClientResumed, inspect.CodeUpstreamResumed, "ticket from c1"},
 		{"client resumed, upstream flushed", inspect.ConnRecord{Record: inspect.Record{ClientHello: psk}, ClientLeg: leg13(func(l *inspect.ClientLeg) { l.Resumed = true }), UpstreamLeg: up(nil)}, verdictFacts{originSeen: true},
 			inspect.CodeUpstreamCacheMiss, inspect.CodeClientResumed, inspect.CodeUpstreamCacheMiss, "evicted or flushed"},
-		{"not tls", inspect.ConnRecord{}, verdictFacts{tunnelled: true},
+		{"not tls", inspect.ConnRecord{}, verdictFacts{notTLS: true},
 			inspect.CodeNotTLS, inspect.CodeNotTLS, inspect.CodeUpstreamNotAttempted, "not TLS"},
 		{"no hello", inspect.ConnRecord{Record: inspect.Record{Error: "truncated"}}, verdictFacts{},
 			inspect.CodeClientNoHello, inspect.CodeClientNoHello, inspect.CodeUpstreamNotAttempted, "truncated"},

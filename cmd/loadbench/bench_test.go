@@ -70,7 +70,7 @@ func BenchmarkProxyWarm(b *testing.B) {
 // BenchmarkProxySequential is loadbench's sequential phase in-process: one
 // client at a time, each request on a new connection with a full handshake;
 // ns/op is one connection's latency from dial to the end of the body.
-// "direct" is the baseline; the proxy runs quiet with --mirror early (the
+// "direct" is the baseline; the proxy runs quiet with --mirror overlap (the
 // default: the client's handshake overlaps the upstream one) and wait.
 func BenchmarkProxySequential(b *testing.B) {
 	run := func(b *testing.B, d *dialer) {
@@ -92,7 +92,7 @@ func BenchmarkProxySequential(b *testing.B) {
 		b.Cleanup(org.close)
 		run(b, &dialer{origin: org.addr, roots: org.roots})
 	})
-	for _, mode := range []string{proxy.MirrorEarly, proxy.MirrorWait} {
+	for _, mode := range []string{proxy.MirrorOverlap, proxy.MirrorWait} {
 		b.Run("mirror="+mode, func(b *testing.B) {
 			run(b, startInProcess(b, false, false, func(c *proxy.Config) { c.Mirror = mode }))
 		})

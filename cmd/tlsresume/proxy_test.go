@@ -47,7 +47,7 @@ func TestProxyRefusals(t *testing.T) {
 		{[]string{"--upstream-client-cert", "*=missing.pem,missing-key.pem"}, "missing.pem"},
 		{[]string{"--max-conns", "-1"}, "--max-conns -1: want a positive number"},
 		{[]string{"--upstream-reuse", "share"}, "want pair or pool"},
-		{[]string{"--mirror", "late"}, "want early or wait"},
+		{[]string{"--mirror", "late"}, "want overlap or wait"},
 		{[]string{"--max-conns", "0"}, "--max-conns 0"},
 		{[]string{"--upstream-cache-size", "-5"}, "--upstream-cache-size -5"},
 		{[]string{"--idle-timeout", "0s"}, "--idle-timeout 0s: want a positive duration"},

@@ -81,7 +81,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.clientAuth, "client-auth", "mirror", "ask clients for a certificate: `mirror` (when the origin asked tlsresume), request, require or none; any certificate is accepted and recorded, e.g. --client-auth request")
 	fs.Var(&p.upstreamCerts, "upstream-client-cert", "a client `identity` to present to origins that ask, PATTERN=CERT.pem,KEY.pem, repeatable; a client that presents one of these is mirrored with it, e.g. --upstream-client-cert 'api.example.com=alice.pem,alice-key.pem'")
 	fs.StringVar(&p.upstreamReuse, "upstream-reuse", "pair", "upstream connections: `pair` (one per client connection, each with its own handshake: every record pairs the two) or pool (requests of many client connections share a bounded pool per origin: throughput over pairing; records say whose connection carried them), e.g. --upstream-reuse pool")
-	fs.StringVar(&p.mirror, "mirror", "early", "when a client is answered: `early` (a client of an origin that answered the same offer before is answered like it was, while its own upstream handshake runs; records name that connection, mirrored.from, and any difference, mirrored.mismatch) or wait (every client waits for its own upstream handshake: slower), e.g. --mirror wait")
+	fs.StringVar(&p.mirror, "mirror", "overlap", "when a client is answered: `overlap` (a client of an origin that answered the same offer before is answered like it was, while its own upstream handshake runs; records name that connection, mirrored.from, and any difference, mirrored.mismatch) or wait (every client waits for its own upstream handshake: slower); early is overlap's old name, e.g. --mirror wait")
 	fs.StringVar(&p.sessionIDClients, "session-id-clients", "passthrough", "clients that resume only by session ID (TLS 1.2 without session_ticket), which Go's TLS server cannot resume: `passthrough` (they resume against the real server; their HTTP is not seen) or intercept, e.g. --session-id-clients intercept")
 	fs.BoolVar(&p.rotateKeys, "rotate-ticket-keys", false, "start encrypting client tickets under a new key now (earlier tickets still resume), e.g. --rotate-ticket-keys")
 	fs.BoolVar(&p.forgetKeys, "forget-ticket-keys", false, "start with a new client ticket key and forget the old ones (no earlier ticket resumes), e.g. --forget-ticket-keys")
@@ -190,9 +190,12 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		return cfg, nil, fmt.Errorf("--upstream-reuse %q: want pair or pool", p.upstreamReuse)
 	}
 	switch cfg.Mirror = p.mirror; cfg.Mirror {
-	case proxy.MirrorEarly, proxy.MirrorWait:
+	case proxy.MirrorOverlap, proxy.MirrorWait:
+	case proxy.MirrorEarly:
+		cfg.Mirror = proxy.MirrorOverlap
+		cfg.Log.Warn().Msg("--mirror early is the old name of --mirror overlap (\"early\" now means 0-RTT data only); it still works")
 	default:
-		return cfg, nil, fmt.Errorf("--mirror %q: want early or wait", p.mirror)
+		return cfg, nil, fmt.Errorf("--mirror %q: want overlap or wait", p.mirror)
 	}
 	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
 		return cfg, nil, err

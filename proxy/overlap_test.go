@@ -23,22 +23,22 @@ import (
 	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
-// TestMirrorEarly: with --mirror early (the default), a client of an origin
+// TestMirrorOverlap: with --mirror overlap (the default), a client of an origin
 // that answered the same offer before is answered like that earlier
 // connection while its own upstream handshake runs, and the record names
 // the connection mirrored; with --mirror wait, or a TLS 1.2 origin, every
 // client leg mirrors its own connection's upstream handshake. Both legs
 // resume either way.
-func TestMirrorEarly(t *testing.T) {
+func TestMirrorOverlap(t *testing.T) {
 	for _, tt := range []struct {
 		name, mode string
 		origin     uint16 // the origin's highest version
 	}{
-		{"early", MirrorEarly, tls.VersionTLS13},
+		{"overlap", MirrorOverlap, tls.VersionTLS13},
 		{"wait", MirrorWait, tls.VersionTLS13},
 		// A TLS 1.2 origin always waits: its answer may call for passing
 		// a session-ID client through.
-		{"early/tls1.2 origin", MirrorEarly, tls.VersionTLS12},
+		{"overlap/tls1.2 origin", MirrorOverlap, tls.VersionTLS12},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			mode := tt.mode
@@ -53,7 +53,7 @@ func TestMirrorEarly(t *testing.T) {
 				}
 				r := e.next()
 				want := ""
-				if mode == MirrorEarly && tt.origin == tls.VersionTLS13 && i > 0 {
+				if mode == MirrorOverlap && tt.origin == tls.VersionTLS13 && i > 0 {
 					want = prev
 				}
 				if r.Mirrored.From != want || len(r.Mirrored.Mismatch) > 0 {
@@ -105,13 +105,13 @@ func (so *switchingOrigin) set(mod func(*tls.Config)) {
 	so.cfg.Store(c)
 }
 
-// TestMirrorEarlyMismatch: when an origin answers differently from the
+// TestMirrorOverlapMismatch: when an origin answers differently from the
 // connection mirrored, the record says what differed, the request is still
 // relayed (HTTP is spoken to each side in its own protocol), and the next
 // connection mirrors the new answer; an origin that starts asking for a
 // client certificate is mirrored as asking from then on; an origin that
 // fails the handshake is named in a 502 to a client already answered.
-func TestMirrorEarlyMismatch(t *testing.T) {
+func TestMirrorOverlapMismatch(t *testing.T) {
 	so := startSwitchingOrigin(t)
 	var console testtool.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.Log = zerolog.New(&console) })

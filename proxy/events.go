@@ -12,10 +12,11 @@ import (
 // before it loses any, when Subscribe is given no size.
 const DefaultSubscribeBuffer = 1024
 
-// stream hands every record to any number of subscribers. Publishing never
-// blocks: a subscriber whose buffer is full loses the event, and the next
-// event it receives says how many it lost in all.
-type stream struct {
+// hub hands every record event (a connection's open and close) to any
+// number of subscribers. Publishing never blocks: a subscriber whose
+// buffer is full loses the event, and the next event it receives says how
+// many it lost in all.
+type hub struct {
 	mu     sync.RWMutex
 	subs   map[*subscriber]struct{}
 	closed bool
@@ -38,10 +39,10 @@ func (s *Server) Subscribe(ctx context.Context, buffer int) <-chan inspect.Event
 	if buffer <= 0 {
 		buffer = DefaultSubscribeBuffer
 	}
-	return s.stream.subscribe(ctx, buffer)
+	return s.events.subscribe(ctx, buffer)
 }
 
-func (st *stream) subscribe(ctx context.Context, buffer int) <-chan inspect.Event {
+func (st *hub) subscribe(ctx context.Context, buffer int) <-chan inspect.Event {
 	sub := &subscriber{ch: make(chan inspect.Event, buffer)}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -57,7 +58,7 @@ func (st *stream) subscribe(ctx context.Context, buffer int) <-chan inspect.Even
 	return sub.ch
 }
 
-func (st *stream) unsubscribe(sub *subscriber) {
+func (st *hub) unsubscribe(sub *subscriber) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if _, ok := st.subs[sub]; ok {
@@ -67,7 +68,7 @@ func (st *stream) unsubscribe(sub *subscriber) {
 }
 
 // publish hands r to every subscriber that has room for it.
-func (st *stream) publish(kind inspect.EventKind, r *inspect.ConnRecord) {
+func (st *hub) publish(kind inspect.EventKind, r *inspect.ConnRecord) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	for sub := range st.subs {
@@ -80,7 +81,7 @@ func (st *stream) publish(kind inspect.EventKind, r *inspect.ConnRecord) {
 }
 
 // dropped is the events lost by all current subscribers.
-func (st *stream) dropped() uint64 {
+func (st *hub) dropped() uint64 {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	var n uint64
@@ -91,7 +92,7 @@ func (st *stream) dropped() uint64 {
 }
 
 // close ends every subscription: no event follows.
-func (st *stream) close() {
+func (st *hub) close() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.closed = true

@@ -1,0 +1,42 @@
+package proxy
+
+import "github.com/tlsresume/tlsresume/inspect"
+
+// finish is the path's last step, deferred by serve for every ending: it
+// closes both sides, completes the record with what was left to count,
+// learns from it, decides its verdict, and publishes it. It is the one
+// place a record is completed and published.
+func (c *conn) finish() {
+	s := c.s
+	c.open()
+	c.pre.discard()
+	c.client.Close()
+	ticketsKnown := false
+	if c.up != nil {
+		ticketsKnown = c.up.close()
+	}
+	r := c.rec
+	if c.err != nil && r.Error == "" {
+		r.Error = c.err.Error()
+	}
+	r.BytesUp = int64(c.replayed) + c.client.read.Load()
+	r.BytesDown = c.client.written.Load()
+	r.DurationMS = ms(s.cfg.Now().Sub(c.start))
+	c.mu.Lock()
+	if r.ClientLeg != nil {
+		r.ClientLeg.StreamError = c.streamErr[sideClient]
+	}
+	if u := r.UpstreamLeg; u != nil {
+		u.StreamError = c.streamErr[sideOrigin]
+		u.ExtraHandshakes = c.extra
+	}
+	r.UserAgent = c.userAgent
+	c.mu.Unlock()
+	s.learned.closeOrigin(c, ticketsKnown)
+	c.facts.ticketBefore = s.learned.clientClosed(c)
+	c.facts.notTLS = c.notTLS != nil
+	r.Verdict = decide(r, c.facts)
+	s.logRecord(r)
+	s.events.publish(inspect.EventClose, r)
+	s.untrack(c.client.Conn)
+}
