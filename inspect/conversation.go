@@ -18,7 +18,7 @@ type Conversation struct {
 	History    *SessionHistory // optional: session IDs issued earlier, shared across conversations
 	Emit       func(*Record)
 
-	client, server recordStream
+	client, server recordReader
 	open           []*exchange // hellos whose verdict is not known yet, oldest first
 	scratch        ClientHello
 	sh             ServerHello
@@ -38,12 +38,12 @@ type exchange struct {
 // were seen (frame may be 0).
 func (c *Conversation) Client(data []byte, t time.Time, frame int) {
 	c.client.rehello = true
-	c.client.feed(data, func(ev streamEvent) { c.clientEvent(ev, t, frame) })
+	c.client.feed(data, func(ev wireEvent) { c.clientEvent(ev, t, frame) })
 }
 
 // Server feeds bytes the server sent.
 func (c *Conversation) Server(data []byte, t time.Time, frame int) {
-	c.server.feed(data, func(ev streamEvent) { c.serverEvent(ev) })
+	c.server.feed(data, func(ev wireEvent) { c.serverEvent(ev) })
 }
 
 // Close emits every record still waiting: the connection ended, so what was
@@ -55,7 +55,7 @@ func (c *Conversation) Close() {
 	c.open = nil
 }
 
-func (c *Conversation) clientEvent(ev streamEvent, t time.Time, frame int) {
+func (c *Conversation) clientEvent(ev wireEvent, t time.Time, frame int) {
 	switch ev.record {
 	case recordChangeCipherSpec:
 		// TLS 1.3 middlebox compatibility: a client sends ChangeCipherSpec
@@ -88,7 +88,7 @@ func (c *Conversation) clientEvent(ev streamEvent, t time.Time, frame int) {
 	}
 }
 
-func (c *Conversation) serverEvent(ev streamEvent) {
+func (c *Conversation) serverEvent(ev wireEvent) {
 	switch ev.record {
 	case recordHandshake:
 		switch ev.msgType {

@@ -50,7 +50,7 @@ const (
 var VerdictCodeDocs = []CodeDoc{
 	{string(CodeBothResumed), "the client resumed against tlsresume and tlsresume resumed against the origin"},
 	{string(CodeFirstContact), "nothing to resume yet on either leg"},
-	{string(CodeNotTLS), "the CONNECT payload was not TLS; tunnelled untouched"},
+	{string(CodeNotTLS), "the client's bytes were not TLS; relayed untouched"},
 	{string(CodePassthroughResumed), "the bytes were passed through (`passthrough` says why) and the real server resumed the client, by its ServerHello"},
 	{string(CodePassthroughNotResumed), "the bytes were passed through and the real server did a full handshake"},
 	{string(CodePassthroughUnknown), "the bytes were passed through but the server's answer was not seen (or not enough of it to decide)"},

@@ -164,8 +164,8 @@ func newUpstreamOffer(h *inspect.ClientHello) upstreamOffer {
 	return o
 }
 
-// servableALPN are the protocols tlsresume can serve inside the tunnel
-// through goproxy; other ALPN values are relayed as opaque bytes.
+// servableALPN are the protocols tlsresume can serve inside an intercepted
+// connection through goproxy; other ALPN values are relayed as opaque bytes.
 var servableALPN = []string{"h2", "http/1.1"}
 
 // offeredALPN is what tlsresume offers upstream: the client's ALPN list,

@@ -16,11 +16,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// relay serves the HTTP inside intercepted tunnels with goproxy, and plain
+// relay serves the HTTP inside intercepted connections with goproxy, and plain
 // forward-proxy requests. It is the only part of tlsresume that imports
 // goproxy. Two instances differ only in HTTP/2: goproxy's HTTP/1 MITM loop
 // waits for 24 bytes to look for the h2c preface when HTTP/2 is allowed,
-// which would stall a client whose first request is shorter, so h2 tunnels
+// which would stall a client whose first request is shorter, so h2 connections
 // (ALPN h2) and the others are served by separate instances.
 type relay struct {
 	s      *Server
@@ -52,8 +52,8 @@ func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "tlsresume is a proxy: point a client's proxy setting at this address", http.StatusBadRequest)
 	})
-	// Every tunnel handed to goproxy is already decrypted by tlsresume, so
-	// goproxy's MITM serves plain HTTP on it, through the tunnel's own
+	// Every connection handed to goproxy is already decrypted by tlsresume,
+	// so goproxy's MITM serves plain HTTP on it, through the connection's own
 	// RoundTripper (one upstream connection per client connection).
 	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		t, _ := ctx.Req.Context().Value(transportKey{}).(*relayTransport)
@@ -205,7 +205,7 @@ func (w *streamWriter) Flush()                             {}
 func (w *streamWriter) SetReadDeadline(t time.Time) error  { return w.stream.SetReadDeadline(t) }
 func (w *streamWriter) SetWriteDeadline(t time.Time) error { return w.stream.SetWriteDeadline(t) }
 
-// sniffHTTP reads the first bytes of a tunnel without ALPN to tell HTTP
+// sniffHTTP reads the first bytes of a connection without ALPN to tell HTTP
 // from another protocol; a server-speaks-first protocol sends nothing, so
 // after a short wait it is relayed as bytes.
 func sniffHTTP(tc *tls.Conn) (net.Conn, bool) {

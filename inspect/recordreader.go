@@ -7,10 +7,10 @@ import "fmt"
 // skipped without buffering, only their type is reported.
 const maxMessageBuffer = maxHelloLen + 4
 
-// recordStream splits one direction of a connection into TLS records and
+// recordReader splits one direction of a connection into TLS records and
 // plaintext handshake messages. It keeps at most one partial record and one
 // partial message.
-type recordStream struct {
+type recordReader struct {
 	pending   []byte // bytes of an incomplete record
 	hs        []byte // bytes of an incomplete handshake message
 	skip      int    // bytes of an oversized message still to skip
@@ -25,9 +25,9 @@ type recordStream struct {
 	offset  int   // bytes consumed so far, for error offsets
 }
 
-// streamEvent is what a recordStream reports: a complete handshake message,
+// wireEvent is what a recordReader reports: a complete handshake message,
 // or a record of another content type.
-type streamEvent struct {
+type wireEvent struct {
 	record  byte   // content type
 	msgType byte   // handshake message type, for record == recordHandshake
 	msg     []byte // the whole message for small messages, nil when skipped
@@ -36,7 +36,7 @@ type streamEvent struct {
 
 // feed consumes data and calls fn for each event. The msg slice is only
 // valid during the call.
-func (s *recordStream) feed(data []byte, fn func(streamEvent)) {
+func (s *recordReader) feed(data []byte, fn func(wireEvent)) {
 	if s.err != nil {
 		return
 	}
@@ -68,7 +68,7 @@ func (s *recordStream) feed(data []byte, fn func(streamEvent)) {
 		case ct == recordHandshake:
 			// encrypted handshake (TLS 1.2 Finished): nothing to read
 		default:
-			fn(streamEvent{record: ct, body: body})
+			fn(wireEvent{record: ct, body: body})
 		}
 		if s.err != nil {
 			return
@@ -80,7 +80,7 @@ func (s *recordStream) feed(data []byte, fn func(streamEvent)) {
 }
 
 // handshake gathers plaintext handshake bytes into messages.
-func (s *recordStream) handshake(body []byte, fn func(streamEvent)) {
+func (s *recordReader) handshake(body []byte, fn func(wireEvent)) {
 	for len(body) > 0 {
 		if s.skip > 0 {
 			k := min(s.skip, len(body))
@@ -96,7 +96,7 @@ func (s *recordStream) handshake(body []byte, fn func(streamEvent)) {
 			// Fast path: a whole message inside this record.
 			total := 4 + (int(body[1])<<16 | int(body[2])<<8 | int(body[3]))
 			if len(body) >= total {
-				fn(streamEvent{record: recordHandshake, msgType: body[0], msg: body[:total:total]})
+				fn(wireEvent{record: recordHandshake, msgType: body[0], msg: body[:total:total]})
 				body = body[total:]
 				continue
 			}
@@ -110,13 +110,13 @@ func (s *recordStream) handshake(body []byte, fn func(streamEvent)) {
 		total := 4 + (int(s.hs[1])<<16 | int(s.hs[2])<<8 | int(s.hs[3]))
 		if total > maxMessageBuffer {
 			// Report the type, skip the rest without keeping it.
-			fn(streamEvent{record: recordHandshake, msgType: s.hs[0]})
+			fn(wireEvent{record: recordHandshake, msgType: s.hs[0]})
 			s.skip = total - len(s.hs)
 			s.hs = s.hs[:0]
 			continue
 		}
 		if len(s.hs) == total {
-			fn(streamEvent{record: recordHandshake, msgType: s.hs[0], msg: s.hs})
+			fn(wireEvent{record: recordHandshake, msgType: s.hs[0], msg: s.hs})
 			s.hs = s.hs[:0]
 		}
 	}
