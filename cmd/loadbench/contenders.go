@@ -24,8 +24,11 @@ const (
 	// nameTLSResumePool is tlsresume with --upstream-reuse pool: client
 	// connections share upstream connections per origin.
 	nameTLSResumePool = "tlsresume+pool"
-	nameMitm          = "mitmproxy"
-	nameTunnel        = "tunnel" // opt-in: a blind CONNECT relay, loadbench -tunnel-serve
+	// nameBaseline is another tlsresume binary (-baseline), run like
+	// tlsresume: two builds side by side in one run, alternating.
+	nameBaseline = "baseline"
+	nameMitm     = "mitmproxy"
+	nameTunnel   = "tunnel" // opt-in: a blind CONNECT relay, loadbench -tunnel-serve
 )
 
 // contender is one way to reach the origin: directly, or through a proxy

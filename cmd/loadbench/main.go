@@ -41,6 +41,7 @@ type options struct {
 	contenders string
 	tlsresume  string // binary; "" builds ./cmd/tlsresume
 	tlsArgs    string // more flags for every tlsresume contender
+	baseline   string // another tlsresume binary, the baseline contender
 	mitmdump   string
 	chromium   string
 	jsonFile   string
@@ -64,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium, tlsresume+pool for tlsresume --upstream-reuse pool")
 	fs.StringVar(&o.tlsArgs, "tlsresume-args", "", "more `flags` for every tlsresume contender, space-separated, e.g. -tlsresume-args '--web off'")
 	fs.StringVar(&o.tlsresume, "tlsresume", "", "tlsresume binary (default: go build ./cmd/tlsresume into a temporary directory)")
+	fs.StringVar(&o.baseline, "baseline", "", "another tlsresume `binary` (an earlier commit's build), measured as the baseline contender beside tlsresume with the same flags; adds baseline to -contenders")
 	fs.StringVar(&o.mitmdump, "mitmdump", "mitmdump", "mitmdump binary")
 	fs.StringVar(&o.chromium, "chromium", "chromium", "browser for the tlsresume+page contender (tlsresume with its live view open)")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to `file`")
@@ -190,7 +192,7 @@ func collect(c *contender, progress io.Writer) contenderReport {
 		return cr
 	}
 	switch c.name {
-	case nameTLSResume, nameTLSResumePage, nameTLSResumePool:
+	case nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameBaseline:
 		st, err := readRecordLog(c.logFile)
 		if err != nil {
 			fmt.Fprintf(progress, "loadbench: %v\n", err)
@@ -209,12 +211,12 @@ func collect(c *contender, progress io.Writer) contenderReport {
 // setUp starts the contenders named in o, in the table's order; one that
 // cannot start is kept, skipped, with the reason.
 func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, progress io.Writer) []*contender {
-	want := map[string]bool{}
+	want := map[string]bool{nameBaseline: o.baseline != ""}
 	for _, n := range strings.Split(o.contenders, ",") {
 		want[strings.TrimSpace(n)] = true
 	}
 	var out []*contender
-	for _, name := range []string{nameDirect, nameTunnel, nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameMitm} {
+	for _, name := range []string{nameDirect, nameTunnel, nameBaseline, nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameMitm} {
 		if !want[name] {
 			continue
 		}
@@ -267,6 +269,15 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 			extra = append(extra, "--upstream-reuse", "pool")
 		}
 		return startTLSResume(ctx, name, bin, sub, org, chromium, extra...)
+	case nameBaseline:
+		if o.baseline == "" {
+			return nil, fmt.Errorf("no -baseline binary given")
+		}
+		sub := filepath.Join(dir, name)
+		if err := os.Mkdir(sub, 0o700); err != nil {
+			return nil, err
+		}
+		return startTLSResume(ctx, name, o.baseline, sub, org, "", strings.Fields(o.tlsArgs)...)
 	case nameMitm:
 		bin, err := exec.LookPath(o.mitmdump)
 		if err != nil {

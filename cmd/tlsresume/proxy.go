@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/proxy"
+	"github.com/tlsresume/tlsresume/proxy/upstream"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
@@ -33,195 +35,272 @@ const proxyExamples = `  tlsresume                                   # = tlsresu
   tlsresume proxy --config configs/tlsresume.yaml            # the same keys as the flags; flags win
 `
 
-func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+// runProxy is `tlsresume proxy`: parse the flags, then bind → build →
+// serve. Every failure comes back as one error, printed once; its exit
+// code is 2 for what the user asked (a flag, a file), 1 for what went
+// wrong running it.
+func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(proxyGCPercent)
 	}
+	p, code, ok := parseProxyFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	if err := p.run(ctx, stdout, stderr); err != nil {
+		linef(stderr, "tlsresume proxy: %v", err)
+		return exitCode(err)
+	}
+	return 0
+}
+
+// usageError is a failure of what the user asked for: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func badUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
+}
+
+func exitCode(err error) int {
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
+}
+
+// parseProxyFlags reads the command line and the config file, and checks
+// every value that can be checked before anything is opened.
+func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, int, bool) {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	var p proxyFlags
+	p := &proxyFlags{}
 	p.register(fs)
 	setUsage(fs, "tlsresume [proxy] [flags]", proxyExamples)
 	pos, exit, ok := parseFlags(fs, args, stderr)
 	if !ok {
-		return exit
+		return nil, exit, false
 	}
-	if len(pos) > 0 {
-		linef(stderr, "tlsresume proxy: unexpected argument %q (run \"tlsresume proxy --help\")", pos[0])
-		return 2
+	err := error(nil)
+	switch {
+	case len(pos) > 0:
+		err = fmt.Errorf("unexpected argument %q (run \"tlsresume proxy --help\")", pos[0])
+	case p.config != "":
+		err = applyConfigFile(fs, p.config)
 	}
-	if p.config != "" {
-		if err := applyConfigFile(fs, p.config); err != nil {
-			linef(stderr, "tlsresume proxy: %v", err)
-			return 2
-		}
+	if err == nil {
+		err = p.web.validate()
 	}
-	if err := p.web.validate(); err != nil {
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 2
+	if err == nil {
+		err = p.checkNumbers()
 	}
-	if err := p.checkNumbers(); err != nil {
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 2
+	if err == nil {
+		_, err = p.checkAddrs()
 	}
-	if _, err := p.checkAddrs(); err != nil {
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 2
-	}
-	// Bind every socket first: a start that fails on a taken port creates
-	// and rewrites nothing (no CA, no ticket keys, no log file).
-	bootLog := newLogger(stderr, p.jsonLog, p.verbose)
-	listeners, err := p.bind(ctx, bootLog)
 	if err != nil {
 		linef(stderr, "tlsresume proxy: %v", err)
-		return 1
+		return nil, 2, false
 	}
-	webLn, err := p.web.listen(bootLog)
+	return p, 0, true
+}
+
+// run binds every socket first, so a start that fails on a taken port
+// creates and rewrites nothing (no CA, no ticket keys, no log file); then
+// builds the proxy and what reads its records; then serves until ctx is
+// done or a listener fails.
+func (p *proxyFlags) run(ctx context.Context, stdout, stderr io.Writer) (err error) {
+	log := newLogger(stderr, p.jsonLog, p.verbose)
+	socks, err := p.bindAll(ctx, log)
 	if err != nil {
-		for _, l := range listeners {
-			l.ln.Close()
-		}
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 1
+		return err
 	}
-	closeSockets := func() {
-		for _, l := range listeners {
-			l.ln.Close()
-		}
-		if webLn != nil {
-			webLn.Close()
-		}
-	}
+	defer socks.close()
 	serveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The DNS server's sockets too (build then uses the server it made).
-	if err := p.buildDNS(&proxy.Config{Log: bootLog}); err != nil {
-		closeSockets()
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 2
-	}
 	if p.dnsSrv != nil {
 		if err := p.dnsSrv.Start(serveCtx); err != nil {
-			closeSockets()
-			linef(stderr, "tlsresume proxy: --dns: %v", err)
-			return 1
+			return errors.New("--dns: " + err.Error())
 		}
 		defer p.dnsSrv.Close()
 	}
 	cfg, closers, err := p.build(stdout, stderr)
-	defer func() {
-		for _, c := range closers {
-			c()
-		}
-	}()
+	defer runAll(closers)
 	if err != nil {
-		closeSockets()
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 2
+		return badUsage(err)
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
-		closeSockets()
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 1
+		return err
 	}
-	for i := range listeners {
-		listeners[i].serve = map[string]func(context.Context, net.Listener) error{
-			"connect": srv.Serve, "transparent": srv.ServeTransparent, "sni": srv.ServeSNI, "http": srv.ServeHostHTTP,
-		}[listeners[i].mode]
-	}
-	if rl := p.recordLog; rl != nil {
-		// The record log is one subscriber of the record stream, with room to
-		// fall far behind: Shutdown ends the stream after the last record.
-		if rl.Repaired {
-			cfg.Log.Warn().Str("log", p.logFile).Msg("the record log ended in a partial line (an earlier run was cut short): added a newline before the new records")
-		}
-		events := srv.Subscribe(context.Background(), recordLogBuffer)
-		written := make(chan struct{})
-		go func() {
-			defer close(written)
-			rl.Follow(events, cfg.Log)
-		}()
+	if p.recordLog != nil {
+		stop := p.followLog(srv, cfg.Log)
 		defer func() {
-			srv.Shutdown(context.Background()) // ends the stream if nothing else did
-			<-written
-			if err := rl.Close(); err != nil {
-				// Records were lost: the run did not do its job.
-				linef(stderr, "tlsresume proxy: --log %s: %v", p.logFile, err)
-				if code == 0 {
-					code = 1
-				}
+			if lost := stop(); lost != nil && err == nil {
+				err = lost // records were lost: the run did not do its job
 			}
 		}()
 	}
+	if socks.web != nil {
+		stop, err := p.startView(serveCtx, srv, cfg, socks.web, stderr)
+		if err != nil {
+			return err
+		}
+		socks.web = nil // the view closes it
+		defer func() { cancel(); stop() }()
+	}
+	return p.serve(ctx, serveCtx, srv, cfg.Log, socks, stderr)
+}
+
+// sockets are what bindAll bound; close closes what is not served yet.
+type sockets struct {
+	listeners []listener
+	web       net.Listener
+}
+
+func (s *sockets) close() {
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	if s.web != nil {
+		s.web.Close()
+	}
+}
+
+// bindAll binds the proxy's listeners, the live view's and the DNS
+// server's.
+func (p *proxyFlags) bindAll(ctx context.Context, log zerolog.Logger) (*sockets, error) {
+	ls, err := p.bind(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &sockets{listeners: ls}
+	if s.web, err = p.web.listen(log); err != nil {
+		s.close()
+		return nil, err
+	}
+	// The DNS server's sockets too (build then uses the server it made).
+	if err := p.buildDNS(&proxy.Config{Log: log}); err != nil {
+		s.close()
+		return nil, badUsage(err)
+	}
+	return s, nil
+}
+
+// followLog makes the record log one subscriber of the record stream, with
+// room to fall far behind: Shutdown ends the stream after the last
+// record. stop waits for the last record and says whether any was lost.
+func (p *proxyFlags) followLog(srv *proxy.Server, log zerolog.Logger) (stop func() error) {
+	rl := p.recordLog
+	if rl.Repaired {
+		log.Warn().Str("log", p.logFile).Msg("the record log ended in a partial line (an earlier run was cut short): added a newline before the new records")
+	}
+	events := srv.Subscribe(context.Background(), recordLogBuffer)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		rl.Follow(events, log)
+	}()
+	return func() error {
+		srv.Shutdown(context.Background()) // ends the stream if nothing else did
+		<-written
+		if err := rl.Close(); err != nil {
+			return errors.New("--log " + p.logFile + ": " + err.Error())
+		}
+		return nil
+	}
+}
+
+// startView serves the live view on ln, fed by the record stream; stop
+// waits for it to end once ctx is done.
+func (p *proxyFlags) startView(ctx context.Context, srv *proxy.Server, cfg proxy.Config, ln net.Listener, stderr io.Writer) (stop func(), err error) {
+	wcfg, err := p.web.config(ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
+	wcfg.Refused = func() map[string]uint64 {
+		a := srv.Admission()
+		m := map[string]uint64{"not_allowed": a.NotAllowed, "at_cap": a.AtCap, "evicted": a.Evicted}
+		if p.dnsSrv != nil {
+			// A DNS query or connection from outside --allow is one
+			// more peer turned away for the same reason.
+			r := p.dnsSrv.Refusals()
+			m["not_allowed"] += r.NotAllowed
+			m["dns_not_allowed"], m["dns_rate_limited"] = r.NotAllowed, r.RateLimited
+		}
+		return m
+	}
+	if rl := p.recordLog; rl != nil {
+		wcfg.Unwritten = rl.Unwritten
+	}
+	wcfg.Passthrough = &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}
+	wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
+	view := web.New(wcfg)
+	// The view is a subscriber with room to fall behind by a burst; it
+	// never slows the proxy (the stream drops for it, and it says so).
+	go view.Feed(ctx, srv.Subscribe(ctx, 1<<16))
+	done := serveView(ctx, view, ln, wcfg.Token, stderr, cfg.Log)
+	return func() { <-done }, nil
+}
+
+// serve runs every listener until ctx is done (SIGINT, SIGTERM) or one
+// fails, then lets open connections finish for --grace.
+func (p *proxyFlags) serve(ctx, serveCtx context.Context, srv *proxy.Server, log zerolog.Logger, socks *sockets, stderr io.Writer) error {
 	if p.dnsSrv != nil {
-		cfg.Log.Info().Str("listen", p.dnsSrv.Addr()).Str("mode", "dns").Str("upstream", p.dnsSrv.Upstream()).Msg("listening")
+		log.Info().Str("listen", p.dnsSrv.Addr()).Str("mode", "dns").Str("upstream", p.dnsSrv.Upstream()).Msg("listening")
 	}
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		cfg.Log.Info().Str("listen", l.ln.Addr().String()).Str("mode", l.mode).Msg("listening")
-		go func() { errc <- l.serve(serveCtx, l.ln) }()
+	serveFn := map[string]func(context.Context, net.Listener) error{
+		"connect": srv.Serve, "transparent": srv.ServeTransparent, "sni": srv.ServeSNI, "http": srv.ServeHostHTTP,
 	}
-	for _, l := range listeners {
+	errc := make(chan error, len(socks.listeners))
+	for _, l := range socks.listeners {
+		log.Info().Str("listen", l.ln.Addr().String()).Str("mode", l.mode).Msg("listening")
+		serve := serveFn[l.mode]
+		go func() { errc <- serve(serveCtx, l.ln) }()
+	}
+	for _, l := range socks.listeners {
 		if l.mode == "connect" {
 			linef(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).", l.ln.Addr(), proxy.MagicHost)
 		}
 	}
-	if webLn != nil {
-		wcfg, err := p.web.config(webLn)
-		if err != nil {
-			linef(stderr, "tlsresume proxy: %v", err)
-			return 1
-		}
-		wcfg.CA, wcfg.Upstream, wcfg.Log = cfg.CA, cfg.Upstream, cfg.Log
-		wcfg.Refused = func() map[string]uint64 {
-			a := srv.Admission()
-			m := map[string]uint64{"not_allowed": a.NotAllowed, "at_cap": a.AtCap, "evicted": a.Evicted}
-			if p.dnsSrv != nil {
-				// A DNS query or connection from outside --allow is one
-				// more peer turned away for the same reason.
-				r := p.dnsSrv.Refusals()
-				m["not_allowed"] += r.NotAllowed
-				m["dns_not_allowed"], m["dns_rate_limited"] = r.NotAllowed, r.RateLimited
-			}
-			return m
-		}
-		if rl := p.recordLog; rl != nil {
-			wcfg.Unwritten = rl.Unwritten
-		}
-		wcfg.Passthrough = &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}
-		wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
-		view := web.New(wcfg)
-		// The view is a subscriber with room to fall behind by a burst; it
-		// never slows the proxy (the stream drops for it, and it says so).
-		go view.Feed(serveCtx, srv.Subscribe(serveCtx, 1<<16))
-		viewDone := serveView(serveCtx, view, webLn, wcfg.Token, stderr, cfg.Log)
-		defer func() { cancel(); <-viewDone }()
-	}
-	// SIGHUP flushes the upstream session cache (as does POST
-	// http://tlsresume.proxy/flush through the proxy).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			cfg.Upstream.Flush()
-			cfg.Log.Info().Msg("flushed the upstream session cache (SIGHUP)")
-		}
-	}()
+	socks.listeners = nil // the server closes them
+	stop := flushOnHUP(p.cache, log)
+	defer stop()
+	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		cfg.Log.Info().Dur("grace", p.grace).Msg("shutting down: letting open connections finish")
+		log.Info().Dur("grace", p.grace).Msg("shutting down: letting open connections finish")
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), p.grace)
 	srv.Shutdown(sctx)
 	scancel()
-	cancel()
-	if err != nil {
-		linef(stderr, "tlsresume proxy: %v", err)
-		return 1
+	return err
+}
+
+// flushOnHUP flushes the upstream session cache on SIGHUP (as does POST
+// http://tlsresume.proxy/flush through the proxy).
+func flushOnHUP(cache *upstream.Cache, log zerolog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			cache.Flush()
+			log.Info().Msg("flushed the upstream session cache (SIGHUP)")
+		}
+	}()
+	return func() { signal.Stop(hup); close(hup) }
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
 	}
-	return 0
 }
 
 // recordLogBuffer is how many events the --log writer may fall behind by
@@ -230,14 +309,13 @@ const recordLogBuffer = 1 << 16
 
 // listener is one bound socket and the mode that serves it.
 type listener struct {
-	mode  string
-	ln    net.Listener
-	serve func(context.Context, net.Listener) error
+	mode string
+	ln   net.Listener
 }
 
 // bind binds every listener the flags ask for (one process may run the
 // CONNECT proxy, the transparent listener and the SNI/HTTP listeners at
-// once); what serves each is set once the proxy exists.
+// once); what serves each is chosen once the proxy exists.
 func (p *proxyFlags) bind(ctx context.Context, log zerolog.Logger) ([]listener, error) {
 	var out []listener
 	for _, l := range []struct{ mode, addr string }{

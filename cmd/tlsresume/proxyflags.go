@@ -1,22 +1,16 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/proxy"
 	"github.com/tlsresume/tlsresume/proxy/dns"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
@@ -34,8 +28,9 @@ type proxyFlags struct {
 	transparent, sniListen, httpListen, passthrough     string
 	dnsListen, dnsAnswer, dnsAnswer6, dnsUpstream       string
 	intercept                                           string
-	dnsSrv                                              *dns.Server      // built from the dns flags, started by runProxy
-	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by runProxy
+	dnsSrv                                              *dns.Server      // built from the dns flags, started by run
+	recordLog                                           *proxy.RecordLog // --log, opened by build, fed by run
+	cache                                               *upstream.Cache  // the upstream session cache, made by build
 	autoPassthrough                                     bool
 	web                                                 webFlags
 	clientResumption, sessionIDClients, clientAuth      string
@@ -146,159 +141,6 @@ func (p *proxyFlags) checkAddrs() ([]netip.Prefix, error) {
 	return allow, nil
 }
 
-// build turns flags into a proxy.Config; closers flush and close files.
-func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), error) {
-	var cfg proxy.Config
-	var closers []func()
-	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
-	var err error
-	if cfg.Allow, err = p.checkAddrs(); err != nil {
-		return cfg, nil, err
-	}
-	if err := p.buildDNS(&cfg); err != nil {
-		return cfg, nil, err
-	}
-	cfg.Passthrough = splitList(p.passthrough)
-	cfg.AutoPassthrough = p.autoPassthrough
-	cfg.Auth = p.auth
-	cfg.MaxConns = p.maxConns
-	cfg.IdleTimeout = p.idleTimeout
-	cfg.TicketRotation = p.ticketRotation
-	if cfg.ClientResumption, err = proxy.ParseResumptionRules(p.clientResumption); err != nil {
-		return cfg, nil, err
-	}
-	switch cfg.ClientAuth = p.clientAuth; cfg.ClientAuth {
-	case proxy.ClientAuthMirror, proxy.ClientAuthRequest, proxy.ClientAuthRequire, proxy.ClientAuthNone:
-	default:
-		return cfg, nil, fmt.Errorf("--client-auth %q: want mirror, request, require or none", p.clientAuth)
-	}
-	if cfg.UpstreamClientCerts, err = p.upstreamCerts.identities(); err != nil {
-		return cfg, nil, err
-	}
-	switch cfg.SessionIDClients = p.sessionIDClients; cfg.SessionIDClients {
-	case "passthrough":
-		cfg.Log.Info().Msg("clients that resume only by session ID (TLS 1.2 without session_ticket) are passed through, so they resume as they do directly; their HTTP is not seen (--session-id-clients intercept shows it instead)")
-	case "intercept":
-	default:
-		return cfg, nil, fmt.Errorf("--session-id-clients %q: want passthrough or intercept", p.sessionIDClients)
-	}
-	switch cfg.UpstreamReuse = p.upstreamReuse; cfg.UpstreamReuse {
-	case proxy.ReusePair:
-	case proxy.ReusePool:
-		cfg.Log.Info().Msg("--upstream-reuse pool: client connections share upstream connections per origin; a record then names the connection whose upstream connection carried it (reused_conn), and upstream resumption is seen only when the pool dials")
-	default:
-		return cfg, nil, fmt.Errorf("--upstream-reuse %q: want pair or pool", p.upstreamReuse)
-	}
-	switch cfg.Mirror = p.mirror; cfg.Mirror {
-	case proxy.MirrorOverlap, proxy.MirrorWait:
-	case proxy.MirrorEarly:
-		cfg.Mirror = proxy.MirrorOverlap
-		cfg.Log.Warn().Msg("--mirror early is the old name of --mirror overlap (\"early\" now means 0-RTT data only); it still works")
-	default:
-		return cfg, nil, fmt.Errorf("--mirror %q: want overlap or wait", p.mirror)
-	}
-	if cfg.ClientTickets, err = ticketsMode(p.clientTickets); err != nil {
-		return cfg, nil, err
-	}
-	if cfg.ClientMaxVersion, err = tlsVersion("--client-max-tls", p.clientMax); err != nil {
-		return cfg, nil, err
-	}
-	if cfg.ClientMinVersion, err = tlsVersion("--client-min-tls", p.clientMin); err != nil {
-		return cfg, nil, err
-	}
-	dir, err := certs.Dir(p.caDir)
-	if err != nil {
-		return cfg, nil, err
-	}
-	ca, created, err := certs.Init(dir, time.Now())
-	if err != nil {
-		return cfg, nil, err
-	}
-	if created {
-		cfg.Log.Info().Str("dir", dir).Msg("created a new CA: trust it on your devices (tlsresume ca show)")
-	}
-	cfg.Log.Info().Str("ca", ca.CertFile()).Str("sha256", ca.Fingerprint()).Msg("using CA")
-	cfg.CA = ca
-	if cfg.Issuer, err = certs.NewIssuer(ca, certs.IssuerOptions{}); err != nil {
-		return cfg, nil, err
-	}
-	cfg.IDFile = filepath.Join(dir, "conn-ids")
-	if cfg.TicketKeys, err = proxy.LoadTicketKeys(filepath.Join(dir, "ticket-keys.json"), time.Now()); err != nil {
-		return cfg, nil, err
-	}
-	switch {
-	case p.forgetKeys:
-		err = cfg.TicketKeys.Forget(time.Now())
-		cfg.Log.Warn().Msg("forgot the client ticket keys (--forget-ticket-keys): no ticket issued before resumes")
-	case p.rotateKeys:
-		err = cfg.TicketKeys.Rotate(time.Now())
-		cfg.Log.Info().Msg("rotated the client ticket keys (--rotate-ticket-keys): earlier tickets still resume")
-	}
-	if err != nil {
-		return cfg, nil, err
-	}
-	cache, err := upstream.NewCache(upstream.CacheConfig{
-		Size: p.upstreamCacheSize, TTL: p.upstreamTTL, Disabled: !p.upstreamTickets, File: p.upstreamCacheFile,
-	})
-	if err != nil {
-		return cfg, nil, err
-	}
-	cfg.Upstream = cache
-	if p.upstreamCacheFile != "" {
-		// Saved every second in which it changed, so a kill -9 loses at
-		// most a second of sessions; and on shutdown.
-		ctx, stop := context.WithCancel(context.Background())
-		saved := make(chan struct{})
-		go func() {
-			defer close(saved)
-			cache.Autosave(ctx, time.Second, func(err error) {
-				cfg.Log.Error().Err(err).Msg("saving the upstream session cache")
-			})
-		}()
-		closers = append(closers, func() {
-			stop()
-			<-saved
-			if err := cache.Save(); err != nil {
-				cfg.Log.Error().Err(err).Msg("saving the upstream session cache")
-			}
-		})
-	}
-	if p.upstreamCA != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(p.upstreamCA)
-		if err != nil {
-			return cfg, closers, fmt.Errorf("--upstream-ca: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return cfg, closers, fmt.Errorf("--upstream-ca %s holds no PEM certificate", p.upstreamCA)
-		}
-		cfg.UpstreamRoots = pool
-	}
-	cfg.InsecureUpstream = p.insecureUpstream
-	if p.insecureUpstream {
-		cfg.Log.Warn().Msg("--insecure-upstream: origin certificates are not verified; anyone on the path to an origin can read and change its traffic (every record says verified: false)")
-	}
-	if p.logFile != "" {
-		rl, err := proxy.OpenRecordLog(p.logFile)
-		if err != nil {
-			return cfg, closers, err
-		}
-		p.recordLog = rl
-	}
-	if p.keylog != "" {
-		f, err := os.OpenFile(p.keylog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return cfg, closers, fmt.Errorf("--keylog: %w", err)
-		}
-		cfg.KeyLog = &lockedWriter{w: f}
-		closers = append(closers, func() { f.Close() })
-	}
-	return cfg, closers, nil
-}
-
 func ticketsMode(s string) (string, error) {
 	switch strings.ToLower(s) {
 	case "mirror", "":
@@ -349,58 +191,6 @@ func newLogger(w io.Writer, jsonOut, verbose bool) zerolog.Logger {
 		w = proxy.ConsoleWriter(w, false)
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
-}
-
-// lockedWriter serializes writes from both legs' handshakes.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-// buildDNS creates the DNS-redirect server the flags ask for (once: runProxy
-// makes and starts it before anything is written), and makes tlsresume's
-// own lookups go to the upstream resolver, never to itself.
-func (p *proxyFlags) buildDNS(cfg *proxy.Config) error {
-	if p.dnsSrv == nil {
-		if p.dnsListen == "" {
-			if p.dnsUpstream != "" {
-				cfg.Resolver = dns.Resolver(p.dnsUpstream)
-			}
-			return nil
-		}
-		v4, err := netip.ParseAddr(p.dnsAnswer)
-		if err != nil || !v4.Is4() {
-			return fmt.Errorf("--dns needs --dns-answer, the proxy's IPv4 address as devices reach it (e.g. --dns-answer 192.168.1.20)")
-		}
-		allow, err := p.checkAddrs()
-		if err != nil {
-			return err
-		}
-		// The proxy's --allow: a resolver open to anyone would amplify.
-		dc := dns.Config{Listen: p.dnsListen, AnswerV4: v4, Upstream: p.dnsUpstream, Allow: allow, Log: cfg.Log}
-		if p.dnsAnswer6 != "" {
-			if dc.AnswerV6, err = netip.ParseAddr(p.dnsAnswer6); err != nil || !dc.AnswerV6.Is6() {
-				return fmt.Errorf("--dns-answer6 %q: want an IPv6 address", p.dnsAnswer6)
-			}
-		}
-		if names := splitList(p.intercept); len(names) > 0 {
-			// Keep the CA download page reachable by name.
-			dc.Intercept = append(names, proxy.MagicHost)
-		}
-		if p.dnsSrv, err = dns.New(dc); err != nil {
-			return err
-		}
-	}
-	srv := p.dnsSrv
-	cfg.Resolver = dns.Resolver(srv.Upstream())
-	cfg.RecentName = func(ip netip.Addr) (string, bool) { return srv.Recent(ip, 30*time.Second) }
-	return nil
 }
 
 // identityFlags is --upstream-client-cert, repeatable: each value is
