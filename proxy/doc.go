@@ -13,7 +13,8 @@
 // order of their files:
 //
 //	sources     server.go (ServeHTTP: CONNECT and forward requests),
-//	            connect.go (a CONNECT tunnel), listeners.go (transparent, SNI, Host)
+//	            connect.go (a CONNECT tunnel), listeners.go (transparent, SNI, Host),
+//	            gate.go (every listener's admission: --allow, --max-conns, tracking)
 //	path.go     serve and run: the steps in order, one deferred finish
 //	peek.go     read the ClientHello without answering it; keep the bytes for replay
 //	route.go    where the connection goes; the offer's record, published as "open"
@@ -29,7 +30,8 @@
 // Off the intercepting path: untouched.go (not TLS, or passed through, with
 // both hellos read), failpage.go (an origin that failed: a 502 over the
 // client's own handshake). Beside it: origin.go (one TLS connection to an
-// origin, its ticket sip, the dial made while the hello arrives), learned.go
+// origin: its dial, its handshake, its ticket sip), netutil.go (the dial
+// made while the hello arrives, counting connections), learned.go
 // (what is learned across connections, of origins and clients),
 // verdict.go, lineage.go (ticket stamps), events.go (the record events),
 // console.go, recordlog.go, gate.go (--allow and --max-conns), magic.go.

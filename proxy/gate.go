@@ -244,3 +244,23 @@ func establishRequest(r *http.Request) {
 
 // CloseWrite half-closes the accepted connection.
 func (c *slotConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// track registers a hijacked connection so Shutdown can wait for it and,
+// past its grace period, close it.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.active[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.active, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}

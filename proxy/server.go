@@ -337,23 +337,3 @@ func validAuth(header, want string) bool {
 	got, err := base64.StdEncoding.DecodeString(header[len(prefix):])
 	return err == nil && string(got) == want
 }
-
-// track registers a hijacked connection so Shutdown can wait for it and,
-// past its grace period, close it.
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
-	s.active[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.active, c)
-	s.mu.Unlock()
-	s.wg.Done()
-}
