@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/termtest"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // sgr matches the colour sequences the console writer itself adds.
@@ -65,7 +65,7 @@ func TestConsoleWriterHostile(t *testing.T) {
 // HTTP relay says about the request it refused.
 func TestConsoleHostileClients(t *testing.T) {
 	o := startOrigin(t, nil)
-	var console testtool.Buffer
+	var console tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) {
 		c.Log = zerolog.New(ConsoleWriter(&console, true)).With().Timestamp().Logger()
 	})
@@ -112,7 +112,7 @@ func TestConsoleHostileClients(t *testing.T) {
 func TestHostileOriginNames(t *testing.T) {
 	leaf := leafSignedByOrigin(t, termtest.SNI)
 	o := startOrigin(t, func(c *tls.Config) { c.Certificates = []tls.Certificate{leaf} })
-	var console testtool.Buffer
+	var console tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) {
 		c.Log = zerolog.New(ConsoleWriter(&console, true)).With().Timestamp().Logger()
 	})

@@ -20,7 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestMirrorOverlap: with --mirror overlap (the default), a client of an origin
@@ -113,7 +113,7 @@ func (so *switchingOrigin) set(mod func(*tls.Config)) {
 // fails the handshake is named in a 502 to a client already answered.
 func TestMirrorOverlapMismatch(t *testing.T) {
 	so := startSwitchingOrigin(t)
-	var console testtool.Buffer
+	var console tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.Log = zerolog.New(&console) })
 	get := func(step string) (*http.Response, string, *inspect.ConnRecord) {
 		t.Helper()
@@ -207,7 +207,7 @@ func leafSignedByOrigin(t *testing.T, names ...string) tls.Certificate {
 }
 
 // consoleLine is the line of a JSON console about connection id.
-func consoleLine(console *testtool.Buffer, id string) string {
+func consoleLine(console *tlstest.Buffer, id string) string {
 	for _, line := range strings.Split(console.String(), "\n") {
 		if strings.Contains(line, `"conn_id":"`+id+`"`) {
 			return line

@@ -203,7 +203,7 @@ func TestDiffCorpus(t *testing.T) {
 // capture by tcpdump, read back by `tlsresume diff` and `report`.
 
 // unavailable skips t for a missing tool or permission, or fails it under
-// TLSRESUME_REQUIRE_CLIENTS=1 (CI), as proxy/internal/testtool does; that
+// TLSRESUME_REQUIRE_CLIENTS=1 (CI), as inspect/tlstest does; that
 // package is internal to proxy/, so cmd keeps this much of it here.
 func unavailable(t *testing.T, format string, args ...any) {
 	t.Helper()

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // The proxy's addresses in tests (documentation ranges, never dialled).
@@ -212,7 +212,7 @@ var (
 // dig asks with Debian's dig; extra arguments such as "+tcp" are passed on.
 func dig(t testing.TB, addr, name, qtype string, extra ...string) result {
 	t.Helper()
-	path := testtool.Need(t, "dig")
+	path := tlstest.Need(t, "dig")
 	host, port, _ := net.SplitHostPort(addr)
 	args := append([]string{"@" + host, "-p", port, name, qtype, "+tries=1", "+time=3"}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // queryTests are asked over UDP and TCP, with a miekg/dns client and with
@@ -382,7 +382,7 @@ func TestForwardsBounded(t *testing.T) {
 
 func TestLog(t *testing.T) {
 	up := newUpstream(t)
-	var buf testtool.Buffer
+	var buf tlstest.Buffer
 	s := newTestServer(t, up, Config{Log: zerolog.New(&buf).Level(zerolog.DebugLevel)})
 	ask(t, s.Addr(), "udp", "www.intercepted.test.", dns.TypeA)
 	ask(t, s.Addr(), "tcp", "example.test.", dns.TypeMX)

@@ -1,4 +1,4 @@
-package testtool_test
+package tlstest_test
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	tt "github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	tt "github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // helloWant is what one ClientHello of a case must be recorded as.

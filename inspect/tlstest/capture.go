@@ -1,4 +1,4 @@
-package testtool
+package tlstest
 
 import (
 	"bufio"
@@ -142,7 +142,7 @@ func (c *Capture) Sync(ctx context.Context) error {
 	}
 }
 
-var errFound = errors.New("testtool: marker found")
+var errFound = errors.New("tlstest: marker found")
 
 // holdsEnd reports whether the capture so far has a FIN or RST of a
 // connection from one of the client ports. A record cut short by the writer

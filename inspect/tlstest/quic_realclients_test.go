@@ -1,4 +1,4 @@
-package testtool_test
+package tlstest_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	tt "github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	tt "github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // h3Origin is an HTTP/3 origin on a loopback UDP port, built with quic-go
