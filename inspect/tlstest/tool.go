@@ -5,8 +5,8 @@
 // and clients, captures their traffic with tcpdump or dumpcap, and reads each
 // hello back through tshark, computing JA4 from tshark's fields. Records made
 // by package inspect and by the proxy are checked against this independent
-// dissector, so tlstest never imports package inspect (only inspect/pcap, to
-// read its own captures). Only tests import it.
+// dissector, so tlstest imports no tlsresume package (it reads its own
+// captures with gopacket). Only tests import it.
 package tlstest
 
 import (
