@@ -168,26 +168,6 @@ func newTestCache(t testing.TB, cfg CacheConfig) *Cache {
 	return c
 }
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // realSession returns a session from a real handshake at version, and the
 // connection state of that handshake.
 func realSession(t testing.TB, version uint16) (*tls.ClientSessionState, tls.ConnectionState) {
