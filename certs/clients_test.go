@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // A target is a name a client asks for and the loopback address it reaches.
@@ -85,7 +87,7 @@ func runCmd(timeout time.Duration, env []string, name string, args ...string) (s
 // TestOpenSSLVerifyStrict checks the CA and each leaf against OpenSSL's
 // strict RFC 5280 profile, with the sslserver purpose and name checks.
 func TestOpenSSLVerifyStrict(t *testing.T) {
-	openssl := requireBinary(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	f := newClientFixture(t)
 	out := runClient(t, 30*time.Second, nil, openssl, "verify", "-x509_strict", "-CAfile", f.caFile, f.caFile)
 	if !strings.Contains(out, ": OK") {
@@ -119,7 +121,7 @@ func TestOpenSSLVerifyStrict(t *testing.T) {
 
 // TestCurl runs a real curl against a Go TLS server using minted leaves.
 func TestCurl(t *testing.T) {
-	curl := requireBinary(t, "curl")
+	curl := tlstest.Need(t, "curl")
 	f := newClientFixture(t)
 	other := otherCAFile(t)
 	for _, tg := range targets {
@@ -147,7 +149,7 @@ func TestCurl(t *testing.T) {
 // TestOpenSSLSClient completes handshakes with openssl s_client, failing on
 // any verification error and checking the name.
 func TestOpenSSLSClient(t *testing.T) {
-	openssl := requireBinary(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	f := newClientFixture(t)
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
@@ -170,7 +172,7 @@ func TestOpenSSLSClient(t *testing.T) {
 // TestPythonSSL completes handshakes with Python's ssl module, which checks
 // the host name (or IP address) against the SAN.
 func TestPythonSSL(t *testing.T) {
-	python := requireBinary(t, "python3")
+	python := tlstest.Need(t, "python3")
 	f := newClientFixture(t)
 	const script = `
 import socket, ssl, sys
@@ -202,8 +204,8 @@ with socket.create_connection((ip, port), timeout=10) as raw:
 // TestChromium loads a page in headless Chromium that trusts the CA only
 // through an NSS database in its HOME, as a Linux user would set it up.
 func TestChromium(t *testing.T) {
-	chromium := requireBinary(t, "chromium")
-	certutil := requireBinary(t, "certutil")
+	chromium := tlstest.Need(t, "chromium")
+	certutil := tlstest.Need(t, "certutil")
 	if testing.Short() {
 		t.Skip("headless Chromium takes seconds per page; skipped in -short")
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/pcap"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // writeLog writes records as the proxy's --log does, one JSON object per
@@ -202,32 +203,6 @@ func TestDiffCorpus(t *testing.T) {
 // The real-client test: a Go TLS server on loopback, real clients, a real
 // capture by tcpdump, read back by `tlsresume diff` and `report`.
 
-// unavailable skips t for a missing tool or permission, or fails it under
-// TLSRESUME_REQUIRE_CLIENTS=1 (CI), as inspect/tlstest does; that
-// package is internal to proxy/, so cmd keeps this much of it here.
-func unavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("TLSRESUME_REQUIRE_CLIENTS") == "1" {
-		t.Fatalf("%s (TLSRESUME_REQUIRE_CLIENTS=1)", msg)
-	}
-	t.Skip(msg)
-}
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/sbin"} {
-			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		unavailable(t, "%s not found: %v", name, err)
-	}
-	return p
-}
-
 // lockedBuffer collects a background process's output.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -319,7 +294,7 @@ type tcpdump struct {
 // little before its filter is in place).
 func startTcpdump(ctx context.Context, t *testing.T, port int, path string) *tcpdump {
 	t.Helper()
-	bin := needTool(t, "tcpdump")
+	bin := tlstest.Need(t, "tcpdump")
 	c := &tcpdump{path: path, port: port, exited: make(chan struct{})}
 	// -U and --immediate-mode: write each packet at once, so the file can
 	// be polled while the capture runs.
@@ -335,7 +310,7 @@ func startTcpdump(ctx context.Context, t *testing.T, port int, path string) *tcp
 	t.Cleanup(func() { c.stop() })
 	if err := c.sync(ctx); err != nil {
 		if s := strings.ToLower(c.stderr.String()); strings.Contains(s, "permission") || strings.Contains(s, "not permitted") {
-			unavailable(t, "tcpdump cannot capture on lo: %s", c.stderr.String())
+			tlstest.Unavailable(t, "tcpdump cannot capture on lo: %s", c.stderr.String())
 		}
 		t.Fatalf("tcpdump did not start capturing: %v: %s", err, c.stderr.String())
 	}
@@ -441,7 +416,7 @@ func goClientNoTickets(t *testing.T, port int, pool *x509.CertPool) {
 // Go with tickets disabled (no psk_key_exchange_modes at all), each under its
 // own SNI; their capture read back by diff and report.
 func TestDiffRealClients(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := t.TempDir()
