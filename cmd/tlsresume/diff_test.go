@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -22,12 +21,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/pcap"
 	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
@@ -201,25 +198,7 @@ func TestDiffCorpus(t *testing.T) {
 }
 
 // The real-client test: a Go TLS server on loopback, real clients, a real
-// capture by tcpdump, read back by `tlsresume diff` and `report`.
-
-// lockedBuffer collects a background process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// capture (tlstest.StartCapture), read back by `tlsresume diff` and `report`.
 
 // startTLSServer serves TLS on 127.0.0.1 with crypto/tls defaults (TLS 1.3,
 // one ticket per handshake to clients that send psk_dhe_ke): each
@@ -280,104 +259,6 @@ func startTLSServer(t *testing.T, names ...string) (int, *x509.CertPool) {
 	return ln.Addr().(*net.TCPAddr).Port, pool
 }
 
-// tcpdump is a running capture of one loopback port.
-type tcpdump struct {
-	cmd    *exec.Cmd
-	path   string
-	port   int
-	stderr lockedBuffer
-	exited chan struct{}
-}
-
-// startTcpdump captures TCP traffic of port on lo into path, returning once
-// a marker connection shows up in the file (tcpdump says "listening" a
-// little before its filter is in place).
-func startTcpdump(ctx context.Context, t *testing.T, port int, path string) *tcpdump {
-	t.Helper()
-	bin := tlstest.Need(t, "tcpdump")
-	c := &tcpdump{path: path, port: port, exited: make(chan struct{})}
-	// -U and --immediate-mode: write each packet at once, so the file can
-	// be polled while the capture runs.
-	c.cmd = exec.CommandContext(ctx, bin, "-i", "lo", "-n", "-s", "0", "-U", "--immediate-mode", "-w", path, fmt.Sprintf("tcp port %d", port))
-	c.cmd.Stderr = &c.stderr
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("starting tcpdump: %v", err)
-	}
-	go func() {
-		c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() { c.stop() })
-	if err := c.sync(ctx); err != nil {
-		if s := strings.ToLower(c.stderr.String()); strings.Contains(s, "permission") || strings.Contains(s, "not permitted") {
-			tlstest.Unavailable(t, "tcpdump cannot capture on lo: %s", c.stderr.String())
-		}
-		t.Fatalf("tcpdump did not start capturing: %v: %s", err, c.stderr.String())
-	}
-	return c
-}
-
-// sync opens and closes marker connections until the capture file holds
-// one's end: everything sent before it is then in the file too.
-func (c *tcpdump) sync(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
-	defer cancel()
-	var markers []uint16
-	for {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.port))
-		if err != nil {
-			return err
-		}
-		markers = append(markers, uint16(conn.LocalAddr().(*net.TCPAddr).Port))
-		conn.Close()
-		for range 25 {
-			if c.holdsEnd(markers) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-c.exited:
-				return fmt.Errorf("tcpdump exited")
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
-}
-
-var errMarker = errors.New("marker found")
-
-func (c *tcpdump) holdsEnd(ports []uint16) bool {
-	f, err := os.Open(c.path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, err = pcap.Read(bufio.NewReader(f), pcap.Options{}, func(s pcap.Segment) error {
-		if s.Closed && (slices.Contains(ports, s.Src.Port()) || slices.Contains(ports, s.Dst.Port())) {
-			return errMarker
-		}
-		return nil
-	})
-	return err == errMarker
-}
-
-// stop ends the capture with SIGINT, which makes tcpdump flush the file.
-func (c *tcpdump) stop() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.exited:
-	case <-time.After(3 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
-
 const httpRequest = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
 
 // sClient runs `openssl s_client` once against the server as name and
@@ -421,7 +302,7 @@ func TestDiffRealClients(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	port, pool := startTLSServer(t, "openssl.test", "urlsession.test", "go.test")
-	capture := startTcpdump(ctx, t, port, filepath.Join(dir, "clients.pcap"))
+	capture := tlstest.StartCapture(ctx, t, port, filepath.Join(dir, "clients.pcap"))
 
 	sess := filepath.Join(dir, "openssl.sess")
 	sClient(ctx, t, openssl, port, "openssl.test", "-sess_out", sess)
@@ -432,15 +313,14 @@ func TestDiffRealClients(t *testing.T) {
 		sClient(ctx, t, openssl, port, "urlsession.test", "-no_ticket")
 		goClientNoTickets(t, port, pool)
 	}
-	if err := capture.sync(ctx); err != nil {
+	if err := capture.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	capture.stop()
 
 	var out, errb bytes.Buffer
 	diff := func(a, b string) string {
 		out.Reset()
-		if code := run(ctx, []string{"diff", capture.path, "--a", a, "--b", b}, &out, &errb); code != 0 {
+		if code := run(ctx, []string{"diff", capture.Path, "--a", a, "--b", b}, &out, &errb); code != 0 {
 			t.Fatalf("diff exit %d: %s", code, errb.String())
 		}
 		checkWidth(t, out.String())
@@ -468,7 +348,7 @@ func TestDiffRealClients(t *testing.T) {
 	)
 
 	out.Reset()
-	if code := run(ctx, []string{"report", "--format", "jsonl", capture.path}, &out, &errb); code != 0 {
+	if code := run(ctx, []string{"report", "--format", "jsonl", capture.Path}, &out, &errb); code != 0 {
 		t.Fatalf("report exit %d: %s", code, errb.String())
 	}
 	why := map[string]string{}

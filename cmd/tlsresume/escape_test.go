@@ -173,7 +173,7 @@ func TestCLIConsoleHostileSNI(t *testing.T) {
 	port, _ := startTLSServer(t, "a.test")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr tlstest.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--web", "off"}, io.Discard, &stderr)
