@@ -1,14 +1,10 @@
 package proxy
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"slices"
@@ -188,22 +184,7 @@ func TestMirrorOverlapMismatch(t *testing.T) {
 // self-signed certificate (which originPool trusts).
 func leafSignedByOrigin(t *testing.T, names ...string) tls.Certificate {
 	t.Helper()
-	parent, err := x509.ParseCertificate(originCert.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]},
-		DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	key := originCert.PrivateKey.(crypto.Signer)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, originCert.Certificate[0]}, PrivateKey: key}
+	return originCA.Issue(t, tlstest.CertOptions{Names: names, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}).TLS
 }
 
 // consoleLine is the line of a JSON console about connection id.

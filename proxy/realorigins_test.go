@@ -2,16 +2,10 @@ package proxy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -52,35 +46,9 @@ func newOriginFiles(t testing.TB, dir string) originFiles {
 // writeOriginFiles makes a certificate for name and ips, in dir.
 func writeOriginFiles(t testing.TB, dir, name string, ips []net.IP) originFiles {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		DNSNames: []string{name}, IPAddresses: ips,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := originFiles{cert: filepath.Join(dir, "origin.pem"), key: filepath.Join(dir, "origin-key.pem"), pool: x509.NewCertPool()}
-	if err := os.WriteFile(f.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	f.pool.AddCert(c)
-	return f
+	c := tlstest.NewCert(t, tlstest.CertOptions{Names: []string{name}, IPs: ips, CA: true})
+	c.Write(t, filepath.Join(dir, "origin.pem"), filepath.Join(dir, "origin-key.pem"))
+	return originFiles{cert: c.CertFile, key: c.KeyFile, pool: c.Pool()}
 }
 
 // goOrigin is startOrigin's Go TLS server, which counts resumptions.
