@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -223,18 +222,14 @@ func TestChromium(t *testing.T) {
 		}
 		return home
 	}
-	dumpDOM := func(t *testing.T, home string, tg target, port string) (out string, err error) {
-		// Headless Chromium now and then exits at start-up with an empty DOM
-		// dump (seen under load in CI): run it again with a fresh profile.
-		for attempt := 0; attempt < 2 && err == nil && strings.TrimSpace(out) == ""; attempt++ {
-			args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-				"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-proxy-server",
-				"--user-data-dir=" + filepath.Join(home, fmt.Sprintf("profile-%d", attempt)),
-				"--host-resolver-rules=MAP test.example 127.0.0.1",
-				"--dump-dom", tg.url(port)}
-			out, err = runCmd(60*time.Second, []string{"HOME=" + home}, chromium, args...)
-		}
-		return out, err
+	dumpDOM := func(t *testing.T, home string, tg target, port string) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		dom, _, err := tlstest.DumpDOM(ctx, chromium, tlstest.ChromiumPage{
+			URL: tg.url(port), Dir: home, Env: []string{"HOME=" + home}, Logf: t.Logf,
+			Flags: []string{"--no-proxy-server", "--host-resolver-rules=MAP test.example 127.0.0.1"},
+		})
+		return dom, err
 	}
 
 	for _, tg := range targets {

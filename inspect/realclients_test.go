@@ -144,7 +144,7 @@ func runRealCase(t *testing.T, c realCase) {
 	defer cancel()
 
 	dir := t.TempDir()
-	tg := tlstest.Target{Version: c.version, Dir: dir, Cert: tlstest.WriteCert(t, dir)}
+	tg := tlstest.Target{Version: c.version, Dir: dir, Cert: tlstest.WriteCert(t, dir), Logf: t.Logf}
 	var goSrv *tlstest.GoServer
 	if c.server == "go" {
 		goSrv = tlstest.StartGoServer(t, tg.Cert.TLS, c.version)

@@ -352,23 +352,15 @@ func chromiumClient(cr *clientRun, bin string) []clientReport {
 			cr.t.Fatal(err)
 		}
 	}
-	var stdout, stderr string
-	var err error
-	// Headless Chromium now and then exits at start-up with an empty DOM
-	// dump and no connection made (seen under load in CI): run it again.
-	for attempt := 0; attempt < 2 && strings.TrimSpace(stdout) == ""; attempt++ {
-		stdout, stderr, err = runTool(cr.ctx, []string{"HOME=" + home}, "", bin,
-			"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir="+filepath.Join(cr.dir, fmt.Sprintf("profile-%d", attempt)),
-			"--proxy-server=http://"+cr.proxy,
+	stdout, stderr, err := tlstest.DumpDOM(cr.ctx, bin, tlstest.ChromiumPage{
+		URL: "https://localhost:" + cr.port() + "/", Dir: cr.dir, Env: []string{"HOME=" + home}, Logf: cr.t.Logf,
+		Flags: []string{"--proxy-server=http://" + cr.proxy,
 			// Chromium bypasses the proxy for loopback on its own (since M72);
 			// "<-loopback>" takes that implicit rule out (net/docs/proxy.md).
-			"--proxy-bypass-list=<-loopback>",
-			"--dump-dom", "https://localhost:"+cr.port()+"/")
-		if err != nil {
-			cr.t.Fatal(err)
-		}
+			"--proxy-bypass-list=<-loopback>"},
+	})
+	if err != nil {
+		cr.t.Fatal(err)
 	}
 	if !strings.Contains(stdout, "page loaded") {
 		cr.t.Fatalf("chromium did not load the page: %s %s", tlstest.Tail(stdout, 300), tlstest.Tail(stderr, 600))
