@@ -1,10 +1,8 @@
 package tlstest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -39,7 +37,7 @@ func DumpDOM(ctx context.Context, chromium string, p ChromiumPage) (dom, stderr 
 			"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 			"--user-data-dir=" + filepath.Join(p.Dir, fmt.Sprintf("chromium-profile-%d", attempt))}, p.Flags...)
 		args = append(args, "--dump-dom", p.URL)
-		dom, stderr, err = runEnv(ctx, p.Env, chromium, args...)
+		dom, stderr, err = run(ctx, p.Env, "", chromium, args...)
 		why := retryReason(dom, stderr)
 		if why == "" || ctx.Err() != nil || attempt == chromiumAttempts-1 {
 			break
@@ -72,18 +70,4 @@ func retryReason(dom, stderr string) string {
 		return fmt.Sprintf("it dumped no DOM and said no reason (stderr: %s)", Tail(stderr, 300))
 	}
 	return ""
-}
-
-// runEnv is Run with env added to the environment, and no input.
-func runEnv(ctx context.Context, env []string, name string, args ...string) (stdout, stderr string, err error) {
-	cmd := Command(ctx, name, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err = cmd.Run(); err != nil {
-		err = fmt.Errorf("running %s: %w (stderr: %s)", name, err, Tail(errb.String(), 600))
-	}
-	return out.String(), errb.String(), err
 }

@@ -1,12 +1,3 @@
-// Package tlstest provides helpers for tests that drive real TLS software on
-// this machine, as net/http/httptest does for HTTP: it finds the binaries
-// (skipping, or failing under TLSRESUME_REQUIRE_CLIENTS=1, when one is
-// missing), runs them in their own process groups, starts loopback servers
-// and clients, captures their traffic with tcpdump or dumpcap, and reads each
-// hello back through tshark, computing JA4 from tshark's fields. Records made
-// by package inspect and by the proxy are checked against this independent
-// dissector, so tlstest imports no tlsresume package (it reads its own
-// captures with gopacket). Only tests import it.
 package tlstest
 
 import (
@@ -85,7 +76,15 @@ func KillGroup(cmd *exec.Cmd) error {
 // Run runs name under ctx with stdin as its input and returns what it
 // wrote to stdout and stderr. An error says how it ended.
 func Run(ctx context.Context, stdin, name string, args ...string) (stdout, stderr string, err error) {
+	return run(ctx, nil, stdin, name, args...)
+}
+
+// run is Run with env added to the environment.
+func run(ctx context.Context, env []string, stdin, name string, args ...string) (stdout, stderr string, err error) {
 	cmd := Command(ctx, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb
