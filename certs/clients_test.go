@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // A target is a name a client asks for and the loopback address it reaches.
@@ -85,7 +86,7 @@ func runCmd(timeout time.Duration, env []string, name string, args ...string) (s
 // TestOpenSSLVerifyStrict checks the CA and each leaf against OpenSSL's
 // strict RFC 5280 profile, with the sslserver purpose and name checks.
 func TestOpenSSLVerifyStrict(t *testing.T) {
-	openssl := requireBinary(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	f := newClientFixture(t)
 	out := runClient(t, 30*time.Second, nil, openssl, "verify", "-x509_strict", "-CAfile", f.caFile, f.caFile)
 	if !strings.Contains(out, ": OK") {
@@ -119,7 +120,7 @@ func TestOpenSSLVerifyStrict(t *testing.T) {
 
 // TestCurl runs a real curl against a Go TLS server using minted leaves.
 func TestCurl(t *testing.T) {
-	curl := requireBinary(t, "curl")
+	curl := tlstest.Need(t, "curl")
 	f := newClientFixture(t)
 	other := otherCAFile(t)
 	for _, tg := range targets {
@@ -147,7 +148,7 @@ func TestCurl(t *testing.T) {
 // TestOpenSSLSClient completes handshakes with openssl s_client, failing on
 // any verification error and checking the name.
 func TestOpenSSLSClient(t *testing.T) {
-	openssl := requireBinary(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	f := newClientFixture(t)
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
@@ -170,7 +171,7 @@ func TestOpenSSLSClient(t *testing.T) {
 // TestPythonSSL completes handshakes with Python's ssl module, which checks
 // the host name (or IP address) against the SAN.
 func TestPythonSSL(t *testing.T) {
-	python := requireBinary(t, "python3")
+	python := tlstest.Need(t, "python3")
 	f := newClientFixture(t)
 	const script = `
 import socket, ssl, sys
@@ -202,8 +203,8 @@ with socket.create_connection((ip, port), timeout=10) as raw:
 // TestChromium loads a page in headless Chromium that trusts the CA only
 // through an NSS database in its HOME, as a Linux user would set it up.
 func TestChromium(t *testing.T) {
-	chromium := requireBinary(t, "chromium")
-	certutil := requireBinary(t, "certutil")
+	chromium := tlstest.Need(t, "chromium")
+	certutil := tlstest.Need(t, "certutil")
 	if testing.Short() {
 		t.Skip("headless Chromium takes seconds per page; skipped in -short")
 	}
@@ -221,18 +222,14 @@ func TestChromium(t *testing.T) {
 		}
 		return home
 	}
-	dumpDOM := func(t *testing.T, home string, tg target, port string) (out string, err error) {
-		// Headless Chromium now and then exits at start-up with an empty DOM
-		// dump (seen under load in CI): run it again with a fresh profile.
-		for attempt := 0; attempt < 2 && err == nil && strings.TrimSpace(out) == ""; attempt++ {
-			args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-				"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-proxy-server",
-				"--user-data-dir=" + filepath.Join(home, fmt.Sprintf("profile-%d", attempt)),
-				"--host-resolver-rules=MAP test.example 127.0.0.1",
-				"--dump-dom", tg.url(port)}
-			out, err = runCmd(60*time.Second, []string{"HOME=" + home}, chromium, args...)
-		}
-		return out, err
+	dumpDOM := func(t *testing.T, home string, tg target, port string) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		dom, _, err := tlstest.DumpDOM(ctx, chromium, tlstest.ChromiumPage{
+			URL: tg.url(port), Dir: home, Env: []string{"HOME=" + home}, Logf: t.Logf,
+			Flags: []string{"--no-proxy-server", "--host-resolver-rules=MAP test.example 127.0.0.1"},
+		})
+		return dom, err
 	}
 
 	for _, tg := range targets {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 func TestExport(t *testing.T) {
@@ -85,7 +87,7 @@ func TestMobileConfigIdentifiers(t *testing.T) {
 // TestMobileConfigPlistlib parses the profile with Python's plistlib, an
 // independent plist parser, and checks its payload is byte for byte the CA.
 func TestMobileConfigPlistlib(t *testing.T) {
-	python := requireBinary(t, "python3")
+	python := tlstest.Need(t, "python3")
 	ca := newTestCA(t, testNow)
 	path := filepath.Join(t.TempDir(), FormatMobileConfig.FileName())
 	writeFile(t, path, mustExport(t, ca, FormatMobileConfig), 0o644)
@@ -133,7 +135,7 @@ print(json.dumps({
 // TestExportOpenSSL reads both certificate exports with OpenSSL and checks
 // the fingerprint it computes is the one `ca show` prints.
 func TestExportOpenSSL(t *testing.T) {
-	openssl := requireBinary(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	ca := newTestCA(t, testNow)
 	dir := t.TempDir()
 	for _, tt := range []struct {

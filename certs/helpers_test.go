@@ -20,22 +20,6 @@ import (
 // testNow is a fixed instant so that tests do not depend on the clock.
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// requireBinary returns the path of an external client, or skips the test
-// when it is missing, unless TLSRESUME_REQUIRE_CLIENTS=1 (CI), where a
-// missing client fails the test instead of silently passing.
-func requireBinary(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("TLSRESUME_REQUIRE_CLIENTS") == "1" {
-		t.Fatalf("%s is required (TLSRESUME_REQUIRE_CLIENTS=1) but not found: %v", name, err)
-	}
-	t.Skipf("%s not found (%v); install it or set TLSRESUME_REQUIRE_CLIENTS=1 to make this a failure", name, err)
-	return ""
-}
-
 // newTestCA creates a CA in a fresh temporary directory, valid as of now.
 func newTestCA(t testing.TB, now time.Time) *CA {
 	t.Helper()

@@ -8,17 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
-
-// fakeClock is a settable Now for IssuerOptions.
-type fakeClock struct{ t atomic.Int64 }
-
-func newFakeClock(t time.Time) *fakeClock { c := &fakeClock{}; c.t.Store(t.UnixNano()); return c }
-func (c *fakeClock) Now() time.Time       { return time.Unix(0, c.t.Load()).UTC() }
-func (c *fakeClock) Add(d time.Duration)  { c.t.Add(int64(d)) }
 
 func TestLeafProperties(t *testing.T) {
 	ca := newTestCA(t, testNow)
@@ -169,7 +163,7 @@ func TestNewIssuerOptions(t *testing.T) {
 
 func TestLeafCache(t *testing.T) {
 	ca := newTestCA(t, testNow)
-	clock := newFakeClock(testNow)
+	clock := tlstest.NewClock(testNow)
 	iss, err := NewIssuer(ca, IssuerOptions{CacheSize: 2, Validity: 10 * 24 * time.Hour, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -210,17 +204,17 @@ func TestLeafCache(t *testing.T) {
 	}
 
 	// Nine tenths into its ten-day life a leaf is replaced.
-	clock.Add(8 * 24 * time.Hour)
+	clock.Advance(8 * 24 * time.Hour)
 	if get("a.example") != a {
 		t.Error("leaf replaced too early")
 	}
-	clock.Add(24 * time.Hour)
+	clock.Advance(24 * time.Hour)
 	if fresh := get("a.example"); fresh == a || !fresh.Leaf.NotBefore.Equal(clock.Now().Add(-time.Hour)) {
 		t.Error("stale leaf not replaced")
 	}
 	// A clock that jumps back before a leaf's NotBefore gets a new leaf.
 	b := get("b.example")
-	clock.Add(-3 * time.Hour)
+	clock.Advance(-3 * time.Hour)
 	if get("b.example") == b {
 		t.Error("leaf not yet valid was served")
 	}
@@ -228,7 +222,7 @@ func TestLeafCache(t *testing.T) {
 
 func TestLeafCutToCALifetime(t *testing.T) {
 	ca := newTestCA(t, testNow)
-	clock := newFakeClock(ca.Cert.NotAfter.Add(-48 * time.Hour))
+	clock := tlstest.NewClock(ca.Cert.NotAfter.Add(-48 * time.Hour))
 	iss, err := NewIssuer(ca, IssuerOptions{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +234,7 @@ func TestLeafCutToCALifetime(t *testing.T) {
 	if !c.Leaf.NotAfter.Equal(ca.Cert.NotAfter) {
 		t.Errorf("NotAfter = %v, want the CA's %v", c.Leaf.NotAfter, ca.Cert.NotAfter)
 	}
-	clock.Add(49 * time.Hour)
+	clock.Advance(49 * time.Hour)
 	if _, err := iss.Leaf("late.example"); err == nil || !strings.Contains(err.Error(), "CA expired") {
 		t.Errorf("mint after CA expiry: err = %v, want CA expired", err)
 	}

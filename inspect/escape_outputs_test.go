@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlsresume/tlsresume/inspect/termtest"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // hostileRecords: a connection whose SNI, ALPN, User-Agent and error texts
@@ -13,13 +13,13 @@ import (
 // plain one to compare it with.
 func hostileRecords() []*ConnRecord {
 	ch := openSSLHello(false)
-	ch.ALPN = []string{termtest.ALPN, "http/1.1"}
-	bad := proxyRecord("c1", 0, termtest.UserAgent, ch, ClientLeg{Version: "1.3", Error: "x509: not " + termtest.SNI},
+	ch.ALPN = []string{tlstest.HostileALPN, "http/1.1"}
+	bad := proxyRecord("c1", 0, tlstest.HostileUserAgent, ch, ClientLeg{Version: "1.3", Error: "x509: not " + tlstest.HostileSNI},
 		false, Verdict{Code: CodeUpstreamFailed, Client: CodeClientFirstContact, Upstream: CodeUpstreamFailed,
-			Text: "upstream: failed: x509: certificate is valid for a.test, not " + termtest.SNI})
-	bad.SNI, bad.Target = termtest.SNI, termtest.SNI+":443"
+			Text: "upstream: failed: x509: certificate is valid for a.test, not " + tlstest.HostileSNI})
+	bad.SNI, bad.Target = tlstest.HostileSNI, tlstest.HostileSNI+":443"
 	bad.ClientAddr = "10.0.0.1:1\x1b[2K" // a file's record may hold anything
-	bad.Error = "x509: certificate is valid for a.test, not " + termtest.SNI + "\nforged line"
+	bad.Error = "x509: certificate is valid for a.test, not " + tlstest.HostileSNI + "\nforged line"
 	plain := proxyRecord("c2", 1, "curl/8.5.0", openSSLHello(false), ClientLeg{Version: "1.3"}, true,
 		Verdict{Code: CodeClientFirstContact, Client: CodeClientFirstContact, Upstream: CodeUpstreamResumed})
 	return []*ConnRecord{bad, plain}
@@ -35,8 +35,8 @@ func TestTableHostile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	termtest.Check(t, "inspect table", out.String(), false)
-	for _, want := range []string{`\x1b]0;PWNED`, termtest.SNIShown + `\nforged line`, `\x1b[2K`} {
+	tlstest.CheckTerminal(t, "inspect table", out.String(), false)
+	for _, want := range []string{`\x1b]0;PWNED`, tlstest.HostileSNIShown + `\nforged line`, `\x1b[2K`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table does not show %q:\n%s", want, out.String())
 		}
@@ -82,7 +82,7 @@ func TestSummariesHostile(t *testing.T) {
 	if err := WriteSummaries(&out, Summarize(hostileRecords())); err != nil {
 		t.Fatal(err)
 	}
-	termtest.Check(t, "report table", out.String(), false)
+	tlstest.CheckTerminal(t, "report table", out.String(), false)
 	for _, want := range []string{`\x1b]0;PWNED`, `evil\u009b2J\x7f`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report does not show %q:\n%s", want, out.String())
@@ -105,13 +105,13 @@ func TestWriteDiffHostile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.A.Name = "A" + termtest.SNI // a name is shown too (the web view names sets)
+	d.A.Name = "A" + tlstest.HostileSNI // a name is shown too (the web view names sets)
 	var out bytes.Buffer
 	if err := WriteDiff(&out, d); err != nil {
 		t.Fatal(err)
 	}
-	termtest.Check(t, "diff text", out.String(), false)
-	for _, want := range []string{termtest.SNIShown, termtest.ALPNShown, `evil\u009b2J\x7f`, `A\x1b]0;PWNED`} {
+	tlstest.CheckTerminal(t, "diff text", out.String(), false)
+	for _, want := range []string{tlstest.HostileSNIShown, tlstest.HostileALPNShown, `evil\u009b2J\x7f`, `A\x1b]0;PWNED`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the diff does not show %q:\n%s", want, out.String())
 		}

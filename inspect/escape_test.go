@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tlsresume/tlsresume/inspect/termtest"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestPrintable: controls, C1, DEL, non-printing characters and stray bytes
@@ -17,9 +17,9 @@ func TestPrintable(t *testing.T) {
 		{"api.example.com", "api.example.com"},
 		{`C:\dir "quoted"`, `C:\dir "quoted"`}, // printable: unchanged
 		{"héllo wörld ✓ 日本", "héllo wörld ✓ 日本"},
-		{termtest.SNI, termtest.SNIShown},
-		{termtest.ALPN, termtest.ALPNShown},
-		{termtest.UserAgent, termtest.AgentShown},
+		{tlstest.HostileSNI, tlstest.HostileSNIShown},
+		{tlstest.HostileALPN, tlstest.HostileALPNShown},
+		{tlstest.HostileUserAgent, tlstest.HostileUserAgentShown},
 		{"a\tb\nc\rd\x00e\x1f", `a\tb\nc\rd\x00e\x1f`},
 		{"\a\b\f\v\x7f", `\a\b\f\v\x7f`},
 		{"\u0080\u009f", `\u0080\u009f`},
@@ -36,7 +36,7 @@ func TestPrintable(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		termtest.Check(t, strconv.Quote(tt.in), got, false)
+		tlstest.CheckTerminal(t, strconv.Quote(tt.in), got, false)
 	}
 }
 
@@ -52,7 +52,7 @@ func TestPrintableNoAlloc(t *testing.T) {
 func BenchmarkPrintable(b *testing.B) {
 	for _, bm := range []struct{ name, s string }{
 		{"printable", "127.0.0.1:41234 → api.example.com:443  client: resumed with a TLS 1.3 PSK; upstream: resumed"},
-		{"hostile", "127.0.0.1:41234 → " + termtest.SNI + ":443  x509: certificate is valid for a.test, not " + termtest.SNI},
+		{"hostile", "127.0.0.1:41234 → " + tlstest.HostileSNI + ":443  x509: certificate is valid for a.test, not " + tlstest.HostileSNI},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bm.s)))
@@ -69,7 +69,7 @@ func BenchmarkPrintable(b *testing.B) {
 // the escapes are Go's: without backslashes or quotes in the input, the
 // output unquotes to the input, byte for byte.
 func FuzzPrintable(f *testing.F) {
-	for _, s := range []string{"", "api.example.com", termtest.SNI, termtest.ALPN, termtest.UserAgent,
+	for _, s := range []string{"", "api.example.com", tlstest.HostileSNI, tlstest.HostileALPN, tlstest.HostileUserAgent,
 		"bad\x9b\xff", "\u202e", "\U000e0001", "\ufffd", "日本\x00"} {
 		f.Add(s)
 	}
@@ -83,7 +83,7 @@ func FuzzPrintable(f *testing.F) {
 				t.Fatalf("Printable(%q) = %q: holds %U", s, got, r)
 			}
 		}
-		if problem := termtest.Find(got, false); problem != "" {
+		if problem := tlstest.TerminalHazard(got, false); problem != "" {
 			t.Fatalf("Printable(%q) = %q: %s", s, got, problem)
 		}
 		if printable(s) && got != s {

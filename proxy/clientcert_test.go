@@ -1,55 +1,33 @@
 package proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // clientPKI is a CA for client identities and the certificates it issued.
 type clientPKI struct {
 	pool *x509.CertPool
 	ca   *x509.Certificate
-	key  *ecdsa.PrivateKey
+	cert tlstest.Cert
 }
 
 func newClientPKI(t *testing.T) *clientPKI {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &clientPKI{pool: x509.NewCertPool(), ca: ca, key: key}
-	p.pool.AddCert(ca)
-	return p
+	c := tlstest.NewCert(t, tlstest.CertOptions{CommonName: "client CA", CA: true, ClientAuth: true})
+	return &clientPKI{pool: c.Pool(), ca: c.TLS.Leaf, cert: c}
 }
 
 // identity issues a client certificate for cn.
 func (p *clientPKI) identity(t *testing.T, cn string) tls.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return p.cert.Issue(t, tlstest.CertOptions{CommonName: cn, ClientAuth: true}).TLS
 }
 
 // identityOrigin is an origin that requires a client certificate of pki

@@ -12,8 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/termtest"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // sgr matches the colour sequences the console writer itself adds.
@@ -30,14 +29,14 @@ func TestConsoleWriterHostile(t *testing.T) {
 			log := zerolog.New(ConsoleWriter(&out, noColor)).With().Timestamp().Logger()
 			s := &Server{cfg: Config{Log: log}}
 			s.logRecord(&inspect.ConnRecord{
-				Record: inspect.Record{ClientAddr: "127.0.0.1:1", SNI: termtest.SNI,
-					Error: "upstream: x509: certificate is valid for a.test, not " + termtest.SNI},
-				ID: "c1", Target: termtest.SNI + ":443", UserAgent: termtest.UserAgent,
-				Mirrored: &inspect.Mirrored{From: "c0", Mismatch: []string{"alpn\u009b", termtest.ALPN}},
-				Verdict:  inspect.Verdict{Code: inspect.CodeUpstreamFailed, Text: "upstream: failed: x509: not " + termtest.SNI},
+				Record: inspect.Record{ClientAddr: "127.0.0.1:1", SNI: tlstest.HostileSNI,
+					Error: "upstream: x509: certificate is valid for a.test, not " + tlstest.HostileSNI},
+				ID: "c1", Target: tlstest.HostileSNI + ":443", UserAgent: tlstest.HostileUserAgent,
+				Mirrored: &inspect.Mirrored{From: "c0", Mismatch: []string{"alpn\u009b", tlstest.HostileALPN}},
+				Verdict:  inspect.Verdict{Code: inspect.CodeUpstreamFailed, Text: "upstream: failed: x509: not " + tlstest.HostileSNI},
 			})
-			log.Warn().Err(errors.New("tls: "+termtest.SNI)).Str(termtest.ALPN, "key").Msg("handshake")
-			httpErrorLog(log).Printf("http: TLS handshake error from %s\n", termtest.UserAgent)
+			log.Warn().Err(errors.New("tls: "+tlstest.HostileSNI)).Str(tlstest.HostileALPN, "key").Msg("handshake")
+			httpErrorLog(log).Printf("http: TLS handshake error from %s\n", tlstest.HostileUserAgent)
 
 			text := out.String()
 			if !noColor {
@@ -46,9 +45,9 @@ func TestConsoleWriterHostile(t *testing.T) {
 				}
 				text = sgr.ReplaceAllString(text, "")
 			}
-			termtest.Check(t, "console", text, false)
-			for _, want := range []string{"→ " + termtest.SNIShown + ":443", "not " + termtest.SNIShown,
-				"evil\\u009b2J\\x7f/1.0 (127.0.0.1:1)", termtest.ALPNShown + "=key", `alpn\u009b`, "error from " + termtest.AgentShown} {
+			tlstest.CheckTerminal(t, "console", text, false)
+			for _, want := range []string{"→ " + tlstest.HostileSNIShown + ":443", "not " + tlstest.HostileSNIShown,
+				"evil\\u009b2J\\x7f/1.0 (127.0.0.1:1)", tlstest.HostileALPNShown + "=key", `alpn\u009b`, "error from " + tlstest.HostileUserAgentShown} {
 				if !strings.Contains(text, want) {
 					t.Errorf("the console does not show %q:\n%s", want, text)
 				}
@@ -65,24 +64,24 @@ func TestConsoleWriterHostile(t *testing.T) {
 // HTTP relay says about the request it refused.
 func TestConsoleHostileClients(t *testing.T) {
 	o := startOrigin(t, nil)
-	var console testtool.Buffer
+	var console tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) {
 		c.Log = zerolog.New(ConsoleWriter(&console, true)).With().Timestamp().Logger()
 	})
 
 	raw := e.connect(o.addr)
-	tc := tls.Client(raw, &tls.Config{ServerName: termtest.SNI, RootCAs: e.caPool(), NextProtos: []string{termtest.ALPN, "http/1.1"}})
+	tc := tls.Client(raw, &tls.Config{ServerName: tlstest.HostileSNI, RootCAs: e.caPool(), NextProtos: []string{tlstest.HostileALPN, "http/1.1"}})
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err == nil {
 		t.Error("a handshake for a name that is no host name succeeded")
 	}
 	tc.Close()
-	if r := e.next(); r.SNI != termtest.SNI {
-		t.Fatalf("record SNI %q, want %q", r.SNI, termtest.SNI)
+	if r := e.next(); r.SNI != tlstest.HostileSNI {
+		t.Fatalf("record SNI %q, want %q", r.SNI, tlstest.HostileSNI)
 	}
 
 	const agentC1 = "evil\u009b2J/1.0" // no DEL: net/http reads this header
-	for _, ua := range []string{agentC1, termtest.UserAgent} {
+	for _, ua := range []string{agentC1, tlstest.HostileUserAgent} {
 		raw := e.connect(o.addr)
 		tc := tls.Client(raw, &tls.Config{ServerName: "origin.test", RootCAs: e.caPool(), NextProtos: []string{"http/1.1"}})
 		tc.SetDeadline(time.Now().Add(10 * time.Second))
@@ -97,8 +96,8 @@ func TestConsoleHostileClients(t *testing.T) {
 	e.stop()
 
 	text := console.String()
-	termtest.Check(t, "console", text, false)
-	for _, want := range []string{"not " + termtest.SNIShown, `evil\u009b2J/1.0 (127.0.0.1:`, termtest.AgentShown} {
+	tlstest.CheckTerminal(t, "console", text, false)
+	for _, want := range []string{"not " + tlstest.HostileSNIShown, `evil\u009b2J/1.0 (127.0.0.1:`, tlstest.HostileUserAgentShown} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the console does not show %q:\n%s", want, text)
 		}
@@ -110,9 +109,9 @@ func TestConsoleHostileClients(t *testing.T) {
 // escaped on the console and in the 502 page a client's terminal (curl)
 // prints.
 func TestHostileOriginNames(t *testing.T) {
-	leaf := leafSignedByOrigin(t, termtest.SNI)
+	leaf := leafSignedByOrigin(t, tlstest.HostileSNI)
 	o := startOrigin(t, func(c *tls.Config) { c.Certificates = []tls.Certificate{leaf} })
-	var console testtool.Buffer
+	var console tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) {
 		c.Log = zerolog.New(ConsoleWriter(&console, true)).With().Timestamp().Logger()
 	})
@@ -127,12 +126,12 @@ func TestHostileOriginNames(t *testing.T) {
 	tc.Close()
 	e.next()
 	e.stop()
-	if !strings.Contains(string(page), "502") || !strings.Contains(string(page), "X-Tlsresume-Error: x509: certificate is valid for "+termtest.SNIShown) {
+	if !strings.Contains(string(page), "502") || !strings.Contains(string(page), "X-Tlsresume-Error: x509: certificate is valid for "+tlstest.HostileSNIShown) {
 		t.Fatalf("no 502 page naming the error in its header: %q", page)
 	}
 	for what, text := range map[string]string{"502 page": string(page), "console": console.String()} {
-		termtest.Check(t, what, strings.ReplaceAll(text, "\r\n", "\n"), false)
-		if !strings.Contains(text, "valid for "+termtest.SNIShown) {
+		tlstest.CheckTerminal(t, what, strings.ReplaceAll(text, "\r\n", "\n"), false)
+		if !strings.Contains(text, "valid for "+tlstest.HostileSNIShown) {
 			t.Errorf("the %s does not show the origin's names escaped:\n%s", what, text)
 		}
 	}

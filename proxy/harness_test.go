@@ -3,16 +3,11 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -295,30 +291,20 @@ type origin struct {
 	srv      *http.Server
 }
 
+// originCA is the test origins' self-signed certificate, which also issues
+// leaves for other names (leafSignedByOrigin); originPool trusts it.
 var (
-	originCert tls.Certificate
-	originPool = x509.NewCertPool()
+	originCA   = mustCert(tlstest.CertOptions{Names: []string{"origin.test", "localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, CA: true})
+	originCert = originCA.TLS
+	originPool = originCA.Pool()
 )
 
-func init() {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func mustCert(o tlstest.CertOptions) tlstest.Cert {
+	c, err := tlstest.MakeCert(o)
 	if err != nil {
 		panic(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "origin.test"},
-		DNSNames: []string{"origin.test", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	originCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	c, _ := x509.ParseCertificate(der)
-	originPool.AddCert(c)
+	return c
 }
 
 // startOrigin serves HTTPS on 127.0.0.1 with cfg's versions and ticket

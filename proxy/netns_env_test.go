@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // This file holds what the TestNetns* tests share: the origins every test
@@ -44,7 +44,7 @@ type nsEnv struct {
 // by a 50-second context.
 func newNSEnv(t *testing.T) *nsEnv {
 	t.Helper()
-	openssl, curl := testtool.Need(t, "openssl"), testtool.Need(t, "curl")
+	openssl, curl := tlstest.Need(t, "openssl"), tlstest.Need(t, "curl")
 	n := newNetnsTopo(t)
 	e := &nsEnv{t: t, n: n, openssl: openssl, curl: curl}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
@@ -190,12 +190,12 @@ func (e *nsEnv) sClient(t *testing.T, args ...string) sClient {
 	out, _, err := e.n.run(e.ctx, e.n.client, "GET / HTTP/1.0\r\nHost: origin.test\r\n\r\n", e.openssl,
 		append([]string{"s_client", "-ign_eof"}, args...)...)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, testtool.Tail(out, 800))
+		t.Fatalf("%v\n%s", err, tlstest.Tail(out, 800))
 	}
 	head, page, _ := strings.Cut(out, "\nHTTP/1.")
 	m := nsSession.FindStringSubmatch(head)
 	if m == nil {
-		t.Fatalf("s_client printed no session line: %s", testtool.Tail(out, 800))
+		t.Fatalf("s_client printed no session line: %s", tlstest.Tail(out, 800))
 	}
 	return sClient{out: out, session: m[1], version: m[2], page: page}
 }
@@ -213,7 +213,7 @@ func originSaid(t *testing.T, page string) (resumed bool) {
 	case strings.Contains(page, "resumed=false"):
 		return false
 	}
-	t.Fatalf("the origin's page does not say whether it resumed: %q", testtool.Tail(page, 300))
+	t.Fatalf("the origin's page does not say whether it resumed: %q", tlstest.Tail(page, 300))
 	return false
 }
 
@@ -365,7 +365,7 @@ func (e *nsEnv) notRedirected(t *testing.T, p *nsProxy, port4, port6 int) []*ins
 		out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", a.String(),
 			"-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
 		if err == nil {
-			t.Errorf("s_client straight to the transparent listener %s succeeded: %s", a, testtool.Tail(out, 300))
+			t.Errorf("s_client straight to the transparent listener %s succeeded: %s", a, tlstest.Tail(out, 300))
 		}
 		r := p.take(1)[0]
 		t.Logf("record: %s", nsBrief(r))

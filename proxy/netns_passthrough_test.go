@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestNetnsPassthrough: connections tlsresume must not terminate are
@@ -101,7 +101,7 @@ func TestNetnsPassthrough(t *testing.T) {
 		out, err := e.n.runUntil(e.ctx, e.n.client, "", ticketSaved, e.openssl, "s_client", "-connect", dst.String(),
 			"-servername", "origin.test", "-CAfile", e.files.cert, "-verify_return_error", "-tls1_3", "-sess_out", sess)
 		if err != nil || !strings.Contains(out, "Max Early Data: 16384") {
-			t.Fatalf("first connection, straight to the origin: %v: %s", err, testtool.Tail(out, 600))
+			t.Fatalf("first connection, straight to the origin: %v: %s", err, tlstest.Tail(out, 600))
 		}
 		out, err = e.n.runUntil(e.ctx, e.n.client, "", func(o string) bool { return strings.Contains(o, "Early data was") },
 			e.openssl, "s_client", "-proxy", plainAddr.String(), "-connect", dst.String(), "-servername", "origin.test",
@@ -112,12 +112,12 @@ func TestNetnsPassthrough(t *testing.T) {
 		r := plain.take(1)[0]
 		t.Logf("record: %s", nsBrief(r))
 		if !strings.Contains(out, "Early data was accepted") || !strings.Contains(out, "Reused, TLSv1.3") {
-			t.Errorf("s_client through tlsresume: %s", testtool.Tail(out, 600))
+			t.Errorf("s_client through tlsresume: %s", tlstest.Tail(out, 600))
 		}
 		// s_server writes the data raw and its label through a buffered BIO,
 		// so the two can come out in either order.
 		if so := srv.out.String(); !strings.Contains(so, "Early data received:") || !strings.Contains(so, "tlsresume early data") {
-			t.Errorf("s_server did not read the early data: %s", testtool.Tail(so, 400))
+			t.Errorf("s_server did not read the early data: %s", tlstest.Tail(so, 400))
 		}
 		if r.Source != "connect" || !strings.Contains(r.Passthrough, "early_data") || r.ClientHello == nil || !r.ClientHello.EarlyData {
 			t.Errorf("record: source %q passthrough %q early_data offered %v", r.Source, r.Passthrough, r.ClientHello != nil && r.ClientHello.EarlyData)

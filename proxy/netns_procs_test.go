@@ -24,7 +24,7 @@ import (
 
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // This file runs the servers of the TestNetns* tests: origins inside the
@@ -45,7 +45,7 @@ func newNSOriginFiles(tb testing.TB, dir string) originFiles {
 // stays open (openssl s_server stops at end of input; the Go origin stops
 // when it is closed).
 type nsProc struct {
-	out    *testtool.Buffer
+	out    *tlstest.Buffer
 	stdin  io.WriteCloser
 	exited chan struct{}
 }
@@ -57,7 +57,7 @@ func (n *netnsTopo) start(ctx context.Context, ns string, env []string, ready fu
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	p := &nsProc{out: &testtool.Buffer{}, exited: make(chan struct{})}
+	p := &nsProc{out: &tlstest.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -76,9 +76,9 @@ func (n *netnsTopo) start(ctx context.Context, ns string, env []string, ready fu
 	for !ready(p.out.String()) {
 		select {
 		case <-p.exited:
-			n.tb.Fatalf("%s %s exited in %s: %s", filepath.Base(name), strings.Join(args, " "), ns, testtool.Tail(p.out.String(), 600))
+			n.tb.Fatalf("%s %s exited in %s: %s", filepath.Base(name), strings.Join(args, " "), ns, tlstest.Tail(p.out.String(), 600))
 		case <-deadline:
-			n.tb.Fatalf("%s %s not ready in 10s: %s", filepath.Base(name), strings.Join(args, " "), testtool.Tail(p.out.String(), 600))
+			n.tb.Fatalf("%s %s not ready in 10s: %s", filepath.Base(name), strings.Join(args, " "), tlstest.Tail(p.out.String(), 600))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -118,7 +118,7 @@ func (n *netnsTopo) startGoOrigin(ctx context.Context, f originFiles, tlsAddrs, 
 		func(out string) bool { return strings.Contains(out, "READY") || strings.Contains(out, "ERROR") },
 		exe, "-test.run=^TestNetnsOriginHelper$", "-test.count=1")
 	if out := p.out.String(); strings.Contains(out, "ERROR") {
-		n.tb.Fatalf("Go origin: %s", testtool.Tail(out, 600))
+		n.tb.Fatalf("Go origin: %s", tlstest.Tail(out, 600))
 	}
 	return p
 }

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	tdns "github.com/tlsresume/tlsresume/proxy/dns"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 )
 
 // The TestNetns* tests run tlsresume for real between network namespaces
@@ -80,7 +80,7 @@ func TestNetnsTransparentHandshakeOnly(t *testing.T) {
 	out, _, err := e.n.run(e.ctx, e.n.client, "", e.openssl, "s_client", "-connect", dst.String(), "-servername", "origin.test",
 		"-alpn", "http/1.1", "-CAfile", p.caFile, "-verify_return_error")
 	if err != nil || !strings.Contains(out, "ALPN protocol: http/1.1") {
-		t.Fatalf("handshake-only s_client: %v: %s", err, testtool.Tail(out, 400))
+		t.Fatalf("handshake-only s_client: %v: %s", err, tlstest.Tail(out, 400))
 	}
 	r := p.take(1)[0]
 	t.Logf("record 1 (handshake only): %s", nsBrief(r))
@@ -133,7 +133,7 @@ func TestNetnsTransparentEdges(t *testing.T) {
 			t.Logf("record: %s", nsBrief(r))
 			checkIntercepted(t, r, dst, client, "")
 			if !strings.Contains(sc.out, "Verification: OK") {
-				t.Errorf("s_client did not verify tlsresume's leaf for %s: %s", origin, testtool.Tail(sc.out, 400))
+				t.Errorf("s_client did not verify tlsresume's leaf for %s: %s", origin, tlstest.Tail(sc.out, 400))
 			}
 			if r.Mirrored == nil || !slices.Contains(r.Mirrored.Names, origin.String()) {
 				t.Errorf("leaf names %v lack %s", r.Mirrored, origin)
@@ -142,7 +142,7 @@ func TestNetnsTransparentEdges(t *testing.T) {
 				t.Errorf("upstream sni %q verified %v: want no SNI, verified against the IP SAN", r.UpstreamLeg.SNI, r.UpstreamLeg.Verified)
 			}
 			if !strings.Contains(sc.page, "s_server") {
-				t.Errorf("no page from the origin: %q", testtool.Tail(sc.out, 300))
+				t.Errorf("no page from the origin: %q", tlstest.Tail(sc.out, 300))
 			}
 		}
 	})
@@ -188,7 +188,7 @@ func TestNetnsTransparentBadInput(t *testing.T) {
 			r := p.take(1)[0]
 			t.Logf("record: %s", nsBrief(r))
 			if !strings.Contains(string(got), tt.reply) {
-				t.Errorf("got back %q, want %q", testtool.Tail(string(got), 200), tt.reply)
+				t.Errorf("got back %q, want %q", tlstest.Tail(string(got), 200), tt.reply)
 			}
 			if r.Source != "transparent" || r.ServerAddr != dst.String() || r.ClientHello != nil || r.Error == "" ||
 				!strings.Contains(r.Error, tt.errText) {
@@ -206,7 +206,7 @@ func TestNetnsTransparentBadInput(t *testing.T) {
 	// tlsresume is still there and intercepting.
 	sc := e.sClient(t, "-connect", dst.String(), "-servername", "origin.test", "-CAfile", p.caFile, "-verify_return_error")
 	if r := p.take(1)[0]; r.ClientLeg == nil || r.ClientLeg.Error != "" || !strings.Contains(sc.page, "hello from go origin") {
-		t.Errorf("after bad input: %s / %q", nsJSON(r), testtool.Tail(sc.out, 300))
+		t.Errorf("after bad input: %s / %q", nsJSON(r), tlstest.Tail(sc.out, 300))
 	}
 }
 
@@ -218,7 +218,7 @@ func TestNetnsTransparentBadInput(t *testing.T) {
 // tlsresume resolves the real origin through that upstream, not itself.
 func TestNetnsDNS(t *testing.T) {
 	e := newNSEnv(t)
-	dig := testtool.Need(t, "dig")
+	dig := tlstest.Need(t, "dig")
 	upstream := startNSResolver(t)
 	dnsSrv := e.startDNS(t, upstream)
 	p := newNSProxy(t, e.files, func(c *Config) {
@@ -296,7 +296,7 @@ func TestNetnsDNS(t *testing.T) {
 		t.Logf("record: %s", nsBrief(r))
 		if r.Source != "sni" || r.SNI != "" || r.Target != "origin.test:443" || r.UpstreamLeg == nil || !r.UpstreamLeg.Verified ||
 			!strings.Contains(sc.page, "s_server") {
-			t.Errorf("SNI-less connection: %s; page %q", nsJSON(r), testtool.Tail(sc.page, 200))
+			t.Errorf("SNI-less connection: %s; page %q", nsJSON(r), tlstest.Tail(sc.page, 200))
 		}
 	})
 }

@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,12 +77,12 @@ var netnsSeq atomic.Int32
 func newNetnsTopo(tb testing.TB) *netnsTopo {
 	tb.Helper()
 	if runtime.GOOS != "linux" {
-		testtool.Unavailable(tb, "network namespaces are Linux only")
+		tlstest.Unavailable(tb, "network namespaces are Linux only")
 	}
 	if os.Geteuid() != 0 {
-		testtool.Unavailable(tb, "network-namespace tests need root (uid %d)", os.Geteuid())
+		tlstest.Unavailable(tb, "network-namespace tests need root (uid %d)", os.Geteuid())
 	}
-	n := &netnsTopo{tb: tb, ip: testtool.Need(tb, "ip"), iptables: testtool.Need(tb, "iptables"), ip6tables: testtool.Need(tb, "ip6tables")}
+	n := &netnsTopo{tb: tb, ip: tlstest.Need(tb, "ip"), iptables: tlstest.Need(tb, "iptables"), ip6tables: tlstest.Need(tb, "ip6tables")}
 	n.id = fmt.Sprintf("%d%c", os.Getpid(), 'a'+netnsSeq.Add(1)%26)
 	n.client, n.origin = "tlsresume-c"+n.id, "tlsresume-o"+n.id
 	n.clientLink, n.originLink = "trc"+n.id, "tro"+n.id // at most 15 bytes (IFNAMSIZ)
@@ -426,7 +426,7 @@ func (n *netnsTopo) run(ctx context.Context, ns, stdin, name string, args ...str
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if err != nil {
-		err = fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, testtool.Tail(errb.String(), 800))
+		err = fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, tlstest.Tail(errb.String(), 800))
 	}
 	return out.String(), errb.String(), err
 }
@@ -437,7 +437,7 @@ func (n *netnsTopo) run(ctx context.Context, ns, stdin, name string, args ...str
 // arrives after the handshake.
 func (n *netnsTopo) runUntil(ctx context.Context, ns, stdin string, done func(string) bool, name string, args ...string) (string, error) {
 	cmd := n.nsCommand(ctx, ns, name, args...)
-	out, errb := &testtool.Buffer{}, &testtool.Buffer{}
+	out, errb := &tlstest.Buffer{}, &tlstest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errb
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -452,7 +452,7 @@ func (n *netnsTopo) runUntil(ctx context.Context, ns, stdin string, done func(st
 	}
 	in.Close()
 	if err := cmd.Wait(); err != nil {
-		return out.String(), fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, testtool.Tail(errb.String(), 800))
+		return out.String(), fmt.Errorf("%s %s in %s: %w (stderr: %s)", filepath.Base(name), strings.Join(args, " "), ns, err, tlstest.Tail(errb.String(), 800))
 	}
 	return out.String(), nil
 }

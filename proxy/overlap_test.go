@@ -1,14 +1,10 @@
 package proxy
 
 import (
-	"crypto"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"slices"
@@ -20,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestMirrorOverlap: with --mirror overlap (the default), a client of an origin
@@ -113,7 +109,7 @@ func (so *switchingOrigin) set(mod func(*tls.Config)) {
 // fails the handshake is named in a 502 to a client already answered.
 func TestMirrorOverlapMismatch(t *testing.T) {
 	so := startSwitchingOrigin(t)
-	var console testtool.Buffer
+	var console tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.Log = zerolog.New(&console) })
 	get := func(step string) (*http.Response, string, *inspect.ConnRecord) {
 		t.Helper()
@@ -188,26 +184,11 @@ func TestMirrorOverlapMismatch(t *testing.T) {
 // self-signed certificate (which originPool trusts).
 func leafSignedByOrigin(t *testing.T, names ...string) tls.Certificate {
 	t.Helper()
-	parent, err := x509.ParseCertificate(originCert.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]},
-		DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	key := originCert.PrivateKey.(crypto.Signer)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der, originCert.Certificate[0]}, PrivateKey: key}
+	return originCA.Issue(t, tlstest.CertOptions{Names: names, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}).TLS
 }
 
 // consoleLine is the line of a JSON console about connection id.
-func consoleLine(console *testtool.Buffer, id string) string {
+func consoleLine(console *tlstest.Buffer, id string) string {
 	for _, line := range strings.Split(console.String(), "\n") {
 		if strings.Contains(line, `"conn_id":"`+id+`"`) {
 			return line

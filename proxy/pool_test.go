@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestUpstreamPool: with --upstream-reuse pool, client connections one
@@ -100,8 +100,8 @@ func TestUpstreamPoolClientClose(t *testing.T) {
 // after the first connection every curl rides c1's pooled upstream
 // connection; s_client, which offers no ALPN, is paired.
 func TestUpstreamPoolRealClients(t *testing.T) {
-	curl := testtool.Need(t, "curl")
-	openssl := testtool.Need(t, "openssl")
+	curl := tlstest.Need(t, "curl")
+	openssl := tlstest.Need(t, "openssl")
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -128,7 +128,7 @@ func TestUpstreamPoolRealClients(t *testing.T) {
 	out, _, err := runTool(ctx, nil, httpGet, openssl, "s_client", "-proxy", e.addr, "-connect", o.address, "-servername", "localhost",
 		"-CAfile", e.ca.CertFile(), "-verify_return_error", "-ign_eof")
 	if err != nil || !strings.Contains(out, "nginx") {
-		t.Fatalf("s_client: %v %s", err, testtool.Tail(out, 300))
+		t.Fatalf("s_client: %v %s", err, tlstest.Tail(out, 300))
 	}
 	recs = append(recs, e.next())
 	for i, r := range recs {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // Seed 001 (Apple's QA1727) with real clients and real origins: an app
@@ -74,7 +74,7 @@ func startCertSServer(t *testing.T, ctx context.Context, files originFiles, clie
 		}
 		m := sserverPeer.FindStringSubmatch(page)
 		if m == nil {
-			t.Fatalf("s_server's page names no client certificate: %s", testtool.Tail(page, 400))
+			t.Fatalf("s_server's page names no client certificate: %s", tlstest.Tail(page, 400))
 		}
 		return m[1], per[0]
 	}}
@@ -85,7 +85,7 @@ func startCertSServer(t *testing.T, ctx context.Context, files originFiles, clie
 func startCertNginx(t *testing.T, ctx context.Context, files originFiles, clientCA, protocols string) certOrigin {
 	t.Helper()
 	dir := t.TempDir()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(tlstest.FreePort(t)))
 	runNginx(t, ctx, dir, addr, fmt.Sprintf(`
 	access_log off;
 	server {
@@ -104,7 +104,7 @@ func startCertNginx(t *testing.T, ctx context.Context, files originFiles, client
 		t.Helper()
 		m := page.FindStringSubmatch(body)
 		if m == nil {
-			t.Fatalf("nginx's page: %s", testtool.Tail(body, 400))
+			t.Fatalf("nginx's page: %s", tlstest.Tail(body, 400))
 		}
 		return m[1], m[2] == "r"
 	}}
@@ -124,7 +124,7 @@ type certClient func(t *testing.T, ctx context.Context, proxyAddr, ca, origin st
 func opensslCertClient(version string) certClient {
 	return func(t *testing.T, ctx context.Context, proxyAddr, ca, origin string, id identityFiles, sess string, resume bool) certClientRun {
 		t.Helper()
-		openssl := testtool.Need(t, "openssl")
+		openssl := tlstest.Need(t, "openssl")
 		sessFlag := map[bool]string{false: "-sess_out", true: "-sess_in"}[resume]
 		stdout, _, err := runTool(ctx, nil, httpGet, openssl, "s_client", "-connect", origin, "-servername", "localhost",
 			"-proxy", proxyAddr, "-CAfile", ca, "-verify_return_error", version, "-ign_eof",
@@ -135,7 +135,7 @@ func opensslCertClient(version string) certClient {
 		head, page, ok := strings.Cut(stdout, "\nHTTP/1.")
 		m := opensslSession.FindStringSubmatch(head)
 		if !ok || m == nil {
-			t.Fatalf("s_client: no session line or no response: %s", testtool.Tail(stdout, 600))
+			t.Fatalf("s_client: no session line or no response: %s", tlstest.Tail(stdout, 600))
 		}
 		return certClientRun{id: id, clientResumed: boolp(m[1] == "Reused"), page: page}
 	}
@@ -147,7 +147,7 @@ func opensslCertClient(version string) certClient {
 func curlCertClient(versionArgs ...string) certClient {
 	return func(t *testing.T, ctx context.Context, proxyAddr, ca, origin string, id identityFiles, _ string, _ bool) certClientRun {
 		t.Helper()
-		curl := testtool.Need(t, "curl")
+		curl := tlstest.Need(t, "curl")
 		_, port, _ := net.SplitHostPort(origin)
 		args := append([]string{"-sS", "--max-time", "20", "--cacert", ca, "--proxy", "http://" + proxyAddr,
 			"--cert", id.cert, "--key", id.key}, versionArgs...)

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // These tests put real clients (OpenSSL, curl, GnuTLS, Python, Chromium)
@@ -146,9 +146,9 @@ func TestRealClients(t *testing.T) {
 	for _, tc := range realCases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			bin := testtool.Need(t, tc.client)
-			testtool.Need(t, "tcpdump")
-			testtool.Need(t, "tshark")
+			bin := tlstest.Need(t, tc.client)
+			tlstest.Need(t, "tcpdump")
+			tlstest.Need(t, "tshark")
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 			defer cancel()
 			dir := t.TempDir()

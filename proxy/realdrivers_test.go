@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // This file drives the real clients of realclients_test.go. Each driver
@@ -86,7 +86,7 @@ func opensslClient(versionFlag string, extra ...string) func(*clientRun, string)
 			head, page, ok := strings.Cut(stdout, "\nHTTP/1.")
 			m := opensslSession.FindStringSubmatch(head)
 			if !ok || m == nil {
-				cr.t.Fatalf("s_client %s: no session line or no response: %s", sessFlag, testtool.Tail(stdout, 600))
+				cr.t.Fatalf("s_client %s: no session line or no response: %s", sessFlag, tlstest.Tail(stdout, 600))
 			}
 			out = append(out, clientReport{resumed: boolp(m[1] == "Reused"), page: page})
 			if i == 0 {
@@ -111,23 +111,23 @@ func opensslOverlap(versionFlag string) func(*clientRun, string) []clientReport 
 		if cr.proxy != "" {
 			args = append(args, "-proxy", cr.proxy)
 		}
-		first := testtool.Command(cr.ctx, bin, append(slices.Clone(args), "-sess_out", sess)...)
+		first := tlstest.Command(cr.ctx, bin, append(slices.Clone(args), "-sess_out", sess)...)
 		stdin, err := first.StdinPipe()
 		if err != nil {
 			cr.t.Fatal(err)
 		}
-		out1 := &testtool.Buffer{}
+		out1 := &tlstest.Buffer{}
 		first.Stdout, first.Stderr = out1, out1
 		if err := first.Start(); err != nil {
 			cr.t.Fatal(err)
 		}
-		defer testtool.KillGroup(first)
+		defer tlstest.KillGroup(first)
 		saved := func() bool {
 			b, _ := os.ReadFile(sess)
 			return strings.Contains(string(b), "-----END SSL SESSION PARAMETERS-----")
 		}
 		if err := waitFor(cr.ctx, saved); err != nil {
-			cr.t.Fatalf("the first s_client saved no session: %v: %s", err, testtool.Tail(out1.String(), 600))
+			cr.t.Fatalf("the first s_client saved no session: %v: %s", err, tlstest.Tail(out1.String(), 600))
 		}
 		stdout, _, err := runTool(cr.ctx, nil, httpGet, bin, append(args, "-ign_eof", "-sess_in", sess)...)
 		if err != nil {
@@ -135,14 +135,14 @@ func opensslOverlap(versionFlag string) func(*clientRun, string) []clientReport 
 		}
 		stdin.Close() // s_client ends its connection at the end of its input
 		if err := first.Wait(); err != nil {
-			cr.t.Fatalf("the first s_client: %v: %s", err, testtool.Tail(out1.String(), 600))
+			cr.t.Fatalf("the first s_client: %v: %s", err, tlstest.Tail(out1.String(), 600))
 		}
 		var reps []clientReport
 		for i, o := range []string{out1.String(), stdout} {
 			head, page, _ := strings.Cut(o, "\nHTTP/1.")
 			m := opensslSession.FindStringSubmatch(head)
 			if m == nil {
-				cr.t.Fatalf("s_client %d printed no session line: %s", i, testtool.Tail(o, 600))
+				cr.t.Fatalf("s_client %d printed no session line: %s", i, tlstest.Tail(o, 600))
 			}
 			reps = append(reps, clientReport{resumed: boolp(m[1] == "Reused"), page: page})
 		}
@@ -227,15 +227,15 @@ for i in range(2):
 
 func pythonClient(version string) func(*clientRun, string) []clientReport {
 	return func(cr *clientRun, bin string) []clientReport {
-		cmd := testtool.Command(cr.ctx, bin, "-c", pythonScript, cr.proxy, cr.origin, version, cr.ca)
+		cmd := tlstest.Command(cr.ctx, bin, "-c", pythonScript, cr.proxy, cr.origin, version, cr.ca)
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
-		stderr := &testtool.Buffer{}
+		stderr := &tlstest.Buffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			cr.t.Fatal(err)
 		}
-		defer testtool.KillGroup(cmd)
+		defer tlstest.KillGroup(cmd)
 		var out []clientReport
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)
@@ -259,7 +259,7 @@ func pythonClient(version string) func(*clientRun, string) []clientReport {
 		}
 		stdin.Close()
 		if err := cmd.Wait(); err != nil || len(out) != 2 {
-			cr.t.Fatalf("python: %v, %d connections reported: %s", err, len(out), testtool.Tail(stderr.String(), 600))
+			cr.t.Fatalf("python: %v, %d connections reported: %s", err, len(out), tlstest.Tail(stderr.String(), 600))
 		}
 		return out
 	}
@@ -287,7 +287,7 @@ func gnutlsClient(version string, priority ...string) func(*clientRun, string) [
 		}
 		first, second, ok := strings.Cut(stdout+stderr, "- Connecting again")
 		if !ok {
-			cr.t.Fatalf("gnutls-cli did not reconnect: %s", testtool.Tail(stdout+stderr, 600))
+			cr.t.Fatalf("gnutls-cli did not reconnect: %s", tlstest.Tail(stdout+stderr, 600))
 		}
 		const resumed = "This is a resumed session"
 		_, page, _ := strings.Cut(second, "\nHTTP/1.")
@@ -338,7 +338,7 @@ func forwardVia(t *testing.T, proxyAddr, target string) string {
 // chromiumClient loads the page origin's "/" once with headless Chromium,
 // trusting tlsresume's CA through an NSS database in a scratch $HOME.
 func chromiumClient(cr *clientRun, bin string) []clientReport {
-	certutil := testtool.Need(cr.t, "certutil")
+	certutil := tlstest.Need(cr.t, "certutil")
 	home := filepath.Join(cr.dir, "home")
 	nssdb := "sql:" + filepath.Join(home, ".pki", "nssdb")
 	if err := os.MkdirAll(filepath.Join(home, ".pki", "nssdb"), 0o700); err != nil {
@@ -352,26 +352,18 @@ func chromiumClient(cr *clientRun, bin string) []clientReport {
 			cr.t.Fatal(err)
 		}
 	}
-	var stdout, stderr string
-	var err error
-	// Headless Chromium now and then exits at start-up with an empty DOM
-	// dump and no connection made (seen under load in CI): run it again.
-	for attempt := 0; attempt < 2 && strings.TrimSpace(stdout) == ""; attempt++ {
-		stdout, stderr, err = runTool(cr.ctx, []string{"HOME=" + home}, "", bin,
-			"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir="+filepath.Join(cr.dir, fmt.Sprintf("profile-%d", attempt)),
-			"--proxy-server=http://"+cr.proxy,
+	stdout, stderr, err := tlstest.DumpDOM(cr.ctx, bin, tlstest.ChromiumPage{
+		URL: "https://localhost:" + cr.port() + "/", Dir: cr.dir, Env: []string{"HOME=" + home}, Logf: cr.t.Logf,
+		Flags: []string{"--proxy-server=http://" + cr.proxy,
 			// Chromium bypasses the proxy for loopback on its own (since M72);
 			// "<-loopback>" takes that implicit rule out (net/docs/proxy.md).
-			"--proxy-bypass-list=<-loopback>",
-			"--dump-dom", "https://localhost:"+cr.port()+"/")
-		if err != nil {
-			cr.t.Fatal(err)
-		}
+			"--proxy-bypass-list=<-loopback>"},
+	})
+	if err != nil {
+		cr.t.Fatal(err)
 	}
 	if !strings.Contains(stdout, "page loaded") {
-		cr.t.Fatalf("chromium did not load the page: %s %s", testtool.Tail(stdout, 300), testtool.Tail(stderr, 600))
+		cr.t.Fatalf("chromium did not load the page: %s %s", tlstest.Tail(stdout, 300), tlstest.Tail(stderr, 600))
 	}
 	return nil
 }

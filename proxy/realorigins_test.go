@@ -2,16 +2,10 @@ package proxy
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // realOrigin is an origin server on 127.0.0.1 that can say, afterwards,
@@ -52,35 +46,9 @@ func newOriginFiles(t testing.TB, dir string) originFiles {
 // writeOriginFiles makes a certificate for name and ips, in dir.
 func writeOriginFiles(t testing.TB, dir, name string, ips []net.IP) originFiles {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		DNSNames: []string{name}, IPAddresses: ips,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := originFiles{cert: filepath.Join(dir, "origin.pem"), key: filepath.Join(dir, "origin-key.pem"), pool: x509.NewCertPool()}
-	if err := os.WriteFile(f.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	f.pool.AddCert(c)
-	return f
+	c := tlstest.NewCert(t, tlstest.CertOptions{Names: []string{name}, IPs: ips, CA: true})
+	c.Write(t, filepath.Join(dir, "origin.pem"), filepath.Join(dir, "origin-key.pem"))
+	return originFiles{cert: c.CertFile, key: c.KeyFile, pool: c.Pool()}
 }
 
 // goOrigin is startOrigin's Go TLS server, which counts resumptions.
@@ -98,12 +66,12 @@ type opensslOrigin struct{ address string }
 
 func startOpenSSLOrigin(t *testing.T, ctx context.Context, files originFiles, args ...string) realOrigin {
 	t.Helper()
-	openssl := testtool.Need(t, "openssl")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t)))
+	openssl := tlstest.Need(t, "openssl")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(tlstest.FreePort(t)))
 	_, out := startTool(t, ctx, openssl, append([]string{"s_server", "-www", "-accept", addr,
 		"-cert", files.cert, "-key", files.key}, args...)...)
 	if err := waitFor(ctx, func() bool { return strings.Contains(out.String(), "ACCEPT") }); err != nil {
-		t.Fatalf("s_server did not start: %v: %s", err, testtool.Tail(out.String(), 400))
+		t.Fatalf("s_server did not start: %v: %s", err, tlstest.Tail(out.String(), 400))
 	}
 	return opensslOrigin{addr}
 }
@@ -118,7 +86,7 @@ func (o opensslOrigin) resumed(t *testing.T, pages []string) (int, []bool) {
 	for i, p := range pages {
 		m := opensslSession.FindStringSubmatch(p)
 		if m == nil {
-			t.Fatalf("page %d from s_server has no New/Reused line: %q", i, testtool.Tail(p, 300))
+			t.Fatalf("page %d from s_server has no New/Reused line: %q", i, tlstest.Tail(p, 300))
 		}
 		per = append(per, m[1] == "Reused")
 		if m[1] == "Reused" {
@@ -139,7 +107,7 @@ type nginxOrigin struct {
 func startNginx(t *testing.T, ctx context.Context, files originFiles, tickets bool, cache, protocols string) realOrigin {
 	t.Helper()
 	dir := t.TempDir()
-	o := nginxOrigin{address: net.JoinHostPort("127.0.0.1", strconv.Itoa(testtool.FreePort(t))), accessLog: filepath.Join(dir, "access.log")}
+	o := nginxOrigin{address: net.JoinHostPort("127.0.0.1", strconv.Itoa(tlstest.FreePort(t))), accessLog: filepath.Join(dir, "access.log")}
 	onOff := map[bool]string{true: "on", false: "off"}[tickets]
 	runNginx(t, ctx, dir, o.address, fmt.Sprintf(`
 	log_format reuse '$ssl_session_reused $ssl_protocol';
@@ -162,7 +130,7 @@ func startNginx(t *testing.T, ctx context.Context, files originFiles, tickets bo
 // it listens.
 func runNginx(t *testing.T, ctx context.Context, dir, addr, httpBlock string) {
 	t.Helper()
-	nginx := testtool.Need(t, "nginx")
+	nginx := tlstest.Need(t, "nginx")
 	conf := fmt.Sprintf("daemon off;\nmaster_process off;\npid %[1]s/nginx.pid;\nerror_log %[1]s/error.log info;\nevents {}\nhttp {%[2]s}\n", dir, httpBlock)
 	confFile := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
@@ -172,7 +140,7 @@ func runNginx(t *testing.T, ctx context.Context, dir, addr, httpBlock string) {
 	_, out := startTool(t, ctx, nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confFile)
 	if err := waitListening(ctx, addr); err != nil {
 		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		t.Fatalf("nginx: %v: %s %s", err, out.String(), testtool.Tail(string(errLog), 400))
+		t.Fatalf("nginx: %v: %s %s", err, out.String(), tlstest.Tail(string(errLog), 400))
 	}
 }
 

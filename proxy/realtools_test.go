@@ -14,17 +14,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // This file drives real software for the end-to-end tests in
-// realclients_test.go, on top of inspect/testtool (which finds the
+// realclients_test.go, on top of inspect/tlstest (which finds the
 // binaries and runs them in their own process groups): running clients
 // with an environment, starting servers, and capturing loopback traffic.
 
 // runTool runs name with stdin as input and returns its stdout and stderr.
 func runTool(ctx context.Context, env []string, stdin, name string, args ...string) (string, string, error) {
-	cmd := testtool.Command(ctx, name, args...)
+	cmd := tlstest.Command(ctx, name, args...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
@@ -32,18 +32,18 @@ func runTool(ctx context.Context, env []string, stdin, name string, args ...stri
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	testtool.KillGroup(cmd) // stragglers left in the group after a normal exit
+	tlstest.KillGroup(cmd) // stragglers left in the group after a normal exit
 	if err != nil {
-		err = fmt.Errorf("running %s %s: %w (stderr: %s)", name, strings.Join(args, " "), err, testtool.Tail(errb.String(), 600))
+		err = fmt.Errorf("running %s %s: %w (stderr: %s)", name, strings.Join(args, " "), err, tlstest.Tail(errb.String(), 600))
 	}
 	return out.String(), errb.String(), err
 }
 
 // startTool starts a long-running server; t's cleanup kills it.
-func startTool(t *testing.T, ctx context.Context, name string, args ...string) (*exec.Cmd, *testtool.Buffer) {
+func startTool(t *testing.T, ctx context.Context, name string, args ...string) (*exec.Cmd, *tlstest.Buffer) {
 	t.Helper()
-	out := &testtool.Buffer{}
-	cmd := testtool.Command(ctx, name, args...)
+	out := &tlstest.Buffer{}
+	cmd := tlstest.Command(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
@@ -51,7 +51,7 @@ func startTool(t *testing.T, ctx context.Context, name string, args ...string) (
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		testtool.KillGroup(cmd)
+		tlstest.KillGroup(cmd)
 		<-exited
 	})
 	return cmd, out
@@ -88,14 +88,14 @@ func waitFor(ctx context.Context, cond func() bool) error {
 var noDrops = regexp.MustCompile(`(?m)^0 packets dropped by kernel`)
 
 // capture is tcpdump writing one port's loopback traffic to path. It is
-// not testtool.Capture, on purpose: that one syncs by opening marker
+// not tlstest.Capture, on purpose: that one syncs by opening marker
 // connections to the captured port, which here is the proxy (each would be
 // a connection tlsresume handles, without a CONNECT for tunnelBytes), and
 // it accepts kernel drops that left no hole, where this fails on any drop.
 type capture struct {
 	path   string
 	cmd    *exec.Cmd
-	stderr *testtool.Buffer
+	stderr *tlstest.Buffer
 	exited chan struct{}
 }
 
@@ -103,13 +103,13 @@ type capture struct {
 // are being written.
 func startCapture(t *testing.T, ctx context.Context, port int, path string) *capture {
 	t.Helper()
-	tcpdump := testtool.Need(t, "tcpdump")
+	tcpdump := tlstest.Need(t, "tcpdump")
 	// --immediate-mode: with TPACKET_V3 a SIGINT before the block timeout
 	// loses the last block. -Z root: tcpdump otherwise drops to user tcpdump,
 	// who cannot write into a root-owned t.TempDir. -B: immediate mode
 	// spends a whole snapshot per ring slot, so give the ring room.
-	c := &capture{path: path, stderr: &testtool.Buffer{}, exited: make(chan struct{})}
-	c.cmd = testtool.Command(ctx, tcpdump, "-i", "lo", "-n", "-s", "0", "-B", "32768", "-U", "--immediate-mode",
+	c := &capture{path: path, stderr: &tlstest.Buffer{}, exited: make(chan struct{})}
+	c.cmd = tlstest.Command(ctx, tcpdump, "-i", "lo", "-n", "-s", "0", "-B", "32768", "-U", "--immediate-mode",
 		"-Z", "root", "-w", path, fmt.Sprintf("tcp port %d", port))
 	c.cmd.Stderr = c.stderr
 	if err := c.cmd.Start(); err != nil {
@@ -133,9 +133,9 @@ func startCapture(t *testing.T, ctx context.Context, port int, path string) *cap
 	default:
 	}
 	if err != nil {
-		msg := testtool.Tail(c.stderr.String(), 400)
+		msg := tlstest.Tail(c.stderr.String(), 400)
 		if s := strings.ToLower(msg); strings.Contains(s, "permission") || strings.Contains(s, "not permitted") {
-			testtool.Unavailable(t, "tcpdump cannot capture on lo: %s", msg)
+			tlstest.Unavailable(t, "tcpdump cannot capture on lo: %s", msg)
 		}
 		t.Fatalf("tcpdump did not start: %v: %s", err, msg)
 	}
@@ -155,12 +155,12 @@ func (c *capture) stop() error {
 	select {
 	case <-c.exited:
 	case <-time.After(5 * time.Second):
-		testtool.KillGroup(c.cmd)
+		tlstest.KillGroup(c.cmd)
 		<-c.exited
 		return errors.New("tcpdump did not exit 5s after SIGINT")
 	}
 	if s := c.stderr.String(); !noDrops.MatchString(s) {
-		return fmt.Errorf("tcpdump lost packets: %s", testtool.Tail(s, 300))
+		return fmt.Errorf("tcpdump lost packets: %s", tlstest.Tail(s, 300))
 	}
 	return nil
 }

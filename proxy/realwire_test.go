@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // wireConn is one client connection as tshark dissected it on the
@@ -16,7 +16,7 @@ import (
 // answered it. It is the independent view each record is checked against.
 type wireConn struct {
 	port    int // the client's port
-	hello   *testtool.ClientHello
+	hello   *tlstest.ClientHello
 	version int  // negotiated: the ServerHello's supported_versions, else its legacy version
 	resumed bool // TLS 1.3: the ServerHello selected a PSK; TLS 1.2: no Certificate followed it
 	hrr     bool // tlsresume answered with a HelloRetryRequest
@@ -30,7 +30,7 @@ type wireConn struct {
 // as TLS.
 func dissect(t *testing.T, ctx context.Context, path string, proxyPort int) map[int]*wireConn {
 	t.Helper()
-	msgs, err := testtool.DissectAs(ctx, testtool.Need(t, "tshark"), path, proxyPort, "http")
+	msgs, err := tlstest.DissectAs(ctx, tlstest.Need(t, "tshark"), path, proxyPort, "http")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +43,12 @@ func dissect(t *testing.T, ctx context.Context, path string, proxyPort int) map[
 	}
 	for _, m := range msgs {
 		switch {
-		case m.DstPort == proxyPort && m.Type == testtool.TypeClientHello:
+		case m.DstPort == proxyPort && m.Type == tlstest.TypeClientHello:
 			c := get(m.SrcPort)
 			if c.hello == nil { // the first hello; a second one follows a HelloRetryRequest
 				c.hello = m.ClientHello()
 			}
-		case m.SrcPort == proxyPort && m.Type == testtool.TypeServerHello:
+		case m.SrcPort == proxyPort && m.Type == tlstest.TypeServerHello:
 			c := get(m.DstPort)
 			sh := m.ServerHello()
 			c.sawSH = true
@@ -59,7 +59,7 @@ func dissect(t *testing.T, ctx context.Context, path string, proxyPort int) map[
 			c.hrr = c.hrr || sh.HRR()
 		case m.SrcPort == proxyPort:
 			c := get(m.DstPort)
-			c.sawCert = c.sawCert || m.Type == testtool.TypeCertificate
+			c.sawCert = c.sawCert || m.Type == tlstest.TypeCertificate
 		}
 	}
 	for _, c := range conns {
@@ -96,7 +96,7 @@ type wireBytes struct {
 // its blank line) and the proxy's reply.
 func tunnelBytes(t *testing.T, ctx context.Context, path string, proxyPort int) map[int]wireBytes {
 	t.Helper()
-	out, _, err := testtool.Run(ctx, "", testtool.Need(t, "tshark"), "-r", path, "-n", "-T", "fields",
+	out, _, err := tlstest.Run(ctx, "", tlstest.Need(t, "tshark"), "-r", path, "-n", "-T", "fields",
 		"-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.seq", "-e", "tcp.payload")
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func tunnelBytes(t *testing.T, ctx context.Context, path string, proxyPort int) 
 		}
 		b, err := hex.DecodeString(strings.ReplaceAll(f[3], ":", ""))
 		if err != nil {
-			t.Fatalf("tshark payload %q: %v", testtool.Tail(f[3], 40), err)
+			t.Fatalf("tshark payload %q: %v", tlstest.Tail(f[3], 40), err)
 		}
 		seq := atoi(f[2])
 		switch src, dst := atoi(f[0]), atoi(f[1]); {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestTicketKeys: keys persist 0600 and reload; rotation puts a new key first
@@ -117,7 +117,7 @@ func TestRotateTicketKeys(t *testing.T) {
 // client randoms per connection (the client's handshake and tlsresume's).
 func TestKeyLogBothLegs(t *testing.T) {
 	o := startOrigin(t, nil)
-	var buf testtool.Buffer
+	var buf tlstest.Buffer
 	e := startProxy(t, tempDir(t), func(c *Config) { c.KeyLog = &buf })
 	e.goGet("origin.test", o.addr, nil, 0)
 	e.next()

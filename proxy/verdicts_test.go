@@ -20,7 +20,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -156,7 +156,7 @@ var verdictCases = []verdictCase{
 		}},
 	{"ticket refused: the cipher's hash differs (openssl)", []wantConn{{inspect.CodeClientTicketRefused, inspect.CodeClientTicketRefused, inspect.CodeUpstreamResumed}},
 		func(t *testing.T) []*inspect.ConnRecord {
-			openssl := testtool.Need(t, "openssl")
+			openssl := tlstest.Need(t, "openssl")
 			o := startOrigin(t, nil)
 			e := startProxy(t, tempDir(t), nil)
 			sess := filepath.Join(t.TempDir(), "sess.pem")
@@ -172,7 +172,7 @@ var verdictCases = []verdictCase{
 					"-servername", "origin.test", "-CAfile", e.ca.CertFile(), "-verify_return_error", "-tls1_3", "-ign_eof"}, args...)...)
 				cancel()
 				if err != nil || !strings.Contains(out, "hello from origin") {
-					t.Fatalf("s_client %d: %v\n%s", i+1, err, testtool.Tail(out, 600))
+					t.Fatalf("s_client %d: %v\n%s", i+1, err, tlstest.Tail(out, 600))
 				}
 				if i == 0 {
 					e.next()

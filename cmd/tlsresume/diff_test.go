@@ -4,17 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -22,12 +16,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/pcap"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // writeLog writes records as the proxy's --log does, one JSON object per
@@ -200,51 +193,7 @@ func TestDiffCorpus(t *testing.T) {
 }
 
 // The real-client test: a Go TLS server on loopback, real clients, a real
-// capture by tcpdump, read back by `tlsresume diff` and `report`.
-
-// unavailable skips t for a missing tool or permission, or fails it under
-// TLSRESUME_REQUIRE_CLIENTS=1 (CI), as proxy/internal/testtool does; that
-// package is internal to proxy/, so cmd keeps this much of it here.
-func unavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("TLSRESUME_REQUIRE_CLIENTS") == "1" {
-		t.Fatalf("%s (TLSRESUME_REQUIRE_CLIENTS=1)", msg)
-	}
-	t.Skip(msg)
-}
-
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/sbin"} {
-			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		unavailable(t, "%s not found: %v", name, err)
-	}
-	return p
-}
-
-// lockedBuffer collects a background process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// capture (tlstest.StartCapture), read back by `tlsresume diff` and `report`.
 
 // startTLSServer serves TLS on 127.0.0.1 with crypto/tls defaults (TLS 1.3,
 // one ticket per handshake to clients that send psk_dhe_ke): each
@@ -253,21 +202,9 @@ func (b *lockedBuffer) String() string {
 // certificate's pool; Cleanup waits for every connection.
 func startTLSServer(t *testing.T, names ...string) (int, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	cert := tlstest.NewCert(t, tlstest.CertOptions{Names: names, CA: true})
+	pool := cert.Pool()
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -303,104 +240,6 @@ func startTLSServer(t *testing.T, names ...string) (int, *x509.CertPool) {
 		wg.Wait()
 	})
 	return ln.Addr().(*net.TCPAddr).Port, pool
-}
-
-// tcpdump is a running capture of one loopback port.
-type tcpdump struct {
-	cmd    *exec.Cmd
-	path   string
-	port   int
-	stderr lockedBuffer
-	exited chan struct{}
-}
-
-// startTcpdump captures TCP traffic of port on lo into path, returning once
-// a marker connection shows up in the file (tcpdump says "listening" a
-// little before its filter is in place).
-func startTcpdump(ctx context.Context, t *testing.T, port int, path string) *tcpdump {
-	t.Helper()
-	bin := needTool(t, "tcpdump")
-	c := &tcpdump{path: path, port: port, exited: make(chan struct{})}
-	// -U and --immediate-mode: write each packet at once, so the file can
-	// be polled while the capture runs.
-	c.cmd = exec.CommandContext(ctx, bin, "-i", "lo", "-n", "-s", "0", "-U", "--immediate-mode", "-w", path, fmt.Sprintf("tcp port %d", port))
-	c.cmd.Stderr = &c.stderr
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("starting tcpdump: %v", err)
-	}
-	go func() {
-		c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() { c.stop() })
-	if err := c.sync(ctx); err != nil {
-		if s := strings.ToLower(c.stderr.String()); strings.Contains(s, "permission") || strings.Contains(s, "not permitted") {
-			unavailable(t, "tcpdump cannot capture on lo: %s", c.stderr.String())
-		}
-		t.Fatalf("tcpdump did not start capturing: %v: %s", err, c.stderr.String())
-	}
-	return c
-}
-
-// sync opens and closes marker connections until the capture file holds
-// one's end: everything sent before it is then in the file too.
-func (c *tcpdump) sync(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
-	defer cancel()
-	var markers []uint16
-	for {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.port))
-		if err != nil {
-			return err
-		}
-		markers = append(markers, uint16(conn.LocalAddr().(*net.TCPAddr).Port))
-		conn.Close()
-		for range 25 {
-			if c.holdsEnd(markers) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-c.exited:
-				return fmt.Errorf("tcpdump exited")
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
-}
-
-var errMarker = errors.New("marker found")
-
-func (c *tcpdump) holdsEnd(ports []uint16) bool {
-	f, err := os.Open(c.path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, err = pcap.Read(bufio.NewReader(f), pcap.Options{}, func(s pcap.Segment) error {
-		if s.Closed && (slices.Contains(ports, s.Src.Port()) || slices.Contains(ports, s.Dst.Port())) {
-			return errMarker
-		}
-		return nil
-	})
-	return err == errMarker
-}
-
-// stop ends the capture with SIGINT, which makes tcpdump flush the file.
-func (c *tcpdump) stop() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.exited:
-	case <-time.After(3 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
 }
 
 const httpRequest = "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
@@ -441,12 +280,12 @@ func goClientNoTickets(t *testing.T, port int, pool *x509.CertPool) {
 // Go with tickets disabled (no psk_key_exchange_modes at all), each under its
 // own SNI; their capture read back by diff and report.
 func TestDiffRealClients(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	port, pool := startTLSServer(t, "openssl.test", "urlsession.test", "go.test")
-	capture := startTcpdump(ctx, t, port, filepath.Join(dir, "clients.pcap"))
+	capture := tlstest.StartCapture(ctx, t, port, filepath.Join(dir, "clients.pcap"))
 
 	sess := filepath.Join(dir, "openssl.sess")
 	sClient(ctx, t, openssl, port, "openssl.test", "-sess_out", sess)
@@ -457,15 +296,14 @@ func TestDiffRealClients(t *testing.T) {
 		sClient(ctx, t, openssl, port, "urlsession.test", "-no_ticket")
 		goClientNoTickets(t, port, pool)
 	}
-	if err := capture.sync(ctx); err != nil {
+	if err := capture.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	capture.stop()
 
 	var out, errb bytes.Buffer
 	diff := func(a, b string) string {
 		out.Reset()
-		if code := run(ctx, []string{"diff", capture.path, "--a", a, "--b", b}, &out, &errb); code != 0 {
+		if code := run(ctx, []string{"diff", capture.Path, "--a", a, "--b", b}, &out, &errb); code != 0 {
 			t.Fatalf("diff exit %d: %s", code, errb.String())
 		}
 		checkWidth(t, out.String())
@@ -493,7 +331,7 @@ func TestDiffRealClients(t *testing.T) {
 	)
 
 	out.Reset()
-	if code := run(ctx, []string{"report", "--format", "jsonl", capture.path}, &out, &errb); code != 0 {
+	if code := run(ctx, []string{"report", "--format", "jsonl", capture.Path}, &out, &errb); code != 0 {
 		t.Fatalf("report exit %d: %s", code, errb.String())
 	}
 	why := map[string]string{}

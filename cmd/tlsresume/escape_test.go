@@ -20,7 +20,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/inspect/termtest"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // sgr matches the colour sequences the console writer itself adds.
@@ -39,8 +39,8 @@ func hostileLog(t *testing.T, path string) {
 	first := inspect.Verdict{Code: inspect.CodeFirstContact, Client: inspect.CodeClientFirstContact, Upstream: inspect.CodeUpstreamFirstContact}
 	writeLog(t, path, []*inspect.ConnRecord{
 		{Record: inspect.Record{V: inspect.SchemaVersion, Time: t0, Source: inspect.SourceConnect, ClientAddr: "127.0.0.1:5000",
-			SNI: termtest.SNI, ClientHello: hello(termtest.ALPN, "http/1.1"), Error: "x509: certificate is valid for a.test, not " + termtest.SNI},
-			ID: "c1", Target: termtest.SNI + ":443", UserAgent: termtest.UserAgent, ClientLeg: &inspect.ClientLeg{}, Verdict: failed},
+			SNI: tlstest.HostileSNI, ClientHello: hello(tlstest.HostileALPN, "http/1.1"), Error: "x509: certificate is valid for a.test, not " + tlstest.HostileSNI},
+			ID: "c1", Target: tlstest.HostileSNI + ":443", UserAgent: tlstest.HostileUserAgent, ClientLeg: &inspect.ClientLeg{}, Verdict: failed},
 		{Record: inspect.Record{V: inspect.SchemaVersion, Time: t0.Add(time.Second), Source: inspect.SourceConnect, ClientAddr: "127.0.0.1:5001",
 			SNI: "a.test", ClientHello: hello("h2")},
 			ID: "c2", Target: "a.test:443", UserAgent: "curl/8.5.0", ClientLeg: &inspect.ClientLeg{}, Verdict: first},
@@ -54,7 +54,7 @@ func hostilePcap(t *testing.T, path string) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	go tls.Client(a, &tls.Config{ServerName: termtest.SNI, NextProtos: []string{termtest.ALPN}}).Handshake()
+	go tls.Client(a, &tls.Config{ServerName: tlstest.HostileSNI, NextProtos: []string{tlstest.HostileALPN}}).Handshake()
 	b.SetDeadline(time.Now().Add(5 * time.Second))
 	_, hello, err := inspect.ReadClientHello(b)
 	if err != nil {
@@ -99,8 +99,8 @@ func TestCLIHostile(t *testing.T) {
 	capture := filepath.Join(dir, "hostile.pcap")
 	hostilePcap(t, capture)
 	config := filepath.Join(dir, "config.yaml")
-	os.WriteFile(config, fmt.Appendf(nil, "upstream-ca: %q\n", filepath.Join(dir, "ca"+termtest.SNI+"\u009b.pem")), 0o600)
-	missing := filepath.Join(dir, "evil"+termtest.SNI+".jsonl")
+	os.WriteFile(config, fmt.Appendf(nil, "upstream-ca: %q\n", filepath.Join(dir, "ca"+tlstest.HostileSNI+"\u009b.pem")), 0o600)
+	missing := filepath.Join(dir, "evil"+tlstest.HostileSNI+".jsonl")
 
 	tests := []struct {
 		name   string
@@ -111,16 +111,16 @@ func TestCLIHostile(t *testing.T) {
 	}{
 		{"report", []string{"report", logFile}, 0, []string{`\x1b]0;PWNED`, `evil\u009b2J\x7f`}, nil},
 		{"diff", []string{"diff", logFile, "--a", "conn=c1", "--b", "conn=c2"}, 0,
-			[]string{termtest.SNIShown, termtest.ALPNShown, termtest.AgentShown}, nil},
-		{"diff by a hostile host", []string{"diff", logFile, "--a", "host=" + termtest.SNI, "--b", "conn=c2"}, 0,
-			[]string{"host=" + termtest.SNIShown}, nil},
+			[]string{tlstest.HostileSNIShown, tlstest.HostileALPNShown, tlstest.HostileUserAgentShown}, nil},
+		{"diff by a hostile host", []string{"diff", logFile, "--a", "host=" + tlstest.HostileSNI, "--b", "conn=c2"}, 0,
+			[]string{"host=" + tlstest.HostileSNIShown}, nil},
 		{"inspect", []string{"inspect", capture}, 0, []string{`\x1b]0;PWNED`}, nil},
-		{"diff selector that matches nothing", []string{"diff", logFile, "--a", "conn=" + termtest.SNI, "--b", "conn=c2"}, 1,
-			nil, []string{"no record matches --a conn=" + termtest.SNIShown}},
-		{"a file's name", []string{"report", missing}, 2, nil, []string{"evil" + termtest.SNIShown + ".jsonl"}},
-		{"a file's name, inspect", []string{"inspect", missing}, 2, nil, []string{"evil" + termtest.SNIShown + ".jsonl"}},
+		{"diff selector that matches nothing", []string{"diff", logFile, "--a", "conn=" + tlstest.HostileSNI, "--b", "conn=c2"}, 1,
+			nil, []string{"no record matches --a conn=" + tlstest.HostileSNIShown}},
+		{"a file's name", []string{"report", missing}, 2, nil, []string{"evil" + tlstest.HostileSNIShown + ".jsonl"}},
+		{"a file's name, inspect", []string{"inspect", missing}, 2, nil, []string{"evil" + tlstest.HostileSNIShown + ".jsonl"}},
 		{"a config file's value", []string{"proxy", "--config", config, "--listen", "127.0.0.1:0", "--web", "off"}, 2, nil,
-			[]string{"ca" + termtest.SNIShown + `\u009b.pem`}},
+			[]string{"ca" + tlstest.HostileSNIShown + `\u009b.pem`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,8 +129,8 @@ func TestCLIHostile(t *testing.T) {
 			if code := run(context.Background(), tt.args, &out, &errb); code != tt.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, tt.code, errb.String())
 			}
-			termtest.Check(t, "stdout", out.String(), false)
-			termtest.Check(t, "stderr", sgr.ReplaceAllString(errb.String(), ""), false) // the console's own colours may come first
+			tlstest.CheckTerminal(t, "stdout", out.String(), false)
+			tlstest.CheckTerminal(t, "stderr", sgr.ReplaceAllString(errb.String(), ""), false) // the console's own colours may come first
 			for _, want := range tt.stdout {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("stdout does not show %q:\n%s", want, out.String())
@@ -159,7 +159,7 @@ func TestCLIJSONTrueValues(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &d); err != nil {
 		t.Fatal(err)
 	}
-	if len(d.A.Hosts) != 1 || d.A.Hosts[0] != termtest.SNI || len(d.A.Programs) != 1 || !strings.HasPrefix(d.A.Programs[0], "evil\u009b") {
+	if len(d.A.Hosts) != 1 || d.A.Hosts[0] != tlstest.HostileSNI || len(d.A.Programs) != 1 || !strings.HasPrefix(d.A.Programs[0], "evil\u009b") {
 		t.Errorf("diff JSON: hosts %q, programs %q; want the true values", d.A.Hosts, d.A.Programs)
 	}
 }
@@ -173,7 +173,7 @@ func TestCLIConsoleHostileSNI(t *testing.T) {
 	port, _ := startTLSServer(t, "a.test")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr tlstest.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--web", "off"}, io.Discard, &stderr)
@@ -196,7 +196,7 @@ func TestCLIConsoleHostileSNI(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, len("HTTP/1.1 200 "))); err != nil {
 		t.Fatal(err)
 	}
-	tc := tls.Client(c, &tls.Config{ServerName: termtest.SNI, InsecureSkipVerify: true, NextProtos: []string{termtest.ALPN}})
+	tc := tls.Client(c, &tls.Config{ServerName: tlstest.HostileSNI, InsecureSkipVerify: true, NextProtos: []string{tlstest.HostileALPN}})
 	tc.Handshake() // tlsresume will not mint a certificate for that name
 	tc.Close()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "conn_id="); time.Sleep(10 * time.Millisecond) {
@@ -209,8 +209,8 @@ func TestCLIConsoleHostileSNI(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 	text := sgr.ReplaceAllString(stderr.String(), "")
-	termtest.Check(t, "console", text, false)
-	if !strings.Contains(text, "not "+termtest.SNIShown) {
+	tlstest.CheckTerminal(t, "console", text, false)
+	if !strings.Contains(text, "not "+tlstest.HostileSNIShown) {
 		t.Errorf("the console does not show the SNI escaped in the upstream error:\n%s", text)
 	}
 }

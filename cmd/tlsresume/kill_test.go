@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestKillUnderLoad: tlsresume is killed with SIGKILL while three clients
@@ -50,7 +52,7 @@ func TestKillUnderLoad(t *testing.T) {
 		cmd := exec.CommandContext(ctx, bin, "proxy", "--listen", "127.0.0.1:0", "--web", "off", "--log", logPath,
 			"--upstream-ca", upstreamCA, "--log-json")
 		cmd.Env = append(os.Environ(), "TLSRESUME_HOME="+home)
-		stderr := &lockedBuffer{}
+		stderr := &tlstest.Buffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

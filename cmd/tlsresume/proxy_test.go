@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestProxyRefusals: settings that would make an open proxy, or that are
@@ -180,7 +182,7 @@ func TestLogWriteErrors(t *testing.T) {
 	t.Setenv("TLSRESUME_HOME", t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr tlstest.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--web", "off", "--log", "/dev/full"}, &stdout, &stderr)
@@ -294,7 +296,7 @@ func TestRefusalMetrics(t *testing.T) {
 	t.Setenv("TLSRESUME_HOME", t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr tlstest.Buffer
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, []string{"proxy", "--listen", "127.0.0.1:0", "--allow", "127.0.0.2/32", "--web", "127.0.0.1:0",

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestWebCLI: `tlsresume web FILE` serves a saved --log: it prints the
@@ -20,7 +22,7 @@ func TestWebCLI(t *testing.T) {
 	writeLog(t, path, storyLog())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr tlstest.Buffer
 	exited := make(chan int, 1)
 	go func() { exited <- run(ctx, []string{"web", "--web", "127.0.0.1:0", path}, &stdout, &stderr) }()
 

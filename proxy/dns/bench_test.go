@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // BenchmarkServe measures answers per second on loopback: 8 client
@@ -107,7 +107,7 @@ func TestDNSPerf(t *testing.T) {
 	if os.Getenv("TLSRESUME_DNSPERF") != "1" {
 		t.Skip("set TLSRESUME_DNSPERF=1 to run dnsperf against the server (5 s per mix)")
 	}
-	dnsperf := testtool.Need(t, "dnsperf")
+	dnsperf := tlstest.Need(t, "dnsperf")
 	up := newUpstream(t)
 	s := newTestServer(t, up, Config{RateLimit: -1}) // dnsperf is one client
 	host, port, _ := strings.Cut(s.Addr(), ":")

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // notLoopback is an Allow list that leaves out every test client.
@@ -59,7 +61,7 @@ func TestAllow(t *testing.T) {
 // connection over TCP, each counted. Another client has its own bucket.
 func TestRateLimit(t *testing.T) {
 	up := newUpstream(t)
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := tlstest.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := newTestServer(t, up, Config{RateLimit: 10, RateBurst: 5, Now: clock.Now})
 
 	if got := burst(t, s.Addr(), "127.0.0.1", 20); got != 5 {
@@ -68,7 +70,7 @@ func TestRateLimit(t *testing.T) {
 	if err := tcpQueryClosed(t, s.Addr()); err != nil {
 		t.Errorf("TCP over the limit: %v", err)
 	}
-	clock.Add(200 * time.Millisecond) // 10 a second: 2 more
+	clock.Advance(200 * time.Millisecond) // 10 a second: 2 more
 	if got := burst(t, s.Addr(), "127.0.0.1", 5); got != 2 {
 		t.Errorf("5 queries 200ms later: %d answers, want 2", got)
 	}
@@ -82,7 +84,7 @@ func TestRateLimit(t *testing.T) {
 // seen longest ago is forgotten first, and starts afresh if it comes back.
 func TestRateLimitClients(t *testing.T) {
 	up := newUpstream(t)
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := tlstest.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := newTestServer(t, up, Config{RateLimit: 1, RateBurst: 2, MaxClients: 2, Now: clock.Now})
 	for _, step := range []struct {
 		from string

@@ -9,13 +9,12 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // The proxy's addresses in tests (documentation ranges, never dialled).
@@ -212,7 +211,7 @@ var (
 // dig asks with Debian's dig; extra arguments such as "+tcp" are passed on.
 func dig(t testing.TB, addr, name, qtype string, extra ...string) result {
 	t.Helper()
-	path := testtool.Need(t, "dig")
+	path := tlstest.Need(t, "dig")
 	host, port, _ := net.SplitHostPort(addr)
 	args := append([]string{"@" + host, "-p", port, name, qtype, "+tries=1", "+time=3"}, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -264,24 +263,6 @@ func parseDig(t testing.TB, out string) result {
 		}
 	}
 	return res
-}
-
-// fakeClock is a settable clock for Config.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // missingEvents returns the wanted events (subsets of fields) that no line

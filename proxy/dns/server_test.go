@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // queryTests are asked over UDP and TCP, with a miekg/dns client and with
@@ -180,7 +180,7 @@ func TestEDNS(t *testing.T) {
 
 func TestRecent(t *testing.T) {
 	up := newUpstream(t)
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := tlstest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newTestServer(t, up, Config{Now: clock.Now})
 	loop := netip.MustParseAddr("127.0.0.1")
 
@@ -204,7 +204,7 @@ func TestRecent(t *testing.T) {
 		{"older than maxAge", loop, 31 * time.Second, time.Minute, "", false},
 	}
 	for _, st := range steps {
-		clock.Add(st.advance)
+		clock.Advance(st.advance)
 		name, ok := s.Recent(st.ip, st.maxAge)
 		if name != st.want || ok != st.ok {
 			t.Errorf("%s: Recent = %q, %v; want %q, %v", st.name, name, ok, st.want, st.ok)
@@ -219,7 +219,7 @@ func TestRecent(t *testing.T) {
 
 func TestAnswers(t *testing.T) {
 	up := newUpstream(t)
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := tlstest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	s := newTestServer(t, up, Config{Now: clock.Now})
 	ask(t, s.Addr(), "udp", "www.intercepted.test.", dns.TypeA)
 	ask(t, s.Addr(), "tcp", "www.intercepted.test.", dns.TypeHTTPS)
@@ -228,10 +228,10 @@ func TestAnswers(t *testing.T) {
 
 	loop := netip.MustParseAddr("127.0.0.1")
 	want := []Answer{
-		{Time: clock.now, Client: loop, Name: "www.intercepted.test", Type: "A", Answer: "203.0.113.7", Intercepted: true, Rcode: "NOERROR"},
-		{Time: clock.now, Client: loop, Name: "www.intercepted.test", Type: "HTTPS", Answer: "", Intercepted: true, Rcode: "NOERROR"},
-		{Time: clock.now, Client: loop, Name: "example.test", Type: "MX", Answer: "10 mail.example.test.", Rcode: "NOERROR"},
-		{Time: clock.now, Client: loop, Name: "nope.example.test", Type: "TXT", Rcode: "NXDOMAIN"},
+		{Time: clock.Now(), Client: loop, Name: "www.intercepted.test", Type: "A", Answer: "203.0.113.7", Intercepted: true, Rcode: "NOERROR"},
+		{Time: clock.Now(), Client: loop, Name: "www.intercepted.test", Type: "HTTPS", Answer: "", Intercepted: true, Rcode: "NOERROR"},
+		{Time: clock.Now(), Client: loop, Name: "example.test", Type: "MX", Answer: "10 mail.example.test.", Rcode: "NOERROR"},
+		{Time: clock.Now(), Client: loop, Name: "nope.example.test", Type: "TXT", Rcode: "NXDOMAIN"},
 	}
 	if got := s.Answers(); !slices.Equal(got, want) {
 		t.Errorf("Answers:\n got %+v\nwant %+v", got, want)
@@ -382,7 +382,7 @@ func TestForwardsBounded(t *testing.T) {
 
 func TestLog(t *testing.T) {
 	up := newUpstream(t)
-	var buf testtool.Buffer
+	var buf tlstest.Buffer
 	s := newTestServer(t, up, Config{Log: zerolog.New(&buf).Level(zerolog.DebugLevel)})
 	ask(t, s.Addr(), "udp", "www.intercepted.test.", dns.TypeA)
 	ask(t, s.Addr(), "tcp", "example.test.", dns.TypeMX)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 var versions = []struct {
@@ -143,7 +144,7 @@ func TestTTL(t *testing.T) {
 	cfg := clientConfig(pki)
 	for _, tt := range tests {
 		t.Run(tt.after.String(), func(t *testing.T) {
-			clock := newFakeClock()
+			clock := tlstest.NewClock(time.Now())
 			c := newTestCache(t, CacheConfig{Now: clock.Now})
 			dial(t, addr, c.For("c1", testSNI, addr, ""), cfg)
 			clock.Advance(tt.after)
@@ -164,7 +165,7 @@ func TestTTL(t *testing.T) {
 func TestServerTicketLifetime(t *testing.T) {
 	pki := longPKI(t)
 	addr := serve(t, serverConfig(pki, tls.VersionTLS13, false))
-	clock := newFakeClock()
+	clock := tlstest.NewClock(time.Now())
 	cfg := clientConfig(pki)
 	cfg.Time = clock.Now // crypto/tls and the cache share a clock, as they do in the proxy
 	c := newTestCache(t, CacheConfig{Now: clock.Now, TTL: 30 * 24 * time.Hour})
@@ -183,7 +184,7 @@ func TestDropped(t *testing.T) {
 		t.Run(tls.VersionName(tv.version), func(t *testing.T) {
 			pki := newTestPKI(t, time.Now().Add(time.Hour))
 			addr := serve(t, serverConfig(pki, tv.version, false))
-			clock := newFakeClock()
+			clock := tlstest.NewClock(time.Now())
 			// A TTL longer than the jump keeps the cache's own expiry out of the way.
 			c := newTestCache(t, CacheConfig{Now: clock.Now, TTL: 3 * time.Hour})
 			dial(t, addr, c.For("c1", testSNI, addr, ""), clientConfig(pki))

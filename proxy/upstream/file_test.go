@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // TestSaveRestore: a session saved by one cache resumes from a cache loaded
@@ -23,7 +24,7 @@ func TestSaveRestore(t *testing.T) {
 			addr := serve(t, serverConfig(pki, tv.version, false))
 			cfg := clientConfig(pki)
 			file := filepath.Join(t.TempDir(), "upstream-cache.json")
-			clock := newFakeClock()
+			clock := tlstest.NewClock(time.Now())
 
 			c1 := newTestCache(t, CacheConfig{File: file, Now: clock.Now})
 			dial(t, addr, c1.For("c1", testSNI, addr, ""), cfg)
@@ -82,7 +83,7 @@ func TestSave(t *testing.T) {
 
 	t.Run("skips expired sessions, keeps LRU order", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "cache.json")
-		clock := newFakeClock()
+		clock := tlstest.NewClock(time.Now())
 		c := newTestCache(t, CacheConfig{File: file, Now: clock.Now})
 		c.For("old", testSNI, "127.0.0.1:1", "").Put("", cs)
 		clock.Advance(11 * time.Minute)

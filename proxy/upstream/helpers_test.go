@@ -1,18 +1,15 @@
 package upstream
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // testSNI and otherSNI are the names the test certificate is valid for.
@@ -34,33 +31,11 @@ type testPKI struct {
 // 127.0.0.1, valid from an hour ago until notAfter.
 func newTestPKI(t testing.TB, notAfter time.Time) testPKI {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: testSNI},
-		DNSNames:              []string{testSNI, otherSNI},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
-	return testPKI{cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, roots: roots}
+	c := tlstest.NewCert(t, tlstest.CertOptions{
+		Names: []string{testSNI, otherSNI}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotAfter: notAfter, CA: true,
+	})
+	return testPKI{cert: c.TLS, roots: c.Pool()}
 }
 
 // longPKI is valid for a year, so that tests may move the client's clock.
@@ -166,26 +141,6 @@ func newTestCache(t testing.TB, cfg CacheConfig) *Cache {
 		t.Fatalf("NewCache: %v", err)
 	}
 	return c
-}
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // realSession returns a session from a real handshake at version, and the

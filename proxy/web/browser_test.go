@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite testdata/liveview.png, the READ
 // binary) and returns its context.
 func browser(t *testing.T, url string) context.Context {
 	t.Helper()
-	bin := testtool.Need(t, "chromium")
+	bin := tlstest.Need(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
@@ -75,8 +75,8 @@ func waitRow(t *testing.T, ctx context.Context, r *inspect.ConnRecord) time.Dura
 // within 2 s; a row opens both legs; the diff of the two programs explains
 // their differences; the timeline's arrows are the records' ticket_from.
 func TestLiveViewInBrowser(t *testing.T) {
-	openssl := testtool.Need(t, "openssl")
-	curl := testtool.Need(t, "curl")
+	openssl := tlstest.Need(t, "openssl")
+	curl := tlstest.Need(t, "curl")
 	l := startLive(t, nil)
 	ctx := browser(t, l.view+"/")
 
@@ -162,7 +162,7 @@ func TestLiveViewInBrowser(t *testing.T) {
 	t.Run("auto-passthrough", func(t *testing.T) {
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		testtool.Run(rctx, "", openssl, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
+		tlstest.Run(rctx, "", openssl, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
 			"-verify_return_error", "-tls1_3")
 		r := l.next()
 		err := chromedp.Do(ctx, hash("ca"), chromedp.WaitVisible(chromedp.CSS("#pass-reset")))
@@ -238,7 +238,7 @@ func TestHundredThousandRecords(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 100,000 records into a browser")
 	}
-	openssl := testtool.Need(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	l := startLive(t, nil)
 	sess := filepath.Join(l.dir, "sess.pem")
 	var real []*inspect.ConnRecord

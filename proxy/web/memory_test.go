@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
@@ -17,7 +17,7 @@ import (
 // a real proxy, as they arrive: each one a record of its own, with its own
 // hello, as the proxy publishes them.
 func BenchmarkHistoryMemory(b *testing.B) {
-	openssl := testtool.Need(b, "openssl")
+	openssl := tlstest.Need(b, "openssl")
 	l := startLive(b, nil)
 	sess := filepath.Join(l.dir, "sess.pem")
 	var real []*inspect.ConnRecord

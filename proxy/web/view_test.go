@@ -18,8 +18,8 @@ import (
 
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
@@ -49,8 +49,8 @@ func startLive(t testing.TB, mod func(*web.Config)) *live {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := testtool.WriteCert(t, dir)
-	origin := testtool.StartGoServer(t, cert.TLS, tls.VersionTLS13)
+	cert := tlstest.WriteCert(t, dir)
+	origin := tlstest.StartGoServer(t, cert.TLS, tls.VersionTLS13)
 	leaf, _ := x509.ParseCertificate(cert.TLS.Certificate[0])
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
@@ -127,10 +127,10 @@ func (l *live) openssl(bin, sess string, first bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := "GET / HTTP/1.0\r\nHost: localhost\r\nUser-Agent: openssl-s_client/3\r\n\r\n"
-	out, _, err := testtool.Run(ctx, req, bin, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
+	out, _, err := tlstest.Run(ctx, req, bin, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
 		"-CAfile", l.ca.CertFile(), "-verify_return_error", "-tls1_3", "-ign_eof", flag, sess)
 	if err != nil || !strings.Contains(out, "tlsresume") {
-		l.t.Fatalf("s_client: %v\n%s", err, testtool.Tail(out, 500))
+		l.t.Fatalf("s_client: %v\n%s", err, tlstest.Tail(out, 500))
 	}
 }
 
@@ -140,7 +140,7 @@ func (l *live) curl(bin string) {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, stderr, err := testtool.Run(ctx, "", bin, "-sS", "--proxy", "http://"+l.proxy, "--cacert", l.ca.CertFile(),
+	out, stderr, err := tlstest.Run(ctx, "", bin, "-sS", "--proxy", "http://"+l.proxy, "--cacert", l.ca.CertFile(),
 		"--tlsv1.3", "--resolve", "localhost:"+portOf(l.origin)+":127.0.0.1", "https://localhost:"+portOf(l.origin)+"/x")
 	if err != nil || !strings.Contains(out, "tlsresume") {
 		l.t.Fatalf("curl: %v %s %s", err, out, stderr)
@@ -232,7 +232,7 @@ func TestGuard(t *testing.T) {
 // TestMetricsAgreeWithRecords: after real clients, /metrics counts what
 // the records say, connection by connection.
 func TestMetricsAgreeWithRecords(t *testing.T) {
-	openssl := testtool.Need(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	l := startLive(t, nil)
 	sess := filepath.Join(l.dir, "sess.pem")
 	var recs []*inspect.ConnRecord
@@ -277,7 +277,7 @@ func TestMetricsAgreeWithRecords(t *testing.T) {
 // TestRecordsAPI: the records API pages through the history in the --log
 // schema, and the SSE stream replays from Last-Event-ID.
 func TestRecordsAPI(t *testing.T) {
-	openssl := testtool.Need(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	l := startLive(t, nil)
 	sess := filepath.Join(l.dir, "sess.pem")
 	var ids []string
@@ -341,13 +341,13 @@ func TestRecordsAPI(t *testing.T) {
 // GET /api/passthrough with what triggered it, and POST
 // /api/passthrough/reset intercepts it again.
 func TestAutoPassthroughAPI(t *testing.T) {
-	openssl := testtool.Need(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	l := startLive(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// -verify_return_error with the system's CAs only: s_client sends an
 	// unknown_ca alert and ends.
-	testtool.Run(ctx, "", openssl, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
+	tlstest.Run(ctx, "", openssl, "s_client", "-proxy", l.proxy, "-connect", l.origin, "-servername", "localhost",
 		"-verify_return_error", "-tls1_3")
 	r := l.next()
 	if r.Verdict.Code != inspect.CodeClientRejectedCert {

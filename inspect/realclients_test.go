@@ -1,4 +1,4 @@
-package testtool_test
+package inspect_test
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	tt "github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // helloWant is what one ClientHello of a case must be recorded as.
@@ -41,24 +41,24 @@ type realCase struct {
 	server     string // "go" (crypto/tls) or "openssl" (s_server)
 	serverArgs []string
 	version    uint16
-	run        func(ctx context.Context, bin string, tg tt.Target) ([]tt.Report, error)
+	run        func(ctx context.Context, bin string, tg tlstest.Target) ([]tlstest.Report, error)
 	// want lists each connection's hellos in order. nil: a browser opens as
 	// many connections as it likes; the server's verdicts judge them.
 	want [][]helloWant
 }
 
-func sClient(extra ...string) func(context.Context, string, tt.Target) ([]tt.Report, error) {
-	return func(ctx context.Context, bin string, tg tt.Target) ([]tt.Report, error) {
-		return tt.OpenSSLClient(ctx, bin, tg, extra...)
+func sClient(extra ...string) func(context.Context, string, tlstest.Target) ([]tlstest.Report, error) {
+	return func(ctx context.Context, bin string, tg tlstest.Target) ([]tlstest.Report, error) {
+		return tlstest.OpenSSLClient(ctx, bin, tg, extra...)
 	}
 }
 
-func goClient(ctx context.Context, _ string, tg tt.Target) ([]tt.Report, error) {
-	return tt.GoClient(ctx, tg)
+func goClient(ctx context.Context, _ string, tg tlstest.Target) ([]tlstest.Report, error) {
+	return tlstest.GoClient(ctx, tg)
 }
 
-func chromium(ctx context.Context, bin string, tg tt.Target) ([]tt.Report, error) {
-	return nil, tt.Chromium(ctx, bin, tg)
+func chromium(ctx context.Context, bin string, tg tlstest.Target) ([]tlstest.Report, error) {
+	return nil, tlstest.Chromium(ctx, bin, tg)
 }
 
 // www prefixes s_server's -www: answer each HTTP request with a status
@@ -87,28 +87,28 @@ var realCases = []realCase{
 		want: [][]helloWant{{retried(inspect.AttemptNone), fresh}, {retried(inspect.AttemptPSK), byPSK}}},
 	// s_server accepts early data only without -www.
 	{name: "openssl/openssl-server/tls1.3-early-data", client: "openssl", server: "openssl",
-		serverArgs: []string{"-tls1_3", "-early_data", "-quiet"}, version: v13, run: tt.OpenSSLEarlyData,
+		serverArgs: []string{"-tls1_3", "-early_data", "-quiet"}, version: v13, run: tlstest.OpenSSLEarlyData,
 		want: [][]helloWant{{fresh}, {byPSK}}},
 	{name: "openssl/go-server/tls1.2", client: "openssl", server: "go", version: v12, run: sClient(),
 		want: [][]helloWant{{fresh}, {byTicket}}},
 	{name: "openssl/go-server/tls1.3", client: "openssl", server: "go", version: v13, run: sClient(),
 		want: [][]helloWant{{fresh}, {byPSK}}},
-	{name: "gnutls/go-server/tls1.2", client: "gnutls-cli", server: "go", version: v12, run: tt.GnuTLSClient,
+	{name: "gnutls/go-server/tls1.2", client: "gnutls-cli", server: "go", version: v12, run: tlstest.GnuTLSClient,
 		want: [][]helloWant{{fresh}, {byTicket}}},
 	{name: "gnutls/openssl-server/tls1.3", client: "gnutls-cli", server: "openssl",
-		serverArgs: www("-tls1_3"), version: v13, run: tt.GnuTLSClient,
+		serverArgs: www("-tls1_3"), version: v13, run: tlstest.GnuTLSClient,
 		want: [][]helloWant{{fresh}, {byPSK}}},
 	// curl sets SSL_OP_NO_TICKET (lib/vtls/openssl.c): in TLS 1.2 it resumes
 	// by session ID, which crypto/tls servers do not support.
 	{name: "curl/openssl-server/tls1.2", client: "curl", server: "openssl",
-		serverArgs: www("-tls1_2"), version: v12, run: tt.Curl,
+		serverArgs: www("-tls1_2"), version: v12, run: tlstest.Curl,
 		want: [][]helloWant{{fresh}, {bySID}}},
 	{name: "curl/openssl-server/tls1.3", client: "curl", server: "openssl",
-		serverArgs: www("-tls1_3"), version: v13, run: tt.Curl,
+		serverArgs: www("-tls1_3"), version: v13, run: tlstest.Curl,
 		want: [][]helloWant{{fresh}, {byPSK}}},
-	{name: "python/go-server/tls1.2", client: "python3", server: "go", version: v12, run: tt.Python,
+	{name: "python/go-server/tls1.2", client: "python3", server: "go", version: v12, run: tlstest.Python,
 		want: [][]helloWant{{fresh}, {byTicket}}},
-	{name: "python/go-server/tls1.3", client: "python3", server: "go", version: v13, run: tt.Python,
+	{name: "python/go-server/tls1.3", client: "python3", server: "go", version: v13, run: tlstest.Python,
 		want: [][]helloWant{{fresh}, {byPSK}}},
 	{name: "go/openssl-server/tls1.2", server: "openssl", serverArgs: www("-tls1_2"), version: v12,
 		run: goClient, want: [][]helloWant{{fresh}, {byTicket}}},
@@ -118,8 +118,7 @@ var realCases = []realCase{
 	{name: "chromium/go-server/tls1.3", client: "chromium", server: "go", version: v13, run: chromium},
 }
 
-// TestInspectRealClients (of package inspect, kept here beside the tools it drives;
-// see the package doc) runs real TLS clients against real servers on 127.0.0.1,
+// TestInspectRealClients runs real TLS clients against real servers on 127.0.0.1,
 // captures the traffic, and checks every record inspect.ReadCapture makes of
 // it against tshark's dissection of the same capture and against what the
 // client (or server) itself says about resumption.
@@ -135,28 +134,28 @@ func TestInspectRealClients(t *testing.T) {
 func runRealCase(t *testing.T, c realCase) {
 	var bin, openssl string
 	if c.client != "" {
-		bin = tt.Need(t, c.client)
+		bin = tlstest.Need(t, c.client)
 	}
 	if c.server == "openssl" {
-		openssl = tt.Need(t, "openssl")
+		openssl = tlstest.Need(t, "openssl")
 	}
-	tshark := tt.Need(t, "tshark")
+	tshark := tlstest.Need(t, "tshark")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
 	dir := t.TempDir()
-	tg := tt.Target{Version: c.version, Dir: dir, Cert: tt.WriteCert(t, dir)}
-	var goSrv *tt.GoServer
+	tg := tlstest.Target{Version: c.version, Dir: dir, Cert: tlstest.WriteCert(t, dir), Logf: t.Logf}
+	var goSrv *tlstest.GoServer
 	if c.server == "go" {
-		goSrv = tt.StartGoServer(t, tg.Cert.TLS, c.version)
+		goSrv = tlstest.StartGoServer(t, tg.Cert.TLS, c.version)
 		tg.Port = goSrv.Port
 	} else {
-		tg.Port = tt.StartOpenSSLServer(ctx, t, openssl, tg.Cert, c.serverArgs...).Port
+		tg.Port = tlstest.StartOpenSSLServer(ctx, t, openssl, tg.Cert, c.serverArgs...).Port
 	}
 
 	capPath := filepath.Join(dir, "capture.pcap")
 	t.Cleanup(func() { keepCapture(t, capPath) })
-	capture := tt.StartCapture(ctx, t, tg.Port, capPath)
+	capture := tlstest.StartCapture(ctx, t, tg.Port, capPath)
 	reports, err := c.run(ctx, bin, tg)
 	if stopErr := capture.Stop(ctx); stopErr != nil {
 		t.Fatal(stopErr)
@@ -164,16 +163,16 @@ func runRealCase(t *testing.T, c realCase) {
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	msgs, err := tt.Dissect(ctx, tshark, capPath, tg.Port)
+	msgs, err := tlstest.Dissect(ctx, tshark, capPath, tg.Port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := tt.Connections(msgs, tg.Port)
+	conns := tlstest.Connections(msgs, tg.Port)
 	recs, nrecs := readRecords(t, capPath)
 	t.Logf("%d connections, %d records, capture %s", len(conns), nrecs, capPath)
 
 	checkAgainstTshark(t, conns, recs, nrecs)
-	var serverReports []tt.Report
+	var serverReports []tlstest.Report
 	if goSrv != nil {
 		serverReports = reportsByPort(goSrv.Resumed())
 	}
@@ -240,7 +239,7 @@ func readRecords(t *testing.T, path string) (records, int) {
 }
 
 // of returns the record of h: the one for its random completed in its frame.
-func (rs records) of(h *tt.Hello) *inspect.Record {
+func (rs records) of(h *tlstest.Hello) *inspect.Record {
 	for _, r := range rs[h.CH.Random] {
 		if r.Frame == h.Frame {
 			return r
@@ -249,10 +248,10 @@ func (rs records) of(h *tt.Hello) *inspect.Record {
 	return nil
 }
 
-func reportsByPort(m map[int]bool) []tt.Report {
-	var out []tt.Report
+func reportsByPort(m map[int]bool) []tlstest.Report {
+	var out []tlstest.Report
 	for port, resumed := range m {
-		out = append(out, tt.Report{Port: port, Resumed: resumed})
+		out = append(out, tlstest.Report{Port: port, Resumed: resumed})
 	}
 	return out
 }
@@ -260,7 +259,7 @@ func reportsByPort(m map[int]bool) []tt.Report {
 // helloName names a hello's subtest: connection number, "resumed" when the
 // hello offered something to resume with (or resumed), else "first", and
 // "-hrr" for a hello answered by a HelloRetryRequest.
-func helloName(conn int, h *tt.Hello, rec *inspect.Record) string {
+func helloName(conn int, h *tlstest.Hello, rec *inspect.Record) string {
 	kind := "first"
 	if inspect.Attempt(h.Attempt()) != inspect.AttemptNone || (rec != nil && rec.ServerHello != nil && rec.ServerHello.Resumed) {
 		kind = "resumed"
@@ -272,7 +271,7 @@ func helloName(conn int, h *tt.Hello, rec *inspect.Record) string {
 }
 
 // checkWant checks each connection's hellos against the case's table row.
-func checkWant(t *testing.T, c realCase, conns [][]*tt.Hello, recs records) {
+func checkWant(t *testing.T, c realCase, conns [][]*tlstest.Hello, recs records) {
 	if len(conns) != len(c.want) {
 		t.Errorf("%d connections in the capture, want %d", len(conns), len(c.want))
 		return
@@ -321,7 +320,7 @@ func checkHelloWant(t *testing.T, rec *inspect.Record, w helloWant) {
 // abandons spare connections, sometimes right after the ServerHello (seen
 // from chromium: FIN instead of Finished), so no server verdict exists for
 // them: with browser set, that is logged rather than failed.
-func checkClientReports(t *testing.T, who string, conns [][]*tt.Hello, recs records, reports []tt.Report, browser bool) {
+func checkClientReports(t *testing.T, who string, conns [][]*tlstest.Hello, recs records, reports []tlstest.Report, browser bool) {
 	byPort := len(reports) > 0 && reports[0].Port != 0
 	if !byPort && len(reports) != len(conns) {
 		t.Errorf("%s reported %d connections, the capture has %d", who, len(reports), len(conns))
@@ -329,7 +328,7 @@ func checkClientReports(t *testing.T, who string, conns [][]*tt.Hello, recs reco
 	}
 	for i, hellos := range conns {
 		last := hellos[len(hellos)-1]
-		r, ok := tt.Report{}, false
+		r, ok := tlstest.Report{}, false
 		if byPort {
 			for _, rr := range reports {
 				if rr.Port == last.ClientPort {
@@ -360,7 +359,7 @@ func checkClientReports(t *testing.T, who string, conns [][]*tt.Hello, recs reco
 
 // checkBrowser judges a browser's connections by the server's verdicts:
 // each must match, some must be first connections and some resumed.
-func checkBrowser(t *testing.T, c realCase, conns [][]*tt.Hello, recs records, reports []tt.Report) {
+func checkBrowser(t *testing.T, c realCase, conns [][]*tlstest.Hello, recs records, reports []tlstest.Report) {
 	checkClientReports(t, "server", conns, recs, reports, true)
 	resumedAttempt := inspect.AttemptTicket
 	if c.version == v13 {
@@ -401,7 +400,7 @@ func deref(s *inspect.Attempt) inspect.Attempt {
 }
 
 // checkAgainstTshark compares every field of every record with tshark.
-func checkAgainstTshark(t *testing.T, conns [][]*tt.Hello, recs records, nrecs int) {
+func checkAgainstTshark(t *testing.T, conns [][]*tlstest.Hello, recs records, nrecs int) {
 	n := 0
 	for i, hellos := range conns {
 		for _, h := range hellos {
@@ -440,7 +439,7 @@ func summary(r *inspect.Record) string {
 }
 
 // diffRecord lists every field where the record and tshark disagree.
-func diffRecord(rec *inspect.Record, h *tt.Hello) []string {
+func diffRecord(rec *inspect.Record, h *tlstest.Hello) []string {
 	var diffs []string
 	eq := func(field string, got, want any) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -1,20 +1,4 @@
-// Package testtool provides helpers for tests that drive real TLS software on
-// this machine, as net/http/httptest does for HTTP: it finds the binaries
-// (skipping, or failing under TLSRESUME_REQUIRE_CLIENTS=1, when one is
-// missing), runs them in their own process groups, starts loopback servers
-// and clients, captures their traffic with tcpdump or dumpcap, and reads each
-// hello back through tshark, computing JA4 from tshark's fields. Records made
-// by package inspect and by the proxy are checked against this independent
-// dissector, so testtool never imports package inspect (only inspect/pcap, to
-// read its own captures). Only tests import it.
-//
-// It is internal to the proxy tree, where 14 of its users are; package
-// inspect stays free of tool dependencies, and its own real-client check
-// (inspect_realclients_test.go: real clients against real servers, every
-// hello read by inspect and compared with tshark field by field) lives here,
-// beside the tools it drives, because Go's internal rule lets only the proxy
-// tree import them.
-package testtool
+package tlstest
 
 import (
 	"bytes"
@@ -92,7 +76,15 @@ func KillGroup(cmd *exec.Cmd) error {
 // Run runs name under ctx with stdin as its input and returns what it
 // wrote to stdout and stderr. An error says how it ended.
 func Run(ctx context.Context, stdin, name string, args ...string) (stdout, stderr string, err error) {
+	return run(ctx, nil, stdin, name, args...)
+}
+
+// run is Run with env added to the environment.
+func run(ctx context.Context, env []string, stdin, name string, args ...string) (stdout, stderr string, err error) {
 	cmd := Command(ctx, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -185,7 +177,7 @@ func waitFor(ctx context.Context, exited <-chan struct{}, cond func() bool) erro
 	return nil
 }
 
-var errExited = errors.New("testtool: process exited")
+var errExited = errors.New("tlstest: process exited")
 
 // Tail returns the last n bytes of s, trimmed, marked with "…" when cut:
 // the end of a tool's output, for an error message.

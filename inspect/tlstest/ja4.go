@@ -1,4 +1,4 @@
-package testtool
+package tlstest
 
 import (
 	"crypto/sha256"

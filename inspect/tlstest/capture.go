@@ -1,12 +1,9 @@
-package testtool
+package tlstest
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -15,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tlsresume/tlsresume/inspect/pcap"
 )
 
 // Capture is a running tcpdump (or dumpcap) writing one port's loopback
@@ -142,30 +137,21 @@ func (c *Capture) Sync(ctx context.Context) error {
 	}
 }
 
-var errFound = errors.New("testtool: marker found")
-
-// holdsEnd reports whether the capture so far has a FIN or RST of a
-// connection from one of the client ports. A record cut short by the writer
-// ends the reading without error.
+// holdsEnd reports whether the capture so far has the end of a marker: a
+// FIN or RST of a connection from one of the ports, or a UDP datagram from
+// one of them.
 func (c *Capture) holdsEnd(ports []int) bool {
-	f, err := os.Open(c.Path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	opts := pcap.Options{UDP: func(d pcap.Datagram) error {
-		if slices.Contains(ports, int(d.Src.Port())) {
-			return errFound
-		}
-		return nil
-	}}
-	_, err = pcap.Read(bufio.NewReader(f), opts, func(s pcap.Segment) error {
-		if s.Closed && (slices.Contains(ports, int(s.Src.Port())) || slices.Contains(ports, int(s.Dst.Port()))) {
-			return errFound
+	found := false
+	eachPacket(c.Path, func(p packet) error {
+		switch {
+		case p.udp && slices.Contains(ports, int(p.src.Port())),
+			!p.udp && (p.fin || p.rst) && (slices.Contains(ports, int(p.src.Port())) || slices.Contains(ports, int(p.dst.Port()))):
+			found = true
+			return errStop
 		}
 		return nil
 	})
-	return err == errFound
+	return found
 }
 
 // Stop waits until the capture holds everything sent so far (Sync), then
@@ -183,29 +169,12 @@ func (c *Capture) Stop(ctx context.Context) error {
 		return fmt.Errorf("%s: %w (stderr: %s)", c.tool, syncErr, Tail(c.stderr.String(), 400))
 	}
 	if n := dropped(c.stderr.String()); n > 0 {
-		if gaps, err := c.gaps(); err != nil || gaps > 0 {
+		if gaps, err := holesIn(c.Path); err != nil || gaps > 0 {
 			return fmt.Errorf("%s dropped %d packets and the capture has %d holes (%v): %s",
 				c.tool, n, gaps, err, Tail(c.stderr.String(), 400))
 		}
 	}
 	return nil
-}
-
-// gaps counts the holes in the captured TCP streams: bytes never captured.
-func (c *Capture) gaps() (int, error) {
-	f, err := os.Open(c.Path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n := 0
-	_, err = pcap.Read(bufio.NewReader(f), pcap.Options{}, func(s pcap.Segment) error {
-		if s.Gap {
-			n++
-		}
-		return nil
-	})
-	return n, err
 }
 
 var (

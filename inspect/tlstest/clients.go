@@ -1,4 +1,4 @@
-package testtool
+package tlstest
 
 import (
 	"context"
@@ -22,6 +22,8 @@ type Target struct {
 	Version uint16 // tls.VersionTLS12 or tls.VersionTLS13: the client offers only this
 	Dir     string // scratch space: session files, browser profile
 	Cert    Cert   // the server's certificate, for clients that verify
+	// Logf, when set, is told what a client retried (Chromium): t.Logf.
+	Logf func(format string, args ...any)
 }
 
 func (tg Target) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(tg.Port)) }
@@ -263,30 +265,22 @@ func goConnect(ctx context.Context, cfg *tls.Config, addr string) (Report, error
 	return Report{Port: c.LocalAddr().(*net.TCPAddr).Port, Resumed: tc.ConnectionState().DidResume}, nil
 }
 
-// Chromium loads Page from a GoServer with headless chromium; the page's
-// sub-resources are fetched over new connections, which resume. Chromium
-// prints no verdict: take GoServer.Resumed.
-//
-// Headless Chromium now and then exits at start-up without loading
-// anything (an empty DOM dump, seen under load in CI); that run made no
-// connection, so it is run once more with a fresh profile.
+// Chromium loads Page from a GoServer with headless chromium (DumpDOM,
+// which retries the flakes it knows); the page's sub-resources are fetched
+// over new connections, which resume. Chromium prints no verdict: take
+// GoServer.Resumed.
 func Chromium(ctx context.Context, chromium string, tg Target) error {
-	var err error
-	for attempt := range 2 {
-		var stdout, stderr string
-		stdout, stderr, err = Run(ctx, "", chromium, "--headless", "--no-sandbox", "--disable-gpu",
-			"--disable-quic", "--no-first-run", "--disable-background-networking",
-			"--disable-component-update", "--disable-sync",
-			"--user-data-dir="+filepath.Join(tg.Dir, fmt.Sprintf("chromium-profile-%d", attempt)),
-			"--ignore-certificate-errors", "--dump-dom", tg.url("/"))
-		switch {
-		case err == nil && strings.Contains(stdout, `id="done"`):
-			return nil
-		case err == nil && strings.TrimSpace(stdout) != "":
-			return fmt.Errorf("chromium did not load the page: %s", Tail(stdout, 400))
-		case err == nil:
-			err = fmt.Errorf("chromium printed nothing (stderr: %s)", Tail(stderr, 600))
-		}
+	dom, stderr, err := DumpDOM(ctx, chromium, ChromiumPage{
+		URL: tg.url("/"), Dir: tg.Dir, Logf: tg.Logf,
+		Flags: []string{"--ignore-certificate-errors"},
+	})
+	switch {
+	case err != nil:
+		return err
+	case strings.TrimSpace(dom) == "":
+		return fmt.Errorf("chromium printed nothing (stderr: %s)", Tail(stderr, 600))
+	case !strings.Contains(dom, `id="done"`):
+		return fmt.Errorf("chromium did not load the page: %s", Tail(dom, 400))
 	}
-	return err
+	return nil
 }

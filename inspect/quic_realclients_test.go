@@ -1,4 +1,4 @@
-package testtool_test
+package inspect_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	tt "github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
 // h3Origin is an HTTP/3 origin on a loopback UDP port, built with quic-go
@@ -71,7 +71,7 @@ func startH3Origin(t *testing.T, cert tls.Certificate, allow0RTT bool, versions 
 }
 
 // reports is the server's verdict per client port.
-func (o *h3Origin) reports() []tt.Report {
+func (o *h3Origin) reports() []tlstest.Report {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return reportsByPort(o.resumed)
@@ -86,16 +86,16 @@ func (o *h3Origin) reports() []tt.Report {
 func TestInspectQUICChromium(t *testing.T) {
 	for _, early := range []bool{false, true} {
 		t.Run(map[bool]string{false: "psk", true: "psk+0rtt"}[early], func(t *testing.T) {
-			chromium := tt.Need(t, "chromium")
-			tshark := tt.Need(t, "tshark")
+			chromium := tlstest.Need(t, "chromium")
+			tshark := tlstest.Need(t, "tshark")
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 			defer cancel()
 			dir := t.TempDir()
-			cert := tt.WriteCert(t, dir)
+			cert := tlstest.WriteCert(t, dir)
 			o := startH3Origin(t, cert.TLS, early)
 			capPath := filepath.Join(dir, "quic.pcap")
 			t.Cleanup(func() { keepCapture(t, capPath) })
-			capture := tt.StartUDPCapture(ctx, t, o.port, capPath)
+			capture := tlstest.StartUDPCapture(ctx, t, o.port, capPath)
 
 			loads, err := loadTwice(t, chromium, cert.TLS, o.port, filepath.Join(dir, "profile"))
 			if stopErr := capture.Stop(ctx); stopErr != nil {
@@ -188,23 +188,23 @@ func loadTwice(t *testing.T, chromium string, cert tls.Certificate, port int, pr
 // version and connection ID, and the verdicts with the origin's.
 func checkQUICCapture(ctx context.Context, t *testing.T, tshark, capPath string, o *h3Origin) records {
 	t.Helper()
-	msgs, err := tt.DissectQUIC(ctx, tshark, capPath, o.port)
+	msgs, err := tlstest.DissectQUIC(ctx, tshark, capPath, o.port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := tt.Connections(msgs, o.port)
+	conns := tlstest.Connections(msgs, o.port)
 	recs, nrecs := readRecords(t, capPath)
 	t.Logf("%d QUIC connections, %d records, capture %s", len(conns), nrecs, capPath)
 	checkAgainstTshark(t, conns, recs, nrecs)
 	// A hello can complete in a retransmission sent to the server's
 	// connection ID; the keys, and the record, use the one its first bytes
 	// were sent to.
-	starts, err := tt.QUICHelloStarts(ctx, tshark, capPath, o.port)
+	starts, err := tlstest.QUICHelloStarts(ctx, tshark, capPath, o.port)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range msgs {
-		if m.Type != tt.TypeClientHello || m.QUIC == nil {
+		if m.Type != tlstest.TypeClientHello || m.QUIC == nil {
 			continue
 		}
 		dcid := ""
@@ -240,15 +240,15 @@ func checkQUICCapture(ctx context.Context, t *testing.T, tshark, capPath string,
 // TestInspectQUICv2: quic-go's client speaks QUIC version 2 (RFC 9369) to
 // the origin twice, the second time with the first connection's ticket.
 func TestInspectQUICv2(t *testing.T) {
-	tshark := tt.Need(t, "tshark")
+	tshark := tlstest.Need(t, "tshark")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	cert := tt.WriteCert(t, dir)
+	cert := tlstest.WriteCert(t, dir)
 	o := startH3Origin(t, cert.TLS, false, quic.Version2)
 	capPath := filepath.Join(dir, "quic.pcap")
 	t.Cleanup(func() { keepCapture(t, capPath) })
-	capture := tt.StartUDPCapture(ctx, t, o.port, capPath)
+	capture := tlstest.StartUDPCapture(ctx, t, o.port, capPath)
 
 	roots := x509.NewCertPool()
 	roots.AddCert(cert.TLS.Leaf)
