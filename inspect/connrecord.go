@@ -1,5 +1,10 @@
 package inspect
 
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
 // ConnRecord is one connection through the proxy: what the client offered
 // (the Record fields), how its handshake with tlsresume went, how
 // tlsresume's own upstream handshake went, and a verdict. One JSON object
@@ -7,6 +12,16 @@ package inspect
 // (README.md, "The proxy's record"). It is the one shape every reader
 // decodes: a line of `inspect --format jsonl` decodes into it too, with the
 // proxy's fields empty.
+//
+// Its free-text fields hold what peers sent (a User-Agent, a CONNECT
+// target, an SNI, ALPN values, error texts that quote certificate names),
+// so the proxy bounds each before it publishes a record (Capped): a value
+// longer than its cap (MaxNameLen, MaxUserAgentLen, MaxTextLen,
+// MaxFingerprintLen) keeps its first bytes and ends with the mark
+// "…[cut: N bytes]", N being its full length; a list longer than
+// MaxListLen keeps its first entries and ends with the entry
+// "…[cut: N entries]". A record line then stays a few kilobytes whatever a
+// client or an origin sends.
 type ConnRecord struct {
 	Record
 	ID          string       `json:"id"`
@@ -15,7 +30,7 @@ type ConnRecord struct {
 	UpstreamLeg *UpstreamLeg `json:"upstream_leg"`
 	Mirrored    *Mirrored    `json:"mirrored"`
 	Passthrough string       `json:"passthrough,omitempty"` // why the bytes were passed through untouched
-	UserAgent   string       `json:"user_agent,omitempty"`  // the first request's User-Agent, when HTTP was served
+	UserAgent   string       `json:"user_agent,omitempty"`  // the first request's User-Agent, when HTTP was served; at most MaxUserAgentLen bytes, else cut and marked
 	BytesUp     int64        `json:"bytes_up"`              // client → upstream, as read from the client (TLS records included)
 	BytesDown   int64        `json:"bytes_down"`            // upstream → client, as written to the client
 	DurationMS  float64      `json:"duration_ms"`
@@ -150,4 +165,194 @@ type Verdict struct {
 	Text     string      `json:"text"`
 	Client   VerdictCode `json:"client"`
 	Upstream VerdictCode `json:"upstream"`
+}
+
+// Caps on a ConnRecord's free-text fields (Capped). None cuts what a
+// well-behaved peer sends: they bound what a hostile one can make a record,
+// the console and the live view hold.
+const (
+	// MaxNameLen bounds names and addresses: the SNI, the target, addresses,
+	// ALPN values and the leaf's names (a DNS name is at most 253 bytes, an
+	// ALPN value at most 255).
+	MaxNameLen = 300
+	// MaxUserAgentLen bounds the User-Agent (browsers send 100–250 bytes).
+	MaxUserAgentLen = 512
+	// MaxTextLen bounds error texts, reasons, the verdict's text and
+	// certificate subjects (an x509 error lists every name of the
+	// certificate it rejects).
+	MaxTextLen = 1024
+	// MaxFingerprintLen bounds the JA3 and JA4_r strings, which list every
+	// value of a hello (a real one makes a few hundred bytes).
+	MaxFingerprintLen = 4096
+	// MaxListLen bounds the entries of a list of names (ALPN, the leaf's
+	// names).
+	MaxListLen = 64
+)
+
+// Cut returns s when it is at most limit bytes long, else its first bytes
+// (whole UTF-8 characters) and the mark "…[cut: N bytes]", N being len(s),
+// in at most limit bytes all told: a cut value is never cut again.
+func Cut(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	mark := fmt.Sprintf("…[cut: %d bytes]", len(s))
+	keep := max(0, limit-len(mark))
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + mark // a new string: the long one is not kept alive
+}
+
+// cutList returns vs with each entry cut to maxLen and, past MaxListLen
+// entries, its first entries and the entry "…[cut: N entries]"; changed
+// says whether anything was cut (else vs itself is returned).
+func cutList(vs []string, maxLen int) (out []string, changed bool) {
+	n := len(vs)
+	if n > MaxListLen {
+		n = MaxListLen - 1
+		changed = true
+	}
+	for _, v := range vs[:n] {
+		changed = changed || len(v) > maxLen
+	}
+	if !changed {
+		return vs, false
+	}
+	out = make([]string, 0, n+1)
+	for _, v := range vs[:n] {
+		out = append(out, Cut(v, maxLen))
+	}
+	if n < len(vs) {
+		out = append(out, fmt.Sprintf("…[cut: %d entries]", len(vs)))
+	}
+	return out, true
+}
+
+// capper cuts strings and lists, noting whether it cut anything.
+type capper struct{ changed bool }
+
+func (c *capper) str(p *string, limit int) {
+	if len(*p) > limit {
+		*p, c.changed = Cut(*p, limit), true
+	}
+}
+
+func (c *capper) list(p *[]string, maxLen int) {
+	if out, changed := cutList(*p, maxLen); changed {
+		*p, c.changed = out, true
+	}
+}
+
+// Capped returns r with every free-text field within its cap. It returns r
+// itself when nothing is too long, else a copy: neither r nor anything it
+// points to is changed, for a published record is shared by its readers.
+func (r *ConnRecord) Capped() *ConnRecord {
+	out := *r
+	var c capper
+	for _, f := range []struct {
+		p     *string
+		limit int
+	}{
+		{&out.ClientAddr, MaxNameLen}, {&out.ServerAddr, MaxNameLen}, {&out.SNI, MaxNameLen},
+		{&out.Target, MaxNameLen}, {&out.UserAgent, MaxUserAgentLen},
+		{&out.Error, MaxTextLen}, {&out.Passthrough, MaxTextLen}, {&out.Verdict.Text, MaxTextLen},
+	} {
+		c.str(f.p, f.limit)
+	}
+	out.ClientHello = cappedHello(out.ClientHello, &c)
+	out.ServerHello = cappedServerHello(out.ServerHello, &c)
+	out.ClientLeg = cappedClientLeg(out.ClientLeg, &c)
+	out.UpstreamLeg = cappedUpstreamLeg(out.UpstreamLeg, &c)
+	out.Mirrored = cappedMirrored(out.Mirrored, &c)
+	if !c.changed {
+		return r
+	}
+	return &out
+}
+
+// The capped* functions return their argument itself when nothing in it is
+// too long, else a capped copy, and note a cut in outer.
+
+func cappedHello(h *ClientHelloRecord, outer *capper) *ClientHelloRecord {
+	if h == nil {
+		return nil
+	}
+	out := *h
+	var c capper
+	c.list(&out.ALPN, MaxNameLen)
+	c.str(&out.JA3, MaxFingerprintLen)
+	c.str(&out.JA4R, MaxFingerprintLen)
+	return pick(h, &out, c, outer)
+}
+
+func cappedServerHello(h *ServerHelloRecord, outer *capper) *ServerHelloRecord {
+	if h == nil {
+		return nil
+	}
+	out := *h
+	var c capper
+	c.str(&out.ALPN, MaxNameLen)
+	return pick(h, &out, c, outer)
+}
+
+func cappedClientLeg(l *ClientLeg, outer *capper) *ClientLeg {
+	if l == nil {
+		return nil
+	}
+	out := *l
+	var c capper
+	c.str(&out.ALPN, MaxNameLen)
+	c.str(&out.Error, MaxTextLen)
+	c.str(&out.StreamError, MaxTextLen)
+	c.str(&out.Alert, MaxNameLen)
+	out.ClientCert = cappedClientCert(out.ClientCert, &c)
+	return pick(l, &out, c, outer)
+}
+
+func cappedUpstreamLeg(l *UpstreamLeg, outer *capper) *UpstreamLeg {
+	if l == nil {
+		return nil
+	}
+	out := *l
+	var c capper
+	c.str(&out.Addr, MaxNameLen)
+	c.str(&out.RemoteAddr, MaxNameLen)
+	c.str(&out.SNI, MaxNameLen)
+	c.str(&out.ALPN, MaxNameLen)
+	c.str(&out.Error, MaxTextLen)
+	c.str(&out.StreamError, MaxTextLen)
+	out.ClientCert = cappedClientCert(out.ClientCert, &c)
+	return pick(l, &out, c, outer)
+}
+
+func cappedClientCert(cc *ClientCert, outer *capper) *ClientCert {
+	if cc == nil {
+		return nil
+	}
+	out := *cc
+	var c capper
+	c.str(&out.Subject, MaxTextLen)
+	return pick(cc, &out, c, outer)
+}
+
+func cappedMirrored(m *Mirrored, outer *capper) *Mirrored {
+	if m == nil {
+		return nil
+	}
+	out := *m
+	var c capper
+	c.list(&out.ALPN, MaxNameLen)
+	c.list(&out.Names, MaxNameLen)
+	c.list(&out.NamesLeftOut, MaxNameLen)
+	return pick(m, &out, c, outer)
+}
+
+// pick returns capped when c cut something (and tells outer), else orig.
+func pick[T any](orig, capped *T, c capper, outer *capper) *T {
+	if !c.changed {
+		return orig
+	}
+	outer.changed = true
+	return capped
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // contractFields are the record's field names that other tools read
@@ -62,5 +63,63 @@ func collectKeys(v any, prefix string, out map[string]bool) {
 		for _, e := range x {
 			collectKeys(e, prefix, out)
 		}
+	}
+}
+
+// TestCapped: a record's free-text fields are cut to their caps and marked
+// with the full length; short fields, and a record with nothing too long,
+// are left as they are; the original record is never changed; and a cut
+// record is not cut again.
+func TestCapped(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("é", n/2) } // 2 bytes a character: cuts must keep whole ones
+	names := make([]string, 100)
+	for i := range names {
+		names[i] = "n.test"
+	}
+	orig := &ConnRecord{
+		Record:      Record{SNI: long(70000), ClientAddr: "127.0.0.1:1", ClientHello: &ClientHelloRecord{ALPN: []string{"h2", long(1000)}, JA3: "771,4865"}},
+		Target:      "host.test:443",
+		UserAgent:   "curl/8.5.0 " + long(8<<20),
+		ClientLeg:   &ClientLeg{Error: "x509: " + long(5000), ClientCert: &ClientCert{Subject: "CN=short"}},
+		UpstreamLeg: &UpstreamLeg{Error: "ok"},
+		Mirrored:    &Mirrored{Names: names, NamesLeftOut: []string{long(400)}},
+	}
+	before, _ := json.Marshal(orig)
+	got := orig.Capped()
+	after, _ := json.Marshal(orig)
+	if string(before) != string(after) {
+		t.Fatal("Capped changed the record it was given")
+	}
+	cases := []struct {
+		name, value, prefix, mark string
+		limit                     int
+	}{
+		{"user_agent", got.UserAgent, "curl/8.5.0 é", "…[cut: 8388619 bytes]", MaxUserAgentLen},
+		{"sni", got.SNI, "éé", "…[cut: 70000 bytes]", MaxNameLen},
+		{"client_hello.alpn[1]", got.ClientHello.ALPN[1], "éé", "…[cut: 1000 bytes]", MaxNameLen},
+		{"client_leg.error", got.ClientLeg.Error, "x509: é", "…[cut: 5006 bytes]", MaxTextLen},
+		{"mirrored.names_left_out[0]", got.Mirrored.NamesLeftOut[0], "éé", "…[cut: 400 bytes]", MaxNameLen},
+	}
+	for _, tc := range cases {
+		if len(tc.value) > tc.limit || !strings.HasPrefix(tc.value, tc.prefix) || !strings.HasSuffix(tc.value, tc.mark) || !utf8.ValidString(tc.value) {
+			t.Errorf("%s: %d bytes %q…%q, want at most %d ending %q", tc.name, len(tc.value), tc.value[:20], tc.value[len(tc.value)-30:], tc.limit, tc.mark)
+		}
+	}
+	if n := len(got.Mirrored.Names); n != MaxListLen || got.Mirrored.Names[n-1] != "…[cut: 100 entries]" {
+		t.Errorf("mirrored.names: %d entries ending %q, want %d ending with the cut mark", n, got.Mirrored.Names[n-1], MaxListLen)
+	}
+	if got.Target != orig.Target || got.ClientHello.JA3 != orig.ClientHello.JA3 || got.ClientLeg.ClientCert != orig.ClientLeg.ClientCert || got.UpstreamLeg != orig.UpstreamLeg {
+		t.Error("fields within their caps were changed or copied")
+	}
+	if again := got.Capped(); again != got {
+		t.Error("a capped record was cut again")
+	}
+	short := &ConnRecord{UserAgent: "curl/8.5.0", ClientLeg: &ClientLeg{Error: "eof"}}
+	if short.Capped() != short {
+		t.Error("a record with nothing too long was copied")
+	}
+	line, _ := json.Marshal(got)
+	if len(line) > 16<<10 {
+		t.Errorf("capped record is %d bytes of JSON", len(line))
 	}
 }
