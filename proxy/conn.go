@@ -182,7 +182,7 @@ func (c *conn) open() {
 	}
 	c.opened = true
 	snap := *c.rec
-	c.s.events.publish(inspect.EventOpen, &snap)
+	c.s.events.publish(inspect.EventOpen, snap.Capped())
 }
 
 // replayConn reads the bytes peeked before TLS, then the connection.

@@ -82,14 +82,14 @@ func (s *Server) serveFailure(c *conn, tc *tls.Conn, alpn string, upErr error) {
 	tc.SetDeadline(s.cfg.Now().Add(s.cfg.ConnectTimeout))
 	if alpn == "h2" {
 		srv := &http2.Server{IdleTimeout: time.Second}
-		srv.ServeConn(tc, &http2.ServeConnOpts{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		srv.ServeConn(tc, &http2.ServeConnOpts{BaseConfig: &http.Server{MaxHeaderBytes: maxHeaderBytes}, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeFailure(w, body)
 		})})
 		return
 	}
-	req, err := http.ReadRequest(bufio.NewReader(tc))
+	req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(tc, maxHeaderBytes)))
 	if err != nil {
-		return // not HTTP after all (no ALPN was offered): the close says it
+		return // not HTTP after all (no ALPN was offered), or a header past the limit: the close says it
 	}
 	req.Body.Close()
 	resp := &http.Response{StatusCode: http.StatusBadGateway, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{},

@@ -36,6 +36,7 @@ func (c *conn) finish() {
 	c.facts.ticketBefore = s.learned.clientClosed(c)
 	c.facts.notTLS = c.notTLS != nil
 	r.Verdict = decide(r, c.facts)
+	r = r.Capped() // what peers sent is bounded before the console, the log and the view see it
 	s.logRecord(r)
 	s.events.publish(inspect.EventClose, r)
 	s.untrack(c.client.Conn)

@@ -72,6 +72,7 @@ func (s *Server) ServeSNI(ctx context.Context, ln net.Listener) error {
 // the Host header (the SNI listener's partner on port 80).
 func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: s.cfg.ConnectTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          s.httpSrv.ErrorLog,

@@ -109,8 +109,8 @@ func (l *poolLeg) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.noteReused(l.po.owner(info.Conn))
 	}})
 	// Connection: close is hop-by-hop: it ends the client's connection
-	// (goproxy still sees it on its own request), not the pooled upstream
-	// one; the origin's own close is honoured.
+	// (net/http, which read the request, closes it after the answer), not
+	// the pooled upstream one; the origin's own close is honoured.
 	req = req.Clone(ctx)
 	req.Close = false
 	req.Header.Del("Connection")

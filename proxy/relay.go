@@ -8,38 +8,71 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
 	"github.com/rs/zerolog"
+	"github.com/tlsresume/tlsresume/inspect"
+	"golang.org/x/net/http2"
 )
 
-// relay serves the HTTP inside intercepted connections with goproxy, and plain
-// forward-proxy requests. It is the only part of tlsresume that imports
-// goproxy. Two instances differ only in HTTP/2: goproxy's HTTP/1 MITM loop
-// waits for 24 bytes to look for the h2c preface when HTTP/2 is allowed,
-// which would stall a client whose first request is shorter, so h2 connections
-// (ALPN h2) and the others are served by separate instances.
+// maxHeaderBytes bounds the header section of every request tlsresume
+// reads: the CONNECT request, a forward-proxy request, and each request
+// inside an intercepted connection, HTTP/1.1 or h2. Go's servers allow
+// 1 MiB unless told; nginx allows 4 × 8 KiB by default and Node.js 16 KiB.
+// Past it, a client is answered 431 Request Header Fields Too Large
+// (net/http reads up to 4 KiB more before it can tell: server.go,
+// initialReadLimitSize); an h2 client that sends a single field longer
+// than the limit, or floods past it, loses the connection instead (x/net/
+// http2 frame.go, readMetaFrame).
+const maxHeaderBytes = 64 << 10
+
+// relay serves the HTTP inside intercepted connections, and plain
+// forward-proxy requests. Go's own servers read every request, within
+// maxHeaderBytes: net/http for HTTP/1.1 (one http.Server, handed each
+// connection through connListener), x/net/http2 for h2, and net/http for
+// the forward-proxy listeners. They answer an oversized header section 431
+// and a malformed one 400, where goproxy's own loop read requests without
+// a limit (http.ReadRequest) and closed the connection without a word on a
+// bad one. goproxy proxies each request, as the http.Handler it is good
+// at; an intercepted connection's requests go to its origin over its
+// upstream leg's transport (relayTransport). It is the only part of
+// tlsresume that imports goproxy.
 type relay struct {
-	s      *Server
-	h1, h2 *goproxy.ProxyHttpServer
+	s        *Server
+	gp       *goproxy.ProxyHttpServer
+	h1       *http.Server
+	h2       *http2.Server
+	ln       *connListener
+	starting sync.Once
+	serving  sync.WaitGroup
 }
 
-type transportKey struct{}
+// clientConnKey is the context key of the handoffConn a request was read
+// from.
+type clientConnKey struct{}
 
 func newRelay(s *Server) *relay {
-	r := &relay{s: s}
-	r.h1 = r.newGoproxy(false)
-	r.h2 = r.newGoproxy(true)
+	r := &relay{s: s, ln: newConnListener()}
+	r.gp = r.newGoproxy()
+	r.h1 = &http.Server{
+		Handler:        http.HandlerFunc(r.serveRequest),
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       httpErrorLog(s.cfg.Log),
+		BaseContext:    func(net.Listener) context.Context { return s.ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, clientConnKey{}, c)
+		},
+		ConnState: connState,
+	}
+	r.h2 = &http2.Server{}
 	return r
 }
 
-func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
+func (r *relay) newGoproxy() *goproxy.ProxyHttpServer {
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = goproxyLogger{r.s.cfg.Log}
-	gp.AllowHTTP2 = h2
 	gp.KeepAcceptEncoding = true
 	gp.KeepDestinationHeaders = true
 	gp.Tr = &http.Transport{
@@ -52,29 +85,44 @@ func (r *relay) newGoproxy(h2 bool) *goproxy.ProxyHttpServer {
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "tlsresume is a proxy: point a client's proxy setting at this address", http.StatusBadRequest)
 	})
-	// Every connection handed to goproxy is already decrypted by tlsresume,
-	// so goproxy's MITM serves plain HTTP on it, through the connection's own
-	// RoundTripper (one upstream connection per client connection).
-	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-		t, _ := ctx.Req.Context().Value(transportKey{}).(*relayTransport)
-		if t == nil {
-			return goproxy.RejectConnect, host
+	// A request read from an intercepted connection goes over that
+	// connection's upstream leg (relayTransport).
+	gp.OnRequest().DoFunc(func(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		if hc, ok := req.Context().Value(clientConnKey{}).(*handoffConn); ok {
+			ctx.RoundTripper = hc.rt
 		}
-		ctx.RoundTripper = t
-		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm}, host
+		return req, nil
+	})
+	gp.OnResponse().DoFunc(func(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+		if resp == nil && ctx.Error != nil {
+			// A request that reached no origin is answered 502 with the
+			// reason on one line (goproxy's own answer is a 500 quoting
+			// the error as is).
+			msg := "tlsresume: " + inspect.Printable(inspect.Cut(ctx.Error.Error(), inspect.MaxTextLen)) + "\n"
+			return goproxy.NewResponse(ctx.Req, goproxy.ContentTypeText, http.StatusBadGateway, msg)
+		}
+		_, intercepted := ctx.Req.Context().Value(clientConnKey{}).(*handoffConn)
+		if resp != nil && resp.Close && intercepted && ctx.Req.ProtoMajor == 1 {
+			// An origin that closes its connection after the response
+			// closes the client's too, as it would directly (a browser
+			// then opens a new connection, which may resume). net/http
+			// moved its "Connection: close" to resp.Close (transfer.go).
+			resp.Header.Set("Connection", "close")
+		}
+		return resp
 	})
 	return gp
 }
 
 // serveForward proxies a plain HTTP request (not CONNECT).
 func (r *relay) serveForward(w http.ResponseWriter, req *http.Request) {
-	r.h1.ServeHTTP(w, req)
+	r.gp.ServeHTTP(w, req)
 }
 
 // relay is the path's sixth step: it serves the HTTP inside the client's
-// TLS through goproxy, request by request, over the upstream leg's
-// transport, or relays the bytes of a client that speaks another
-// protocol. It returns when the client's connection ends.
+// TLS, request by request, over the upstream leg's transport, or relays
+// the bytes of a client that speaks another protocol. It returns when the
+// client's connection ends.
 func (c *conn) relay(tc *tls.Conn) error {
 	s := c.s
 	alpn := tc.ConnectionState().NegotiatedProtocol
@@ -94,23 +142,71 @@ func (c *conn) relay(tc *tls.Conn) error {
 	if err != nil {
 		return fmt.Errorf("starting HTTP/2 upstream: %w", err)
 	}
-	gp := s.relay.h1
-	if alpn == "h2" {
-		gp = s.relay.h2
-	}
-	// goproxy is handed the decrypted stream as a CONNECT that arrived over
-	// HTTP/2 (RFC 8441): goproxy serves such a tunnel's requests in the
-	// handler itself (https.go, isH2Tunnel), reading the request body and
-	// writing the response, so the relay ends here when the client's
-	// connection does.
-	stream := &clientStream{Conn: client, c: c}
-	req := (&http.Request{
-		Method: http.MethodConnect, URL: &url.URL{Host: c.rec.Target}, Host: c.rec.Target,
-		Proto: "HTTP/2.0", ProtoMajor: 2, Header: http.Header{}, RemoteAddr: c.rec.ClientAddr, Body: stream,
-	}).WithContext(context.WithValue(s.ctx, transportKey{}, &relayTransport{c: c, rt: rt}))
-	gp.ServeHTTP(&streamWriter{stream: stream}, req)
-	stream.Close()
+	hc := &handoffConn{Conn: client, c: c, rt: &relayTransport{c: c, rt: rt}, h1: alpn != "h2", done: make(chan struct{})}
+	s.relay.serve(hc)
 	return nil
+}
+
+// serve serves hc's requests until the client's connection ends.
+func (r *relay) serve(hc *handoffConn) {
+	defer hc.Close()
+	if !hc.h1 {
+		// BaseConfig carries maxHeaderBytes: x/net/http2 advertises it
+		// (SETTINGS_MAX_HEADER_LIST_SIZE) and answers 431 past it.
+		r.h2.ServeConn(hc, &http2.ServeConnOpts{
+			Context: context.WithValue(r.s.ctx, clientConnKey{}, hc), Handler: r.h1.Handler, BaseConfig: r.h1,
+		})
+		return
+	}
+	r.starting.Do(func() {
+		r.serving.Add(1)
+		go func() {
+			defer r.serving.Done()
+			r.h1.Serve(r.ln)
+		}()
+	})
+	if r.ln.hand(hc) {
+		// net/http serves it on a goroutine of its own and closes it at
+		// the end; the path waits for that.
+		<-hc.done
+	}
+}
+
+// close stops the HTTP/1.1 server of intercepted connections and waits for
+// it; every connection has ended by now (Shutdown waited for them, or
+// closed them).
+func (r *relay) close(ctx context.Context) {
+	r.ln.Close()
+	if err := r.h1.Shutdown(ctx); err != nil {
+		r.h1.Close()
+	}
+	r.serving.Wait()
+}
+
+// serveRequest proxies one request read from an intercepted connection to
+// its origin.
+func (r *relay) serveRequest(w http.ResponseWriter, req *http.Request) {
+	if req.Method == http.MethodConnect {
+		http.Error(w, "tlsresume: CONNECT inside an intercepted connection is not relayed", http.StatusMethodNotAllowed)
+		return
+	}
+	req.URL.Scheme = "https" // the origin is the connection's (relayTransport.RoundTrip)
+	if req.URL.Host == "" {
+		req.URL.Host = req.Host
+	}
+	if req.ProtoMajor == 2 && req.ContentLength == 0 {
+		// x/net/http2 gives a request without a body a Body all the same,
+		// which the upstream transport would send as one of unknown length.
+		req.Body = http.NoBody
+	}
+	hc := req.Context().Value(clientConnKey{}).(*handoffConn)
+	hc.begin()
+	defer hc.end()
+	rw := &relayWriter{ResponseWriter: w}
+	r.gp.ServeHTTP(rw, req)
+	if rw.hijacked != nil {
+		rw.hijacked.Close() // an upgraded connection goproxy relayed to its end
+	}
 }
 
 // relayTransport is goproxy's RoundTripper for one client connection:
@@ -153,58 +249,6 @@ func (b *originBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// clientStream is the decrypted client stream as goproxy reads it (the
-// CONNECT's body) and writes it (through streamWriter). Close ends the
-// client's connection politely.
-type clientStream struct {
-	net.Conn
-	c      *conn
-	closed sync.Once
-}
-
-// Read ends a connection whose client stays silent past the idle timeout.
-func (h *clientStream) Read(b []byte) (int, error) {
-	h.Conn.SetReadDeadline(time.Now().Add(h.c.s.cfg.IdleTimeout))
-	n, err := h.Conn.Read(b)
-	if err != nil {
-		h.c.streamError(sideClient, err)
-	}
-	return n, err
-}
-
-func (h *clientStream) Write(b []byte) (int, error) {
-	n, err := h.Conn.Write(b)
-	if err != nil {
-		h.c.streamError(sideClient, err)
-	}
-	return n, err
-}
-
-func (h *clientStream) Close() error {
-	h.closed.Do(func() { lingerClose(h.Conn, h.c.s.cfg.Linger) })
-	return nil
-}
-
-// streamWriter is the http.ResponseWriter of the CONNECT goproxy is
-// handed: the status line is tlsresume's (answered before the hello was
-// peeked), and what goproxy writes goes to the client's stream.
-type streamWriter struct {
-	stream *clientStream
-	header http.Header
-}
-
-func (w *streamWriter) Header() http.Header {
-	if w.header == nil {
-		w.header = http.Header{}
-	}
-	return w.header
-}
-func (w *streamWriter) Write(b []byte) (int, error)        { return w.stream.Write(b) }
-func (w *streamWriter) WriteHeader(int)                    {}
-func (w *streamWriter) Flush()                             {}
-func (w *streamWriter) SetReadDeadline(t time.Time) error  { return w.stream.SetReadDeadline(t) }
-func (w *streamWriter) SetWriteDeadline(t time.Time) error { return w.stream.SetWriteDeadline(t) }
-
 // sniffHTTP reads the first bytes of a connection without ALPN to tell HTTP
 // from another protocol; a server-speaks-first protocol sends nothing, so
 // after a short wait it is relayed as bytes.
@@ -224,30 +268,6 @@ func looksLikeHTTPRequest(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// bufferedConn reads through a bufio.Reader that already holds bytes.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-// CloseWrite half-closes the connection when it can.
-func (b *bufferedConn) CloseWrite() error { return closeWrite(b.Conn) }
-
-// lingerClose ends a client connection politely: it says it is done
-// writing (a TLS close_notify), then reads, for at most d, what the client
-// still sends (its own close_notify) before closing. Closing at once would
-// make the kernel answer those bytes with a reset, and they would be
-// missing from bytes_up.
-func lingerClose(c net.Conn, d time.Duration) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.SetReadDeadline(time.Now().Add(d))
-		io.Copy(io.Discard, c)
-	}
-	c.Close()
 }
 
 // goproxyLogger sends goproxy's messages to the debug log: they repeat

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 )
 
@@ -95,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 	s.magic = s.magicHandler()
 	s.httpSrv = &http.Server{
 		Handler:           s,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: cfg.ConnectTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          httpErrorLog(cfg.Log),
@@ -142,6 +144,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	s.relay.close(ctx)
 	if s.pool != nil {
 		s.pool.close()
 	}
@@ -245,16 +248,17 @@ func (s *Server) admit(r *http.Request) error {
 		if isMagic(r.Host) {
 			return nil
 		}
+		target := inspect.Cut(r.Host, inspect.MaxNameLen)
 		host, port, err := net.SplitHostPort(r.Host)
 		if err != nil || port == "" {
-			return fmt.Errorf("CONNECT target %q is not host:port", r.Host)
+			return fmt.Errorf("CONNECT target %q is not host:port", target)
 		}
 		p, err := strconv.ParseUint(port, 10, 16)
 		if err != nil {
-			return fmt.Errorf("CONNECT target %q has a bad port", r.Host)
+			return fmt.Errorf("CONNECT target %q has a bad port", target)
 		}
 		if s.loops(r.Context(), host, uint16(p)) {
-			return fmt.Errorf("CONNECT %s would reach tlsresume itself (a loop)", r.Host)
+			return fmt.Errorf("CONNECT %s would reach tlsresume itself (a loop)", target)
 		}
 	}
 	return nil
