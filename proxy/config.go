@@ -92,6 +92,13 @@ type Config struct {
 	// RecentName returns the name a client last asked tlsresume's DNS
 	// server for, to route an SNI-less connection. Default: none.
 	RecentName func(client netip.Addr) (string, bool)
+	// SelfAddrs are tlsresume's listeners that the Server does not accept
+	// on itself: the live view, the DNS server's port (TCP and UDP share
+	// it). Like the Server's own listeners, no client reaches them through
+	// the proxy: not by CONNECT, forward request, redirection or DNS
+	// routing, by any address or name that leads to them (a listener on
+	// 0.0.0.0 or :: is reached by every local address). Default: none.
+	SelfAddrs []netip.AddrPort
 
 	// Upstream is tlsresume's own upstream session cache. Default: a cache
 	// with upstream.CacheConfig's defaults.

@@ -71,6 +71,7 @@ func (s *Server) ServeSNI(ctx context.Context, ln net.Listener) error {
 // ServeHostHTTP serves plain HTTP that reached tlsresume by DNS, routed by
 // the Host header (the SNI listener's partner on port 80).
 func (s *Server) ServeHostHTTP(ctx context.Context, ln net.Listener) error {
+	s.addSelf(ln)
 	srv := &http.Server{
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: s.cfg.ConnectTimeout,

@@ -32,8 +32,7 @@ func (s *Server) startPredial(addr string) *predial {
 	p := &predial{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
-		p.conn, p.err = d.DialContext(s.ctx, "tcp", addr)
+		p.conn, p.err = s.dialer().DialContext(s.ctx, "tcp", addr)
 	}()
 	return p
 }

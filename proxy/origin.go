@@ -170,8 +170,7 @@ func (s *Server) dialTCP(ctx context.Context, c *conn) (net.Conn, error) {
 	if raw, ok, err := c.pre.take(); ok {
 		return raw, err
 	}
-	d := net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver}
-	return d.DialContext(ctx, "tcp", c.dialAddr())
+	return s.dialer().DialContext(ctx, "tcp", c.dialAddr())
 }
 
 // noteOrigin names the origin a new upstream connection reached, counts it

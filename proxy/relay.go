@@ -77,7 +77,7 @@ func (r *relay) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.KeepDestinationHeaders = true
 	gp.Tr = &http.Transport{
 		Proxy:                 nil, // never chain to the environment's proxy
-		DialContext:           (&net.Dialer{Timeout: r.s.cfg.DialTimeout, Resolver: r.s.cfg.Resolver}).DialContext,
+		DialContext:           r.s.dialer().DialContext,
 		ResponseHeaderTimeout: time.Minute,
 		IdleConnTimeout:       r.s.cfg.IdleTimeout,
 		DisableCompression:    true,
@@ -114,8 +114,18 @@ func (r *relay) newGoproxy() *goproxy.ProxyHttpServer {
 	return gp
 }
 
-// serveForward proxies a plain HTTP request (not CONNECT).
+// serveForward proxies a plain HTTP request (not CONNECT), unless it would
+// reach tlsresume itself.
 func (r *relay) serveForward(w http.ResponseWriter, req *http.Request) {
+	port := "80"
+	if req.URL.Scheme == "https" {
+		port = "443"
+	}
+	if err := r.s.refuseLoop(req.Context(), req.URL.Host, port); err != nil {
+		w.Header().Set("Connection", "close")
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
 	r.gp.ServeHTTP(w, req)
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -264,6 +265,20 @@ func (s *Server) admit(r *http.Request) error {
 	return nil
 }
 
+// refuseLoop says why a request to hostport (defaultPort when it names
+// none) must be refused because it would reach tlsresume itself, or nil.
+func (s *Server) refuseLoop(ctx context.Context, hostport, defaultPort string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = strings.Trim(hostport, "[]"), defaultPort
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err == nil && s.loops(ctx, host, uint16(p)) {
+		return fmt.Errorf("%s would reach tlsresume itself (a loop)", inspect.Cut(hostport, inspect.MaxNameLen))
+	}
+	return nil // a bad port fails at the dial, which says so
+}
+
 // addSelf remembers a listener's address, so connecting to it is refused.
 func (s *Server) addSelf(ln net.Listener) {
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
@@ -287,38 +302,96 @@ func (s *Server) isSelfAddr(a net.Addr) bool {
 	return err == nil && s.isSelf(ap)
 }
 
-// isSelf reports whether addr is one of tlsresume's own listeners (a
-// listener on an unspecified address matches any address on its port).
+// isSelf reports whether addr reaches one of tlsresume's own listeners:
+// the Server's and Config.SelfAddrs. A listener on an unspecified address
+// (0.0.0.0, ::) is reached on its port by every local address.
 func (s *Server) isSelf(addr netip.AddrPort) bool {
+	a := addr.Addr().Unmap().WithZone("")
+	unspecified := false
+	match := func(l netip.AddrPort) bool {
+		if l.Port() != addr.Port() {
+			return false
+		}
+		la := l.Addr().Unmap().WithZone("")
+		if la.IsUnspecified() {
+			unspecified = true
+			return false
+		}
+		// Linux connects an unspecified destination to loopback.
+		return la == a || a.IsUnspecified() && la.IsLoopback()
+	}
 	s.selfMu.Lock()
-	defer s.selfMu.Unlock()
-	for _, l := range s.self {
-		if l.Port() == addr.Port() && (l.Addr().IsUnspecified() || l.Addr() == addr.Addr().Unmap()) {
+	found := slices.ContainsFunc(s.self, match)
+	s.selfMu.Unlock()
+	found = found || slices.ContainsFunc(s.cfg.SelfAddrs, match)
+	return found || unspecified && isLocalAddr(a)
+}
+
+// isLocalAddr reports whether a connection to a stays on this machine: a
+// loopback or unspecified address (Linux connects 0.0.0.0 to itself), or
+// the address of one of its interfaces.
+func isLocalAddr(a netip.Addr) bool {
+	if a.IsLoopback() || a.IsUnspecified() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // cannot tell: refusing is the safe side
+	}
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr().Unmap().WithZone("") == a {
 			return true
 		}
 	}
 	return false
 }
 
+// selfPort reports whether one of tlsresume's own listeners is on port.
+func (s *Server) selfPort(port uint16) bool {
+	on := func(l netip.AddrPort) bool { return l.Port() == port }
+	s.selfMu.Lock()
+	defer s.selfMu.Unlock()
+	return slices.ContainsFunc(s.self, on) || slices.ContainsFunc(s.cfg.SelfAddrs, on)
+}
+
 // loops says whether host:port names one of tlsresume's own listeners. A
-// name is looked up only when the port is one tlsresume listens on.
+// name is looked up, as the dial would look it up, only when the port is
+// one tlsresume listens on. The dial checks again what it connects to
+// (dialer): a name may answer otherwise the second time.
 func (s *Server) loops(ctx context.Context, host string, port uint16) bool {
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return s.isSelf(netip.AddrPortFrom(ip.Unmap(), port))
+		return s.isSelf(netip.AddrPortFrom(ip, port))
 	}
-	s.selfMu.Lock()
-	ours := slices.ContainsFunc(s.self, func(l netip.AddrPort) bool { return l.Port() == port })
-	s.selfMu.Unlock()
-	if !ours {
+	if !s.selfPort(port) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	res := s.cfg.Resolver
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	ips, err := res.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		return false // the dial will say what is wrong
 	}
-	return slices.ContainsFunc(ips, func(ip netip.Addr) bool { return s.isSelf(netip.AddrPortFrom(ip.Unmap(), port)) })
+	return slices.ContainsFunc(ips, func(ip netip.Addr) bool { return s.isSelf(netip.AddrPortFrom(ip, port)) })
+}
+
+// dialer dials every upstream connection. Its Control refuses an address
+// that reaches one of tlsresume's own listeners: it sees the address
+// actually connected to, after name resolution, so a name that resolves
+// (or rebinds) to tlsresume between the check of a request's target and
+// the dial still makes no loop.
+func (s *Server) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: s.cfg.DialTimeout, Resolver: s.cfg.Resolver, Control: s.refuseSelf}
+}
+
+func (s *Server) refuseSelf(_, address string, _ syscall.RawConn) error {
+	if ap, err := netip.ParseAddrPort(address); err == nil && s.isSelf(ap) {
+		return errLoop
+	}
+	return nil
 }
 
 func (s *Server) allowed(a netip.Addr) bool {

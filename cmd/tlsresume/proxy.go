@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tlsresume/tlsresume/proxy"
+	"github.com/tlsresume/tlsresume/proxy/dns"
 	"github.com/tlsresume/tlsresume/proxy/upstream"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
@@ -132,6 +134,7 @@ func (p *proxyFlags) run(ctx context.Context, stdout, stderr io.Writer) (err err
 	if err != nil {
 		return badUsage(err)
 	}
+	cfg.SelfAddrs = selfAddrs(socks.web, p.dnsSrv)
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err
@@ -153,6 +156,27 @@ func (p *proxyFlags) run(ctx context.Context, stdout, stderr io.Writer) (err err
 		defer func() { cancel(); stop() }()
 	}
 	return p.serve(ctx, serveCtx, srv, cfg.Log, socks, stderr)
+}
+
+// selfAddrs are this process's listeners that the proxy does not accept
+// on itself, the live view and the DNS server: the proxy refuses to reach
+// them, as it refuses to reach its own (no client rotates the ticket keys
+// through the token-less loopback view by way of the proxy).
+func selfAddrs(webLn net.Listener, dnsSrv *dns.Server) []netip.AddrPort {
+	var addrs []string
+	if webLn != nil {
+		addrs = append(addrs, webLn.Addr().String())
+	}
+	if dnsSrv != nil {
+		addrs = append(addrs, dnsSrv.Addr()) // its UDP and TCP port
+	}
+	var out []netip.AddrPort
+	for _, a := range addrs {
+		if ap, err := netip.ParseAddrPort(a); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
 }
 
 // sockets are what bindAll bound; close closes what is not served yet.
