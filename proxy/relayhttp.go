@@ -300,6 +300,20 @@ func (w *relayWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom copies a response body through a buffer shared between
+// responses: goproxy's io.Copy would otherwise allocate 32 KiB for every
+// response, since relayWriter hides net/http's own ReadFrom.
+func (w *relayWriter) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	return io.CopyBuffer(writerOnly{w}, r, *bp)
+}
+
+// writerOnly hides ReadFrom, so io.CopyBuffer uses the buffer it is given.
+type writerOnly struct{ io.Writer }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func (w *relayWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
