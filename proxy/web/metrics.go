@@ -20,6 +20,7 @@ type metrics struct {
 	handshake   *prometheus.HistogramVec
 	open        prometheus.Gauge
 	dropped     prometheus.Counter
+	refused     *prometheus.CounterVec
 	handlerHTTP http.Handler
 }
 
@@ -45,6 +46,13 @@ func newMetrics(s *Server) *metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tlsresume_records_dropped_total", Help: "Record events the view lost because it fell behind the proxy.",
 	})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsresume_web_requests_refused_total", Help: "Requests the live view refused: a Host not its own (host), no token (token), another site's page (cross_site), too many event streams (streams_at_cap).",
+	}, []string{"reason"})
+	for _, r := range []string{"host", "token", "cross_site", "streams_at_cap"} {
+		m.refused.WithLabelValues(r)
+	}
+	f(m.refused)
 	f(m.conns)
 	f(m.clientHS)
 	f(m.upstreamHS)
@@ -96,6 +104,8 @@ func (m *metrics) observe(ev inspect.Event, closedOpen bool) {
 }
 
 func (m *metrics) streamDropped(n uint64) { m.dropped.Add(float64(n)) }
+
+func (m *metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }
 
 func boolLabel(b bool) string {
 	if b {
