@@ -21,6 +21,7 @@ type metrics struct {
 	open        prometheus.Gauge
 	dropped     prometheus.Counter
 	refused     *prometheus.CounterVec
+	slowStreams *prometheus.CounterVec
 	handlerHTTP http.Handler
 }
 
@@ -53,6 +54,16 @@ func newMetrics(s *Server) *metrics {
 		m.refused.WithLabelValues(r)
 	}
 	f(m.refused)
+	m.slowStreams = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsresume_web_event_streams_dropped_total", Help: "Event streams (/api/events) the live view closed because their reader fell behind by more than its buffer (behind) or did not take a write in time (write_timeout); a reader reconnects with Last-Event-ID.",
+	}, []string{"reason"})
+	for _, r := range []string{"behind", "write_timeout"} {
+		m.slowStreams.WithLabelValues(r)
+	}
+	f(m.slowStreams)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tlsresume_web_event_streams", Help: "Event streams (/api/events) open now.",
+	}, func() float64 { return float64(s.subs.count()) }))
 	f(m.conns)
 	f(m.clientHS)
 	f(m.upstreamHS)
@@ -106,6 +117,8 @@ func (m *metrics) observe(ev inspect.Event, closedOpen bool) {
 func (m *metrics) streamDropped(n uint64) { m.dropped.Add(float64(n)) }
 
 func (m *metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+func (m *metrics) dropStream(reason string) { m.slowStreams.WithLabelValues(reason).Inc() }
 
 func boolLabel(b bool) string {
 	if b {
