@@ -166,7 +166,13 @@ func (s *Server) replay(st *eventWriter, after, upTo uint64) (more bool, err err
 	for {
 		part := s.hist.since(after, upTo, replayPart)
 		for i := range part {
-			if err := st.add(s.entryMsg(&part[i], st.rows)); err != nil {
+			var err error
+			if st.rows {
+				err = st.add(s.entryMsg(&part[i]))
+			} else {
+				err = st.addRecord(&part[i])
+			}
+			if err != nil {
 				return false, err
 			}
 			after = part[i].eventID
@@ -184,18 +190,17 @@ func (s *Server) replay(st *eventWriter, after, upTo uint64) (more bool, err err
 	}
 }
 
-// entryMsg is an entry as its latest event: the record, or the page's row.
-func (s *Server) entryMsg(e *entry, rows bool) sseMsg {
-	m := sseMsg{kind: inspect.EventOpen, id: e.eventID, seq: e.seq}
+// entryMsg is an entry as its latest event, for the page's rows.
+func (s *Server) entryMsg(e *entry) sseMsg {
+	data, _ := json.Marshal(newRow(e, s.hist.seqOf))
+	return sseMsg{kind: entryKind(e), id: e.eventID, seq: e.seq, data: data}
+}
+
+func entryKind(e *entry) inspect.EventKind {
 	if e.closed {
-		m.kind = inspect.EventClose
+		return inspect.EventClose
 	}
-	if rows {
-		m.data, _ = json.Marshal(newRow(e, s.hist.seqOf))
-	} else {
-		m.data, _ = json.Marshal(e.rec)
-	}
-	return m
+	return inspect.EventOpen
 }
 
 // eventWriter gathers a stream's events and writes them, at most about
@@ -214,6 +219,36 @@ type eventWriter struct {
 	batchBytes int            // what batch holds
 	bySeq      map[uint64]int // a connection's place in batch
 	lastID     uint64         // the newest event in batch
+	enc        *json.Encoder  // writes records straight into buf
+}
+
+// addRecord gathers an entry's latest event with its record, encoded
+// straight into the buffer: a replay makes no garbage per record.
+func (e *eventWriter) addRecord(en *entry) error {
+	if e.enc == nil {
+		e.enc = json.NewEncoder(appender{&e.buf})
+	}
+	e.buf = append(e.buf, "event: "...)
+	e.buf = append(e.buf, entryKind(en)...)
+	e.buf = append(e.buf, "\nid: "...)
+	e.buf = strconv.AppendUint(e.buf, en.eventID, 10)
+	e.buf = append(e.buf, "\ndata: "...)
+	if err := e.enc.Encode(en.rec); err != nil { // its own line, as json.Marshal and a newline
+		return fmt.Errorf("web: encoding record %s: %w", en.rec.ID, err)
+	}
+	e.buf = append(e.buf, '\n')
+	if len(e.buf) >= writeChunk {
+		return e.flush()
+	}
+	return nil
+}
+
+// appender is an io.Writer that appends to a slice.
+type appender struct{ b *[]byte }
+
+func (a appender) Write(p []byte) (int, error) {
+	*a.b = append(*a.b, p...)
+	return len(p), nil
 }
 
 // add gathers one event, writing what was gathered once it reaches
