@@ -7,10 +7,12 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/tlsresume/tlsresume/certs"
-	"github.com/tlsresume/tlsresume/proxy/web"
+	"github.com/tlsresume/tlsresume/proxy/capage"
+	"github.com/tlsresume/tlsresume/proxy/guard"
 )
 
 // MagicHost is the name a client browses to, through the proxy, to get the
@@ -26,11 +28,17 @@ func isMagic(hostport string) bool {
 	return host == MagicHost
 }
 
-// magicHandler serves the CA download page, /stats and /flush.
+// magicHandler serves the CA download page, /stats and /flush, behind the
+// live view's guard (package guard): Host must be tlsresume.proxy,
+// localhost or an IP address (the proxy's own address opened in a
+// browser), so a rebinding page cannot read /stats; /flush must be a POST
+// from the magic host's own page or a script, never an auto-submitting
+// form of another site; /stats answers the same, while the page and the
+// CA's files may be opened from a link anywhere.
 func (s *Server) magicHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.magicIndex)
-	mux.Handle("GET /ca/{file}", web.CAFiles(s.cfg.CA))
+	mux.Handle("GET /ca/{file}", capage.Files(s.cfg.CA))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"upstream_cache": s.cfg.Upstream.Stats()})
@@ -40,7 +48,15 @@ func (s *Server) magicHandler() http.Handler {
 		s.cfg.Log.Info().Msg("flushed the upstream session cache")
 		fmt.Fprintln(w, "upstream session cache flushed")
 	})
-	return mux
+	return guard.Handler(guard.Config{
+		Names: []string{MagicHost},
+		Public: func(path string) bool {
+			return path == "/" || strings.HasPrefix(path, "/ca/")
+		},
+		Refused: func(r *http.Request, why guard.Reason) {
+			s.cfg.Log.Warn().Str("client", r.RemoteAddr).Str("host", r.Host).Str("path", r.URL.Path).Str("reason", string(why)).Msg("refuse magic host request")
+		},
+	}, mux)
 }
 
 var magicPage = template.Must(template.New("page").Parse(`<!doctype html>

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy/guard"
 )
 
 // The records API's page sizes.
@@ -240,12 +241,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // httpError answers with a JSON error.
-func httpError(w http.ResponseWriter, msg string, code int) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
+func httpError(w http.ResponseWriter, msg string, code int) { guard.Error(w, msg, code) }
 
 // connDetail is GET /api/conn?seq=N: one record with what the page shows
 // beside it: names for its extensions, the rows its lineage points to, and

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -347,3 +351,98 @@ func TestQUICCaptureInBrowser(t *testing.T) {
 		t.Errorf("the summary's transport column reads %v", over)
 	}
 }
+
+// TestCrossSitePageRefused: a page on another loopback origin that asks
+// the view for its whole history with fetch(no-cors), eighteen times, as
+// a hostile page in the user's browser can (a loopback view has no token),
+// is refused by the server: the view counts every request to /api/events
+// and answers none of them.
+func TestCrossSitePageRefused(t *testing.T) {
+	view := web.New(web.Config{})
+	var mu sync.Mutex
+	status := map[int]int{} // /api/events answers by status
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/events" {
+			view.Handler().ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		view.Handler().ServeHTTP(sw, r)
+		mu.Lock()
+		status[sw.code]++
+		mu.Unlock()
+	})
+	vln := listen(t)
+	srv := &http.Server{Handler: counted}
+	go srv.Serve(vln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(vln.Addr().String())
+
+	// The other site: 127.0.0.1 on another port (same-site, another
+	// origin) and localhost (another site).
+	page := fmt.Sprintf(`<!doctype html><body><script>
+for (let i = 0; i < 18; i++) {
+  const host = i %% 2 ? "127.0.0.1" : "localhost";
+  fetch("http://" + host + ":%s/api/events?last_event_id=0", {mode: "no-cors"}).catch(() => {});
+}
+document.body.dataset.loaded = "1";
+</script>`, port)
+	pln := listen(t)
+	psrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	})}
+	go psrv.Serve(pln)
+	t.Cleanup(func() { psrv.Close() })
+	browser(t, "http://"+pln.Addr().String()+"/")
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n, refused := 0, status[http.StatusForbidden]
+		for _, c := range status {
+			n += c
+		}
+		got := fmt.Sprint(status)
+		mu.Unlock()
+		if n >= 18 {
+			if refused != 18 {
+				t.Fatalf("the other site's 18 requests were answered %s, want all 403", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s the view has answered %d of the other site's 18 requests (%s): the rest are being served", n, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// statusWriter notes the status a handler answers with; it still flushes
+// and unwraps, for a stream.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

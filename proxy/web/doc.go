@@ -9,5 +9,6 @@
 // keeps the newest of them (Config.History). It never slows the proxy: the
 // stream drops events for a view that falls behind, and the view says how
 // many. Everything it serves is embedded in the binary; it checks Host,
-// token and origin on every request (guard.go) and never serves a key.
+// token and origin on every request, reads included (package guard), and
+// never serves a key.
 package web

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -12,8 +14,9 @@ import (
 type entry struct {
 	seq     uint64 // position in the history: 1, 2, … (the records API's cursor)
 	rec     *inspect.ConnRecord
-	closed  bool
 	eventID uint64 // the last event about this connection (SSE id)
+	closed  bool
+	slot    int32 // its place in history.order; -1 before it has one
 }
 
 // history keeps the newest records, at most max, in the order their
@@ -28,6 +31,16 @@ type history struct {
 	seq     uint64            // entries ever added
 	eventID uint64            // events ever applied
 	evicted uint64            // entries pushed out by max
+	// order is the entries by their last event, oldest first, so that a
+	// replay can go in event order and resume from any event id: apply
+	// moves an entry to the end. The slot an entry left keeps its id (the
+	// ids stay sorted for a binary search) and a nil entry, until compact.
+	order []orderSlot
+}
+
+type orderSlot struct {
+	id uint64 // the entry's eventID when it took the slot
+	e  *entry // nil once the entry moved on or left the history
 }
 
 func newHistory(max int) *history {
@@ -49,13 +62,42 @@ func (h *history) apply(ev inspect.Event) (e *entry, id uint64, closedOpen bool)
 		e = h.add(ev.Record)
 	}
 	e.rec, e.closed, e.eventID = ev.Record, ev.Kind == inspect.EventClose, id
+	h.reorder(e)
 	return e, id, closedOpen
+}
+
+// reorder moves e to the end of h.order, its new event the newest. h.mu
+// is held.
+func (h *history) reorder(e *entry) {
+	if e.slot >= 0 {
+		h.order[e.slot].e = nil
+	}
+	if len(h.order) >= 2*len(h.ring)+1024 {
+		h.compact()
+	}
+	e.slot = int32(len(h.order))
+	h.order = append(h.order, orderSlot{id: e.eventID, e: e})
+}
+
+// compact drops the empty slots of h.order. At most every len(ring)+1024
+// events: amortized, a copy of a few slots per event. h.mu is held.
+func (h *history) compact() {
+	n := 0
+	for _, o := range h.order {
+		if o.e != nil {
+			o.e.slot = int32(n)
+			h.order[n] = o
+			n++
+		}
+	}
+	clear(h.order[n:])
+	h.order = h.order[:n]
 }
 
 // add appends a new entry, evicting the oldest when full. h.mu is held.
 func (h *history) add(r *inspect.ConnRecord) *entry {
 	h.seq++
-	e := &entry{seq: h.seq, rec: r}
+	e := &entry{seq: h.seq, rec: r, slot: -1}
 	if len(h.ring) < h.max {
 		h.ring = append(h.ring, e)
 	} else {
@@ -63,6 +105,7 @@ func (h *history) add(r *inspect.ConnRecord) *entry {
 		if h.byID[old.rec.ID] == old {
 			delete(h.byID, old.rec.ID)
 		}
+		h.order[old.slot].e = nil
 		h.ring[h.head] = e
 		h.head = (h.head + 1) % h.max
 		h.evicted++
@@ -95,19 +138,35 @@ func (h *history) snapshot(after uint64) view {
 	return v
 }
 
-// since returns the entries whose last event is newer than id, in order:
-// what a browser that saw events up to id must be sent again.
-func (h *history) since(id uint64) []entry {
+// since returns up to n entries whose last event is after id and at most
+// upTo, in the order of those events: what a reader that saw events up to
+// id must be sent again, a part at a time. The next part starts after the
+// last one's eventID.
+func (h *history) since(id, upTo uint64, n int) []entry {
+	if id >= upTo {
+		return nil
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	i, _ := slices.BinarySearchFunc(h.order, id+1, func(o orderSlot, id uint64) int { return cmp.Compare(o.id, id) })
 	var out []entry
-	n := len(h.ring)
-	for i := range n {
-		if e := h.ring[(h.head+i)%n]; e.eventID > id {
-			out = append(out, *e)
+	for ; i < len(h.order) && len(out) < n; i++ {
+		o := h.order[i]
+		if o.id > upTo {
+			break
+		}
+		if o.e != nil {
+			out = append(out, *o.e)
 		}
 	}
 	return out
+}
+
+// lastEvent is the id of the newest event applied.
+func (h *history) lastEvent() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.eventID
 }
 
 // seqOf is the position of the newest connection with id that came before

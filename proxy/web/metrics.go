@@ -20,6 +20,8 @@ type metrics struct {
 	handshake   *prometheus.HistogramVec
 	open        prometheus.Gauge
 	dropped     prometheus.Counter
+	refused     *prometheus.CounterVec
+	slowStreams *prometheus.CounterVec
 	handlerHTTP http.Handler
 }
 
@@ -45,6 +47,23 @@ func newMetrics(s *Server) *metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tlsresume_records_dropped_total", Help: "Record events the view lost because it fell behind the proxy.",
 	})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsresume_web_requests_refused_total", Help: "Requests the live view refused: a Host not its own (host), no token (token), another site's page (cross_site), too many event streams (streams_at_cap).",
+	}, []string{"reason"})
+	for _, r := range []string{"host", "token", "cross_site", "streams_at_cap"} {
+		m.refused.WithLabelValues(r)
+	}
+	f(m.refused)
+	m.slowStreams = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsresume_web_event_streams_dropped_total", Help: "Event streams (/api/events) the live view closed because their reader fell behind by more than its buffer (behind) or did not take a write in time (write_timeout); a reader reconnects with Last-Event-ID.",
+	}, []string{"reason"})
+	for _, r := range []string{"behind", "write_timeout"} {
+		m.slowStreams.WithLabelValues(r)
+	}
+	f(m.slowStreams)
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tlsresume_web_event_streams", Help: "Event streams (/api/events) open now.",
+	}, func() float64 { return float64(s.subs.count()) }))
 	f(m.conns)
 	f(m.clientHS)
 	f(m.upstreamHS)
@@ -96,6 +115,10 @@ func (m *metrics) observe(ev inspect.Event, closedOpen bool) {
 }
 
 func (m *metrics) streamDropped(n uint64) { m.dropped.Add(float64(n)) }
+
+func (m *metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+func (m *metrics) dropStream(reason string) { m.slowStreams.WithLabelValues(reason).Inc() }
 
 func boolLabel(b bool) string {
 	if b {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/tlsresume/tlsresume/certs"
+	"github.com/tlsresume/tlsresume/proxy/capage"
 )
 
 // The page is plain HTML, CSS and one JavaScript module, embedded: no
@@ -37,7 +38,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/client/ticket-keys", s.handleTicketKeys)
 	mux.HandleFunc("POST /api/client/ticket-keys/rotate", s.handleRotateTicketKeys)
 	mux.Handle("GET /metrics", s.metrics.handlerHTTP)
-	mux.Handle("GET /ca/{file}", CAFiles(s.cfg.CA))
+	mux.Handle("GET /ca/{file}", capage.Files(s.cfg.CA))
 	return s.guard(mux)
 }
 
@@ -59,31 +60,4 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	indexPage.Execute(w, d)
-}
-
-// CAFiles serves GET …/{file}: the CA certificate in each of
-// certs.Formats, by its file name, for a phone or a browser to install.
-// Only certificates: never a key.
-func CAFiles(ca *certs.CA) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ca == nil {
-			http.NotFound(w, r)
-			return
-		}
-		for _, f := range certs.Formats() {
-			if f.FileName() != r.PathValue("file") {
-				continue
-			}
-			b, err := ca.Export(f)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			w.Header().Set("Content-Type", f.ContentType())
-			w.Header().Set("Content-Disposition", `attachment; filename="`+f.FileName()+`"`)
-			w.Write(b)
-			return
-		}
-		http.NotFound(w, r)
-	})
 }

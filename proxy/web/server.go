@@ -2,12 +2,9 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +55,10 @@ type Config struct {
 	// Unwritten returns how many records the --log file could not take,
 	// for /metrics. Default: none.
 	Unwritten func() uint64
+	// Streams bounds the event streams (/api/events): how many, how far
+	// behind each may fall, how much one replay sends, how long one write
+	// may wait. Default: StreamLimits' defaults.
+	Streams StreamLimits
 	// Source says where the records come from, for the page's header:
 	// "live" (a running proxy) or the files' names. Default "live".
 	Source string
@@ -106,6 +107,7 @@ func New(cfg Config) *Server {
 	if cfg.Source == "" {
 		cfg.Source = "live"
 	}
+	cfg.Streams = cfg.Streams.withDefaults()
 	s := &Server{cfg: cfg, hist: newHistory(cfg.History), compact: newCompactor(), started: time.Now()}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
@@ -176,96 +178,4 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-// subscribers are the browsers following /api/events. Each has a buffer;
-// one that falls behind loses events and is told so, and never slows the
-// view or the proxy.
-type subscribers struct {
-	mu   sync.Mutex
-	subs map[*eventSub]struct{}
-	n    atomic.Int32
-}
-
-type eventSub struct {
-	rows    bool // the page's rows rather than records
-	ch      chan sseMsg
-	dropped atomic.Uint64
-}
-
-// sseMsg is one event for a subscriber: its data already encoded, once for
-// every subscriber that wants it.
-type sseMsg struct {
-	kind inspect.EventKind
-	id   uint64 // the event's id
-	seq  uint64 // the connection's row
-	data []byte // JSON: the record, or the row
-}
-
-func (ss *subscribers) add(rows bool) *eventSub {
-	sub := &eventSub{rows: rows, ch: make(chan sseMsg, 4096)}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.subs == nil {
-		ss.subs = map[*eventSub]struct{}{}
-	}
-	ss.subs[sub] = struct{}{}
-	ss.n.Add(1)
-	return sub
-}
-
-func (ss *subscribers) remove(sub *eventSub) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if _, ok := ss.subs[sub]; ok {
-		delete(ss.subs, sub)
-		close(sub.ch)
-		ss.n.Add(-1)
-	}
-}
-
-func (ss *subscribers) closeAll() {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for sub := range ss.subs {
-		delete(ss.subs, sub)
-		close(sub.ch)
-	}
-	ss.n.Store(0)
-}
-
-func (ss *subscribers) count() int { return int(ss.n.Load()) }
-
-// publish sends one event to every subscriber that has room for it; data
-// gives what to send, a record or a row, each encoded once.
-func (ss *subscribers) publish(kind inspect.EventKind, id, seq uint64, data func(rows bool) any) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	var msgs [2][]byte
-	for sub := range ss.subs {
-		i := 0
-		if sub.rows {
-			i = 1
-		}
-		if msgs[i] == nil {
-			msgs[i], _ = json.Marshal(data(sub.rows))
-		}
-		select {
-		case sub.ch <- sseMsg{kind: kind, id: id, seq: seq, data: msgs[i]}:
-		default:
-			sub.dropped.Add(1)
-		}
-	}
-}
-
-// appendEvent appends one Server-Sent Event: its name, its id, and its
-// data (JSON, one line).
-func appendEvent(b []byte, name string, id uint64, data []byte) []byte {
-	b = append(b, "event: "...)
-	b = append(b, name...)
-	b = append(b, "\nid: "...)
-	b = strconv.AppendUint(b, id, 10)
-	b = append(b, "\ndata: "...)
-	b = append(b, data...)
-	return append(b, "\n\n"...)
 }

@@ -163,7 +163,10 @@ func (l *live) get(method, path string, header http.Header) (int, string) {
 	if h := header.Get("Host"); h != "" {
 		req.Host = h
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// A stream (/api/events) that should have been refused ends here, not
+	// in the test's timeout.
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -188,6 +191,18 @@ func TestGuard(t *testing.T) {
 		{"cross-origin POST", "POST", "/api/upstream/flush", http.Header{"Origin": {"http://evil.example"}}, http.StatusForbidden},
 		{"cross-site fetch", "POST", "/api/upstream/flush", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
 		{"GET cannot flush", "GET", "/api/upstream/flush", nil, http.StatusMethodNotAllowed},
+		// Reads too: another site's page (another loopback port is
+		// same-site, not same-origin) may not read the API or make the
+		// view build a replay; the page's own requests and scripts may.
+		{"cross-origin records", "GET", "/api/records", http.Header{"Origin": {"http://evil.example"}}, http.StatusForbidden},
+		{"cross-site events", "GET", "/api/events?last_event_id=0", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"same-site events", "GET", "/api/events?last_event_id=0", http.Header{"Sec-Fetch-Site": {"same-site"}}, http.StatusForbidden},
+		{"cross-site metrics", "GET", "/metrics", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden},
+		{"cross-origin metrics", "GET", "/metrics", http.Header{"Origin": {"http://127.0.0.1:1"}}, http.StatusForbidden},
+		{"same-origin records", "GET", "/api/records", http.Header{"Origin": {l.view}, "Sec-Fetch-Site": {"same-origin"}}, 200},
+		{"script metrics", "GET", "/metrics", nil, 200},
+		{"typed URL", "GET", "/api/records", http.Header{"Sec-Fetch-Site": {"none"}}, 200},
+		{"link to the page", "GET", "/", http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}}, 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got, body := l.get(tt.method, tt.path, tt.header); got != tt.want {
@@ -209,8 +224,14 @@ func TestGuard(t *testing.T) {
 	if code, _ := tl.get("GET", "/?token=wrong", nil); code != http.StatusUnauthorized {
 		t.Errorf("wrong token: %d, want 401", code)
 	}
-	if code, _ := tl.get("GET", "/api/status", http.Header{"Authorization": {"Bearer s3cret"}}); code != 200 {
-		t.Errorf("bearer token: %d, want 200", code)
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	for _, auth := range []string{"Bearer s3cret", "bearer s3cret", "BEARER  s3cret"} {
+		if code, _ := tl.get("GET", "/api/status", http.Header{"Authorization": {auth}}); code != 200 {
+			t.Errorf("Authorization: %s: %d, want 200", auth, code)
+		}
+	}
+	if code, _ := tl.get("GET", "/api/status", http.Header{"Authorization": {"Basic s3cret"}}); code != http.StatusUnauthorized {
+		t.Errorf("Authorization: Basic s3cret: %d, want 401", code)
 	}
 	resp, err := http.Get(tl.view + "/?token=s3cret")
 	if err != nil {

@@ -17,7 +17,6 @@ const state = {
   lastEvent: 0,
   paused: false,
   queued: [],              // events held while paused
-  dropped: 0,              // events this page lost (server told us)
   streamDropped: 0,        // events the proxy's stream lost before the view
   selected: 0,             // seq shown in the detail panel
   detail: null,            // its record, for Copy as JSON
@@ -161,7 +160,7 @@ function draw() {
 
 function drawStatus() {
   const el = $("#status");
-  const lost = state.dropped + state.streamDropped;
+  const lost = state.streamDropped;
   const live = state.status?.source === "live";
   const conn = !live ? "saved records" : state.es && state.es.readyState === 1 ? "live" : "reconnecting…";
   el.textContent = `${conn}${lost ? ` · dropped ${lost.toLocaleString()} records` : " · dropped 0"}`;
@@ -233,12 +232,8 @@ function follow() {
     if (state.paused) { state.queued.push(...rows); schedule(); return; }
     rows.forEach(upsert);
   });
-  es.addEventListener("dropped", (e) => {
-    state.dropped = Number(e.data) || state.dropped;
-    // Some closes may be missing: fetch everything again, in a moment.
-    clearTimeout(follow.reload);
-    follow.reload = setTimeout(() => loadAll().catch(showError), 1000);
-  });
+  // A page that falls behind is dropped by the server; EventSource
+  // reconnects with Last-Event-ID and the server sends what it missed.
   es.onerror = () => drawStatus();
   es.onopen = () => drawStatus();
 }
