@@ -94,7 +94,7 @@ func (s *Server) serveMagicTLS(raw net.Conn, read []byte) {
 		return
 	}
 	tc := tls.Server(&replayConn{Conn: raw, pending: read}, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
-	srv := &http.Server{Handler: s.magic, ReadHeaderTimeout: s.cfg.ConnectTimeout, ErrorLog: s.httpSrv.ErrorLog}
+	srv := &http.Server{Handler: s.magic, MaxHeaderBytes: maxHeaderBytes, ReadHeaderTimeout: s.cfg.ConnectTimeout, ErrorLog: s.httpSrv.ErrorLog}
 	srv.Serve(&oneConnListener{c: tc})
 }
 

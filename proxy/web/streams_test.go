@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
-	"github.com/tlsresume/tlsresume/proxy/internal/testtool"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
@@ -27,7 +27,7 @@ import (
 // log.
 func realRecords(t *testing.T, n int) []*inspect.ConnRecord {
 	t.Helper()
-	openssl := testtool.Need(t, "openssl")
+	openssl := tlstest.Need(t, "openssl")
 	l := startLive(t, nil)
 	sess := filepath.Join(l.dir, "sess.pem")
 	var real []*inspect.ConnRecord
