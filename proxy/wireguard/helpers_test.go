@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,14 +41,23 @@ type wgQuickConf struct {
 // fails here as it would in an app.
 func parseWGQuick(t testing.TB, text string) wgQuickConf {
 	t.Helper()
+	c, err := readWGQuick(text)
+	if err != nil {
+		t.Fatalf("wg-quick: %v", err)
+	}
+	return c
+}
+
+func readWGQuick(text string) (wgQuickConf, error) {
 	var c wgQuickConf
 	section := ""
-	list := func(v string, f func(string) error) {
+	list := func(v string, f func(string) error) error {
 		for _, s := range strings.Split(v, ",") {
 			if err := f(strings.TrimSpace(s)); err != nil {
-				t.Fatalf("wg-quick: %v", err)
+				return err
 			}
 		}
+		return nil
 	}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
@@ -62,34 +72,34 @@ func parseWGQuick(t testing.TB, text string) wgQuickConf {
 		k, v, ok := strings.Cut(line, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok {
-			t.Fatalf("wg-quick: line %q has no '='", line)
+			return c, fmt.Errorf("line %q has no '='", line)
 		}
 		var err error
 		switch section + k {
 		case "[Interface]PrivateKey":
 			c.PrivateKey, err = ParseKey(v)
 		case "[Interface]Address":
-			list(v, func(s string) error { p, err := netip.ParsePrefix(s); c.Address = append(c.Address, p); return err })
+			err = list(v, func(s string) error { p, err := netip.ParsePrefix(s); c.Address = append(c.Address, p); return err })
 		case "[Interface]DNS":
-			list(v, func(s string) error { a, err := netip.ParseAddr(s); c.DNS = append(c.DNS, a); return err })
+			err = list(v, func(s string) error { a, err := netip.ParseAddr(s); c.DNS = append(c.DNS, a); return err })
 		case "[Peer]PublicKey":
 			c.PeerKey, err = ParseKey(v)
 		case "[Peer]Endpoint":
 			c.Endpoint = v
 		case "[Peer]AllowedIPs":
-			list(v, func(s string) error {
+			err = list(v, func(s string) error {
 				p, err := netip.ParsePrefix(s)
 				c.AllowedIPs = append(c.AllowedIPs, p)
 				return err
 			})
 		default:
-			t.Fatalf("wg-quick: unknown key %q in section %q", k, section)
+			return c, fmt.Errorf("unknown key %q in section %q", k, section)
 		}
 		if err != nil {
-			t.Fatalf("wg-quick %s: %v", k, err)
+			return c, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	return c
+	return c, nil
 }
 
 // uapi is the configuration-protocol text that sets a device up as c says.
@@ -116,25 +126,41 @@ type testPeer struct {
 // at endpoint (loopback) rather than the LAN address the text names.
 func newTestPeer(t testing.TB, text, endpoint string) *testPeer {
 	t.Helper()
-	p := &testPeer{conf: parseWGQuick(t, text)}
+	p, err := startPeer(text, endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.dev.Close)
+	return p
+}
+
+// startPeer is newTestPeer for a process without a testing.TB (the held
+// connections' child); the caller closes p.dev.
+func startPeer(text, endpoint string) (*testPeer, error) {
+	conf, err := readWGQuick(text)
+	if err != nil {
+		return nil, err
+	}
+	p := &testPeer{conf: conf}
 	addrs := make([]netip.Addr, len(p.conf.Address))
 	for i, a := range p.conf.Address {
 		addrs[i] = a.Addr()
 	}
 	tdev, tnet, err := netstack.CreateNetTUN(addrs, p.conf.DNS, 1420)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p.net = tnet
 	p.dev = device.NewDevice(tdev, &countingBind{Bind: conn.NewDefaultBind(), rx: &p.rx}, device.NewLogger(device.LogLevelSilent, ""))
 	if err := p.dev.IpcSet(p.conf.uapi(endpoint)); err != nil {
-		t.Fatal(err)
+		p.dev.Close()
+		return nil, err
 	}
 	if err := p.dev.Up(); err != nil {
-		t.Fatal(err)
+		p.dev.Close()
+		return nil, err
 	}
-	t.Cleanup(p.dev.Close)
-	return p
+	return p, nil
 }
 
 // peerFor creates (or loads) device name in st and starts its peer against s.
@@ -176,6 +202,28 @@ func (p *testPeer) dial(addr netip.AddrPort) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return p.net.DialContextTCPAddrPort(ctx, addr)
+}
+
+// poolOf trusts the certificates in a PEM text.
+func poolOf(pemText string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(pemText)) {
+		return nil, fmt.Errorf("no certificate in the PEM text")
+	}
+	return pool, nil
+}
+
+// TestMain makes this test binary, when heldEnv is set, the child process
+// of BenchmarkHeldConn that holds connections; otherwise it runs the tests.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(heldEnv); spec != "" {
+		if err := runHeldClients(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "held clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
 
 // tlsOrigin is a crypto/tls server on loopback that issues session tickets
