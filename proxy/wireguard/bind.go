@@ -25,6 +25,9 @@ type udpBind struct {
 
 var _ conn.Bind = (*udpBind)(nil)
 
+// socketBuffer is the UDP socket's buffer size, StdNetBind's.
+const socketBuffer = 7 << 20
+
 // Open listens on the configured address; the device's own port (set by
 // listen_port, which this server never sets) is ignored. Once a port has
 // been chosen for port 0 it is kept for later Opens.
@@ -45,6 +48,11 @@ func (b *udpBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	// As StdNetBind: the default (about 200 KB on Linux) overflows in a
+	// burst of one TCP window and every drop costs TCP a retransmission.
+	// The kernel caps it at net.core.rmem_max / wmem_max.
+	_ = c.SetReadBuffer(socketBuffer)
+	_ = c.SetWriteBuffer(socketBuffer)
 	b.conn = c
 	b.port = uint16(c.LocalAddr().(*net.UDPAddr).Port)
 	return []conn.ReceiveFunc{b.receiver(c)}, b.port, nil
