@@ -109,15 +109,10 @@ func (c Config) validate() error {
 	if _, err := net.ResolveUDPAddr("udp", c.ListenAddr); err != nil {
 		return fmt.Errorf("wireguard: listen address %q: %w", c.ListenAddr, err)
 	}
-	seen := map[string]bool{}
 	for _, d := range c.Devices {
 		if err := checkDevice(d); err != nil {
 			return err
 		}
-		if seen[d.Name] {
-			return fmt.Errorf("wireguard: device %q given twice", d.Name)
-		}
-		seen[d.Name] = true
 	}
 	return nil
 }

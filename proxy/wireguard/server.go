@@ -74,6 +74,9 @@ func New(cfg Config) (*Server, error) {
 		done:     make(chan struct{}),
 	}
 	for _, d := range cfg.Devices {
+		if err := s.checkNewLocked(d); err != nil {
+			return nil, err
+		}
 		s.addLocked(d)
 	}
 	return s, nil
@@ -145,13 +148,8 @@ func (s *Server) AddDevice(d Device) error {
 	if s.closed {
 		return net.ErrClosed
 	}
-	for _, other := range s.devices {
-		if other.Name == d.Name {
-			return fmt.Errorf("wireguard: device %q is already known", d.Name)
-		}
-	}
-	if _, ok := s.byAddr[d.IPv4]; ok {
-		return fmt.Errorf("wireguard: device %q: address %s is taken", d.Name, d.IPv4)
+	if err := s.checkNewLocked(d); err != nil {
+		return err
 	}
 	if s.dev != nil {
 		if err := s.dev.IpcSet(peerUAPI(d)); err != nil {
@@ -159,6 +157,25 @@ func (s *Server) AddDevice(d Device) error {
 		}
 	}
 	s.addLocked(d)
+	return nil
+}
+
+// checkNewLocked refuses a device whose name, address or key another
+// device has.
+func (s *Server) checkNewLocked(d Device) error {
+	for _, other := range s.devices {
+		if other.Name == d.Name {
+			return fmt.Errorf("wireguard: device %q is already known", d.Name)
+		}
+	}
+	for _, a := range []netip.Addr{d.IPv4, d.IPv6} {
+		if other, ok := s.byAddr[a]; ok {
+			return fmt.Errorf("wireguard: device %q: address %s is device %q's", d.Name, a, other.name)
+		}
+	}
+	if other, ok := s.byKey[d.PublicKey()]; ok {
+		return fmt.Errorf("wireguard: device %q: its key is device %q's", d.Name, other.name)
+	}
 	return nil
 }
 
