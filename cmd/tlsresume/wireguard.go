@@ -11,7 +11,7 @@ import (
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
 )
 
-const wireguardUsage = `Usage: tlsresume wireguard config [--peer NAME] [--endpoint HOST:PORT] [--qr] [--out FILE] [--ca-dir DIR]
+const wireguardUsage = `Usage: tlsresume wireguard config [--peer NAME] [--endpoint HOST:PORT] [--port N] [--qr] [--out FILE] [--ca-dir DIR]
 
 Commands:
   config   the WireGuard configuration a phone or tablet installs to send all
