@@ -276,3 +276,34 @@ func TestTunnelCloseWaits(t *testing.T) {
 		t.Errorf("Addr %v after Close, want nil", f.srv.Addr())
 	}
 }
+
+// TestTunnelCloseDuringHandshake: Close does not wait out a TCP handshake
+// whose device has gone (the SYN-ACK retransmissions would take a minute).
+func TestTunnelCloseDuringHandshake(t *testing.T) {
+	synSeen := make(chan struct{})
+	peerGone := make(chan struct{})
+	f := newFixture(t, []string{"phone"}, func(c *Config) {
+		c.AcceptTCP = func(_, _ netip.AddrPort, _ string) bool {
+			close(synSeen)
+			<-peerGone // the SYN-ACK will find no one
+			return true
+		}
+		c.HandleTCP = func(net.Conn, netip.AddrPort, string) { t.Error("a connection was handed over") }
+	})
+	p, _ := peerFor(t, f.st, f.srv, "phone")
+	go p.dial(farV4)
+	<-synSeen
+	p.dev.Close()
+	close(peerGone)
+	time.Sleep(100 * time.Millisecond) // the forwarder is now in CreateEndpoint
+	done := make(chan struct{})
+	go func() {
+		f.srv.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still waiting after 10s for a handshake with a device that is gone")
+	}
+}
