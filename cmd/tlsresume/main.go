@@ -1,7 +1,8 @@
 // Command tlsresume finds out, with evidence, why TLS session resumption
-// does or does not happen: it reads captures (inspect), manages its CA (ca),
-// runs as an intercepting proxy (proxy, the default) with a live view in a
-// browser, and serves that view over saved records (web).
+// does or does not happen: it reads captures (inspect), manages its CA (ca)
+// and the WireGuard configurations of devices (wireguard), runs as an
+// intercepting proxy (proxy, the default) with a live view in a browser,
+// and serves that view over saved records (web).
 //
 // Exit codes: 0 success, 1 failure while running, 2 usage error or a file
 // that cannot be read.
@@ -33,6 +34,8 @@ Usage:
   tlsresume web FILE...        the live view in a browser over saved --log files and captures
   tlsresume ca init|show|export|path
                                the CA that tlsresume signs certificates with
+  tlsresume wireguard config [--peer NAME] [--qr]
+                               the WireGuard configuration a phone installs (text or QR code)
   tlsresume version            version, Go version and commit
   tlsresume help [COMMAND]     this text, or a command's flags
 
@@ -59,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runInspect(ctx, args, stdout, stderr)
 	case "ca":
 		return runCA(ctx, args, stdout, stderr)
+	case "wireguard":
+		return runWireGuard(ctx, args, stdout, stderr)
 	case "report":
 		return runReport(ctx, args, stdout, stderr)
 	case "web":

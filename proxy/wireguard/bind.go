@@ -1,0 +1,141 @@
+package wireguard
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+// udpBind is WireGuard's network side: one UDP socket on exactly the
+// configured address. The library's own bind (conn.StdNetBind) listens on a
+// port on every address, IPv4 and IPv6; --wireguard 192.168.1.20:51820 must
+// listen there only, and tests must listen on loopback only. It reads and
+// writes one datagram per call, where StdNetBind batches with
+// recvmmsg/sendmmsg and GSO: on a LAN of phones the user-space TCP stack
+// behind it costs more than the system calls (see the benchmarks).
+type udpBind struct {
+	addr string // the configured address, e.g. "0.0.0.0:51820"
+
+	mu   sync.Mutex
+	conn *net.UDPConn
+	port uint16 // kept across Close and Open, so a reopened bind keeps its port
+}
+
+var _ conn.Bind = (*udpBind)(nil)
+
+// socketBuffer is the UDP socket's buffer size, StdNetBind's.
+const socketBuffer = 7 << 20
+
+// Open listens on the configured address; the device's own port (set by
+// listen_port, which this server never sets) is ignored. Once a port has
+// been chosen for port 0 it is kept for later Opens.
+func (b *udpBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn != nil {
+		return nil, 0, conn.ErrBindAlreadyOpen
+	}
+	la, err := net.ResolveUDPAddr("udp", b.addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	if b.port != 0 {
+		la.Port = int(b.port)
+	}
+	c, err := net.ListenUDP("udp", la)
+	if err != nil {
+		return nil, 0, err
+	}
+	// As StdNetBind: the default (about 200 KB on Linux) overflows in a
+	// burst of one TCP window and every drop costs TCP a retransmission.
+	// The kernel caps it at net.core.rmem_max / wmem_max.
+	_ = c.SetReadBuffer(socketBuffer)
+	_ = c.SetWriteBuffer(socketBuffer)
+	b.conn = c
+	b.port = uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	return []conn.ReceiveFunc{b.receiver(c)}, b.port, nil
+}
+
+// receiver reads one datagram per call from c; after Close it returns
+// net.ErrClosed, as conn.Bind requires.
+func (b *udpBind) receiver(c *net.UDPConn) conn.ReceiveFunc {
+	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+		n, from, err := c.ReadFromUDPAddrPort(packets[0])
+		if err != nil {
+			return 0, err
+		}
+		sizes[0] = n
+		eps[0] = udpEndpoint(netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		return 1, nil
+	}
+}
+
+// localAddr returns the socket's address, or nil when it is closed.
+func (b *udpBind) localAddr() net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn == nil {
+		return nil
+	}
+	return b.conn.LocalAddr()
+}
+
+func (b *udpBind) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn == nil {
+		return nil
+	}
+	err := b.conn.Close()
+	b.conn = nil
+	return err
+}
+
+// SetMark is for SO_MARK routing on Linux, which this server does not use.
+func (b *udpBind) SetMark(uint32) error { return nil }
+
+func (b *udpBind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	dst, ok := ep.(udpEndpoint)
+	if !ok {
+		return conn.ErrWrongEndpointType
+	}
+	b.mu.Lock()
+	c := b.conn
+	b.mu.Unlock()
+	if c == nil {
+		return net.ErrClosed
+	}
+	for _, buf := range bufs {
+		if _, err := c.WriteToUDPAddrPort(buf, netip.AddrPort(dst)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *udpBind) ParseEndpoint(s string) (conn.Endpoint, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil, err
+	}
+	return udpEndpoint(ap), nil
+}
+
+func (b *udpBind) BatchSize() int { return 1 }
+
+// udpEndpoint is a device's current UDP address.
+type udpEndpoint netip.AddrPort
+
+func (e udpEndpoint) ClearSrc()           {}
+func (e udpEndpoint) SrcToString() string { return "" }
+func (e udpEndpoint) DstToString() string { return netip.AddrPort(e).String() }
+func (e udpEndpoint) DstIP() netip.Addr   { return netip.AddrPort(e).Addr() }
+func (e udpEndpoint) SrcIP() netip.Addr   { return netip.Addr{} }
+
+// DstToBytes identifies the address for WireGuard's cookie MAC (mac2).
+func (e udpEndpoint) DstToBytes() []byte {
+	b, _ := netip.AddrPort(e).MarshalBinary()
+	return b
+}

@@ -1,0 +1,174 @@
+package wireguard
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// nicID is the netstack's only network interface: the tunnel.
+const nicID tcpip.NICID = 1
+
+// outQueue is how many packets the netstack may queue for WireGuard to
+// encrypt before it drops (TCP then retransmits), as netstack.CreateNetTUN.
+const outQueue = 1024
+
+// newStack returns a gVisor netstack whose one interface, ep, accepts
+// packets to every address (promiscuous) and may answer from every address
+// (spoofing): a device's connection to any destination is terminated here,
+// and the answers seem to come from that destination. The server's own
+// tunnel addresses are added so that pings to them are answered.
+func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+	})
+	sack := tcpip.TCPSACKEnabled(true) // off by default in gVisor; every phone offers it
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+		return nil, fmt.Errorf("wireguard: enabling TCP SACK: %s", err)
+	}
+	if err := s.CreateNIC(nicID, ep); err != nil {
+		return nil, fmt.Errorf("wireguard: creating the netstack interface: %s", err)
+	}
+	if err := s.SetPromiscuousMode(nicID, true); err != nil {
+		return nil, fmt.Errorf("wireguard: promiscuous mode: %s", err)
+	}
+	if err := s.SetSpoofing(nicID, true); err != nil {
+		return nil, fmt.Errorf("wireguard: spoofing: %s", err)
+	}
+	v4, v6 := ServerAddrs()
+	for _, a := range []netip.Addr{v4, v6} {
+		proto := ipv4.ProtocolNumber
+		if a.Is6() {
+			proto = ipv6.ProtocolNumber
+		}
+		pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddrFromSlice(a.AsSlice()).WithPrefix()}
+		if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+			return nil, fmt.Errorf("wireguard: adding %s: %s", a, err)
+		}
+	}
+	s.SetRouteTable([]tcpip.Route{
+		{Destination: header.IPv4EmptySubnet, NIC: nicID},
+		{Destination: header.IPv6EmptySubnet, NIC: nicID},
+	})
+	return s, nil
+}
+
+// tunDevice is the tun.Device WireGuard reads and writes: packets WireGuard
+// decrypts go into the netstack through ep, and what the netstack sends
+// comes out of ep for WireGuard to encrypt. No kernel device is involved.
+type tunDevice struct {
+	ep     *channel.Endpoint
+	mtu    int
+	events chan tun.Event
+
+	ctx       context.Context // cancelled by Close: Read returns
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+}
+
+var _ tun.Device = (*tunDevice)(nil)
+
+func newTunDevice(ep *channel.Endpoint, mtu int) *tunDevice {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &tunDevice{ep: ep, mtu: mtu, events: make(chan tun.Event, 1), ctx: ctx, cancel: cancel}
+	t.events <- tun.EventUp
+	return t
+}
+
+func (t *tunDevice) File() *os.File           { return nil }
+func (t *tunDevice) MTU() (int, error)        { return t.mtu, nil }
+func (t *tunDevice) Name() (string, error)    { return "tlsresume", nil }
+func (t *tunDevice) Events() <-chan tun.Event { return t.events }
+func (t *tunDevice) BatchSize() int           { return 1 }
+
+// Read blocks for the next packet the netstack sends. After Close it
+// returns os.ErrClosed, which ends WireGuard's reading goroutine.
+func (t *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	pkt := t.ep.ReadContext(t.ctx)
+	if pkt == nil {
+		return 0, os.ErrClosed
+	}
+	defer pkt.DecRef()
+	n := 0
+	for _, s := range pkt.AsSlices() {
+		n += copy(bufs[0][offset+n:], s)
+	}
+	sizes[0] = n
+	return 1, nil
+}
+
+// Write hands packets WireGuard decrypted to the netstack, which processes
+// each before Write returns. ICMP echo requests are answered only for the
+// server's own addresses and dropped otherwise (see dropEcho).
+func (t *tunDevice) Write(bufs [][]byte, offset int) (int, error) {
+	for _, b := range bufs {
+		pkt := b[offset:]
+		if len(pkt) == 0 || dropEcho(pkt) {
+			continue
+		}
+		var proto tcpip.NetworkProtocolNumber
+		switch pkt[0] >> 4 {
+		case 4:
+			proto = header.IPv4ProtocolNumber
+		case 6:
+			proto = header.IPv6ProtocolNumber
+		default:
+			return 0, syscall.EAFNOSUPPORT
+		}
+		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+		t.ep.InjectInbound(proto, pb)
+		pb.DecRef()
+	}
+	return len(bufs), nil
+}
+
+// Close ends Read and closes the events channel; the netstack is closed by
+// the server.
+func (t *tunDevice) Close() error {
+	t.closeOnce.Do(func() {
+		t.cancel()
+		close(t.events)
+	})
+	return nil
+}
+
+// dropEcho reports whether pkt is an ICMP or ICMPv6 echo request to an
+// address other than the server's own. In promiscuous mode the netstack
+// would answer a ping to any address, so a device would see 8.8.8.8 answer
+// in a millisecond when nothing reached it; ICMP is never sent on to the
+// real network, so such pings are dropped and time out instead.
+func dropEcho(pkt []byte) bool {
+	s4, s6 := ServerAddrs()
+	switch {
+	case len(pkt) >= header.IPv4MinimumSize && pkt[0]>>4 == 4:
+		h := header.IPv4(pkt)
+		hl := int(h.HeaderLength())
+		if h.Protocol() != uint8(header.ICMPv4ProtocolNumber) || len(pkt) <= hl || h.FragmentOffset() != 0 {
+			return false
+		}
+		return header.ICMPv4(pkt[hl:]).Type() == header.ICMPv4Echo && h.DestinationAddress().As4() != s4.As4()
+	case len(pkt) > header.IPv6MinimumSize && pkt[0]>>4 == 6:
+		h := header.IPv6(pkt)
+		if h.NextHeader() != uint8(header.ICMPv6ProtocolNumber) {
+			return false
+		}
+		return header.ICMPv6(pkt[header.IPv6MinimumSize:]).Type() == header.ICMPv6EchoRequest && h.DestinationAddress().As16() != s6.As16()
+	}
+	return false
+}
