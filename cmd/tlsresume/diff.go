@@ -18,9 +18,10 @@ const diffExamples = `  tlsresume diff conns.jsonl --a program=MyApp --b program
 
 Selectors: key=value terms joined by commas, all of which must hold. Keys: program (the
 User-Agent's product, else the JA4 less its extension part), ja4, client (IP), host (SNI,
-else target or server address), conn (the connection id, exactly: c12, or p3 for the
-third record of a capture), source, verdict. A value matches a prefix of the field,
-ignoring case: program=curl selects curl/8.5.0.
+else target or server address, with the port unless it is 443: host=localhost selects
+every port of localhost, host=localhost:9445 one of them), conn (the connection id,
+exactly: c12, or p3 for the third record of a capture), source, verdict, transport. A
+value matches a prefix of the field, ignoring case: program=curl selects curl/8.5.0.
 
 Reading it: one row per field, A beside B; "≠" marks the rows where the two sets behave
 differently, each followed by what that means for resumption.

@@ -15,7 +15,7 @@ const reportExamples = `  tlsresume report conns.jsonl                        # 
   tlsresume report --format jsonl conns.jsonl          # every count, for scripts
 
 Reading it: one row per client (IP), program (the first request's User-Agent, else the
-JA4) and host. OFFERED counts what the ClientHellos attempted (psk, ticket, session_id,
+JA4) and host (with its port unless it is 443: origins on other ports keep other sessions). OFFERED counts what the ClientHellos attempted (psk, ticket, session_id,
 none); RESUMED is how many of the client's handshakes resumed (against tlsresume for
 proxy records, against the server for captures); UPSTREAM how many of tlsresume's own
 upstream handshakes resumed; WHY NOT, in a few words, why the program does not resume
