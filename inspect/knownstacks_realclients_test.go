@@ -77,19 +77,19 @@ func TestKnownStacksRealClients(t *testing.T) {
 		name, bin, want string
 		run             func(ctx context.Context, bin string, port int) error
 	}{
-		{"openssl s_client", "openssl", "OpenSSL 3.0 (curl, openssl s_client)", func(ctx context.Context, bin string, port int) error {
+		{"openssl s_client", "openssl", "curl/OpenSSL 3.0", func(ctx context.Context, bin string, port int) error {
 			_, _, err := tlstest.Run(ctx, "", bin, "s_client", "-connect", "127.0.0.1:"+strconv.Itoa(port), "-servername", "localhost")
 			return err
 		}},
-		{"curl", "curl", "OpenSSL 3.0 (curl, openssl s_client)", func(ctx context.Context, bin string, port int) error {
+		{"curl", "curl", "curl/OpenSSL 3.0", func(ctx context.Context, bin string, port int) error {
 			_, _, err := tlstest.Run(ctx, "", bin, "-sk", "--max-time", "10", "https://localhost:"+strconv.Itoa(port)+"/")
 			return err
 		}},
-		{"python urllib", "python3", "Python ssl (OpenSSL)", func(ctx context.Context, bin string, port int) error {
+		{"python urllib", "python3", "Python ssl/OpenSSL", func(ctx context.Context, bin string, port int) error {
 			_, _, err := tlstest.Run(ctx, "", bin, "-c", "import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=10)", "https://localhost:"+strconv.Itoa(port)+"/")
 			return err
 		}},
-		{"gnutls-cli", "gnutls-cli", "GnuTLS (gnutls-cli)", func(ctx context.Context, bin string, port int) error {
+		{"gnutls-cli", "gnutls-cli", "gnutls-cli/GnuTLS", func(ctx context.Context, bin string, port int) error {
 			_, _, err := tlstest.Run(ctx, "", bin, "--insecure", "-p", strconv.Itoa(port), "localhost")
 			return err
 		}},

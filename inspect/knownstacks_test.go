@@ -11,29 +11,29 @@ import (
 // change (SNI kind, ALPN, extension count and hash) but not the cipher
 // list, the version or the transport.
 func TestKnownStacksTable(t *testing.T) {
-	seen := map[string]string{}
-	for _, s := range KnownStacks {
-		key := stackKey(s.JA4)
+	for i, s := range KnownStacks {
 		switch {
-		case key == "":
+		case !isJA4(s.JA4):
 			t.Errorf("%s: %q is not a JA4", s.Name, s.JA4)
 		case s.Source == "" || s.Name == "":
 			t.Errorf("%s: no name or no source", s.JA4)
-		case seen[key] != "":
-			t.Errorf("%s and %s match the same hellos", seen[key], s.Name)
 		}
-		seen[key] = s.Name
+		for _, other := range KnownStacks[:i] {
+			if sameStack(s.JA4, other.JA4) {
+				t.Errorf("%s and %s match the same hellos", other.Name, s.Name)
+			}
+		}
 	}
 	for _, tt := range []struct{ ja4, want string }{
 		{"t13d2613h2_2802a3db6c62_845d286b0d67", "Safari/URLSession"},
-		{"t13d2614h2_2802a3db6c62_0e42e90cf648", "Safari/URLSession"},                    // with an empty session_ticket (iphone.pcap frame 72)
-		{"t13i2613h1_2802a3db6c62_845d286b0d67", "Safari/URLSession"},                    // an IP literal, http/1.1 only
-		{"t13d3113h2_e8f1e7e78f70_ac6b91b2c826", "OpenSSL 3.0 (curl, openssl s_client)"}, // a resuming hello
-		{"t12d3112h2_e8f1e7e78f70_b26ce05bbdd6", ""},                                     // another version
-		{"q13d2613h3_2802a3db6c62_845d286b0d67", ""},                                     // another transport
-		{"t13d2513h2_2802a3db6c62_845d286b0d67", ""},                                     // another cipher count
-		{"t13d2613h2_2802a3db6c63_845d286b0d67", ""},                                     // another cipher list
-		{"t13d26··h2_2802a3db6c62", ""},                                                  // a JA4Program, not a JA4
+		{"t13d2614h2_2802a3db6c62_0e42e90cf648", "Safari/URLSession"}, // with an empty session_ticket (iphone.pcap frame 72)
+		{"t13i2613h1_2802a3db6c62_845d286b0d67", "Safari/URLSession"}, // an IP literal, http/1.1 only
+		{"t13d3113h2_e8f1e7e78f70_ac6b91b2c826", "curl/OpenSSL 3.0"},  // a resuming hello
+		{"t12d3112h2_e8f1e7e78f70_b26ce05bbdd6", ""},                  // another version
+		{"q13d2613h3_2802a3db6c62_845d286b0d67", ""},                  // another transport
+		{"t13d2513h2_2802a3db6c62_845d286b0d67", ""},                  // another cipher count
+		{"t13d2613h2_2802a3db6c63_845d286b0d67", ""},                  // another cipher list
+		{"t13d26··h2_2802a3db6c62", ""},                               // a JA4Program, not a JA4
 		{"", ""},
 	} {
 		s, _ := LikelyStack(tt.ja4)
@@ -75,9 +75,9 @@ func TestKnownStacksCorpus(t *testing.T) {
 	}{
 		{apple, "apple/captures/iphone.pcap", 68, "Safari/URLSession", true, "iphone.pcap"},
 		{foxio, "captures/macos_tcp_flags.pcap", 4, "Safari/URLSession", true, "macos_tcp_flags.pcap frame 4"},
-		{apple, "apple/captures/443-safari.pcap", 4, "Safari (TLS 1.2 era)", true, "443-safari.pcap frame 4"},
+		{apple, "apple/captures/443-safari.pcap", 4, "Safari, TLS 1.2 era", true, "443-safari.pcap frame 4"},
 		{foxio, "captures/browsers-x509.pcapng", 4, "Chromium", false, "browsers-x509.pcapng frame 4"},
-		{foxio, "captures/chrome-cloudflare-quic-with-secrets.pcapng", 47, "Chromium (HTTP/3)", true, "frame 47"},
+		{foxio, "captures/chrome-cloudflare-quic-with-secrets.pcapng", 47, "Chromium, HTTP/3", true, "frame 47"},
 		{foxio, "captures/tls12.pcap", 1, "Firefox", true, "tls12.pcap frame 1"},
 	} {
 		ja4 := at(tt.rows, tt.capture, tt.frame)

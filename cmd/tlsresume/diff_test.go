@@ -60,7 +60,7 @@ func storyLog() []*inspect.ConnRecord {
 	}
 	rec := func(id string, ua string, ch *inspect.ClientHelloRecord, leg inspect.ClientLeg, v inspect.VerdictCode) *inspect.ConnRecord {
 		return &inspect.ConnRecord{
-			Record: inspect.Record{V: inspect.SchemaVersion, Time: t0, Source: inspect.SourceConnect,
+			Record: inspect.Record{V: inspect.SchemaVersion, Time: t0.Add(time.Duration(id[1]-'0') * time.Second), Source: inspect.SourceConnect,
 				ClientAddr: "127.0.0.1:50" + id[1:], SNI: "api.test", ClientHello: ch},
 			ID: id, Target: "api.test:443", UserAgent: ua, ClientLeg: &leg, UpstreamLeg: &inspect.UpstreamLeg{},
 			Verdict: inspect.Verdict{Code: v, Client: v},
@@ -344,9 +344,9 @@ func TestDiffRealClients(t *testing.T) {
 		why[name] = s.WhyNot
 	}
 	for host, want := range map[string]string{
-		"openssl.test":    "resumes",
-		"urlsession.test": "never offers a PSK in 2 connections",
-		"go.test":         "no psk_key_exchange_modes, so no TLS 1.3 tickets",
+		"openssl.test":    "resumes by PSK (1 of 2; the other had nothing to resume yet)",
+		"urlsession.test": "1 of 2 offered nothing (whether the server had sent tickets is not in a capture: TLS 1.3 encrypts them); 1 had nothing to resume: the first connection",
+		"go.test":         "1 of 2 sent no psk_key_exchange_modes, so a TLS 1.3 server sends no tickets; 1 had nothing to resume: the first connection",
 	} {
 		if why[host] != want {
 			t.Errorf("report: %s: why not %q, want %q", host, why[host], want)
@@ -410,8 +410,9 @@ func TestReportCapture(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	checkWidth(t, out.String())
-	if !strings.Contains(out.String(), "tcp  5     session_id 5  5/5     -        resumes (by session ID") ||
-		!strings.Contains(out.String(), "only)") {
+	if !strings.Contains(out.String(), "www.iit.cnr.it             tcp  5     session_id 5             5/5     -\n") ||
+		!strings.Contains(out.String(), "    why not: resumes by session ID\n") ||
+		!strings.Contains(out.String(), "    likely Safari, TLS 1.2 era (JA4 table)\n") {
 		t.Errorf("report:\n%s", out.String())
 	}
 }
