@@ -95,3 +95,14 @@ func AppleStack(ja4 string) bool {
 	s, ok := LikelyStack(ja4)
 	return ok && s.Apple
 }
+
+// OfferedNothingCause says what a client that offered nothing to resume,
+// although it had been given a ticket, likely is, by its JA4: the
+// URLSession pattern only when KnownStacks says Apple's stack; else what
+// any client can be.
+func OfferedNothingCause(ja4 string) string {
+	if AppleStack(ja4) {
+		return "likely Apple's stack (JA4 table): the URLSession pattern"
+	}
+	return "a new process, a client that keeps no sessions, or one that had not yet read the ticket"
+}
