@@ -90,6 +90,8 @@ func TestDiffCLI(t *testing.T) {
 		{"text", []string{logFile, "--a", "program=myapp", "--b", "program=curl"}, 0,
 			"B brought back the ticket c3 issued; A offered no PSK although tlsresume sent it 2 tickets", ""},
 		{"flags first", []string{"--a", "conn=c2", "--b", "conn=c4", logFile}, 0, "≠ pre_shared_key", ""},
+		{"fingerprints folded", []string{logFile, "--a", "program=myapp", "--b", "program=curl"}, 0, "--all shows every value", ""},
+		{"all", []string{"--all", logFile, "--a", "program=myapp", "--b", "program=curl"}, 0, "only A sends", ""},
 		{"json", []string{"--format", "json", logFile, "--a", "program=myapp", "--b", "program=curl"}, 0, `"selector":"program=myapp"`, ""},
 		{"no match", []string{logFile, "--a", "program=foo", "--b", "program=curl"}, 1, "", "no record matches --a program=foo (4 records read)"},
 		{"no match b", []string{logFile, "--a", "program=curl", "--b", "conn=c9"}, 1, "", "no record matches --b conn=c9"},
