@@ -245,7 +245,7 @@ func Explain(r *Record) string {
 	case sh == nil:
 		why = append(why, "no ServerHello seen")
 	case sh.HRR:
-		why = append(why, fmt.Sprintf("HelloRetryRequest (group %d): the next hello retries", sh.KeyShareGroup))
+		why = append(why, "HelloRetryRequest (group "+GroupName(sh.KeyShareGroup)+"): the next hello retries")
 	case !sh.Complete:
 		why = append(why, "server flight cut short: resumption unknown")
 		if r.Error != "" {
