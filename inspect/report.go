@@ -66,6 +66,7 @@ func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err err
 			bad++
 			continue
 		}
+		e.roundDurations()
 		entries = append(entries, e)
 	}
 	return entries, bad, firstBad, sc.Err()
