@@ -24,7 +24,13 @@ type DiffSide struct {
 	Conns    int      `json:"conns"`              // connections (a HelloRetryRequest's first hello is not one)
 	Hellos   int      `json:"hellos"`             // of which had a readable ClientHello
 	Programs []string `json:"programs"`           // Program of each, in order of first appearance
-	Hosts    []string `json:"hosts"`              // SNI, else target, else server address
+	Hosts    []string `json:"hosts"`              // HostOf each: SNI, else target, else server address; the port unless 443
+	// LikelyPrograms are the programs the hellos' JA4s likely come from,
+	// by the JA4 table ("likely Safari/URLSession (JA4 table)"), in order
+	// of first appearance; a likely match, never a fact.
+	LikelyPrograms []string `json:"likely_programs,omitempty"`
+
+	byJA4 bool // some program is named by its JA4, not by a User-Agent
 }
 
 // DiffRow is one field of both sets. A and B summarize the field over each
@@ -134,6 +140,13 @@ func (s *diffSet) side() DiffSide {
 		}
 		if h := HostOf(r); !slices.Contains(d.Hosts, h) {
 			d.Hosts = append(d.Hosts, h)
+		}
+		if r.ClientHello == nil {
+			continue
+		}
+		d.byJA4 = d.byJA4 || ProgramName(r.UserAgent) == ""
+		if p := LikelyProgram(r.ClientHello.JA4); p != "" && !slices.Contains(d.LikelyPrograms, p) {
+			d.LikelyPrograms = append(d.LikelyPrograms, p)
 		}
 	}
 	return d

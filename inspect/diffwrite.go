@@ -95,6 +95,9 @@ func sideWords(s DiffSide) string {
 	if len(s.Hosts) > 0 {
 		parts = append(parts, pluralWord(len(s.Hosts), "host", "hosts")+" "+firstFew(s.Hosts, 3))
 	}
+	if len(s.LikelyPrograms) > 0 && s.byJA4 {
+		parts = append(parts, firstFew(s.LikelyPrograms, 2))
+	}
 	return strings.Join(parts, " · ")
 }
 

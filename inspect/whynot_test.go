@@ -217,3 +217,36 @@ func BenchmarkSummarizeOneRow(b *testing.B) {
 		}
 	}
 }
+
+// TestLikelyProgramInDiffAndTable: a diff's sides list their likely
+// programs (the text names them only for programs without a User-Agent),
+// and inspect's table names the likely program of each hello.
+func TestLikelyProgramInDiffAndTable(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "ports_log.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, _, _, _ := ReadLog(f)
+	a, _ := ParseSelector("program=curl")
+	b, _ := ParseSelector("host=localhost:9447")
+	d, err := CompareSelected(recs, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(d.A.LikelyPrograms, ",") != "likely curl/OpenSSL 3.0 (JA4 table)" || strings.Join(d.B.LikelyPrograms, ",") != "likely curl/OpenSSL 3.0 (JA4 table)" {
+		t.Errorf("likely programs %q, %q", d.A.LikelyPrograms, d.B.LikelyPrograms)
+	}
+	var out bytes.Buffer
+	WriteDiff(&out, d)
+	head := strings.SplitN(out.String(), "\n\n", 2)[0]
+	if strings.Count(head, "likely curl/OpenSSL 3.0") != 1 || !strings.Contains(head, "localhost:9447 · likely curl/OpenSSL 3.0 (JA4 table)") {
+		t.Errorf("diff's head:\n%s", head)
+	}
+	out.Reset()
+	tw := NewTableWriter(&out)
+	tw.Write(&whyRecord("c1", 0, 10, appleJA4, "", "").Record)
+	if !strings.Contains(out.String(), "likely Safari/URLSession (JA4 table)") {
+		t.Errorf("inspect's table:\n%s", out.String())
+	}
+}
