@@ -238,18 +238,30 @@ func (c *capper) str(p *string, limit int) {
 	}
 }
 
+// ms rounds milliseconds to microseconds (roundMS).
+func (c *capper) ms(p *float64) {
+	if r := roundMS(*p); r != *p {
+		*p, c.changed = r, true
+	}
+}
+
 func (c *capper) list(p *[]string, maxLen int) {
 	if out, changed := cutList(*p, maxLen); changed {
 		*p, c.changed = out, true
 	}
 }
 
-// Capped returns r with every free-text field within its cap. It returns r
-// itself when nothing is too long, else a copy: neither r nor anything it
-// points to is changed, for a published record is shared by its readers.
+// Capped returns r with every free-text field within its cap, and its
+// durations (duration_ms, each leg's handshake_ms) at microseconds, as
+// its JSON shows them (a sum of durations is 2.1029999999999998 in
+// float64, 2.103 in the record), so a published record equals its log
+// line read back. It returns r itself when nothing needed it, else a
+// copy: neither r nor anything it points to is changed, for a published
+// record is shared by its readers.
 func (r *ConnRecord) Capped() *ConnRecord {
 	out := *r
 	var c capper
+	c.ms(&out.DurationMS)
 	for _, f := range []struct {
 		p     *string
 		limit int
@@ -302,6 +314,7 @@ func cappedClientLeg(l *ClientLeg, outer *capper) *ClientLeg {
 	}
 	out := *l
 	var c capper
+	c.ms(&out.HandshakeMS)
 	c.str(&out.ALPN, MaxNameLen)
 	c.str(&out.Error, MaxTextLen)
 	c.str(&out.StreamError, MaxTextLen)
@@ -316,6 +329,7 @@ func cappedUpstreamLeg(l *UpstreamLeg, outer *capper) *UpstreamLeg {
 	}
 	out := *l
 	var c capper
+	c.ms(&out.HandshakeMS)
 	c.str(&out.Addr, MaxNameLen)
 	c.str(&out.RemoteAddr, MaxNameLen)
 	c.str(&out.SNI, MaxNameLen)

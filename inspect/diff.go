@@ -14,7 +14,7 @@ import (
 type Diff struct {
 	A    DiffSide  `json:"a"`
 	B    DiffSide  `json:"b"`
-	Rows []DiffRow `json:"rows"` // hello rows first, then resumption rows
+	Rows []DiffRow `json:"rows"` // resumption rows first, then hello rows, fingerprint rows last
 }
 
 // DiffSide describes one of the two sets.
@@ -24,7 +24,13 @@ type DiffSide struct {
 	Conns    int      `json:"conns"`              // connections (a HelloRetryRequest's first hello is not one)
 	Hellos   int      `json:"hellos"`             // of which had a readable ClientHello
 	Programs []string `json:"programs"`           // Program of each, in order of first appearance
-	Hosts    []string `json:"hosts"`              // SNI, else target, else server address
+	Hosts    []string `json:"hosts"`              // HostOf each: SNI, else target, else server address; the port unless 443
+	// LikelyPrograms are the programs the hellos' JA4s likely come from,
+	// by the JA4 table ("likely Safari/URLSession (JA4 table)"), in order
+	// of first appearance; a likely match, never a fact.
+	LikelyPrograms []string `json:"likely_programs,omitempty"`
+
+	byJA4 bool // some program is named by its JA4, not by a User-Agent
 }
 
 // DiffRow is one field of both sets. A and B summarize the field over each
@@ -39,6 +45,15 @@ type DiffRow struct {
 	B       string `json:"b"`
 	Differs bool   `json:"differs"`
 	Meaning string `json:"meaning,omitempty"`
+	// Fingerprint marks the rows that shape the fingerprint and not
+	// resumption (supported_groups, extensions, cipher_suites, ja4,
+	// ja3_hash), whose values can fill a screen; ABrief and BBrief fold
+	// each side to one line for them: A or B when it fits one, else a
+	// count ("27 distinct in 27 hellos", "one list of 16"). WriteDiff
+	// shows the briefs, WriteDiffAll every value.
+	Fingerprint bool   `json:"fingerprint,omitempty"`
+	ABrief      string `json:"a_brief,omitempty"`
+	BBrief      string `json:"b_brief,omitempty"`
 }
 
 // The sections of a Diff's rows.
@@ -87,6 +102,9 @@ func Compare(a, b []*ConnRecord, nameA, nameB string) *Diff {
 		if !row.Differs {
 			row.Meaning = ""
 		}
+		if f.brief != nil {
+			row.Fingerprint, row.ABrief, row.BBrief = true, f.brief(sa, row.A), f.brief(sb, row.B)
+		}
 		d.Rows = append(d.Rows, row)
 	}
 	return d
@@ -122,6 +140,13 @@ func (s *diffSet) side() DiffSide {
 		}
 		if h := HostOf(r); !slices.Contains(d.Hosts, h) {
 			d.Hosts = append(d.Hosts, h)
+		}
+		if r.ClientHello == nil {
+			continue
+		}
+		d.byJA4 = d.byJA4 || ProgramName(r.UserAgent) == ""
+		if p := LikelyProgram(r.ClientHello.JA4); p != "" && !slices.Contains(d.LikelyPrograms, p) {
+			d.LikelyPrograms = append(d.LikelyPrograms, p)
 		}
 	}
 	return d
@@ -184,33 +209,32 @@ func (s *diffSet) spread(f func(*ClientHelloRecord) string) (text, key string) {
 
 // tally summarizes a category per hello: "asks in 3 of 3 hellos",
 // "absent in 1, asks in 2 of 3 hellos". cats lists the categories in the
-// order to print them; key is the set of categories seen.
-func (s *diffSet) tally(cats []string, f func(*ClientHelloRecord) string) (text, key string) {
+// order to print them; n counts the hellos of each.
+func (s *diffSet) tally(cats []string, f func(*ClientHelloRecord) string) (text string, n map[string]int) {
+	n = map[string]int{}
 	if len(s.hellos) == 0 {
-		return "no hellos", ""
+		return "no hellos", n
 	}
-	n := map[string]int{}
 	for _, h := range s.hellos {
 		n[f(h)]++
 	}
-	var parts, seen []string
+	var parts []string
 	for _, c := range cats {
 		if n[c] > 0 {
 			parts = append(parts, fmt.Sprintf("%s in %d", c, n[c]))
-			seen = append(seen, c)
 		}
 	}
-	return fmt.Sprintf("%s of %d hellos", strings.Join(parts, ", "), len(s.hellos)), strings.Join(seen, ",")
+	return fmt.Sprintf("%s of %d hellos", strings.Join(parts, ", "), len(s.hellos)), n
 }
 
 // inHellos says in how many hellos f holds: "in 2 of 3 hellos", "in none
-// of 3 hellos"; key is "all", "some" or "none".
-func (s *diffSet) inHellos(f func(*ClientHelloRecord) bool) (text, key string) {
+// of 3 hellos"; k is how many.
+func (s *diffSet) inHellos(f func(*ClientHelloRecord) bool) (text string, k int) {
 	if len(s.hellos) == 0 {
-		return "no hellos", ""
+		return "no hellos", 0
 	}
-	k := s.count(f)
-	return fmt.Sprintf("in %s of %d hellos", countWord(k), len(s.hellos)), share(k, len(s.hellos))
+	k = s.count(f)
+	return fmt.Sprintf("in %s of %d hellos", countWord(k), len(s.hellos)), k
 }
 
 // share is "all", "some" or "none" of n (and "" for nothing to count).
@@ -224,6 +248,34 @@ func share(k, n int) string {
 		return "all"
 	}
 	return "some"
+}
+
+// sharesDiffer says whether k of n and l of m differ as behaviour, not
+// merely as counts: in kind (all, some, none), or, both some, by 10
+// points or more (1 of 5 and 15 of 27 differ; 2 of 2 and 3 of 3 do not,
+// nor 14 of 26 and 15 of 27).
+func sharesDiffer(k, n, l, m int) bool {
+	if a, b := share(k, n), share(l, m); a != b || a != "some" {
+		return a != b
+	}
+	d := float64(k)/float64(n) - float64(l)/float64(m)
+	return d >= 0.1 || d <= -0.1
+}
+
+// talliesDiffer says whether two tallies over n and m differ in any
+// category's share (sharesDiffer).
+func talliesDiffer(a map[string]int, n int, b map[string]int, m int) bool {
+	if (n == 0) != (m == 0) {
+		return true
+	}
+	for _, t := range []map[string]int{a, b} {
+		for c := range t {
+			if sharesDiffer(a[c], n, b[c], m) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func countWord(k int) string {
@@ -267,24 +319,35 @@ func extensionList(h *ClientHelloRecord) []string {
 	return out
 }
 
-// groupNames names supported groups (IANA "TLS Supported Groups"), GREASE
-// as GREASE.
+// groupNames names supported groups (GroupName), GREASE as GREASE, in
+// one line: "GREASE, X25519MLKEM768, x25519"; "none" for none.
 func groupNames(gs []int) string {
 	if len(gs) == 0 {
 		return "none"
 	}
+	return strings.Join(groupNameList(gs), ", ")
+}
+
+func groupNameList(gs []int) []string {
 	out := make([]string, len(gs))
 	for i, g := range gs {
-		switch n, ok := groupNameOf[g]; {
-		case ok:
-			out[i] = n
-		case IsGREASE(uint16(g)):
-			out[i] = "GREASE"
-		default:
-			out[i] = fmt.Sprintf("0x%04x", g)
-		}
+		out[i] = GroupName(g)
 	}
-	return strings.Join(out, ", ")
+	return out
+}
+
+// GroupName names a supported group or key share group by the IANA "TLS
+// Supported Groups" registry ("x25519", "X25519MLKEM768"), a GREASE value
+// (RFC 8701) as "GREASE", an unknown one in hex ("0x1234"): the one name
+// the table's HelloRetryRequest words and diff's rows use.
+func GroupName(g int) string {
+	switch n, ok := groupNameOf[g]; {
+	case ok:
+		return n
+	case IsGREASE(uint16(g)):
+		return "GREASE"
+	}
+	return fmt.Sprintf("0x%04x", g)
 }
 
 var groupNameOf = map[int]string{

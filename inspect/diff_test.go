@@ -133,7 +133,7 @@ func TestCompareURLSession(t *testing.T) {
 		{"ticket_age", "-", "median 1.2 s", true, "only B brought back a ticket tlsresume issued, a median 1.2 s after it was issued"},
 		{"upstream_resumed", "2 of 3", "2 of 2", false, ""}, // A's first was a first contact
 		{"verdict", "client_offered_nothing (2 of 3)", "both_resumed (1 of 2)", true, // first contacts aside
-			"A's commonest verdict is client_offered_nothing: no session_ticket and no pre_shared_key although tlsresume issued this client (the same IP, program and TLS stack) a ticket before; B's commonest verdict is both_resumed"},
+			"A's commonest verdict is client_offered_nothing: the client offered no ticket or PSK although tlsresume had issued this client (the same IP, program and TLS stack) a ticket before this connection started; B's commonest verdict is both_resumed"},
 	} {
 		t.Run(tt.field, func(t *testing.T) {
 			r := rowOf(t, d, tt.field)

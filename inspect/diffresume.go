@@ -41,23 +41,22 @@ func tried(r *ConnRecord) bool {
 }
 
 // attempts says how the connections tried to resume: "none in 1, psk in 1
-// of 2 connections"; key is the set of attempts seen.
-func (s *diffSet) attempts() (text, key string) {
+// of 2 connections"; n counts the connections of each attempt.
+func (s *diffSet) attempts() (text string, n map[string]int) {
+	n = map[string]int{}
 	if len(s.recs) == 0 {
-		return "no connections", ""
+		return "no connections", n
 	}
-	n := map[string]int{}
 	for _, r := range s.recs {
 		n[attemptOf(r)]++
 	}
-	var parts, seen []string
+	var parts []string
 	for _, a := range append(slices.Clone(attemptOrder), otherKeys(n, attemptOrder)...) {
 		if n[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%s in %d", a, n[a]))
-			seen = append(seen, a)
 		}
 	}
-	return fmt.Sprintf("%s of %d connections", strings.Join(parts, ", "), len(s.recs)), strings.Join(seen, ",")
+	return fmt.Sprintf("%s of %d connections", strings.Join(parts, ", "), len(s.recs)), n
 }
 
 func otherKeys(m map[string]int, known []string) []string {
@@ -82,9 +81,9 @@ func (s *diffSet) countRecs(f func(*ConnRecord) bool) int {
 }
 
 func rowAttempts(a, b *diffSet) DiffRow {
-	ta, ka := a.attempts()
-	tb, kb := b.attempts()
-	r := row(ta, ka, tb, kb)
+	ta, na := a.attempts()
+	tb, nb := b.attempts()
+	r := DiffRow{A: ta, B: tb, Differs: talliesDiffer(na, len(a.recs), nb, len(b.recs))}
 	if x, y, ok := lacking(a, b, func(s *diffSet) bool { return s.countRecs(tried) > 0 }); ok {
 		r.Meaning = fmt.Sprintf("%s never tried to resume, with no PSK, ticket or issued session ID in any of its %d hellos; %s tried in %d of %d connections", x.name, len(x.hellos), y.name, y.countRecs(tried), len(y.recs))
 	} else {
@@ -146,7 +145,7 @@ func resumedText(k, known, n int) string {
 func rowClientResumed(a, b *diffSet) DiffRow {
 	ka, na, ca, cna := a.resumed()
 	kb, nb, cb, cnb := b.resumed()
-	r := row(resumedText(ka, na, len(a.recs)), share(ca, cna), resumedText(kb, nb, len(b.recs)), share(cb, cnb))
+	r := DiffRow{A: resumedText(ka, na, len(a.recs)), B: resumedText(kb, nb, len(b.recs)), Differs: sharesDiffer(ca, cna, cb, cnb)}
 	words := func(k, n int) string {
 		if k == 0 {
 			return fmt.Sprintf("none of its %d handshakes", n)
@@ -306,7 +305,7 @@ func andList(xs []string) string {
 func rowBroughtBack(a, b *diffSet) DiffRow {
 	na, _, _, _ := a.broughtBack()
 	nb, _, _, _ := b.broughtBack()
-	r := row(broughtText(a), share(min(na, 1), 1), broughtText(b), share(min(nb, 1), 1))
+	r := DiffRow{A: broughtText(a), B: broughtText(b), Differs: sharesDiffer(na, len(a.recs), nb, len(b.recs))}
 	first, second := a, b
 	if na == 0 && nb > 0 {
 		first, second = b, a
@@ -367,10 +366,10 @@ func rowTicketAge(a, b *diffSet) DiffRow {
 	return r
 }
 
-// upstream counts tlsresume's upstream handshakes and how many resumed;
-// key compares those that had something to resume (not first contacts).
-func (s *diffSet) upstream() (text, key string, k, n int) {
-	chanceK, chance := 0, 0
+// upstream counts tlsresume's upstream handshakes and how many resumed,
+// and the same of those that had something to resume (not first
+// contacts), which two sets are compared by.
+func (s *diffSet) upstream() (text string, k, n, chanceK, chance int) {
 	for _, r := range s.recs {
 		if r.UpstreamLeg == nil {
 			continue
@@ -388,15 +387,15 @@ func (s *diffSet) upstream() (text, key string, k, n int) {
 		}
 	}
 	if n == 0 {
-		return "-", "", 0, 0
+		return "-", 0, 0, 0, 0
 	}
-	return fmt.Sprintf("%d of %d", k, n), "proxied " + share(chanceK, chance), k, n
+	return fmt.Sprintf("%d of %d", k, n), k, n, chanceK, chance
 }
 
 func rowUpstream(a, b *diffSet) DiffRow {
-	ta, ka, kA, nA := a.upstream()
-	tb, kb, kB, nB := b.upstream()
-	r := row(ta, ka, tb, kb)
+	ta, kA, nA, cA, chA := a.upstream()
+	tb, kB, nB, cB, chB := b.upstream()
+	r := DiffRow{A: ta, B: tb, Differs: (nA == 0) != (nB == 0) || (nA > 0 && sharesDiffer(cA, chA, cB, chB))}
 	switch {
 	case nA == 0 || nB == 0:
 		y := a

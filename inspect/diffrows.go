@@ -6,36 +6,76 @@ import (
 	"strings"
 )
 
-// diffFields lists a Diff's rows in order. Each row function summarizes
-// one field over both sets and, when they differ, says why it matters.
-// Sentences say only what the records show; where a rule of the protocol
-// shapes one, the comment or the sentence cites it.
+// diffFields lists a Diff's rows in order: what happened first (attempts,
+// tickets, resumptions, verdicts), then what the hellos offered, the
+// fields that decide resumption before those that only change the
+// fingerprint. Each row function summarizes one field over both sets and,
+// when they differ, says why it matters. Sentences say only what the
+// records show; where a rule of the protocol shapes one, the comment or
+// the sentence cites it. A fingerprint row has a brief, the few words its
+// folded line shows (WriteDiff).
 var diffFields = []struct {
 	section, field string
 	row            func(a, b *diffSet) DiffRow
+	brief          func(s *diffSet, full string) string // fingerprint rows only
 }{
-	{DiffHello, "transport", rowTransport},
-	{DiffHello, "versions", rowVersions},
-	{DiffHello, "session_ticket", rowSessionTicket},
-	{DiffHello, "pre_shared_key", rowPSK},
-	{DiffHello, "psk_key_exchange_modes", rowPSKModes},
-	{DiffHello, "early_data", rowEarlyData},
-	{DiffHello, "session_id_len", rowSessionID},
-	{DiffHello, "alpn", rowALPN},
-	{DiffHello, "supported_groups", rowGroups},
-	{DiffHello, "extensions", rowExtensions},
-	{DiffHello, "cipher_suites", rowCipherSuites},
-	{DiffHello, "extended_master_secret", rowEMS},
-	{DiffHello, "ja4", rowJA4},
-	{DiffHello, "ja3_hash", rowJA3},
-	{DiffResumption, "connections", rowConns},
-	{DiffResumption, "attempts", rowAttempts},
-	{DiffResumption, "client_resumed", rowClientResumed},
-	{DiffResumption, "tickets_sent", rowTicketsSent},
-	{DiffResumption, "tickets_brought_back", rowBroughtBack},
-	{DiffResumption, "ticket_age", rowTicketAge},
-	{DiffResumption, "upstream_resumed", rowUpstream},
-	{DiffResumption, "verdict", rowVerdict},
+	{DiffResumption, "connections", rowConns, nil},
+	{DiffResumption, "attempts", rowAttempts, nil},
+	{DiffResumption, "client_resumed", rowClientResumed, nil},
+	{DiffResumption, "tickets_sent", rowTicketsSent, nil},
+	{DiffResumption, "tickets_brought_back", rowBroughtBack, nil},
+	{DiffResumption, "ticket_age", rowTicketAge, nil},
+	{DiffResumption, "upstream_resumed", rowUpstream, nil},
+	{DiffResumption, "verdict", rowVerdict, nil},
+	{DiffHello, "transport", rowTransport, nil},
+	{DiffHello, "versions", rowVersions, nil},
+	{DiffHello, "session_ticket", rowSessionTicket, nil},
+	{DiffHello, "pre_shared_key", rowPSK, nil},
+	{DiffHello, "psk_key_exchange_modes", rowPSKModes, nil},
+	{DiffHello, "early_data", rowEarlyData, nil},
+	{DiffHello, "session_id_len", rowSessionID, nil},
+	{DiffHello, "extended_master_secret", rowEMS, nil},
+	{DiffHello, "alpn", rowALPN, nil},
+	{DiffHello, "supported_groups", rowGroups, briefList(func(h *ClientHelloRecord) []string { return groupNameList(h.SupportedGroups) })},
+	{DiffHello, "extensions", rowExtensions, briefList(extensionList)},
+	{DiffHello, "cipher_suites", rowCipherSuites, briefValue(func(h *ClientHelloRecord) string { return fmt.Sprint(h.CipherSuites) })},
+	{DiffHello, "ja4", rowJA4, briefValue(func(h *ClientHelloRecord) string { return h.JA4 })},
+	{DiffHello, "ja3_hash", rowJA3, briefValue(func(h *ClientHelloRecord) string { return h.JA3Hash })},
+}
+
+// briefValue folds a fingerprint to one line: the row's text when it fits
+// one, else how many distinct values the set's hellos sent ("27 distinct
+// in 27 hellos").
+func briefValue(value func(*ClientHelloRecord) string) func(*diffSet, string) string {
+	return func(s *diffSet, full string) string {
+		if runeLen(full) <= diffValueWidth {
+			return full
+		}
+		seen := map[string]bool{}
+		for _, h := range s.hellos {
+			seen[value(h)] = true
+		}
+		return fmt.Sprintf("%d distinct in %d hellos", len(seen), len(s.hellos))
+	}
+}
+
+// briefList folds a list of a hello, GREASE values named GREASE: the
+// row's text when it fits one line, else "one list of 13" or "27 distinct
+// lists in 27 hellos".
+func briefList(list func(*ClientHelloRecord) []string) func(*diffSet, string) string {
+	return func(s *diffSet, full string) string {
+		if runeLen(full) <= diffValueWidth {
+			return full
+		}
+		seen := map[string]bool{}
+		for _, h := range s.hellos {
+			seen[strings.Join(list(h), ",")] = true
+		}
+		if len(seen) == 1 {
+			return fmt.Sprintf("one list of %d", len(list(s.hellos[0])))
+		}
+		return fmt.Sprintf("%d distinct lists in %d hellos", len(seen), len(s.hellos))
+	}
 }
 
 // row builds a DiffRow from each side's text and key: the sides differ
@@ -107,9 +147,9 @@ func rowVersions(a, b *diffSet) DiffRow {
 var ticketCategories = []string{"absent", "asks", "carries a ticket"}
 
 func rowSessionTicket(a, b *diffSet) DiffRow {
-	ta, ka := a.tally(ticketCategories, ticketCategory)
-	tb, kb := b.tally(ticketCategories, ticketCategory)
-	r := row(ta, ka, tb, kb)
+	ta, na := a.tally(ticketCategories, ticketCategory)
+	tb, nb := b.tally(ticketCategories, ticketCategory)
+	r := DiffRow{A: ta, B: tb, Differs: talliesDiffer(na, len(a.hellos), nb, len(b.hellos))}
 	carries := func(h *ClientHelloRecord) bool { return h.SessionTicket.Len > 0 }
 	// RFC 5077, Section 3.2: a server sends a ticket only to a client whose
 	// ClientHello has the extension; TLS 1.3 replaced it (RFC 8446, 4.6.1).
@@ -129,8 +169,8 @@ func rowSessionTicket(a, b *diffSet) DiffRow {
 
 func pskOffered(h *ClientHelloRecord) bool { return h.PreSharedKey.Offered }
 
-func pskText(s *diffSet) (text, key string) {
-	text, key = s.inHellos(pskOffered)
+func pskText(s *diffSet) (text string, k int) {
+	text, k = s.inHellos(pskOffered)
 	lo, hi := -1, 0
 	for _, h := range s.hellos {
 		if h.PreSharedKey.Offered {
@@ -148,13 +188,18 @@ func pskText(s *diffSet) (text, key string) {
 	default:
 		text += fmt.Sprintf(" (%d-%d identities)", lo, hi)
 	}
-	return text, key
+	return text, k
+}
+
+// rowShares builds a row of two counts over each set's hellos.
+func rowShares(ta string, ka int, a *diffSet, tb string, kb int, b *diffSet) DiffRow {
+	return DiffRow{A: ta, B: tb, Differs: sharesDiffer(ka, len(a.hellos), kb, len(b.hellos))}
 }
 
 func rowPSK(a, b *diffSet) DiffRow {
 	ta, ka := pskText(a)
 	tb, kb := pskText(b)
-	r := row(ta, ka, tb, kb)
+	r := rowShares(ta, ka, a, tb, kb, b)
 	if x, y, ok := lacking(a, b, some(pskOffered)); ok {
 		r.Meaning = fmt.Sprintf("%s never offers a pre_shared_key, so it never tries TLS 1.3 resumption; %s offers one in %d of %d hellos", x.name, y.name, y.count(pskOffered), len(y.hellos))
 	} else {
@@ -188,7 +233,7 @@ func rowEarlyData(a, b *diffSet) DiffRow {
 	early := func(h *ClientHelloRecord) bool { return h.EarlyData }
 	ta, ka := a.inHellos(early)
 	tb, kb := b.inHellos(early)
-	r := row(ta, ka, tb, kb)
+	r := rowShares(ta, ka, a, tb, kb, b)
 	if x, y, ok := lacking(a, b, some(early)); ok {
 		r.Meaning = fmt.Sprintf("%s offers early_data (0-RTT) in %d of %d hellos, sending application data with a resumed PSK before the handshake completes (RFC 8446, Section 4.2.10); %s never does", y.name, y.count(early), len(y.hellos), x.name)
 	} else {
@@ -403,7 +448,7 @@ func rowEMS(a, b *diffSet) DiffRow {
 	ems := func(h *ClientHelloRecord) bool { return h.ExtendedMasterSecret }
 	ta, ka := a.inHellos(ems)
 	tb, kb := b.inHellos(ems)
-	r := row(ta, ka, tb, kb)
+	r := rowShares(ta, ka, a, tb, kb, b)
 	r.Meaning = fmt.Sprintf("%s sends extended_master_secret %s and %s %s: over TLS 1.2 a session resumes only when both handshakes agree on it (RFC 7627, Section 5.3)", a.name, ta, b.name, tb)
 	return r
 }

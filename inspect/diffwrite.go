@@ -19,8 +19,17 @@ const (
 
 // WriteDiff prints a Diff for a 120-column terminal: who A and B are, then
 // one row per field, A beside B, long values wrapped within their column;
-// rows that differ are marked "≠" and followed by their meaning.
-func WriteDiff(w io.Writer, d *Diff) error {
+// rows that differ are marked "≠" and followed by their meaning. The
+// resumption rows come first, then the hellos' fields; the fingerprint
+// rows come last, folded to one line each (DiffRow.ABrief, BBrief), with
+// one note for their meanings: WriteDiffAll shows them whole.
+func WriteDiff(w io.Writer, d *Diff) error { return writeDiff(w, d, false) }
+
+// WriteDiffAll prints a Diff as WriteDiff does, with every value of the
+// fingerprint rows and what each of their differences means.
+func WriteDiffAll(w io.Writer, d *Diff) error { return writeDiff(w, d, true) }
+
+func writeDiff(w io.Writer, d *Diff, all bool) error {
 	var b strings.Builder
 	for _, s := range []DiffSide{d.A, d.B} {
 		for i, l := range wrapWords(s.Name+": "+sideWords(s), diffWidth-len(diffIndent)) {
@@ -30,14 +39,10 @@ func WriteDiff(w io.Writer, d *Diff) error {
 			b.WriteString(l + "\n")
 		}
 	}
-	section := ""
+	section, folded := "", false
 	for _, r := range d.Rows {
-		if r.Section != section {
-			section = r.Section
-			title := "THE CLIENTHELLOS"
-			if section == DiffResumption {
-				title = "RESUMPTION"
-			}
+		if title := diffTitle(r); title != section {
+			section = title
 			b.WriteString("\n")
 			writeDiffLine(&b, "", title, []string{d.A.Name}, []string{d.B.Name})
 		}
@@ -45,15 +50,36 @@ func WriteDiff(w io.Writer, d *Diff) error {
 		if r.Differs {
 			mark = "≠"
 		}
-		writeDiffLine(&b, mark, r.Field, wrapWords(r.A, diffValueWidth), wrapWords(r.B, diffValueWidth))
-		if r.Differs && r.Meaning != "" {
-			for _, l := range wrapWords(r.Meaning, diffWidth-len(diffIndent)) {
+		a, bv, meaning := r.A, r.B, r.Meaning
+		if r.Fingerprint && !all {
+			a, bv, meaning = r.ABrief, r.BBrief, ""
+			folded = folded || r.Differs || r.ABrief != r.A || r.BBrief != r.B
+		}
+		writeDiffLine(&b, mark, r.Field, wrapWords(a, diffValueWidth), wrapWords(bv, diffValueWidth))
+		if r.Differs && meaning != "" {
+			for _, l := range wrapWords(meaning, diffWidth-len(diffIndent)) {
 				b.WriteString(diffIndent + l + "\n")
 			}
 		}
 	}
+	if folded {
+		for _, l := range wrapWords("These rows shape the fingerprint, not whether a session resumes; --all shows every value and what each difference means.", diffWidth-len(diffIndent)) {
+			b.WriteString(diffIndent + l + "\n")
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// diffTitle is the heading a row is printed under.
+func diffTitle(r DiffRow) string {
+	switch {
+	case r.Fingerprint:
+		return "FINGERPRINTS"
+	case r.Section == DiffResumption:
+		return "RESUMPTION"
+	}
+	return "THE CLIENTHELLOS"
 }
 
 // sideWords describes one set: its selector, size, programs and hosts.
@@ -68,6 +94,9 @@ func sideWords(s DiffSide) string {
 	}
 	if len(s.Hosts) > 0 {
 		parts = append(parts, pluralWord(len(s.Hosts), "host", "hosts")+" "+firstFew(s.Hosts, 3))
+	}
+	if len(s.LikelyPrograms) > 0 && s.byJA4 {
+		parts = append(parts, firstFew(s.LikelyPrograms, 2))
 	}
 	return strings.Join(parts, " · ")
 }

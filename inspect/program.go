@@ -1,6 +1,9 @@
 package inspect
 
-import "strings"
+import (
+	"net"
+	"strings"
+)
 
 // ProgramName names the program behind a User-Agent by the product token
 // that identifies it: "curl/8.5.0", "MyApp/1.0 CFNetwork/1494", and for
@@ -128,13 +131,41 @@ func Program(r *ConnRecord) string {
 }
 
 // HostOf names the host a record's connection went to: its SNI, else the
-// proxy's target, else the server address.
+// target's host, else the server address's; then, unless it is 443, the
+// port of the target, else of the server address ("localhost:9445",
+// "[::1]:8443"). Origins on one name and different ports are different
+// hosts: a session cache is keyed by name, address and port (Apple's too),
+// so a session of one never resumes the other.
 func HostOf(r *ConnRecord) string {
+	name, port := hostPort(r)
+	if port == "" || port == "443" {
+		return name
+	}
+	return net.JoinHostPort(name, port)
+}
+
+// hostPort is the name and the port HostOf joins.
+func hostPort(r *ConnRecord) (name, port string) {
+	tname, tport := splitHostPort(r.Target)
+	sname, sport := splitHostPort(r.ServerAddr)
 	switch {
 	case r.SNI != "":
-		return r.SNI
-	case r.Target != "":
-		return r.Target
+		name = r.SNI
+	case tname != "":
+		name = tname
+	default:
+		name = sname
 	}
-	return r.ServerAddr
+	if port = tport; port == "" {
+		port = sport
+	}
+	return name, port
+}
+
+// splitHostPort splits "host:port"; a value without a port is all host.
+func splitHostPort(s string) (host, port string) {
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		return h, p
+	}
+	return s, ""
 }

@@ -26,12 +26,25 @@ type Summary struct {
 	Resumed   int            `json:"resumed"` // the client's handshake resumed
 	Upstream  *int           `json:"upstream_resumed"`
 	Verdicts  map[string]int `json:"verdicts"`
-	// WhyNot says in a few words why this program does not resume with this
-	// host, ending with the verdict code it comes from when there is one:
-	// "got 2 tickets, offers none (client_offered_nothing)", "upstream:
-	// origin issues no tickets (upstream_no_ticket)", "first contact only",
-	// or "resumes" when nothing stood in the way (see whyNot).
+	// WhyNot says why this program does or does not resume with this
+	// host, with how many connections each reason covers, commonest first,
+	// each followed by the verdict code it comes from when one does: "10 of
+	// 27 offered nothing although a ticket had been issued before they
+	// started (client_offered_nothing); 15 resumed; 2 had nothing to
+	// resume: no ticket had been issued before they started", then the
+	// upstream leg's ("; upstream: 2 of 3 met an origin that issues no
+	// tickets (upstream_no_ticket)"); "resumes" when every connection did,
+	// "first contact only" for one that had nothing to resume.
 	WhyNot string `json:"why_not"`
+	// Reasons are WhyNot's reasons, one per kind, with their counts.
+	Reasons []Reason `json:"why_not_reasons"`
+	// LikelyProgram names the program the row's JA4 likely comes from, by
+	// KnownStacks ("likely Safari/URLSession (JA4 table)"), whatever the
+	// User-Agent says; empty when the table has no match. A likely match,
+	// never a fact.
+	LikelyProgram string `json:"likely_program,omitempty"`
+
+	byUA bool // Program comes from a User-Agent
 }
 
 // ReadLog reads JSONL records: lines of the proxy's --log file or of
@@ -53,6 +66,7 @@ func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err err
 			bad++
 			continue
 		}
+		e.roundDurations()
 		entries = append(entries, e)
 	}
 	return entries, bad, firstBad, sc.Err()
@@ -63,7 +77,7 @@ func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err err
 func Summarize(entries []*ConnRecord) []*Summary {
 	var out []*Summary
 	index := map[[4]string]*Summary{}
-	why := map[*Summary]*whyFacts{}
+	why := map[*Summary]*whyRow{}
 	// Rows of one client and host stay together, in the order the pair
 	// first appeared, whatever their program and transport.
 	pairs := map[[2]string]int{}
@@ -75,9 +89,10 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		k := [4]string{clientIP(e.ClientAddr), Program(e), HostOf(e), e.TransportName()}
 		s := index[k]
 		if s == nil {
-			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{}}
+			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{},
+				byUA: ProgramName(e.UserAgent) != ""}
 			index[k] = s
-			why[s] = newWhyFacts()
+			why[s] = &whyRow{}
 			pair := [2]string{k[0], k[2]}
 			if _, ok := pairs[pair]; !ok {
 				pairs[pair] = len(pairs)
@@ -110,10 +125,12 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		if e.Verdict.Code != "" {
 			s.Verdicts[string(e.Verdict.Code)]++
 		}
-		why[s].add(e)
+		why[s].recs = append(why[s].recs, e)
 	}
 	for _, s := range out {
-		s.WhyNot = why[s].words(s)
+		s.Reasons = why[s].reasons()
+		s.WhyNot = whyNotText(s.Reasons, s.Conns)
+		s.LikelyProgram = likelyProgram(why[s].recs)
 	}
 	slices.SortStableFunc(out, func(a, b *Summary) int { return pairOf[a] - pairOf[b] })
 	return out
@@ -126,53 +143,63 @@ func clientIP(addr string) string {
 	return addr
 }
 
-// summaryColumns: widths; the last column takes the rest of 120 and wraps.
+// summaryColumns: widths, 119 columns in all; each row's why-not follows
+// on lines of its own, indented, as a column of it would wrap to a few
+// words a line.
 var summaryColumns = []struct {
 	name  string
 	width int
 }{
-	{"CLIENT", 15}, {"PROGRAM", 18}, {"HOST", 16}, {"OVER", 4}, {"CONNS", 5}, {"OFFERED", 13}, {"RESUMED", 7}, {"UPSTREAM", 8}, {"WHY NOT", 0},
+	{"CLIENT", 15}, {"PROGRAM", 23}, {"HOST", 26}, {"OVER", 4}, {"CONNS", 5}, {"OFFERED", 24}, {"RESUMED", 7}, {"UPSTREAM", 8},
 }
 
-// WriteSummaries prints summaries as a table for a 120-column terminal;
-// WHY NOT wraps onto further lines under itself.
+// summaryIndent starts a row's further lines: its likely program, when the
+// program was named by its JA4, and WHY NOT.
+const summaryIndent = "    "
+
+// WriteSummaries prints summaries as a table for a 120-column terminal:
+// one line of counts per row, then, indented, "likely …" when the program
+// has no User-Agent and the JA4 table knows its stack, and "why not: …"
+// wrapped within 120 columns.
 func WriteSummaries(w io.Writer, sums []*Summary) error {
-	var rows [][]string
 	head := make([]string, len(summaryColumns))
 	for i, c := range summaryColumns {
 		head[i] = c.name
 	}
-	rows = append(rows, head)
+	var b strings.Builder
+	b.WriteString(summaryLine(head))
+	b.WriteString(summaryIndent + "WHY NOT\n")
 	for _, s := range sums {
 		up := "-"
 		if s.Upstream != nil {
 			up = fmt.Sprintf("%d/%d", *s.Upstream, s.Conns)
 		}
-		rows = append(rows, []string{s.Client, s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
-			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up, orDash(s.WhyNot)})
-	}
-	for _, r := range rows {
-		var b strings.Builder
-		for i, cell := range r {
-			wd := summaryColumns[i].width
-			if wd == 0 {
-				indent := runeLen(b.String())
-				for j, l := range wrapWords(cell, max(120-indent, 8)) {
-					if j > 0 {
-						b.WriteString("\n" + strings.Repeat(" ", indent))
-					}
-					b.WriteString(l)
-				}
-				break
-			}
-			cell = fit(cell, wd)
-			b.WriteString(cell + strings.Repeat(" ", wd-runeLen(cell)+1))
+		b.WriteString(summaryLine([]string{s.Client, s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
+			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up}))
+		if s.LikelyProgram != "" && !s.byUA {
+			writeIndented(&b, s.LikelyProgram)
 		}
-		if _, err := io.WriteString(w, strings.TrimRight(b.String(), " ")+"\n"); err != nil {
-			return err
-		}
+		writeIndented(&b, "why not: "+orDash(s.WhyNot))
 	}
-	return nil
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func summaryLine(cells []string) string {
+	var b strings.Builder
+	for i, cell := range cells {
+		wd := summaryColumns[i].width
+		cell = fit(cell, wd)
+		b.WriteString(cell + strings.Repeat(" ", wd-runeLen(cell)+1))
+	}
+	return strings.TrimRight(b.String(), " ") + "\n"
+}
+
+// writeIndented writes text wrapped within 120 columns, each line indented.
+func writeIndented(b *strings.Builder, text string) {
+	for _, l := range wrapWords(text, 120-len(summaryIndent)) {
+		b.WriteString(summaryIndent + l + "\n")
+	}
 }
 
 // countWords renders {"psk": 5, "none": 1} as "psk 5, none 1", largest first.
@@ -194,167 +221,28 @@ func countWords(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// whyFacts gathers, for one summary row, what its why-not is decided by:
-// the verdicts' per-leg codes (proxy records), or what the hellos offered
-// and the server did (capture records, which carry no verdict).
-type whyFacts struct {
-	client, upstream map[VerdictCode]int
-	order            []VerdictCode // first seen first, for ties
-	verdicts         bool
-	ticketsSent      int
-	// capture records
-	hellos, offers13, modes, ticketExt, refused int
-	resumedBy                                   map[Attempt]int
-}
-
-func newWhyFacts() *whyFacts {
-	return &whyFacts{client: map[VerdictCode]int{}, upstream: map[VerdictCode]int{}, resumedBy: map[Attempt]int{}}
-}
-
-func (f *whyFacts) add(e *ConnRecord) {
-	v := e.Verdict
-	if v.Code != "" {
-		f.verdicts = true
-		// A leg's code when it says why not; a connection-wide code (not TLS,
-		// passed through) when the legs have none.
-		switch c := v.Client; {
-		case c != "" && c.Family() != "resumed" && c.Family() != "first":
-			f.count(f.client, c)
-		case c == "" && v.Code.Family() != "resumed" && v.Code.Family() != "first":
-			f.count(f.client, v.Code)
-		}
-		if c := v.Upstream; c.Family() == "upstream" || c == CodeUpstreamFailed {
-			f.count(f.upstream, c)
+// likelyProgram is the commonest LikelyProgram of recs' hellos, the first
+// seen among equals.
+func likelyProgram(recs []*ConnRecord) string {
+	var order []string
+	byJA4 := map[string]int{}
+	for _, r := range recs {
+		if r.ClientHello != nil {
+			if byJA4[r.ClientHello.JA4] == 0 {
+				order = append(order, r.ClientHello.JA4)
+			}
+			byJA4[r.ClientHello.JA4]++
 		}
 	}
-	if e.ClientLeg != nil {
-		f.ticketsSent += e.ClientLeg.TicketsSent
-	}
-	ch, sh := e.ClientHello, e.ServerHello
-	if ch == nil {
-		return
-	}
-	f.hellos++
-	if MaxVersion(ch) >= int(VersionTLS13) {
-		f.offers13++
-	}
-	if ch.PSKKeyExchangeModes != nil {
-		f.modes++
-	}
-	if ch.SessionTicket.Offered {
-		f.ticketExt++
-	}
-	switch {
-	case sh == nil || !sh.Complete:
-	case sh.Resumed && sh.ResumedBy != nil:
-		f.resumedBy[*sh.ResumedBy]++
-	case !sh.Resumed && ch.Attempt != AttemptNone:
-		f.refused++
-	}
-}
-
-func (f *whyFacts) count(m map[VerdictCode]int, c VerdictCode) {
-	if !slices.Contains(f.order, c) {
-		f.order = append(f.order, c)
-	}
-	m[c]++
-}
-
-// top is the commonest code of m, the first seen among equals.
-func (f *whyFacts) top(m map[VerdictCode]int) VerdictCode {
-	var best VerdictCode
-	for _, c := range f.order {
-		if m[c] > m[best] {
-			best = c
+	n := map[string]int{}
+	best := ""
+	for _, ja4 := range order {
+		if p := LikelyProgram(ja4); p != "" {
+			n[p] += byJA4[ja4]
+			if n[p] > n[best] {
+				best = p
+			}
 		}
 	}
 	return best
-}
-
-// words is the why-not of s. With verdicts (proxy records): the commonest
-// reason the client leg did not resume, else the upstream leg's, else
-// "resumes" or "first contact only". Without (captures): what the hellos
-// and the server's answers show.
-func (f *whyFacts) words(s *Summary) string {
-	if f.verdicts {
-		if c := f.top(f.client); c != "" {
-			return reasonWords(c, f.ticketsSent) + " (" + string(c) + ")"
-		}
-		if c := f.top(f.upstream); c != "" {
-			return reasonWords(c, 0) + " (" + string(c) + ")"
-		}
-		if s.Resumed > 0 {
-			return "resumes"
-		}
-		return "first contact only"
-	}
-	switch {
-	case s.Resumed > 0 && f.resumedBy[AttemptSessionID] == s.Resumed:
-		return "resumes (by session ID only)"
-	case s.Resumed > 0:
-		return "resumes"
-	case f.refused > 0:
-		return fmt.Sprintf("server refused %s", plural(f.refused, "offer", "offers"))
-	case s.Conns == 1:
-		return "first contact only"
-	case f.hellos == 0:
-		return "no readable ClientHello"
-	case f.offers13 > 0 && f.modes == 0:
-		// RFC 8446, Section 4.2.9: no modes, no tickets.
-		return "no psk_key_exchange_modes, so no TLS 1.3 tickets"
-	case f.offers13 > 0:
-		return fmt.Sprintf("never offers a PSK in %d connections", s.Conns)
-	case f.ticketExt == 0:
-		// RFC 5077, Section 3.2: no extension, no ticket.
-		return "no session_ticket extension or issued session ID"
-	}
-	return "asks for tickets, never offers one"
-}
-
-// reasonWords says a non-resuming verdict code in a few words.
-func reasonWords(c VerdictCode, ticketsSent int) string {
-	switch c {
-	case CodeClientOfferedNothing:
-		if ticketsSent > 0 {
-			return fmt.Sprintf("got %s, offers none", plural(ticketsSent, "ticket", "tickets"))
-		}
-		return "offers none of its tickets"
-	case CodeClientSessionIDOnly:
-		return "resumes only by session ID"
-	case CodeClientTicketNotOurs:
-		return "offers another server's tickets"
-	case CodeClientTicketExpired:
-		return "its tickets had expired"
-	case CodeClientTicketRefused:
-		return "its ticket was refused"
-	case CodeClientTicketsDisabled:
-		return "tlsresume issued no tickets"
-	case CodeClientRejectedCert:
-		return "rejects tlsresume's certificate"
-	case CodeClientHandshakeFailed:
-		return "handshake failed"
-	case CodeClientNoHello:
-		return "no usable ClientHello"
-	case CodeNotTLS:
-		return "not TLS"
-	case CodePassthroughNotResumed:
-		return "passed through, full handshakes"
-	case CodePassthroughUnknown:
-		return "passed through, answer not seen"
-	case CodeUpstreamCacheMiss:
-		return "upstream: nothing cached"
-	case CodeUpstreamCacheExpired:
-		return "upstream: cached session expired"
-	case CodeUpstreamCacheDropped:
-		return "upstream: cached session dropped"
-	case CodeUpstreamCacheOff:
-		return "upstream: cache off"
-	case CodeUpstreamNoTicket:
-		return "upstream: origin issues no tickets"
-	case CodeUpstreamTicketRefused:
-		return "upstream: origin refused the ticket"
-	case CodeUpstreamFailed:
-		return "upstream: handshake failed"
-	}
-	return shortMeaning(c.Meaning())
 }

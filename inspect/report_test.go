@@ -11,9 +11,9 @@ import (
 // TestSummarize: proxy records and capture records group by client IP,
 // program and host, counting offers, resumptions on both legs and verdicts.
 func TestSummarize(t *testing.T) {
-	log := `{"client_addr":"192.168.1.31:50001","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":false},"verdict":{"code":"first_contact"}}
-{"client_addr":"192.168.1.31:50002","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
-{"client_addr":"192.168.1.31:50003","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
+	log := `{"client_addr":"192.168.1.31:50001","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false,"tickets_sent":1},"upstream_leg":{"resumed":false},"verdict":{"code":"first_contact"}}
+{"client_addr":"192.168.1.31:50002","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false,"tickets_sent":1},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
+{"client_addr":"192.168.1.31:50003","sni":"api.test","user_agent":"MyApp/1.0 CFNetwork/1494","client_hello":{"attempt":"none","ja4":"t13d"},"client_leg":{"resumed":false,"tickets_sent":1},"upstream_leg":{"resumed":true},"verdict":{"code":"client_offered_nothing"}}
 {"client_addr":"192.168.1.31:50004","sni":"api.test","user_agent":"curl/7.88.1","client_hello":{"attempt":"psk","ja4":"t13x"},"client_leg":{"resumed":true},"upstream_leg":{"resumed":true},"verdict":{"code":"both_resumed"}}
 not json at all
 {"client_addr":"10.0.0.2:443","server_addr":"10.0.0.9:443","client_hello":{"attempt":"session_id","ja4":"t12d"},"server_hello":{"complete":true,"resumed":true,"resumed_by":"session_id"}}
@@ -30,14 +30,14 @@ not json at all
 	if app.Program != "MyApp/1.0 CFNetwork/1494" || app.Conns != 3 || app.Offered["none"] != 3 || app.Resumed != 0 || *app.Upstream != 2 || app.Verdicts["client_offered_nothing"] != 2 {
 		t.Errorf("app summary %+v", app)
 	}
-	if c := sums[2]; c.Host != "10.0.0.9:443" || c.Resumed != 1 || c.Upstream != nil || c.Program != "t12d" /* too short to trim */ {
+	if c := sums[2]; c.Host != "10.0.0.9" /* port 443 is left out */ || c.Resumed != 1 || c.Upstream != nil || c.Program != "t12d" /* too short to trim */ {
 		t.Errorf("capture summary %+v", c)
 	}
 	var out bytes.Buffer
 	if err := WriteSummaries(&out, sums); err != nil {
 		t.Fatal(err)
 	}
-	if app.WhyNot != "offers none of its tickets (client_offered_nothing)" || sums[1].WhyNot != "resumes" || sums[2].WhyNot != "resumes (by session ID only)" {
+	if app.WhyNot != "2 of 3 offered nothing although a ticket issued before they started was still unused (client_offered_nothing); 1 had nothing to resume: no ticket had been issued before it started" || sums[1].WhyNot != "resumes" || sums[2].WhyNot != "resumes by session ID" {
 		t.Errorf("why not: %q, %q, %q", app.WhyNot, sums[1].WhyNot, sums[2].WhyNot)
 	}
 	for _, want := range []string{"MyApp/1.0", "none 3", "0/3", "2/3", "WHY NOT", "(client_offered_nothing)", "curl/7.88.1"} {
@@ -70,7 +70,7 @@ func TestWhyNot(t *testing.T) {
 		return &ClientHelloRecord{LegacyVersion: 0x0303, Attempt: attempt, SessionTicket: SessionTicketFact{Offered: ticketExt}}
 	}
 	done := func(resumed bool, by Attempt) *ServerHelloRecord {
-		sh := &ServerHelloRecord{Complete: true, Resumed: resumed}
+		sh := &ServerHelloRecord{Version: 0x0304, Complete: true, Resumed: resumed}
 		if resumed {
 			sh.ResumedBy = &by
 		}
@@ -80,6 +80,9 @@ func TestWhyNot(t *testing.T) {
 		return &ConnRecord{Record: Record{ClientAddr: "10.0.0.1:1", SNI: "a.test", ClientHello: h13(AttemptNone, []int{1})}, ClientLeg: l, Verdict: verdict}
 	}
 	capture := func(ch *ClientHelloRecord, sh *ServerHelloRecord) *ConnRecord {
+		if sh != nil && MaxVersion(ch) < 0x0304 {
+			sh.Version, sh.SessionIDLen = 0x0303, 32 // a TLS 1.2 server issues a session ID
+		}
 		return &ConnRecord{Record: Record{Source: SourcePcap, ClientAddr: "10.0.0.2:1", SNI: "b.test", ClientHello: ch, ServerHello: sh}}
 	}
 	for _, tt := range []struct {
@@ -90,47 +93,47 @@ func TestWhyNot(t *testing.T) {
 		{"URLSession pattern", []*ConnRecord{
 			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
 			proxy(leg(1, false), v(CodeClientOfferedNothing, CodeUpstreamResumed)),
-		}, "got 2 tickets, offers none (client_offered_nothing)"},
+		}, "1 of 2 offered nothing although a ticket issued before it started was still unused (client_offered_nothing); 1 had nothing to resume: no ticket had been issued before it started"},
 		{"session ID only", []*ConnRecord{
 			proxy(leg(0, false), v(CodeClientSessionIDOnly, CodeUpstreamResumed)),
-		}, "resumes only by session ID (client_session_id_only)"},
+		}, "the one connection could resume only by session ID, which tlsresume does not do (client_session_id_only)"},
 		{"client resumes, origin issues no tickets", []*ConnRecord{
 			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
 			proxy(leg(1, true), v(CodeClientResumed, CodeUpstreamNoTicket)),
-		}, "upstream: origin issues no tickets (upstream_no_ticket)"},
+		}, "resumes (1 of 2; the other had nothing to resume yet); upstream: 1 of 2 met an origin that issues no tickets (upstream_no_ticket)"},
 		{"resumes", []*ConnRecord{
 			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
 			proxy(leg(1, true), Verdict{Code: CodeBothResumed, Client: CodeClientResumed, Upstream: CodeUpstreamResumed}),
-		}, "resumes"},
+		}, "resumes (1 of 2; the other had nothing to resume yet)"},
 		{"first contact", []*ConnRecord{
 			proxy(leg(1, false), v(CodeClientFirstContact, CodeUpstreamFirstContact)),
 		}, "first contact only"},
 		{"not TLS", []*ConnRecord{
 			{Record: Record{ClientAddr: "10.0.0.1:1"}, Target: "a.test:443", Verdict: Verdict{Code: CodeNotTLS}},
-		}, "not TLS (not_tls)"},
+		}, "the one connection spoke no TLS (not_tls)"},
 		{"capture: session IDs", []*ConnRecord{
 			capture(h12(AttemptNone, false), done(false, "")),
 			capture(h12(AttemptSessionID, false), done(true, AttemptSessionID)),
-		}, "resumes (by session ID only)"},
+		}, "resumes by session ID (1 of 2; the other had nothing to resume yet)"},
 		{"capture: PSK resumed", []*ConnRecord{
 			capture(h13(AttemptNone, []int{1}), done(false, "")),
 			capture(h13(AttemptPSK, []int{1}), done(true, AttemptPSK)),
-		}, "resumes"},
+		}, "resumes by PSK (1 of 2; the other had nothing to resume yet)"},
 		{"capture: PSK refused", []*ConnRecord{
 			capture(h13(AttemptPSK, []int{1}), done(false, "")),
-		}, "server refused 1 offer"},
+		}, "the one connection offered a PSK the server did not resume"},
 		{"capture: URLSession pattern", []*ConnRecord{
 			capture(h13(AttemptNone, []int{1}), done(false, "")),
 			capture(h13(AttemptNone, []int{1}), done(false, "")),
-		}, "never offers a PSK in 2 connections"},
+		}, "1 of 2 offered nothing (whether the server had sent tickets is not in a capture: TLS 1.3 encrypts them); 1 had nothing to resume: the first connection"},
 		{"capture: no psk modes", []*ConnRecord{
 			capture(h13(AttemptNone, nil), done(false, "")),
 			capture(h13(AttemptNone, nil), done(false, "")),
-		}, "no psk_key_exchange_modes, so no TLS 1.3 tickets"},
+		}, "1 of 2 sent no psk_key_exchange_modes, so a TLS 1.3 server sends no tickets; 1 had nothing to resume: the first connection"},
 		{"capture: TLS 1.2 without tickets", []*ConnRecord{
 			capture(h12(AttemptNone, false), done(false, "")),
 			capture(h12(AttemptNone, false), done(false, "")),
-		}, "no session_ticket extension or issued session ID"},
+		}, "1 of 2 offered nothing to a TLS 1.2 server that had issued a session ID or ticket before; 1 had nothing to resume: the first connection"},
 		{"capture: one connection", []*ConnRecord{
 			capture(h12(AttemptNone, true), done(false, "")),
 		}, "first contact only"},
@@ -224,7 +227,7 @@ func TestQUICBesideTCP(t *testing.T) {
 	}
 	var out bytes.Buffer
 	WriteSummaries(&out, Summarize(entries))
-	if lines := strings.Split(out.String(), "\n"); !strings.Contains(lines[0], " OVER ") || !strings.Contains(lines[2], " quic ") {
+	if lines := strings.Split(out.String(), "\n"); !strings.Contains(lines[0], " OVER ") || !strings.Contains(out.String(), "a.test                     quic ") {
 		t.Errorf("table:\n%s", out.String())
 	}
 	if cells := rowCells(&entries[2].Record); cells[3] != "q1.3" {

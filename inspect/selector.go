@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -24,7 +25,10 @@ import (
 //     trimmed, and empty terms are skipped.
 //
 // The fields are: program, [Program]; ja4, client_hello.ja4; client, the
-// client's IP; host, the SNI, else the target, else server_addr; conn, id;
+// client's IP; host, [HostOf]: the SNI, else the target's host, else
+// server_addr's, with the port unless it is 443 (host=localhost selects
+// every port of localhost, host=localhost:9445 one of them,
+// host=example.com:443 the default one); conn, id;
 // source, source; transport, "tcp" or "quic". The zero Selector selects
 // every record.
 type Selector struct {
@@ -125,7 +129,7 @@ func (t selectorTerm) match(r *ConnRecord) bool {
 		}
 		return t.prefixOf(ip)
 	case "host":
-		return t.prefixOf(HostOf(r))
+		return t.matchHost(r)
 	case "conn":
 		return strings.EqualFold(r.ID, t.value)
 	case "source":
@@ -137,6 +141,18 @@ func (t selectorTerm) match(r *ConnRecord) bool {
 		return t.prefixOf(string(v.Code)) || t.prefixOf(string(v.Client)) || t.prefixOf(string(v.Upstream))
 	}
 	return false
+}
+
+// matchHost: the value is a prefix of the host as HostOf names it, of its
+// name alone (so host=localhost selects every port, and host=::1 an IPv6
+// address that HostOf bracketed), or of name:port with the port always
+// there (so host=example.com:443 selects the default port).
+func (t selectorTerm) matchHost(r *ConnRecord) bool {
+	name, port := hostPort(r)
+	if t.prefixOf(HostOf(r)) || t.prefixOf(name) {
+		return true
+	}
+	return port != "" && t.prefixOf(net.JoinHostPort(name, port))
 }
 
 func (t selectorTerm) prefixOf(field string) bool {

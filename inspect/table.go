@@ -108,18 +108,22 @@ func connCell(client, server string, w int) string {
 	return client + arrow + server
 }
 
-// secondLine gives the JA4 and the explanation, word-wrapped so that no
+// secondLine gives the JA4 and the explanation, then the program the JA4
+// likely comes from when the JA4 table knows it, word-wrapped so that no
 // line passes 120 columns; continuation lines align under the explanation.
 func secondLine(r *Record) string {
 	const width, indent = 120, "         "
-	head := indent
+	head, text := indent, Explain(r)
 	if r.ClientHello != nil {
 		head += "ja4 " + Printable(r.ClientHello.JA4) + "  "
+		if p := LikelyProgram(r.ClientHello.JA4); p != "" {
+			text += "; " + p
+		}
 	}
 	pad := strings.Repeat(" ", runeLen(head))
 	var b strings.Builder
 	line, n := head, runeLen(head)
-	for i, word := range strings.Fields(Printable(Explain(r))) {
+	for i, word := range strings.Fields(Printable(text)) {
 		w := runeLen(word)
 		if i > 0 && n+1+w > width {
 			b.WriteString(line + "\n")
@@ -245,7 +249,7 @@ func Explain(r *Record) string {
 	case sh == nil:
 		why = append(why, "no ServerHello seen")
 	case sh.HRR:
-		why = append(why, fmt.Sprintf("HelloRetryRequest (group %d): the next hello retries", sh.KeyShareGroup))
+		why = append(why, "HelloRetryRequest (group "+GroupName(sh.KeyShareGroup)+"): the next hello retries")
 	case !sh.Complete:
 		why = append(why, "server flight cut short: resumption unknown")
 		if r.Error != "" {

@@ -56,7 +56,7 @@ var VerdictCodeDocs = []CodeDoc{
 	{string(CodePassthroughUnknown), "the bytes were passed through but the server's answer was not seen (or not enough of it to decide)"},
 	{string(CodeClientResumed), "the client leg resumed (per-leg code)"},
 	{string(CodeClientFirstContact), "the client offered nothing and has had no ticket from tlsresume yet"},
-	{string(CodeClientOfferedNothing), "no session_ticket and no pre_shared_key although tlsresume issued this client (the same IP, program and TLS stack) a ticket before: the client does not resume (the URLSession pattern); the text names the connection that got the ticket"},
+	{string(CodeClientOfferedNothing), "the client offered no ticket or PSK although tlsresume had issued this client (the same IP, program and TLS stack) a ticket before this connection started: a new process, a client that keeps no sessions, or one that had not yet read the ticket (the URLSession pattern, when the JA4 table says Apple's stack); the text names the connection that got the ticket"},
 	{string(CodeClientSessionIDOnly), "the client resumes only by session ID (no session_ticket extension over TLS 1.2), which Go's TLS server never issues"},
 	{string(CodeClientTicketNotOurs), "it offered a ticket/PSK tlsresume cannot decrypt (issued by another server, or under a key that is gone)"},
 	{string(CodeClientTicketExpired), "it offered a ticket of ours older than 7 days"},

@@ -124,10 +124,10 @@ func clientVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode, 
 		return inspect.CodeClientTicketsDisabled, "offered nothing to resume, and tlsresume issues no tickets on this connection"
 	}
 	if f.ticketBefore != "" && !ch.SessionTicket.Offered && !ch.PreSharedKey.Offered {
-		return inspect.CodeClientOfferedNothing, "no session_ticket and no pre_shared_key although tlsresume issued this program a ticket before (on " + f.ticketBefore + "): this client does not resume (the URLSession pattern)"
+		return inspect.CodeClientOfferedNothing, "offered nothing (no session_ticket, no pre_shared_key) although this program was given a ticket on " + f.ticketBefore + ": " + inspect.OfferedNothingCause(ch.JA4)
 	}
 	if f.ticketBefore != "" {
-		return inspect.CodeClientOfferedNothing, "offered no ticket although tlsresume issued this program one before (on " + f.ticketBefore + ")"
+		return inspect.CodeClientOfferedNothing, "offered no ticket (it asked for a new one) although this program was given one on " + f.ticketBefore + ": " + inspect.OfferedNothingCause(ch.JA4)
 	}
 	return inspect.CodeClientFirstContact, "first contact: nothing to resume yet"
 }

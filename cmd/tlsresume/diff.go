@@ -18,12 +18,17 @@ const diffExamples = `  tlsresume diff conns.jsonl --a program=MyApp --b program
 
 Selectors: key=value terms joined by commas, all of which must hold. Keys: program (the
 User-Agent's product, else the JA4 less its extension part), ja4, client (IP), host (SNI,
-else target or server address), conn (the connection id, exactly: c12, or p3 for the
-third record of a capture), source, verdict. A value matches a prefix of the field,
-ignoring case: program=curl selects curl/8.5.0.
+else target or server address, with the port unless it is 443: host=localhost selects
+every port of localhost, host=localhost:9445 one of them), conn (the connection id,
+exactly: c12, or p3 for the third record of a capture), source, verdict, transport. A
+value matches a prefix of the field, ignoring case: program=curl selects curl/8.5.0.
 
 Reading it: one row per field, A beside B; "≠" marks the rows where the two sets behave
-differently, each followed by what that means for resumption.
+differently (in kind, or, when both do something some of the time, by 10 points or more:
+1 of 5 against 15 of 27), each followed by what that means for resumption. What happened
+comes first (attempts, resumptions, tickets, verdicts), then the hellos' fields; the
+fingerprint rows come last, one line each ("27 distinct in 27 hellos"): --all shows their
+values, --format json has everything.
 `
 
 func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -32,7 +37,8 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	selB := fs.String("b", "", "`selector` of the second set (required), e.g. --b program=curl")
 	allowTruncated := fs.Bool("allow-truncated", false, "exit 0 although a capture is cut short inside its last frame (it is read to the last complete one), e.g. --allow-truncated")
 	format := fs.String("format", "text", "output `format`: text (for people, fits 120 columns) or json (the diff API's answer), e.g. --format json")
-	setUsage(fs, "tlsresume diff FILE... --a SELECTOR --b SELECTOR [--format text|json] (JSONL from the proxy's --log or inspect --format jsonl, or a pcap/pcapng capture; - reads stdin)", diffExamples)
+	all := fs.Bool("all", false, "text: show every value of the fingerprint rows (groups, extensions, cipher suites, JA4, JA3) and what each difference means, instead of one line each, e.g. --all")
+	setUsage(fs, "tlsresume diff FILE... --a SELECTOR --b SELECTOR [--format text|json] [--all] (JSONL from the proxy's --log or inspect --format jsonl, or a pcap/pcapng capture; - reads stdin)", diffExamples)
 	files, code, ok := parseFlags(fs, args, stderr)
 	if !ok {
 		return code
@@ -62,6 +68,8 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(out)
 		enc.SetEscapeHTML(false)
 		err = enc.Encode(d)
+	} else if *all {
+		err = inspect.WriteDiffAll(out, d)
 	} else {
 		err = inspect.WriteDiff(out, d)
 	}

@@ -15,11 +15,15 @@ const reportExamples = `  tlsresume report conns.jsonl                        # 
   tlsresume report --format jsonl conns.jsonl          # every count, for scripts
 
 Reading it: one row per client (IP), program (the first request's User-Agent, else the
-JA4) and host. OFFERED counts what the ClientHellos attempted (psk, ticket, session_id,
-none); RESUMED is how many of the client's handshakes resumed (against tlsresume for
-proxy records, against the server for captures); UPSTREAM how many of tlsresume's own
-upstream handshakes resumed; WHY NOT, in a few words, why the program does not resume
-with the host, ending with the verdict code it comes from (see README), or "resumes".
+JA4) and host (with its port unless it is 443: origins on other ports keep other sessions).
+OFFERED counts what the ClientHellos attempted (psk, ticket, session_id, none); RESUMED is
+how many of the client's handshakes resumed (against tlsresume for proxy records, against
+the server for captures); UPSTREAM how many of tlsresume's own upstream handshakes resumed.
+Under each row: the program the JA4 likely comes from when no User-Agent named it (a
+small table of known TLS stacks: a likely match, never a fact), and WHY NOT: how many
+connections each reason covers, commonest first, with the verdict code it comes from
+(see README). A ticket counts only if it was issued before the connection started:
+the first connections of a page load, opened in parallel, had nothing to resume.
 `
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {

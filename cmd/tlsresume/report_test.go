@@ -39,3 +39,33 @@ garbage
 		})
 	}
 }
+
+// TestReportPortsLog: `tlsresume report` over a real --log (inspect's
+// testdata: curl, openssl s_client, Python, headless Chromium and Go
+// through the proxy to origins on ports 9444, 9445 and 9447) prints
+// inspect's golden table, one row per port; --format jsonl carries each
+// row's reasons and likely program.
+func TestReportPortsLog(t *testing.T) {
+	log := filepath.Join("..", "..", "inspect", "testdata", "ports_log.jsonl")
+	golden, err := os.ReadFile(filepath.Join("..", "..", "inspect", "testdata", "report_ports.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"report", log}, &out, &errb); code != 0 || out.String() != string(golden) {
+		t.Errorf("exit %d, stderr %q, table:\n%s\nwant:\n%s", code, errb.String(), out.String(), golden)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"report", "--format", "jsonl", log}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{
+		`"host":"localhost:9445"`,
+		`"likely_program":"likely curl/OpenSSL 3.0 (JA4 table)"`,
+		`{"key":"offered_nothing","leg":"client","conns":10,"code":"client_offered_nothing","words":"offered nothing although a ticket issued before they started was still unused"}`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("jsonl lacks %s:\n%s", want, out.String())
+		}
+	}
+}
