@@ -128,11 +128,14 @@ func Program(r *ConnRecord) string {
 }
 
 // HostOf names the host a record's connection went to: its SNI, else the
-// proxy's target, else the server address.
+// name its WireGuard device looked up for the address (dns_name), else
+// the proxy's target, else the server address.
 func HostOf(r *ConnRecord) string {
 	switch {
 	case r.SNI != "":
 		return r.SNI
+	case r.DNSName != "":
+		return r.DNSName
 	case r.Target != "":
 		return r.Target
 	}

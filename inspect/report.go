@@ -14,7 +14,10 @@ import (
 // Summary is one client program talking to one host: who offered what,
 // who resumed, and the commonest reason why not.
 type Summary struct {
-	Client  string `json:"client"`  // the client's IP
+	Client string `json:"client"` // the client's IP
+	// Device is the WireGuard device whose address Client is, when its
+	// records name one.
+	Device  string `json:"device,omitempty"`
 	Program string `json:"program"` // User-Agent product, else the JA4 less its extension part
 	Host    string `json:"host"`    // SNI, else the target or server address
 	// Transport is "tcp" or "quic": a program's connections to a host over
@@ -75,7 +78,7 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		k := [4]string{clientIP(e.ClientAddr), Program(e), HostOf(e), e.TransportName()}
 		s := index[k]
 		if s == nil {
-			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{}}
+			s = &Summary{Client: k[0], Device: e.Device, Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{}}
 			index[k] = s
 			why[s] = newWhyFacts()
 			pair := [2]string{k[0], k[2]}
@@ -135,8 +138,16 @@ var summaryColumns = []struct {
 }
 
 // WriteSummaries prints summaries as a table for a 120-column terminal;
-// WHY NOT wraps onto further lines under itself.
+// WHY NOT wraps onto further lines under itself. A WireGuard device's
+// client reads "phone (10.73.0.2)", its column widened to fit.
 func WriteSummaries(w io.Writer, sums []*Summary) error {
+	widths := make([]int, len(summaryColumns))
+	for i, c := range summaryColumns {
+		widths[i] = c.width
+	}
+	for _, s := range sums {
+		widths[0] = min(max(widths[0], runeLen(clientCell(s))), maxClientWidth)
+	}
 	var rows [][]string
 	head := make([]string, len(summaryColumns))
 	for i, c := range summaryColumns {
@@ -148,13 +159,13 @@ func WriteSummaries(w io.Writer, sums []*Summary) error {
 		if s.Upstream != nil {
 			up = fmt.Sprintf("%d/%d", *s.Upstream, s.Conns)
 		}
-		rows = append(rows, []string{s.Client, s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
+		rows = append(rows, []string{clientCell(s), s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
 			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up, orDash(s.WhyNot)})
 	}
 	for _, r := range rows {
 		var b strings.Builder
 		for i, cell := range r {
-			wd := summaryColumns[i].width
+			wd := widths[i]
 			if wd == 0 {
 				indent := runeLen(b.String())
 				for j, l := range wrapWords(cell, max(120-indent, 8)) {
@@ -173,6 +184,17 @@ func WriteSummaries(w io.Writer, sums []*Summary) error {
 		}
 	}
 	return nil
+}
+
+// maxClientWidth bounds the client column a device's name widens.
+const maxClientWidth = 32
+
+// clientCell is the client column: the IP, or "phone (10.73.0.2)".
+func clientCell(s *Summary) string {
+	if s.Device == "" {
+		return s.Client
+	}
+	return s.Device + " (" + s.Client + ")"
 }
 
 // countWords renders {"psk": 5, "none": 1} as "psk 5, none 1", largest first.

@@ -8,25 +8,25 @@ import (
 
 // A Selector picks records: "program=curl", "ja4=t13d", "client=10.0.0.5",
 // "host=api.example.com", "conn=c12", "source=pcap", "verdict=client_",
-// "transport=quic",
+// "transport=quic", "device=phone",
 // joined by commas, every term must hold. The same text selects records on
 // the command line (tlsresume diff --a, --b) and in the web view's API, so
 // its grammar is a contract:
 //
 //   - a value matches a prefix of its field, ignoring case: program=curl
 //     selects "curl/8.5.0";
-//   - conn= matches the connection id exactly (as a prefix, c1 would select
-//     c12), and client= matches exactly when its value is a whole IP
-//     address (10.0.0.5 must not select 10.0.0.50), as a prefix otherwise
-//     (client=10.0.0. selects a /24);
+//   - conn= and device= match exactly, ignoring case (as a prefix, c1
+//     would select c12, and phone phone-2), and client= matches exactly
+//     when its value is a whole IP address (10.0.0.5 must not select
+//     10.0.0.50), as a prefix otherwise (client=10.0.0. selects a /24);
 //   - verdict= matches the record's code or either leg's code;
 //   - a value cannot contain a comma; spaces around keys and values are
 //     trimmed, and empty terms are skipped.
 //
 // The fields are: program, [Program]; ja4, client_hello.ja4; client, the
-// client's IP; host, the SNI, else the target, else server_addr; conn, id;
-// source, source; transport, "tcp" or "quic". The zero Selector selects
-// every record.
+// client's IP; host, [HostOf]; conn, id;
+// source, source; transport, "tcp" or "quic"; device, the WireGuard
+// device's name. The zero Selector selects every record.
 type Selector struct {
 	terms []selectorTerm
 }
@@ -39,7 +39,7 @@ type selectorTerm struct {
 }
 
 // selectorKeys lists the keys in the order error messages name them.
-var selectorKeys = []string{"program", "ja4", "client", "host", "conn", "source", "verdict", "transport"}
+var selectorKeys = []string{"program", "ja4", "client", "host", "conn", "source", "verdict", "transport", "device"}
 
 // ParseSelector parses a selector (see [Selector]). An empty string, or one
 // of commas and spaces only, is the zero Selector.
@@ -128,6 +128,8 @@ func (t selectorTerm) match(r *ConnRecord) bool {
 		return t.prefixOf(HostOf(r))
 	case "conn":
 		return strings.EqualFold(r.ID, t.value)
+	case "device":
+		return strings.EqualFold(r.Device, t.value)
 	case "source":
 		return t.prefixOf(string(r.Source))
 	case "transport":
