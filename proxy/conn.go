@@ -110,7 +110,7 @@ func (s *Server) newConn(a arrival) *conn {
 		ID:     s.ids.next(),
 		Target: target,
 		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: a.source, Transport: inspect.TransportNameTCP,
-			ClientAddr: a.conn.RemoteAddr().String(), ServerAddr: target},
+			ClientAddr: a.conn.RemoteAddr().String(), ServerAddr: target, Device: a.device, DNSName: a.dnsName},
 	}
 	return c
 }
@@ -124,11 +124,15 @@ func (c *conn) dialAddr() string {
 	return c.rec.Target
 }
 
-// serverName is the name the client asked for: its SNI, else the target
-// host.
+// serverName is the name the client asked for: its SNI, else the name its
+// WireGuard device looked up for the destination (dns_name), else the
+// target host. The upstream handshake verifies the origin for it.
 func (c *conn) serverName() string {
 	if c.rec.SNI != "" {
 		return c.rec.SNI
+	}
+	if c.rec.DNSName != "" {
+		return c.rec.DNSName
 	}
 	host, _, _ := net.SplitHostPort(c.rec.Target)
 	return host

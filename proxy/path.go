@@ -18,7 +18,9 @@ type arrival struct {
 	target string         // host:port the client named (CONNECT)
 	dst    netip.AddrPort // the original destination (transparent)
 	source inspect.Source
-	err    error // the source could not tell where the connection was going
+	err    error // the source could not tell where the connection was going, or refused it
+
+	device, dnsName string // a WireGuard device's name, and the name it looked up for dst (HandleConn)
 }
 
 // errLegSays ends a connection whose record already says why, in one of
