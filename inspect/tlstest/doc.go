@@ -41,6 +41,9 @@
 // WriteCert does all that for localhost. MakeCert serves package-level
 // certificates.
 //
+// DNS. StartDNS is a resolver on loopback answering A and AAAA from a
+// table, for a test to point tlsresume's --dns-upstream at.
+//
 // WireGuard. StartWGPeer is a WireGuard client in this process, configured
 // from a wg-quick text (ParseWGConf), as a phone's app: DialTCP, DialUDP
 // and Resolver reach through its tunnel, loopback destinations included.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -15,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
@@ -96,7 +93,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Conn: uc, Store: st, DNSUpstream: startDNSUpstream(t)}
+	cfg := Config{Conn: uc, Store: st, DNSUpstream: tlstest.StartDNS(t, testZone)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -224,106 +221,7 @@ func udpEcho(t *testing.T) (v4, v6 netip.AddrPort) {
 
 // testZone is what the test resolver knows: origin.test on loopback.
 var testZone = map[string][]netip.Addr{
-	"origin.test.": {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
-}
-
-// startDNSUpstream is a resolver on 127.0.0.1 (UDP and TCP, one port)
-// answering A and AAAA from testZone, NXDOMAIN for other names.
-func startDNSUpstream(t *testing.T) string {
-	t.Helper()
-	for try := 0; ; try++ {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
-			if try < 10 {
-				continue // the port is taken over TCP
-			}
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close(); ln.Close() })
-		go serveDNSPackets(pc)
-		go serveDNSStreams(ln)
-		return pc.LocalAddr().String()
-	}
-}
-
-func serveDNSPackets(pc net.PacketConn) {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if ans, err := dnsAnswer(buf[:n]); err == nil {
-			pc.WriteTo(ans, from)
-		}
-	}
-}
-
-func serveDNSStreams(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			for {
-				var l [2]byte
-				if _, err := io.ReadFull(c, l[:]); err != nil {
-					return
-				}
-				q := make([]byte, binary.BigEndian.Uint16(l[:]))
-				if _, err := io.ReadFull(c, q); err != nil {
-					return
-				}
-				ans, err := dnsAnswer(q)
-				if err != nil {
-					return
-				}
-				c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(ans))), ans...))
-			}
-		}()
-	}
-}
-
-// dnsAnswer answers one query from testZone.
-func dnsAnswer(q []byte) ([]byte, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(q)
-	if err != nil {
-		return nil, err
-	}
-	qs, err := p.AllQuestions()
-	if err != nil || len(qs) != 1 {
-		return nil, fmt.Errorf("want one question: %v", err)
-	}
-	question := qs[0]
-	addrs, known := testZone[strings.ToLower(question.Name.String())]
-	h.Response, h.Authoritative = true, true
-	if !known {
-		h.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, h)
-	b.EnableCompression()
-	b.StartQuestions()
-	b.Question(question)
-	b.StartAnswers()
-	for _, a := range addrs {
-		rh := dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 60}
-		switch {
-		case question.Type == dnsmessage.TypeA && a.Is4():
-			b.AResource(rh, dnsmessage.AResource{A: a.As4()})
-		case question.Type == dnsmessage.TypeAAAA && a.Is6():
-			b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
-		}
-	}
-	return b.Finish()
+	"origin.test": {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
 }
 
 // isReset recognises the netstack's words for a reset.
