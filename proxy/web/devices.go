@@ -37,7 +37,7 @@ var (
 	descWGRefused = prometheus.NewDesc("tlsresume_wireguard_refused_total",
 		"Device connections (tcp: reset and recorded) and UDP flows (udp: dropped) refused for their destination: this machine without --wireguard-local, the tunnel's own addresses, tlsresume itself.", []string{"device", "transport"}, nil)
 	descWGDNS = prometheus.NewDesc("tlsresume_wireguard_dns_queries_total",
-		"DNS flows (UDP, one query each) and connections (TCP) to the tunnel's DNS address.", []string{"device"}, nil)
+		"DNS queries (UDP) and connections (TCP) to the tunnel's DNS address.", []string{"device"}, nil)
 	descWGUDP = prometheus.NewDesc("tlsresume_wireguard_udp_flows_total",
 		"UDP flows of devices relayed to their destination: quic (port 443) or other.", []string{"device", "kind"}, nil)
 	descWGBytes = prometheus.NewDesc("tlsresume_wireguard_bytes_total",

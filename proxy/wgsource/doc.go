@@ -20,7 +20,8 @@
 //   - DNS (source.go): queries to the tunnel's DNS address (10.73.0.1,
 //     fd74:6c73:7265::1; UDP and TCP) are forwarded to Config.DNSUpstream
 //     by a proxy/dns forwarder, which remembers per device the name each
-//     answered address was for. A UDP flow ends with its answer.
+//     answered address was for. A UDP flow ends soon after its answers
+//     (2s without a query), not at the idle timeout.
 //   - Other UDP (udp.go): each flow is relayed to its destination until it
 //     is idle. Flows to port 443 (QUIC) go through Config.QUIC, the seam
 //     live QUIC reading replaces; by default they are relayed untouched

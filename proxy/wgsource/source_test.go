@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
+
 	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
 )
 
@@ -234,4 +237,77 @@ func TestTunnelRefusals(t *testing.T) {
 	if st[0].RefusedUDPFlows != 1 || st[0].OtherUDPFlows != 0 {
 		t.Errorf("refused udp %d relayed %d; want 1 refused", st[0].RefusedUDPFlows, st[0].OtherUDPFlows)
 	}
+}
+
+// TestTunnelDNSOneSocket: two queries sent at once from one socket, as
+// glibc sends A and AAAA, are both answered at once: the flow does not
+// end with its first answer, dropping the second query (glibc then waits
+// 5 seconds and asks again). The resolver answers after 200ms, so that
+// the second query is in the flow before the first is answered.
+func TestTunnelDNSOneSocket(t *testing.T) {
+	slow := slowDNS(t, tlstest.StartDNS(t, testZone), 200*time.Millisecond)
+	e := newEnv(t, func(c *Config) { c.DNSUpstream = slow })
+	s4, _ := wireguard.ServerAddrs()
+	c, err := e.peer.DialUDP(netip.AddrPortFrom(s4, 53))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, qt := range []dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA} {
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: uint16(i + 1), RecursionDesired: true})
+		b.StartQuestions()
+		b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName("origin.test."), Type: qt, Class: dnsmessage.ClassINET})
+		q, _ := b.Finish()
+		c.Write(q)
+	}
+	got := map[uint16]int{}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	for range 2 {
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("answers within a second: %v (got %v)", err, got)
+		}
+		var p dnsmessage.Parser
+		h, _ := p.Start(buf[:n])
+		p.SkipAllQuestions()
+		answers, _ := p.AllAnswers()
+		got[h.ID] = len(answers)
+	}
+	if got[1] != 1 || got[2] != 1 {
+		t.Errorf("answers by query id %v, want one address for each", got)
+	}
+}
+
+// slowDNS relays UDP queries to upstream, each after delay.
+func slowDNS(t *testing.T, upstream string, delay time.Duration) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		for {
+			buf := make([]byte, 1500)
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			go func() {
+				time.Sleep(delay)
+				c, err := net.Dial("udp", upstream)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				c.Write(buf[:n])
+				if n, err := c.Read(buf); err == nil {
+					pc.WriteTo(buf[:n], from)
+				}
+			}()
+		}
+	}()
+	return pc.LocalAddr().String()
 }

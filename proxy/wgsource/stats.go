@@ -9,7 +9,7 @@ import (
 // device is a device and what the source counts of it.
 type device struct {
 	wireguard.Device
-	dnsQueries atomic.Int64 // DNS flows and connections to the tunnel's DNS address
+	dnsQueries atomic.Int64 // DNS queries over UDP, and connections over TCP, to the tunnel's DNS address
 	refusedTCP atomic.Int64 // connections refused for their destination (reset, recorded)
 	refusedUDP atomic.Int64 // flows dropped for their destination
 	failedUDP  atomic.Int64 // flows whose destination could not be dialled
@@ -22,8 +22,8 @@ type device struct {
 // read it.
 type DeviceStats struct {
 	wireguard.DeviceStats
-	// DNSQueries counts what reached the tunnel's DNS address: UDP flows
-	// (one query each) and TCP connections.
+	// DNSQueries counts what reached the tunnel's DNS address: queries
+	// over UDP, connections over TCP.
 	DNSQueries int64
 	// RefusedDestinations counts TCP connections refused for their
 	// destination (see Config.Local): each was reset and recorded.

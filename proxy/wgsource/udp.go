@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
@@ -80,11 +81,19 @@ func (s *Source) handleUDP(fl *wireguard.UDPFlow) {
 	d := s.byName[fl.Device]
 	log := s.cfg.Log.With().Str("device", fl.Device).Str("client_addr", fl.Src.String()).Str("dst", fl.Dst.String()).Logger()
 	if isTunnelDNS(fl.Dst) {
-		d.dnsQueries.Add(1)
-		if err := s.resolver.ServeConn(fl, "udp"); err != nil {
-			log.Debug().Err(err).Msg("dns over udp through the tunnel")
+		// Every query of the flow is answered, and the flow ends when no
+		// other follows within ServeConn's wait (2s), not at the idle
+		// timeout: glibc asks A and AAAA from one socket at once.
+		for {
+			err := s.resolver.ServeConn(fl, "udp")
+			if err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					log.Debug().Err(err).Msg("dns over udp through the tunnel")
+				}
+				return
+			}
+			d.dnsQueries.Add(1)
 		}
-		return // the flow ends with its answer: a client's next query is a flow of its own
 	}
 	if err := s.refusal(fl.Dst); err != nil {
 		d.refusedUDP.Add(1)
