@@ -46,23 +46,39 @@ func (d *datagramConn) RemoteAddr() net.Addr {
 // connection; it returns their addresses.
 func forwarderOn(t *testing.T, f *Server) (udpAddr, tcpAddr string) {
 	t.Helper()
+	return forwarderPackets(t, f), forwarderStreams(t, f)
+}
+
+// forwarderPackets serves f on a loopback UDP socket, one query per
+// ServeConn, and returns its address.
+func forwarderPackets(t testing.TB, f *Server) string {
+	t.Helper()
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	t.Cleanup(func() { uc.Close(); <-done })
+	go func() {
+		defer close(done)
+		dc := &datagramConn{UDPConn: uc}
+		for !errors.Is(f.ServeConn(dc, "udp"), net.ErrClosed) {
+		}
+	}()
+	return uc.LocalAddr().String()
+}
+
+// forwarderStreams serves f on a loopback TCP listener, a ServeConn per
+// connection, and returns its address.
+func forwarderStreams(t *testing.T, f *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { uc.Close(); ln.Close(); wg.Wait() })
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		dc := &datagramConn{UDPConn: uc}
-		for !errors.Is(f.ServeConn(dc, "udp"), net.ErrClosed) {
-		}
-	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
@@ -78,7 +94,7 @@ func forwarderOn(t *testing.T, f *Server) (udpAddr, tcpAddr string) {
 			}()
 		}
 	}()
-	return uc.LocalAddr().String(), ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func newTestForwarder(t *testing.T, up *upstream, cfg Config) *Server {
@@ -254,4 +270,23 @@ func TestNamesBounded(t *testing.T) {
 	if _, ok := n.lookup(client, addr(10)); ok {
 		t.Error("the client that learned least recently was not the one forgotten")
 	}
+}
+
+// FuzzForwarder: whatever a device sends to the tunnel's DNS address, a
+// forwarder answers as New's server does (FuzzHandle): ServeConn keeps its
+// rules.
+func FuzzForwarder(f *testing.F) {
+	up := newUpstream(f)
+	fw, err := NewForwarder(Config{Upstream: up.addr, RateLimit: -1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { fw.Close() })
+	for _, tc := range malformed(f) {
+		f.Add(tc.pkt)
+	}
+	f.Add(packQuery(f, 0x1234, "www.example.test.", dns.TypeAAAA))
+	f.Add(packQuery(f, 0x1234, bigTXT, dns.TypeTXT))
+	udpAddr := forwarderPackets(f, fw)
+	f.Fuzz(func(t *testing.T, pkt []byte) { answersAsItShould(t, udpAddr, pkt, "www.example.test.") })
 }
