@@ -237,6 +237,29 @@ func TestTunnelRefusals(t *testing.T) {
 	if st[0].RefusedUDPFlows != 1 || st[0].OtherUDPFlows != 0 {
 		t.Errorf("refused udp %d relayed %d; want 1 refused", st[0].RefusedUDPFlows, st[0].OtherUDPFlows)
 	}
+	// With Local, the WireGuard socket itself (one of the proxy's own
+	// addresses, Config.SelfAddrs) is still out of reach.
+	wg := local.src.Addr().AddrPort()
+	c2, err := local.peer.DialUDP(netip.AddrPortFrom(wg.Addr().Unmap(), wg.Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte("x"))
+	waitFor(t, func() bool { st, _ := local.src.Stats(); return st[0].RefusedUDPFlows == 1 })
+	if st, _ := local.src.Stats(); st[0].OtherUDPFlows != 0 {
+		t.Errorf("a flow to the WireGuard socket itself was relayed")
+	}
+}
+
+// waitFor polls cond for up to 5 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
 }
 
 // TestTunnelDNSOneSocket: two queries sent at once from one socket, as
