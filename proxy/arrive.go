@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -36,6 +37,12 @@ type Arrival struct {
 	// it: its record says this error, and the client gets a reset. For a
 	// destination the source must not let its client reach. Default: nil.
 	Refuse error
+	// ClientSilence, when set, relays the connection untouched (recorded
+	// as not TLS) once its client has sent nothing for this long: the
+	// origin may be one that speaks first (SMTP, IMAP, FTP), and would
+	// otherwise wait with its client for the peek timeout (10s) and be
+	// cut off. Default 0: the hello is awaited for the peek timeout.
+	ClientSilence time.Duration
 }
 
 // HandleConn runs a connection from a source the proxy does not listen
@@ -72,7 +79,29 @@ func (s *Server) HandleConn(a Arrival) {
 		resetOnClose{a.Conn}.Close()
 		return
 	}
-	s.serve(arrival{conn: sc, dst: a.Dst, source: a.Source, device: a.Device, dnsName: a.DNSName, err: a.Refuse})
+	s.serve(arrival{conn: sc, dst: a.Dst, source: a.Source, device: a.Device, dnsName: a.DNSName, err: a.Refuse, silence: a.ClientSilence})
+}
+
+// awaitClient waits up to c.silence for the client's first byte, which it
+// keeps for the hello's reading. silent says the client sent nothing in
+// that time (c.notTLS then says so); err, that it closed or failed first.
+func (c *conn) awaitClient(raw net.Conn) (silent bool, err error) {
+	raw.SetReadDeadline(c.s.cfg.Now().Add(c.silence))
+	b := make([]byte, 1)
+	n, err := raw.Read(b)
+	raw.SetReadDeadline(time.Time{})
+	switch {
+	case n == 1:
+		c.in = &replayConn{Conn: raw, pending: b}
+		return false, nil
+	case isTimeout(err) && !wasEvicted(raw): // gVisor's netstack times out with an error of its own, not os.ErrDeadlineExceeded
+		establish(raw) // a server that speaks first is as busy as one that listens
+		c.notTLS = fmt.Errorf("the client sent nothing for %v: relayed untouched, in case the server speaks first (SMTP, IMAP, FTP)", c.silence)
+		return true, nil
+	case wasEvicted(raw):
+		return false, errEvicted
+	}
+	return false, fmt.Errorf("reading the ClientHello: %w", err)
 }
 
 // refuseArrival says why a connection to dst must be refused, or nil.

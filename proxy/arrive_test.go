@@ -149,3 +149,36 @@ func TestHandleConnMaxConns(t *testing.T) {
 		t.Errorf("the held connection's record: %+v", r.ClientLeg)
 	}
 }
+
+// TestHandleConnClientSilence: with ClientSilence, a client that sends
+// nothing is relayed untouched once that time has passed, so a server
+// that speaks first (an SMTP greeting) reaches it; the record says why.
+func TestHandleConnClientSilence(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "220 ready\r\n")
+		io.Copy(io.Discard, c)
+	}()
+	e := startProxy(t, tempDir(t), nil)
+	client, done := handOver(t, e, Arrival{Dst: netip.MustParseAddrPort(ln.Addr().String()), Source: inspect.SourceWireGuard, ClientSilence: 200 * time.Millisecond})
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, err := client.Read(buf)
+	if err != nil || string(buf[:n]) != "220 ready\r\n" {
+		t.Fatalf("the client read %q, %v; want the server's greeting", buf[:n], err)
+	}
+	client.Close()
+	<-done
+	if r := e.next(); r.Verdict.Code != inspect.CodeNotTLS || !strings.Contains(r.Error, "sent nothing for 200ms") {
+		t.Errorf("record verdict %s error %q", r.Verdict.Code, r.Error)
+	}
+}

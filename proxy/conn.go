@@ -37,6 +37,8 @@ type conn struct {
 	routeErr error // nowhere to send it
 	opened   bool  // its open event was published
 
+	silence time.Duration // a client that sends nothing this long is relayed untouched (HandleConn's sources)
+
 	// upstream: what is offered on the client's behalf, to which origin,
 	// and the leg that reaches it.
 	offer      upstreamOffer
@@ -97,7 +99,7 @@ func (c *conn) noteExtraHandshake() {
 
 // newConn starts the record of a connection that just arrived.
 func (s *Server) newConn(a arrival) *conn {
-	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: a.conn}, dst: a.dst, err: a.err}
+	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: a.conn}, dst: a.dst, err: a.err, silence: a.silence}
 	c.in = c.client.Conn
 	if len(a.read) > 0 {
 		c.in = &replayConn{Conn: c.client.Conn, pending: a.read}

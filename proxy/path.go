@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -20,7 +21,8 @@ type arrival struct {
 	source inspect.Source
 	err    error // the source could not tell where the connection was going, or refused it
 
-	device, dnsName string // a WireGuard device's name, and the name it looked up for dst (HandleConn)
+	device, dnsName string        // a WireGuard device's name, and the name it looked up for dst (HandleConn)
+	silence         time.Duration // a client silent this long is relayed untouched (Arrival.ClientSilence)
 }
 
 // errLegSays ends a connection whose record already says why, in one of

@@ -11,7 +11,9 @@
 //     name the device looked up for the address (dns_name), and takes the
 //     proxy's one main path as a transparent connection does: any port,
 //     TLS intercepted or passed through by the same rules, anything else
-//     relayed untouched and recorded.
+//     relayed untouched and recorded. A client that sends nothing for a
+//     second (but on ports 443 and 80) is relayed untouched: its server
+//     may be one that speaks first.
 //   - What a device may reach (dest.go): never tlsresume's own listeners,
 //     the tunnel's own addresses (but its DNS) or an address that is no
 //     destination; this machine's own addresses (loopback, link-local,

@@ -201,11 +201,21 @@ func (s *Source) handleTCP(c net.Conn, dst netip.AddrPort, name string) {
 		return
 	}
 	a := proxy.Arrival{Conn: c, Dst: dst, Source: inspect.SourceWireGuard, Device: name, DNSName: s.nameOf(d, dst.Addr())}
+	if dst.Port() != 443 && dst.Port() != 80 {
+		a.ClientSilence = serverFirstWait
+	}
 	if a.Refuse = s.refusal(dst); a.Refuse != nil {
 		d.refusedTCP.Add(1)
 	}
 	s.proxy.Load().HandleConn(a)
 }
+
+// serverFirstWait is how long a device's connection to a port other than
+// 443 and 80 may stay silent before it is relayed untouched: a device sends
+// every connection here, mail's SMTP, IMAP and POP3 among them, whose
+// servers speak first. A TLS or HTTP client speaks at once; one slower than
+// this is relayed untouched too, and still works.
+const serverFirstWait = time.Second
 
 // nameOf is the name the device looked up whose answer held addr, asked
 // from either of its addresses: it may ask over IPv4 and connect over IPv6.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -333,4 +334,56 @@ func slowDNS(t *testing.T, upstream string, delay time.Duration) string {
 		}
 	}()
 	return pc.LocalAddr().String()
+}
+
+// TestTunnelServerSpeaksFirst: a device's connection to a server that
+// speaks first (an SMTP greeting), on a port other than 443, is relayed
+// untouched once the device has been silent for serverFirstWait, and
+// recorded as not TLS; the greeting reaches the device long before the
+// peek timeout would have cut it off.
+func TestTunnelServerSpeaksFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				io.WriteString(c, "220 smtp.test ready\r\n")
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, "221 bye "+line)
+			}()
+		}
+	}()
+	e := newEnv(t, func(c *Config) { c.Local = true })
+	dst := netip.MustParseAddrPort(ln.Addr().String())
+	start := time.Now()
+	c, err := e.dial(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	greeting, err := br.ReadString('\n')
+	if err != nil || greeting != "220 smtp.test ready\r\n" || time.Since(start) > serverFirstWait+2*time.Second {
+		r := e.next(t)
+		t.Fatalf("greeting %q after %v (%v); want the server's within about %v; record %+v", greeting, time.Since(start), err, serverFirstWait, r)
+	}
+	io.WriteString(c, "QUIT\r\n")
+	if bye, _ := br.ReadString('\n'); bye != "221 bye QUIT\r\n" {
+		t.Errorf("answer to QUIT: %q", bye)
+	}
+	c.Close()
+	r := e.next(t)
+	if r.Verdict.Code != inspect.CodeNotTLS || !strings.Contains(r.Error, "sent nothing") || r.Device != "phone" || r.BytesUp != 6 {
+		t.Errorf("record verdict %s error %q device %q bytes_up %d; want not_tls, the silence named, 6 bytes up", r.Verdict.Code, r.Error, r.Device, r.BytesUp)
+	}
 }

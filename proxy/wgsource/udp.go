@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"sync"
 
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
@@ -87,7 +86,7 @@ func (s *Source) handleUDP(fl *wireguard.UDPFlow) {
 		for {
 			err := s.resolver.ServeConn(fl, "udp")
 			if err != nil {
-				if !errors.Is(err, os.ErrDeadlineExceeded) {
+				if ne := net.Error(nil); !errors.As(err, &ne) || !ne.Timeout() { // the wait for another query ended
 					log.Debug().Err(err).Msg("dns over udp through the tunnel")
 				}
 				return
