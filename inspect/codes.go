@@ -24,6 +24,7 @@ const (
 	SourceConnect     Source = "connect"     // an HTTP CONNECT through the proxy
 	SourceTransparent Source = "transparent" // redirected to the proxy by the kernel (REDIRECT, TPROXY)
 	SourceSNI         Source = "sni"         // reached the proxy by its DNS answer, routed by SNI
+	SourceWireGuard   Source = "wireguard"   // from a device on tlsresume's WireGuard server (record's device)
 )
 
 // SourceDocs lists every Source.
@@ -32,6 +33,7 @@ var SourceDocs = []CodeDoc{
 	{string(SourceConnect), "an HTTP CONNECT through the proxy"},
 	{string(SourceTransparent), "redirected to the proxy by the kernel (REDIRECT or TPROXY)"},
 	{string(SourceSNI), "reached the proxy through its DNS answer, routed by SNI"},
+	{string(SourceWireGuard), "from a device on tlsresume's WireGuard server, named by device"},
 }
 
 // Attempt says how a ClientHello tried to resume (see AttemptOf); the

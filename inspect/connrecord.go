@@ -267,6 +267,7 @@ func (r *ConnRecord) Capped() *ConnRecord {
 		limit int
 	}{
 		{&out.ClientAddr, MaxNameLen}, {&out.ServerAddr, MaxNameLen}, {&out.SNI, MaxNameLen},
+		{&out.Device, MaxNameLen}, {&out.DNSName, MaxNameLen},
 		{&out.Target, MaxNameLen}, {&out.UserAgent, MaxUserAgentLen},
 		{&out.Error, MaxTextLen}, {&out.Passthrough, MaxTextLen}, {&out.Verdict.Text, MaxTextLen},
 	} {

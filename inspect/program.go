@@ -131,6 +131,7 @@ func Program(r *ConnRecord) string {
 }
 
 // HostOf names the host a record's connection went to: its SNI, else the
+// name its WireGuard device looked up for the address (dns_name), else the
 // target's host, else the server address's; then, unless it is 443, the
 // port of the target, else of the server address ("localhost:9445",
 // "[::1]:8443"). Origins on one name and different ports are different
@@ -151,6 +152,8 @@ func hostPort(r *ConnRecord) (name, port string) {
 	switch {
 	case r.SNI != "":
 		name = r.SNI
+	case r.DNSName != "":
+		name = r.DNSName
 	case tname != "":
 		name = tname
 	default:

@@ -9,12 +9,20 @@ import (
 // per line in `tlsresume inspect --format jsonl` and, extended, in the
 // proxy's log. Field names are a contract (README.md, "The record").
 type Record struct {
-	V           int                `json:"v"` // SchemaVersion
-	Time        time.Time          `json:"time"`
-	Source      Source             `json:"source"`
-	Transport   string             `json:"transport,omitempty"` // "tcp" or "quic"; empty in records before QUIC was read, meaning tcp
-	ClientAddr  string             `json:"client_addr"`
-	ServerAddr  string             `json:"server_addr"`
+	V          int       `json:"v"` // SchemaVersion
+	Time       time.Time `json:"time"`
+	Source     Source    `json:"source"`
+	Transport  string    `json:"transport,omitempty"` // "tcp" or "quic"; empty in records before QUIC was read, meaning tcp
+	ClientAddr string    `json:"client_addr"`
+	ServerAddr string    `json:"server_addr"`
+	// Device names the WireGuard device the connection came from (source
+	// "wireguard"); empty for every other source.
+	Device string `json:"device,omitempty"`
+	// DNSName is the name the device last looked up through tlsresume's
+	// WireGuard DNS whose answer held the destination address: what the
+	// device meant to reach, also when its hello names nothing (no SNI).
+	// Empty when it looked up no name for the address.
+	DNSName     string             `json:"dns_name,omitempty"`
 	SNI         string             `json:"sni"`
 	Frame       int                `json:"frame,omitempty"` // pcap: frame that completed the hello
 	ClientHello *ClientHelloRecord `json:"client_hello"`

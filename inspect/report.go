@@ -14,7 +14,10 @@ import (
 // Summary is one client program talking to one host: who offered what,
 // who resumed, and the commonest reason why not.
 type Summary struct {
-	Client  string `json:"client"`  // the client's IP
+	Client string `json:"client"` // the client's IP
+	// Device is the WireGuard device whose address Client is, when its
+	// records came through the tunnel.
+	Device  string `json:"device,omitempty"`
 	Program string `json:"program"` // User-Agent product, else the JA4 less its extension part
 	Host    string `json:"host"`    // SNI, else the target or server address
 	// Transport is "tcp" or "quic": a program's connections to a host over
@@ -89,7 +92,7 @@ func Summarize(entries []*ConnRecord) []*Summary {
 		k := [4]string{clientIP(e.ClientAddr), Program(e), HostOf(e), e.TransportName()}
 		s := index[k]
 		if s == nil {
-			s = &Summary{Client: k[0], Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{},
+			s = &Summary{Client: k[0], Device: e.Device, Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{},
 				byUA: ProgramName(e.UserAgent) != ""}
 			index[k] = s
 			why[s] = &whyRow{}
@@ -160,22 +163,28 @@ const summaryIndent = "    "
 // WriteSummaries prints summaries as a table for a 120-column terminal:
 // one line of counts per row, then, indented, "likely …" when the program
 // has no User-Agent and the JA4 table knows its stack, and "why not: …"
-// wrapped within 120 columns.
+// wrapped within 120 columns. A WireGuard device's client reads "phone
+// (10.73.0.2)": its column widens, the host's narrows.
 func WriteSummaries(w io.Writer, sums []*Summary) error {
+	widths := make([]int, len(summaryColumns))
 	head := make([]string, len(summaryColumns))
 	for i, c := range summaryColumns {
-		head[i] = c.name
+		widths[i], head[i] = c.width, c.name
 	}
+	for _, s := range sums {
+		widths[0] = min(max(widths[0], runeLen(clientCell(s))), maxClientWidth)
+	}
+	widths[2] -= widths[0] - summaryColumns[0].width
 	var b strings.Builder
-	b.WriteString(summaryLine(head))
+	b.WriteString(summaryLine(head, widths))
 	b.WriteString(summaryIndent + "WHY NOT\n")
 	for _, s := range sums {
 		up := "-"
 		if s.Upstream != nil {
 			up = fmt.Sprintf("%d/%d", *s.Upstream, s.Conns)
 		}
-		b.WriteString(summaryLine([]string{s.Client, s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
-			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up}))
+		b.WriteString(summaryLine([]string{clientCell(s), s.Program, s.Host, orDash(s.Transport), strconv.Itoa(s.Conns), countWords(s.Offered),
+			fmt.Sprintf("%d/%d", s.Resumed, s.Conns), up}, widths))
 		if s.LikelyProgram != "" && !s.byUA {
 			writeIndented(&b, s.LikelyProgram)
 		}
@@ -185,10 +194,21 @@ func WriteSummaries(w io.Writer, sums []*Summary) error {
 	return err
 }
 
-func summaryLine(cells []string) string {
+// maxClientWidth bounds the client column a device's name widens.
+const maxClientWidth = 32
+
+// clientCell is the client column: the IP, or "phone (10.73.0.2)".
+func clientCell(s *Summary) string {
+	if s.Device == "" {
+		return s.Client
+	}
+	return s.Device + " (" + s.Client + ")"
+}
+
+func summaryLine(cells []string, widths []int) string {
 	var b strings.Builder
 	for i, cell := range cells {
-		wd := summaryColumns[i].width
+		wd := widths[i]
 		cell = fit(cell, wd)
 		b.WriteString(cell + strings.Repeat(" ", wd-runeLen(cell)+1))
 	}

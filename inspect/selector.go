@@ -9,17 +9,17 @@ import (
 
 // A Selector picks records: "program=curl", "ja4=t13d", "client=10.0.0.5",
 // "host=api.example.com", "conn=c12", "source=pcap", "verdict=client_",
-// "transport=quic",
+// "transport=quic", "device=phone",
 // joined by commas, every term must hold. The same text selects records on
 // the command line (tlsresume diff --a, --b) and in the web view's API, so
 // its grammar is a contract:
 //
 //   - a value matches a prefix of its field, ignoring case: program=curl
 //     selects "curl/8.5.0";
-//   - conn= matches the connection id exactly (as a prefix, c1 would select
-//     c12), and client= matches exactly when its value is a whole IP
-//     address (10.0.0.5 must not select 10.0.0.50), as a prefix otherwise
-//     (client=10.0.0. selects a /24);
+//   - conn= and device= match exactly, ignoring case (as a prefix, c1
+//     would select c12, and phone phone-2), and client= matches exactly
+//     when its value is a whole IP address (10.0.0.5 must not select
+//     10.0.0.50), as a prefix otherwise (client=10.0.0. selects a /24);
 //   - verdict= matches the record's code or either leg's code;
 //   - a value cannot contain a comma; spaces around keys and values are
 //     trimmed, and empty terms are skipped.
@@ -29,8 +29,8 @@ import (
 // server_addr's, with the port unless it is 443 (host=localhost selects
 // every port of localhost, host=localhost:9445 one of them,
 // host=example.com:443 the default one); conn, id;
-// source, source; transport, "tcp" or "quic". The zero Selector selects
-// every record.
+// source, source; transport, "tcp" or "quic"; device, the WireGuard
+// device's name (exact). The zero Selector selects every record.
 type Selector struct {
 	terms []selectorTerm
 }
@@ -43,7 +43,7 @@ type selectorTerm struct {
 }
 
 // selectorKeys lists the keys in the order error messages name them.
-var selectorKeys = []string{"program", "ja4", "client", "host", "conn", "source", "verdict", "transport"}
+var selectorKeys = []string{"program", "ja4", "client", "host", "conn", "source", "verdict", "transport", "device"}
 
 // ParseSelector parses a selector (see [Selector]). An empty string, or one
 // of commas and spaces only, is the zero Selector.
@@ -132,6 +132,8 @@ func (t selectorTerm) match(r *ConnRecord) bool {
 		return t.matchHost(r)
 	case "conn":
 		return strings.EqualFold(r.ID, t.value)
+	case "device":
+		return strings.EqualFold(r.Device, t.value)
 	case "source":
 		return t.prefixOf(string(r.Source))
 	case "transport":

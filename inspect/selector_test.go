@@ -77,11 +77,11 @@ func TestSelector(t *testing.T) {
 // wrong with it.
 func TestParseSelectorErrors(t *testing.T) {
 	for _, tt := range []struct{ sel, want string }{
-		{"foo=1", `inspect: selector "foo=1": unknown key "foo" (want program, ja4, client, host, conn, source, verdict, transport)`},
+		{"foo=1", `inspect: selector "foo=1": unknown key "foo" (want program, ja4, client, host, conn, source, verdict, transport, device)`},
 		{"curl", `inspect: selector "curl": term "curl" is not key=value (e.g. program=curl)`},
 		{"program=", `inspect: selector "program=": program= has no value`},
 		{"host=a,host=b", `inspect: selector "host=a,host=b": host= given twice (every term must hold, so one value is enough)`},
-		{"program=curl,=x", `inspect: selector "program=curl,=x": unknown key "" (want program, ja4, client, host, conn, source, verdict, transport)`},
+		{"program=curl,=x", `inspect: selector "program=curl,=x": unknown key "" (want program, ja4, client, host, conn, source, verdict, transport, device)`},
 	} {
 		_, err := ParseSelector(tt.sel)
 		if err == nil || err.Error() != tt.want {

@@ -37,6 +37,8 @@ type conn struct {
 	routeErr error // nowhere to send it
 	opened   bool  // its open event was published
 
+	silence time.Duration // a client that sends nothing this long is relayed untouched (HandleConn's sources)
+
 	// upstream: what is offered on the client's behalf, to which origin,
 	// and the leg that reaches it.
 	offer      upstreamOffer
@@ -97,7 +99,7 @@ func (c *conn) noteExtraHandshake() {
 
 // newConn starts the record of a connection that just arrived.
 func (s *Server) newConn(a arrival) *conn {
-	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: a.conn}, dst: a.dst, err: a.err}
+	c := &conn{s: s, start: s.cfg.Now(), client: &countingConn{Conn: a.conn}, dst: a.dst, err: a.err, silence: a.silence}
 	c.in = c.client.Conn
 	if len(a.read) > 0 {
 		c.in = &replayConn{Conn: c.client.Conn, pending: a.read}
@@ -110,7 +112,7 @@ func (s *Server) newConn(a arrival) *conn {
 		ID:     s.ids.next(),
 		Target: target,
 		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: a.source, Transport: inspect.TransportNameTCP,
-			ClientAddr: a.conn.RemoteAddr().String(), ServerAddr: target},
+			ClientAddr: a.conn.RemoteAddr().String(), ServerAddr: target, Device: a.device, DNSName: a.dnsName},
 	}
 	return c
 }
@@ -124,11 +126,15 @@ func (c *conn) dialAddr() string {
 	return c.rec.Target
 }
 
-// serverName is the name the client asked for: its SNI, else the target
-// host.
+// serverName is the name the client asked for: its SNI, else the name its
+// WireGuard device looked up for the destination (dns_name), else the
+// target host. The upstream handshake verifies the origin for it.
 func (c *conn) serverName() string {
 	if c.rec.SNI != "" {
 		return c.rec.SNI
+	}
+	if c.rec.DNSName != "" {
+		return c.rec.DNSName
 	}
 	host, _, _ := net.SplitHostPort(c.rec.Target)
 	return host

@@ -14,6 +14,7 @@
 //
 //	sources     server.go (ServeHTTP: CONNECT and forward requests),
 //	            connect.go (a CONNECT tunnel), listeners.go (transparent, SNI, Host),
+//	            arrive.go (HandleConn: sources the proxy does not listen for, WireGuard),
 //	            gate.go (every listener's admission: --allow, --max-conns, tracking)
 //	path.go     serve and run: the steps in order, one deferred finish
 //	peek.go     read the ClientHello without answering it; keep the bytes for replay

@@ -14,7 +14,8 @@ import (
 )
 
 // The gate admits client connections on every listener (CONNECT,
-// transparent, SNI, HTTP), at accept, before a connection takes a slot:
+// transparent, SNI, HTTP), at accept, and those HandleConn is given (by
+// --max-conns only), before a connection takes a slot:
 //   - a peer outside --allow is closed at once;
 //   - at --max-conns, the oldest connection that has not yet sent a
 //     complete hello or HTTP request is evicted for the newcomer (idle
@@ -217,14 +218,20 @@ func (l *gateListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		sc := &slotConn{Conn: raw, slot: sl}
-		g.mu.Lock()
-		if !sl.released {
-			sl.elem = g.waiting.PushBack(sc)
-		}
-		g.mu.Unlock()
-		return sc, nil
+		return g.hold(raw, sl), nil
 	}
+}
+
+// hold makes an admitted connection one that waits for its hello or
+// request, the first the cap evicts until it sends one.
+func (g *gate) hold(raw net.Conn, sl *slot) *slotConn {
+	sc := &slotConn{Conn: raw, slot: sl}
+	g.mu.Lock()
+	if !sl.released {
+		sl.elem = g.waiting.PushBack(sc)
+	}
+	g.mu.Unlock()
+	return sc
 }
 
 type connKey struct{}

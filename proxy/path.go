@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -18,7 +19,10 @@ type arrival struct {
 	target string         // host:port the client named (CONNECT)
 	dst    netip.AddrPort // the original destination (transparent)
 	source inspect.Source
-	err    error // the source could not tell where the connection was going
+	err    error // the source could not tell where the connection was going, or refused it
+
+	device, dnsName string        // a WireGuard device's name, and the name it looked up for dst (HandleConn)
+	silence         time.Duration // a client silent this long is relayed untouched (Arrival.ClientSilence)
 }
 
 // errLegSays ends a connection whose record already says why, in one of

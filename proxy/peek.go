@@ -20,6 +20,11 @@ func (c *conn) peek() error {
 		c.pre = s.startPredial(addr)
 	}
 	raw := c.client.Conn
+	if c.silence > 0 {
+		if silent, err := c.awaitClient(raw); silent || err != nil {
+			return err // silent: c.notTLS says so, and decide relays it untouched
+		}
+	}
 	raw.SetReadDeadline(s.cfg.Now().Add(s.cfg.PeekTimeout))
 	msg, peeked, err := inspect.ReadClientHello(c.in)
 	raw.SetReadDeadline(time.Time{})

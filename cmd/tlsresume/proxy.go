@@ -103,6 +103,9 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, int, bool) {
 	if err == nil {
 		_, err = p.checkAddrs()
 	}
+	if err == nil {
+		err = p.wg.check()
+	}
 	if err != nil {
 		linef(stderr, "tlsresume proxy: %v", err)
 		return nil, 2, false
@@ -134,7 +137,7 @@ func (p *proxyFlags) run(ctx context.Context, stdout, stderr io.Writer) (err err
 	if err != nil {
 		return badUsage(err)
 	}
-	cfg.SelfAddrs = selfAddrs(socks.web, p.dnsSrv)
+	cfg.SelfAddrs = append(selfAddrs(socks.web, p.dnsSrv), p.wg.selfAddr...)
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		return err
@@ -183,6 +186,7 @@ func selfAddrs(webLn net.Listener, dnsSrv *dns.Server) []netip.AddrPort {
 type sockets struct {
 	listeners []listener
 	web       net.Listener
+	wg        *net.UDPConn // --wireguard's; the WireGuard source closes it too
 }
 
 func (s *sockets) close() {
@@ -191,6 +195,9 @@ func (s *sockets) close() {
 	}
 	if s.web != nil {
 		s.web.Close()
+	}
+	if s.wg != nil {
+		s.wg.Close()
 	}
 }
 
@@ -210,6 +217,10 @@ func (p *proxyFlags) bindAll(ctx context.Context, log zerolog.Logger) (*sockets,
 	if err := p.buildDNS(&proxy.Config{Log: log}); err != nil {
 		s.close()
 		return nil, badUsage(err)
+	}
+	if s.wg, err = p.wg.bind(); err != nil { // build then makes the source on it
+		s.close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -262,6 +273,7 @@ func (p *proxyFlags) startView(ctx context.Context, srv *proxy.Server, cfg proxy
 	if rl := p.recordLog; rl != nil {
 		wcfg.Unwritten = rl.Unwritten
 	}
+	wcfg.Devices = p.wg.counts()
 	wcfg.Passthrough = &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}
 	wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
 	view := web.New(wcfg)
@@ -293,6 +305,11 @@ func (p *proxyFlags) serve(ctx, serveCtx context.Context, srv *proxy.Server, log
 		}
 	}
 	socks.listeners = nil // the server closes them
+	if err := p.startWireGuard(serveCtx, srv, log, stderr); err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	defer p.wg.close() // once the proxy has shut down: the devices' connections still open are reset
 	stop := flushOnHUP(p.cache, log)
 	defer stop()
 	var err error
@@ -357,8 +374,8 @@ func (p *proxyFlags) bind(ctx context.Context, log zerolog.Logger) ([]listener, 
 		}
 		out = append(out, listener{mode: l.mode, ln: ln})
 	}
-	if len(out) == 0 && p.dnsListen == "" {
-		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen, --http-listen or --dns")
+	if len(out) == 0 && p.dnsListen == "" && p.wg.listen == "" {
+		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen, --http-listen, --dns or --wireguard")
 	}
 	return out, nil
 }

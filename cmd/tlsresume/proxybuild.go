@@ -26,7 +26,7 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 	cfg.Log = newLogger(stderr, p.jsonLog, p.verbose)
 	var closers []func()
 	steps := []func(*proxy.Config) error{
-		p.buildAccess, p.buildClientLeg, p.buildState, p.buildDNS,
+		p.buildAccess, p.buildClientLeg, p.buildState, p.buildDNS, p.buildWireGuard,
 		func(cfg *proxy.Config) error {
 			var err error
 			closers, err = p.buildUpstream(cfg)

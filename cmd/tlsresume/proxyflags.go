@@ -38,6 +38,7 @@ type proxyFlags struct {
 	mirror                                              string
 	upstreamCerts                                       identityFlags
 	rotateKeys, forgetKeys                              bool
+	wg                                                  wireguardFlags
 }
 
 func (p *proxyFlags) register(fs *flag.FlagSet) {
@@ -81,6 +82,7 @@ func (p *proxyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&p.rotateKeys, "rotate-ticket-keys", false, "start encrypting client tickets under a new key now (earlier tickets still resume), e.g. --rotate-ticket-keys")
 	fs.BoolVar(&p.forgetKeys, "forget-ticket-keys", false, "start with a new client ticket key and forget the old ones (no earlier ticket resumes), e.g. --forget-ticket-keys")
 	p.web.register(fs)
+	p.wg.register(fs)
 	fs.StringVar(&p.config, "config", "", "YAML `file` with the same keys as these flags (flags win), e.g. --config configs/tlsresume.yaml")
 }
 

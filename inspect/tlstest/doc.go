@@ -1,8 +1,8 @@
 // Package tlstest is test support for every tlsresume package, as
 // net/http/httptest is for HTTP: it drives the real TLS software on this
 // machine, serves and dials on loopback, captures traffic and reads it back
-// through tshark, and makes test certificates, a fake clock and hostile
-// strings. Only tests import it.
+// through tshark, runs a WireGuard client, and makes test certificates, a
+// fake clock and hostile strings. Only tests import it.
 //
 // It imports no tlsresume package: records made by package inspect and by
 // the proxy are checked against tshark's dissection and against JA4
@@ -40,6 +40,13 @@
 // one with a CA, Cert.Pool trusts it, Cert.Write writes PEM files, and
 // WriteCert does all that for localhost. MakeCert serves package-level
 // certificates.
+//
+// DNS. StartDNS is a resolver on loopback answering A and AAAA from a
+// table, for a test to point tlsresume's --dns-upstream at.
+//
+// WireGuard. StartWGPeer is a WireGuard client in this process, configured
+// from a wg-quick text (ParseWGConf), as a phone's app: DialTCP, DialUDP
+// and Resolver reach through its tunnel, loopback destinations included.
 //
 // Time. Clock is a fake clock for the Now options of certs, proxy/upstream
 // and proxy/dns: NewClock, then Advance or Set.

@@ -74,6 +74,10 @@ type Config struct {
 	Log zerolog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// forwardOnly: made by NewForwarder, which intercepts nothing and
+	// listens on nothing.
+	forwardOnly bool
 }
 
 const (
@@ -116,7 +120,7 @@ func (c Config) withDefaults() Config {
 // validate checks a Config with defaults applied and resolves its upstream
 // (reading resolvConf when Upstream is empty).
 func (c *Config) validate(resolvConf string) error {
-	if !c.AnswerV4.Is4() {
+	if !c.forwardOnly && !c.AnswerV4.Is4() {
 		return fmt.Errorf("dns: AnswerV4 %v is not an IPv4 address (the proxy's address is required)", c.AnswerV4)
 	}
 	if c.AnswerV6.IsValid() && (!c.AnswerV6.Is6() || c.AnswerV6.Is4In6()) {
@@ -151,7 +155,7 @@ func (c *Config) validate(resolvConf string) error {
 		return fmt.Errorf("dns: parsing upstream %q from %s: %w", c.Upstream, source, err)
 	}
 	c.Upstream = up
-	if isSelf(up, c.Listen) {
+	if !c.forwardOnly && isSelf(up, c.Listen) {
 		return fmt.Errorf("dns: upstream %s (%s) is this server itself; set Upstream to another resolver", up, source)
 	}
 	return nil

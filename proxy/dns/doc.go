@@ -28,6 +28,14 @@
 // resolver, and a spoofed query makes it send little, and only to a listed
 // network.
 //
+// [NewForwarder] makes a server for tlsresume's WireGuard devices, whose
+// DNS address is inside the tunnel: it listens on nothing and intercepts
+// nothing; the queries its caller accepted are handed to it
+// ([Server.ServeConn], one UDP datagram or a TCP stream) and forwarded,
+// under the same rules, and it remembers per device which name each
+// answered address was for ([Server.NameOf]), so that a connection to an
+// address is told what its device looked up.
+//
 // [Resolver] gives tlsresume's own lookups a resolver that always asks the
 // upstream, never this server.
 //

@@ -40,6 +40,9 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	} else {
 		resp, failure = s.forward(r, network)
 	}
+	if s.names != nil && failure == "" {
+		s.names.learn(client, name, resp.Answer, s.cfg.Now()) // before Truncate: every address answered
+	}
 	if network == "udp" {
 		// What fits the client's buffer, and never more than ednsSize:
 		// the answer to a spoofed query is a reflection, so it stays

@@ -26,6 +26,7 @@ type Server struct {
 	cfg     Config
 	match   matcher
 	journal *journal
+	names   *names // a forwarder's memory of which name each answered address was for; nil otherwise
 	guard   *guard // Allow and the rate limit, checked before a query is parsed
 
 	udpClient, tcpClient *dns.Client
@@ -80,6 +81,9 @@ func (s *Server) Start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.started {
 		return errors.New("dns: server already started")
+	}
+	if s.cfg.forwardOnly {
+		return errors.New("dns: a forwarder listens on nothing: hand it connections (ServeConn)")
 	}
 	s.started = true
 	select {

@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	reg         *prometheus.Registry
 	conns       *prometheus.CounterVec
+	deviceConns *prometheus.CounterVec
 	clientHS    *prometheus.CounterVec
 	upstreamHS  *prometheus.CounterVec
 	handshake   *prometheus.HistogramVec
@@ -31,6 +32,9 @@ func newMetrics(s *Server) *metrics {
 	m.conns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tlsresume_connections_total", Help: "Connections recorded, by how they arrived and their verdict code.",
 	}, []string{"source", "verdict"})
+	m.deviceConns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsresume_device_connections_total", Help: "Connections recorded from WireGuard devices, by device and verdict code.",
+	}, []string{"device", "verdict"})
 	m.clientHS = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tlsresume_client_handshakes_total", Help: "Completed client handshakes with tlsresume, by TLS version and whether they resumed.",
 	}, []string{"version", "resumed"})
@@ -65,6 +69,10 @@ func newMetrics(s *Server) *metrics {
 		Name: "tlsresume_web_event_streams", Help: "Event streams (/api/events) open now.",
 	}, func() float64 { return float64(s.subs.count()) }))
 	f(m.conns)
+	f(m.deviceConns)
+	if s.cfg.Devices != nil {
+		f(deviceCollector{s.cfg.Devices})
+	}
 	f(m.clientHS)
 	f(m.upstreamHS)
 	f(m.handshake)
@@ -104,6 +112,9 @@ func (m *metrics) observe(ev inspect.Event, closedOpen bool) {
 		m.open.Dec()
 	}
 	m.conns.WithLabelValues(string(r.Source), string(r.Verdict.Code)).Inc()
+	if r.Device != "" {
+		m.deviceConns.WithLabelValues(r.Device, string(r.Verdict.Code)).Inc()
+	}
 	if l := r.ClientLeg; l != nil && l.Error == "" {
 		m.clientHS.WithLabelValues(l.Version, boolLabel(l.Resumed)).Inc()
 		m.handshake.WithLabelValues("client").Observe(l.HandshakeMS / 1000)

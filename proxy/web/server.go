@@ -55,6 +55,9 @@ type Config struct {
 	// Unwritten returns how many records the --log file could not take,
 	// for /metrics. Default: none.
 	Unwritten func() uint64
+	// Devices returns the WireGuard devices' counters (tlsresume proxy
+	// --wireguard), for /metrics. Default: none.
+	Devices func() []DeviceCounts
 	// Streams bounds the event streams (/api/events): how many, how far
 	// behind each may fall, how much one replay sends, how long one write
 	// may wait. Default: StreamLimits' defaults.

@@ -16,7 +16,8 @@ import (
 // recvmmsg/sendmmsg and GSO: on a LAN of phones the user-space TCP stack
 // behind it costs more than the system calls (see the benchmarks).
 type udpBind struct {
-	addr string // the configured address, e.g. "0.0.0.0:51820"
+	addr  string       // the configured address, e.g. "0.0.0.0:51820"
+	bound *net.UDPConn // Config.Conn, taken by the first Open; nil then
 
 	mu   sync.Mutex
 	conn *net.UDPConn
@@ -28,7 +29,8 @@ var _ conn.Bind = (*udpBind)(nil)
 // socketBuffer is the UDP socket's buffer size, StdNetBind's.
 const socketBuffer = 7 << 20
 
-// Open listens on the configured address; the device's own port (set by
+// Open listens on the configured address, or takes the socket the caller
+// bound (Config.Conn) the first time; the device's own port (set by
 // listen_port, which this server never sets) is ignored. Once a port has
 // been chosen for port 0 it is kept for later Opens.
 func (b *udpBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
@@ -37,14 +39,7 @@ func (b *udpBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 	if b.conn != nil {
 		return nil, 0, conn.ErrBindAlreadyOpen
 	}
-	la, err := net.ResolveUDPAddr("udp", b.addr)
-	if err != nil {
-		return nil, 0, err
-	}
-	if b.port != 0 {
-		la.Port = int(b.port)
-	}
-	c, err := net.ListenUDP("udp", la)
+	c, err := b.listen()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -56,6 +51,23 @@ func (b *udpBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 	b.conn = c
 	b.port = uint16(c.LocalAddr().(*net.UDPAddr).Port)
 	return []conn.ReceiveFunc{b.receiver(c)}, b.port, nil
+}
+
+// listen returns the caller's socket, once, else a new one on the
+// configured address (and the port chosen before, if any).
+func (b *udpBind) listen() (*net.UDPConn, error) {
+	if c := b.bound; c != nil {
+		b.bound = nil
+		return c, nil
+	}
+	la, err := net.ResolveUDPAddr("udp", b.addr)
+	if err != nil {
+		return nil, err
+	}
+	if b.port != 0 {
+		la.Port = int(b.port)
+	}
+	return net.ListenUDP("udp", la)
 }
 
 // receiver reads one datagram per call from c; after Close it returns
@@ -91,6 +103,17 @@ func (b *udpBind) Close() error {
 	err := b.conn.Close()
 	b.conn = nil
 	return err
+}
+
+// closeUnused closes the caller's socket if no Open took it. Close must
+// not: WireGuard closes its bind before it first opens it (BindUpdate).
+func (b *udpBind) closeUnused() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.bound != nil {
+		b.bound.Close()
+		b.bound = nil
+	}
 }
 
 // SetMark is for SO_MARK routing on Linux, which this server does not use.

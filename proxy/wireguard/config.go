@@ -18,6 +18,11 @@ type Config struct {
 	// "0.0.0.0:51820"; port 0 picks a free port (see Server.Addr).
 	// Default ":51820" (every address, IPv4 and IPv6).
 	ListenAddr string
+	// Conn is a UDP socket already bound, for a caller that binds every
+	// socket before it creates anything (tlsresume proxy): Start serves
+	// on it, and ListenAddr is then its address. Close closes it. Default:
+	// none, Start listens on ListenAddr.
+	Conn *net.UDPConn
 	// ServerKey is the server's private key (Store.ServerKey).
 	ServerKey Key
 	// Devices are the devices that may connect; more can be added while
@@ -38,8 +43,8 @@ type Config struct {
 	//
 	// Destinations include the server's own tunnel addresses (ServerAddrs,
 	// the devices' DNS server) and anything else a device names, the
-	// laptop's own addresses among them: it is for the handler to decide
-	// what each may reach.
+	// laptop's own addresses and loopback (127.0.0.1, ::1) among them: it
+	// is for the handler to decide what each may reach.
 	HandleTCP func(conn net.Conn, dst netip.AddrPort, device string)
 	// AcceptTCP, if set, is asked before a TCP handshake is answered;
 	// false sends a reset instead, and HandleTCP is not called. It must
@@ -72,6 +77,9 @@ type Config struct {
 
 // withDefaults returns c with every default applied.
 func (c Config) withDefaults() Config {
+	if c.Conn != nil {
+		c.ListenAddr = c.Conn.LocalAddr().String()
+	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = fmt.Sprintf(":%d", DefaultPort)
 	}

@@ -70,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 		byAddr:   map[netip.Addr]*devState{},
 		byKey:    map[Key]*devState{},
 		flows:    map[*UDPFlow]struct{}{},
-		bind:     &udpBind{addr: cfg.ListenAddr},
+		bind:     &udpBind{addr: cfg.ListenAddr, bound: cfg.Conn},
 		done:     make(chan struct{}),
 	}
 	for _, d := range cfg.Devices {
@@ -244,6 +244,7 @@ func (s *Server) teardown() {
 	if s.ep != nil {
 		s.ep.Close()
 	}
+	s.bind.closeUnused()
 }
 
 // addrPort converts a netstack address and port.

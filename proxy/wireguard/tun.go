@@ -34,8 +34,15 @@ const outQueue = 1024
 // and the answers seem to come from that destination. The server's own
 // tunnel addresses are added so that pings to them are answered.
 func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
+	// A device's packets to loopback addresses are delivered too, not
+	// dropped as martians (gVisor's default on a non-loopback interface):
+	// the handler refuses them with a reset and says why, or, when asked,
+	// lets them reach this machine. WireGuard has already dropped any
+	// packet whose source is not its device's (cryptokey routing).
+	local4 := ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true})
+	local6 := ipv6.NewProtocolWithOptions(ipv6.Options{AllowExternalLoopbackTraffic: true})
 	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{local4, local6},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	sack := tcpip.TCPSACKEnabled(true) // off by default in gVisor; every phone offers it
