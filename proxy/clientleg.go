@@ -99,7 +99,7 @@ func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 		c.clientLeg.Ticket = inspect.TicketDisabled
 	}
 	l := &lineage{connID: c.rec.ID, now: s.cfg.Now, leg: c.clientLeg, keys: s.cfg.TicketKeys, keyID: s.cfg.TicketKeys.currentID(),
-		rule: resumptionRule(s.cfg.ClientResumption, c.serverName())}
+		rule: resumptionRule(s.cfg.ClientResumption, c.serverName()), c: c}
 	l.install(cfg)
 	return cfg
 }

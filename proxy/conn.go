@@ -34,8 +34,9 @@ type conn struct {
 	replayed int    // their count
 	notTLS   error  // the client spoke first, and not TLS: it is relayed untouched
 	hello    inspect.ClientHello
-	routeErr error // nowhere to send it
-	opened   bool  // its open event was published
+	helloAt  time.Time // when the hello had arrived
+	routeErr error     // nowhere to send it
+	opened   bool      // its open event was published
 
 	// upstream: what is offered on the client's behalf, to which origin,
 	// and the leg that reaches it.
@@ -51,6 +52,7 @@ type conn struct {
 	// client leg
 	clientLeg *inspect.ClientLeg
 	facts     verdictFacts
+	issue     *ticketIssue // the ticket tlsresume issued the client, once it did
 
 	mu        sync.Mutex
 	streamErr [2]string // the first error after the handshakes: [client side, origin side]
@@ -81,8 +83,11 @@ func (c *conn) streamError(side int, err error) {
 // User-Agent says which program this is.
 func (c *conn) noteRequest(userAgent string) {
 	c.mu.Lock()
-	if c.userAgent == "" {
+	if c.userAgent == "" && userAgent != "" {
 		c.userAgent = userAgent
+		if c.issue != nil {
+			c.issue.noteProgram(inspect.ProgramName(userAgent))
+		}
 	}
 	c.mu.Unlock()
 }
@@ -148,18 +153,20 @@ func (c *conn) setOrigin(remote string) {
 	c.certOrigin = upstream.Key(c.rec.SNI, remote, "")
 }
 
-// clientKey names a client program on a device and the host it talks to:
-// the client's IP, the program (User-Agent product, known once the first
-// request was read, else empty) and its TLS stack (JA4 less the parts a
-// resuming hello changes). Apple's TLS session cache lives in each process
-// (seed 001), so two apps with one TLS stack on one phone are two clients.
-func (c *conn) clientKey() string {
+// ticketKey names a client on a device and the host it talks to, as far
+// as is known when tlsresume issues it a ticket: the client's IP, its TLS
+// stack (JA4 less the parts a resuming hello changes), the SNI and the
+// target. The program (the User-Agent's product) is known only once the
+// first request was read, after the ticket: ticketBefore compares it then.
+// Apple's TLS session cache lives in each process (seed 001), so two apps
+// with one TLS stack on one phone are two clients.
+func (c *conn) ticketKey() string {
 	host, _, _ := net.SplitHostPort(c.rec.ClientAddr)
 	ja4 := ""
 	if c.rec.ClientHello != nil {
 		ja4 = inspect.JA4Program(c.rec.ClientHello.JA4)
 	}
-	return host + "|" + inspect.ProgramName(c.rec.UserAgent) + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
+	return host + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
 }
 
 // passClient names a client program for --auto-passthrough: its IP and its

@@ -33,7 +33,7 @@ func (c *conn) finish() {
 	r.UserAgent = c.userAgent
 	c.mu.Unlock()
 	s.learned.closeOrigin(c, ticketsKnown)
-	c.facts.ticketBefore = s.learned.clientClosed(c)
+	c.facts.ticketBefore = s.learned.ticketBefore(c)
 	c.facts.notTLS = c.notTLS != nil
 	r.Verdict = decide(r, c.facts)
 	r = r.Capped() // what peers sent is bounded before the console, the log and the view see it

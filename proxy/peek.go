@@ -49,5 +49,6 @@ func (c *conn) peek() error {
 		return err
 	}
 	c.rec.SNI = string(c.hello.ServerName)
+	c.helloAt = s.cfg.Now()
 	return nil
 }

@@ -10,8 +10,9 @@ import (
 // verdictFacts are what the verdict needs beyond the record itself: what
 // the proxy remembers of earlier connections (see memory).
 type verdictFacts struct {
-	// ticketBefore is the earlier connection of this client (IP, program
-	// and TLS stack) to this host that got a ticket from tlsresume, or "".
+	// ticketBefore is the connection that got the latest ticket tlsresume
+	// issued this client (IP, program and TLS stack) for this host before
+	// this connection's hello arrived, finished or not; or "".
 	ticketBefore      string
 	ticketsDisabled   bool // we issued no tickets on this connection (flag or mirrored origin)
 	originSeen        bool // an earlier upstream handshake to this name + address completed
