@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -122,7 +123,7 @@ func clientVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode, 
 		return inspect.CodeClientSessionIDOnly, sessionIDOnlyWords
 	}
 	if f.ticketsDisabled {
-		return inspect.CodeClientTicketsDisabled, "offered nothing to resume, and tlsresume issues no tickets on this connection"
+		return inspect.CodeClientTicketsDisabled, "offered nothing to resume, and tlsresume issues no tickets on this connection" + ticketsOffWhy(r.Mirrored)
 	}
 	if f.ticketBefore != "" && !ch.SessionTicket.Offered && !ch.PreSharedKey.Offered {
 		return inspect.CodeClientOfferedNothing, "no session_ticket and no pre_shared_key although tlsresume issued this program a ticket before (on " + f.ticketBefore + "): this client does not resume (the URLSession pattern)"
@@ -159,7 +160,10 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 	case u.Cache == inspect.CacheExpired:
 		return inspect.CodeUpstreamCacheExpired, fmt.Sprintf("cached session expired (%s old)", ageWords(u.SessionAgeMS))
 	case f.originIssuedNoTkt:
-		return inspect.CodeUpstreamNoTicket, "server issued no ticket earlier (Go's client resumes TLS 1.2 only by ticket, never by session ID)"
+		if u.Version == "1.2" {
+			return inspect.CodeUpstreamNoTicket, "server issued no ticket earlier (Go's client resumes TLS 1.2 only by ticket, never by session ID)"
+		}
+		return inspect.CodeUpstreamNoTicket, "server issued no ticket earlier: nothing to resume with"
 	case f.originSeen:
 		return inspect.CodeUpstreamCacheMiss, "cache miss (evicted or flushed)"
 	case f.originOpen:
@@ -168,6 +172,15 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 		return inspect.CodeUpstreamNewAddress, "first contact with this address (" + u.RemoteAddr + ") of a known name: sessions are kept per name + address + port, so a name that resolves to another address starts afresh"
 	}
 	return inspect.CodeUpstreamFirstContact, "first contact: nothing cached yet"
+}
+
+// ticketsOffWhy says why the client leg issued no tickets: a flag, or the
+// origin, mirrored.
+func ticketsOffWhy(m *inspect.Mirrored) string {
+	if m == nil || slices.Contains(m.Overrides, "client_tickets") {
+		return " (--client-tickets=false)"
+	}
+	return ": the origin issues none, and tlsresume mirrors it (against the origin, a TLS 1.2 client resumes by session ID, which Go's TLS server cannot offer)"
 }
 
 const sessionIDOnlyWords = "offers no session_ticket: over TLS 1.2 it can resume only by session ID, which Go's TLS server (tlsresume) never issues, so it cannot resume here (a server with a session cache could resume it)"
