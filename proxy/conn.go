@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -53,11 +54,15 @@ type conn struct {
 	clientLeg *inspect.ClientLeg
 	facts     verdictFacts
 	issue     *ticketIssue // the ticket tlsresume issued the client, once it did
+	clientKey string       // ticketKey, once made
 
 	mu        sync.Mutex
 	streamErr [2]string // the first error after the handshakes: [client side, origin side]
 	userAgent string    // the first request's
 	extra     int       // further upstream connections HTTP needed
+	requests  []inspect.Request
+	requested int  // requests relayed, those past inspect.MaxRequests too
+	sealed    bool // finish took the requests: later answers are not noted
 }
 
 // Sides of a relayed connection, for streamError.
@@ -80,14 +85,51 @@ func (c *conn) streamError(side int, err error) {
 }
 
 // noteRequest notes a request relayed to the origin: the first one's
-// User-Agent says which program this is.
-func (c *conn) noteRequest(userAgent string) {
+// User-Agent says which program this is, and the first
+// inspect.MaxRequests are kept for the record. It returns the request's
+// place there, or -1 (then nothing is kept, nor allocated).
+func (c *conn) noteRequest(req *http.Request) int {
 	c.mu.Lock()
-	if c.userAgent == "" && userAgent != "" {
-		c.userAgent = userAgent
+	defer c.mu.Unlock()
+	if ua := req.Header.Get("User-Agent"); c.userAgent == "" && ua != "" {
+		c.userAgent = ua
 		if c.issue != nil {
-			c.issue.noteProgram(inspect.ProgramName(userAgent))
+			c.issue.noteProgram(inspect.ProgramName(ua))
 		}
+	}
+	c.requested++
+	if len(c.requests) >= inspect.MaxRequests || c.sealed {
+		return -1
+	}
+	if c.requests == nil {
+		c.requests = make([]inspect.Request, 0, 4)
+	}
+	c.requests = append(c.requests, inspect.Request{Method: inspect.Cut(req.Method, inspect.MaxNameLen),
+		Authority: inspect.Cut(req.Host, inspect.MaxNameLen), Path: inspect.Cut(req.URL.Path, inspect.MaxNameLen)})
+	return len(c.requests) - 1
+}
+
+// noteAnswer notes the origin's answer to request i (noteRequest): its
+// status and the time to its headers.
+func (c *conn) noteAnswer(i, status int, d time.Duration) {
+	if i < 0 {
+		return
+	}
+	c.mu.Lock()
+	if !c.sealed {
+		c.requests[i].Status, c.requests[i].MS = status, ms(d)
+	}
+	c.mu.Unlock()
+}
+
+// noteBody notes the length of request i's response body.
+func (c *conn) noteBody(i int, n int64) {
+	if i < 0 {
+		return
+	}
+	c.mu.Lock()
+	if !c.sealed {
+		c.requests[i].Bytes = n
 	}
 	c.mu.Unlock()
 }
@@ -161,12 +203,16 @@ func (c *conn) setOrigin(remote string) {
 // Apple's TLS session cache lives in each process (seed 001), so two apps
 // with one TLS stack on one phone are two clients.
 func (c *conn) ticketKey() string {
+	if c.clientKey != "" {
+		return c.clientKey
+	}
 	host, _, _ := net.SplitHostPort(c.rec.ClientAddr)
 	ja4 := ""
 	if c.rec.ClientHello != nil {
 		ja4 = inspect.JA4Program(c.rec.ClientHello.JA4)
 	}
-	return host + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
+	c.clientKey = host + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
+	return c.clientKey
 }
 
 // passClient names a client program for --auto-passthrough: its IP and its

@@ -31,6 +31,8 @@ func (c *conn) finish() {
 		u.ExtraHandshakes = c.extra
 	}
 	r.UserAgent = c.userAgent
+	r.Requests, r.RequestCount = c.requests, c.requested
+	c.requests, c.sealed = nil, true // a late answer writes nothing the record holds
 	c.mu.Unlock()
 	s.learned.closeOrigin(c, ticketsKnown)
 	c.facts.ticketBefore = s.learned.ticketBefore(c)
