@@ -221,6 +221,12 @@ type Verdict struct {
 	Text     string      `json:"text"`
 	Client   VerdictCode `json:"client"`
 	Upstream VerdictCode `json:"upstream"`
+	// Fix says what would fix a failure, when tlsresume can tell: a flag
+	// or a step, in one sentence ("the origin's certificate is signed by a
+	// CA tlsresume does not trust: give that CA with --upstream-ca
+	// FILE.pem, or skip verification with --insecure-upstream"). Empty
+	// when nothing failed or nothing is known to fix it.
+	Fix string `json:"fix,omitempty"`
 }
 
 // Caps on a ConnRecord's free-text fields (Capped). None cuts what a
@@ -312,7 +318,7 @@ func (r *ConnRecord) Capped() *ConnRecord {
 	}{
 		{&out.ClientAddr, MaxNameLen}, {&out.ServerAddr, MaxNameLen}, {&out.SNI, MaxNameLen},
 		{&out.Target, MaxNameLen}, {&out.UserAgent, MaxUserAgentLen},
-		{&out.Error, MaxTextLen}, {&out.Passthrough, MaxTextLen}, {&out.Verdict.Text, MaxTextLen},
+		{&out.Error, MaxTextLen}, {&out.Passthrough, MaxTextLen}, {&out.Verdict.Text, MaxTextLen}, {&out.Verdict.Fix, MaxTextLen},
 	} {
 		c.str(f.p, f.limit)
 	}

@@ -24,8 +24,15 @@ type verdictFacts struct {
 }
 
 // decide is the verdict on a finished record: each leg's code and words,
-// and the most important code of the two.
+// the most important code of the two, and what would fix a failure.
 func decide(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
+	v := decideCodes(r, f)
+	v.Fix = fixFor(r, v, f)
+	return v
+}
+
+// decideCodes is the verdict's codes and words.
+func decideCodes(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
 	if r.Passthrough != "" {
 		return decidePassthrough(r)
 	}

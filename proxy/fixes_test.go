@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/inspect/tlstest"
+)
+
+// These tests put real clients at failures a person meets first, and check
+// that the record and what the client prints say what fixes them.
+
+// curlThrough runs curl through the proxy at url, trusting ca, and returns
+// what it printed (the body on stdout, its error on stderr) and its error.
+func curlThrough(t *testing.T, ctx context.Context, proxyURL, ca, url string, extra ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	bin := tlstest.Need(t, "curl")
+	args := append([]string{"-sS", "--max-time", "10", "--cacert", ca, "-x", proxyURL, url}, extra...)
+	return runTool(ctx, nil, "", bin, args...)
+}
+
+// recordJSON is a record as its --log line says it.
+func recordJSON(t *testing.T, r *inspect.ConnRecord) string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestLabOriginFix: an origin whose certificate a lab CA signed (openssl
+// s_server with its own CA) fails verification; the 502 page curl prints
+// and the record's verdict name the flags that fix it.
+func TestLabOriginFix(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	files := newOriginFiles(t, t.TempDir())
+	o := startOpenSSLOrigin(t, ctx, files)
+	e := startProxy(t, tempDir(t), nil) // trusts the test origins' CA, not this one
+	_, port, _ := net.SplitHostPort(o.addr())
+	body, _, err := curlThrough(t, ctx, "http://"+e.addr, e.ca.CertFile(), "https://localhost:"+port+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.next()
+	line := recordJSON(t, r)
+	t.Logf("curl printed:\n%s", body)
+	for _, want := range []string{"certificate signed by unknown authority", "--upstream-ca", "--insecure-upstream"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the 502 page lacks %q", want)
+		}
+		if !strings.Contains(line, want) {
+			t.Errorf("the record lacks %q: verdict %+v", want, r.Verdict)
+		}
+	}
+	if r.Verdict.Code != inspect.CodeUpstreamFailed {
+		t.Errorf("verdict %s", r.Verdict.Code)
+	}
+}
