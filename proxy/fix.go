@@ -27,8 +27,21 @@ func fixFor(r *inspect.ConnRecord, v inspect.Verdict, f verdictFacts) string {
 		return upstreamFix(r.UpstreamLeg)
 	case v.Code == inspect.CodeClientRejectedCert:
 		return fixTrustCA
+	case v.Code == inspect.CodePassthroughRejectedCert:
+		return passthroughFix(r)
 	}
 	return ""
+}
+
+// passthroughFix is the fix for a passed-through client that rejected the
+// origin's certificate: it must trust the origin's CA too, or, when it is
+// passed through only because it resumes by session ID, be intercepted.
+func passthroughFix(r *inspect.ConnRecord) string {
+	if strings.Contains(r.Passthrough, "--session-id-clients passthrough") {
+		return "it is passed through because it resumes only by session ID: trust the origin's CA on the client as well as tlsresume's, " +
+			"or intercept it with --session-id-clients intercept (then it never resumes here, and its HTTP is seen)"
+	}
+	return "a client passed through sees the origin's own certificate: trust the origin's CA on the client, or stop passing it through (" + r.Passthrough + ")"
 }
 
 // upstreamFix reads an upstream leg's failure: a certificate tlsresume

@@ -62,3 +62,27 @@ func TestLabOriginFix(t *testing.T) {
 		t.Errorf("verdict %s", r.Verdict.Code)
 	}
 }
+
+// TestPassedThroughClientRejectsOrigin: curl resumes only by session ID
+// over TLS 1.2, so tlsresume passes it through to a TLS 1.2 origin; curl,
+// trusting only tlsresume's CA, then rejects the origin's own certificate
+// with a plaintext alert. The record says so, and what to do.
+func TestPassedThroughClientRejectsOrigin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	files := newOriginFiles(t, t.TempDir())
+	o := startOpenSSLOrigin(t, ctx, files, "-tls1_2")
+	e := startProxy(t, tempDir(t), func(c *Config) { c.UpstreamRoots = files.pool })
+	_, port, _ := net.SplitHostPort(o.addr())
+	if _, stderr, err := curlThrough(t, ctx, "http://"+e.addr, e.ca.CertFile(), "https://localhost:"+port+"/"); err == nil {
+		t.Fatal("curl trusted the origin's certificate")
+	} else {
+		t.Logf("curl: %s", strings.TrimSpace(stderr))
+	}
+	r := e.next()
+	line := recordJSON(t, r)
+	if r.Passthrough == "" || string(r.Verdict.Code) != "passthrough_rejected_certificate" ||
+		!strings.Contains(line, `"client_alert":"unknown_ca"`) || !strings.Contains(line, "--session-id-clients intercept") {
+		t.Errorf("%s: passthrough %q, verdict %s: %s\n%s", r.ID, r.Passthrough, r.Verdict.Code, r.Verdict.Text, line)
+	}
+}

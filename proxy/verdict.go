@@ -69,6 +69,11 @@ func decidePassthrough(r *inspect.ConnRecord) inspect.Verdict {
 	v := inspect.Verdict{Upstream: inspect.CodeUpstreamNotAttempted}
 	sh := r.ServerHello
 	switch {
+	case isCertRejection(r.ClientAlert):
+		v.Code, v.Client = inspect.CodePassthroughRejectedCert, inspect.CodePassthroughRejectedCert
+		v.Text = "passed through (" + r.Passthrough + "); the client rejected the origin's own certificate (alert " + r.ClientAlert +
+			"): passed through, it sees the origin's certificate, not tlsresume's, and it does not trust the CA that signed it"
+		return v
 	case sh == nil || !sh.Complete:
 		v.Code = inspect.CodePassthroughUnknown
 	case sh.Resumed:
