@@ -12,6 +12,8 @@ import (
 const (
 	fixTrustCA = "trust tlsresume's CA on the client (tlsresume ca show says how; through the proxy, http://tlsresume.proxy/ serves it); " +
 		"an app that pins its certificates will never trust it: pass its host through with --passthrough HOST or --auto-passthrough"
+	fixTLSToProxy = "name the proxy with http://, not https:// (curl -x http://HOST:PORT; a device's HTTP proxy setting): " +
+		"the proxy port speaks plain HTTP, and the client's TLS runs inside the CONNECT tunnel"
 	fixUnknownAuthority = "the origin's certificate is signed by a CA tlsresume does not trust (a lab's own CA?): " +
 		"give that CA's certificate with --upstream-ca FILE.pem, or skip verification with --insecure-upstream (recorded)"
 	fixWrongName = "the origin's certificate does not carry the name tlsresume asked for: reach it by a name on its certificate, " +
@@ -23,6 +25,8 @@ const (
 // fixFor says what would fix the failure verdict v names, or "".
 func fixFor(r *inspect.ConnRecord, v inspect.Verdict, f verdictFacts) string {
 	switch {
+	case f.tlsToProxy:
+		return fixTLSToProxy
 	case v.Code == inspect.CodeUpstreamFailed && r.UpstreamLeg != nil:
 		return upstreamFix(r.UpstreamLeg)
 	case v.Code == inspect.CodeClientRejectedCert:

@@ -86,3 +86,30 @@ func TestPassedThroughClientRejectsOrigin(t *testing.T) {
 		t.Errorf("%s: passthrough %q, verdict %s: %s\n%s", r.ID, r.Passthrough, r.Verdict.Code, r.Verdict.Text, line)
 	}
 }
+
+// TestTLSToProxyPort: curl -x https://PROXY speaks TLS to the proxy port,
+// which speaks plain HTTP. The connection is recorded, with an error that
+// says so and the fix, where nothing was recorded before.
+func TestTLSToProxyPort(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := startOrigin(t, nil)
+	e := startProxy(t, tempDir(t), nil)
+	_, port, _ := net.SplitHostPort(o.addr)
+	_, stderr, err := curlThrough(t, ctx, "https://"+e.addr, e.ca.CertFile(), "https://localhost:"+port+"/")
+	if err == nil {
+		t.Fatal("curl got through a proxy it spoke TLS to")
+	}
+	t.Logf("curl: %s", strings.TrimSpace(stderr))
+	select {
+	case r := <-e.got:
+		line := recordJSON(t, r)
+		for _, want := range []string{"speaks TLS to the proxy itself", "use -x http://", "curl -x http://HOST:PORT"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: the record lacks %q: error %q, verdict %+v", r.ID, want, r.Error, r.Verdict)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no record of the connection")
+	}
+}

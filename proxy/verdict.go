@@ -21,6 +21,7 @@ type verdictFacts struct {
 	originOpen        bool // an earlier upstream connection to this name + address was still open
 	nameSeen          bool // an earlier upstream handshake to this name, at another address, completed
 	notTLS            bool // the connection was not TLS and was relayed untouched
+	tlsToProxy        bool // the client spoke TLS to the proxy port itself (errTLSToProxy)
 }
 
 // decide is the verdict on a finished record: each leg's code and words,
