@@ -28,7 +28,7 @@ type verdictFacts struct {
 // the most important code of the two, and what would fix a failure.
 func decide(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
 	v := decideCodes(r, f)
-	v.Fix = fixFor(r, v, f)
+	v.Fix = fixOf(r, v, f).full
 	return v
 }
 

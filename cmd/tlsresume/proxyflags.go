@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -180,17 +181,28 @@ func splitList(s string) []string {
 }
 
 // newLogger writes for people (proxy.ConsoleWriter: zerolog's console
-// writer, what peers chose shown escaped) or, with --log-json, for
-// machines (JSON, true values), on stderr.
+// writer, what peers chose shown escaped; colours only on a terminal) or,
+// with --log-json, for machines (JSON, true values), on stderr.
 func newLogger(w io.Writer, jsonOut, verbose bool) zerolog.Logger {
 	level := zerolog.InfoLevel
 	if verbose {
 		level = zerolog.DebugLevel
 	}
 	if !jsonOut {
-		w = proxy.ConsoleWriter(w, false)
+		w = proxy.ConsoleWriter(w, !isTerminal(w))
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal says whether w is a terminal (a character device): a file or
+// a pipe gets no colour codes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // identityFlags is --upstream-client-cert, repeatable: each value is
