@@ -46,10 +46,10 @@ func startCLIProxy(t *testing.T, args ...string) *proxyRun {
 	code := 0
 	p.stop = func() int { once.Do(func() { cancel(); code = <-exited }); return code }
 	t.Cleanup(func() { p.stop() })
-	addrRE := regexp.MustCompile(`(?:listen=|"listen":")(127\.0\.0\.1:\d+)`)
+	addrRE := regexp.MustCompile(`(?:listen=|"listen":")(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)`)
 	for deadline := time.Now().Add(5 * time.Second); p.addr == ""; time.Sleep(10 * time.Millisecond) {
 		if m := addrRE.FindStringSubmatch(p.text()); m != nil {
-			p.addr = m[1]
+			p.addr = "127.0.0.1:" + m[1]
 		} else if time.Now().After(deadline) {
 			t.Fatalf("not listening: %s", p.text())
 		}
