@@ -36,7 +36,8 @@
 // (what is learned across connections, of origins and clients),
 // verdict.go, fix.go (what fixes a failure), lineage.go (ticket stamps),
 // clienttickets.go (whether the client leg issues tickets), events.go (the record events),
-// console.go, recordlog.go, gate.go (--allow and --max-conns), magic.go.
+// console.go and consoleline.go (the console and its line per connection),
+// recordlog.go, gate.go (--allow and --max-conns), magic.go.
 //
 // # Words
 //
