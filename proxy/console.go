@@ -100,8 +100,9 @@ func (s *Server) logRecord(r *inspect.ConnRecord) {
 	if r.SNI != "" {
 		ev = ev.Str("sni", r.SNI)
 	}
-	if p := inspect.ProgramName(r.UserAgent); p != "" {
-		ev = ev.Str("program", p)
+	program := inspect.ProgramName(r.UserAgent)
+	if program != "" {
+		ev = ev.Str("program", program)
 	}
 	if r.ClientHello != nil {
 		ev = ev.Str("ja4", r.ClientHello.JA4).Str("offered", string(r.ClientHello.Attempt))
@@ -121,7 +122,7 @@ func (s *Server) logRecord(r *inspect.ConnRecord) {
 	if r.Error != "" {
 		ev = ev.Str("error", r.Error)
 	}
-	ev.Msg(recordLine(r))
+	ev.Msg(recordLine(r, program))
 }
 
 // httpErrorLog sends what net/http would print (accept errors, panics in

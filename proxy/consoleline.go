@@ -23,30 +23,39 @@ const (
 	consoleErrorLen   = 72
 )
 
-// recordLine is r's console line.
-func recordLine(r *inspect.ConnRecord) string {
+// recordLine is r's console line; program is its program's name.
+func recordLine(r *inspect.ConnRecord, program string) string {
 	var b strings.Builder
-	b.Grow(160)
+	b.Grow(200)
 	b.WriteString(r.ID)
-	if p := inspect.ProgramName(r.UserAgent); p != "" {
-		b.WriteString(" " + cutMiddle(p, consoleProgramLen))
+	if program != "" {
+		b.WriteByte(' ')
+		b.WriteString(cutMiddle(program, consoleProgramLen))
 	}
 	if host, _, err := net.SplitHostPort(r.ClientAddr); err == nil {
-		b.WriteString(" " + host)
+		b.WriteByte(' ')
+		b.WriteString(host)
 	}
-	b.WriteString(" → " + cutMiddle(consoleHost(r), consoleHostLen))
+	b.WriteString(" → ")
+	b.WriteString(cutMiddle(consoleHost(r), consoleHostLen))
 	if ch := r.ClientHello; ch != nil {
-		b.WriteString("  offered " + offerWords(ch))
+		b.WriteString("  offered ")
+		b.WriteString(offerWords(ch))
 	}
-	b.WriteString("  client " + clientWords(r))
-	b.WriteString("  upstream " + upstreamWords(r))
-	b.WriteString("  = " + string(r.Verdict.Code))
+	b.WriteString("  client ")
+	clientWords(&b, r)
+	b.WriteString("  upstream ")
+	upstreamWords(&b, r)
+	b.WriteString("  = ")
+	b.WriteString(string(r.Verdict.Code))
 	f := fixNamed(r.Verdict.Fix)
 	if e := consoleError(r); e != "" && (f.full == "" || f.detail) {
-		b.WriteString(": " + cutMiddle(e, consoleErrorLen))
+		b.WriteString(": ")
+		b.WriteString(cutMiddle(e, consoleErrorLen))
 	}
 	if f.full != "" {
-		b.WriteString("  fix: " + f.short)
+		b.WriteString("  fix: ")
+		b.WriteString(f.short)
 	}
 	if m := r.Mirrored; m != nil && len(m.Mismatch) > 0 {
 		// Answered ahead, and the origin then answered otherwise: rare, and
@@ -76,57 +85,69 @@ func consoleHost(r *inspect.ConnRecord) string {
 	return net.JoinHostPort(host, port)
 }
 
-// clientWords is how the client's handshake went.
-func clientWords(r *inspect.ConnRecord) string {
+// clientWords writes how the client's handshake went.
+func clientWords(b *strings.Builder, r *inspect.ConnRecord) {
 	leg := r.ClientLeg
 	switch {
 	case r.Passthrough != "":
-		return "passed through"
+		b.WriteString("passed through")
 	case r.ClientHello == nil && r.Verdict.Code == inspect.CodeNotTLS:
-		return "not TLS"
+		b.WriteString("not TLS")
 	case r.ClientHello == nil:
-		return "no hello"
+		b.WriteString("no hello")
 	case leg == nil:
-		return "no handshake"
+		b.WriteString("no handshake")
 	case leg.Error != "" && leg.Alert != "":
-		return "failed (alert " + leg.Alert + ")"
+		b.WriteString("failed (alert ")
+		b.WriteString(leg.Alert)
+		b.WriteByte(')')
 	case leg.Error != "" && leg.ClosedAfterCertificate:
-		return "closed after tlsresume's certificate"
+		b.WriteString("closed after tlsresume's certificate")
 	case leg.Error != "":
-		return "failed"
-	case leg.Resumed && leg.TicketFrom != "":
-		return "resumed (" + leg.TicketFrom + "'s ticket)"
+		b.WriteString("failed")
 	case leg.Resumed:
-		return "resumed"
+		b.WriteString("resumed")
+		from(b, leg.TicketFrom, "'s ticket)")
+	default:
+		b.WriteString("full")
 	}
-	return "full"
 }
 
-// upstreamWords is how tlsresume's handshake with the origin went; for a
-// connection passed through, the origin's own answer to the client.
-func upstreamWords(r *inspect.ConnRecord) string {
-	u := r.UpstreamLeg
+// upstreamWords writes how tlsresume's handshake with the origin went; for
+// a connection passed through, the origin's own answer to the client.
+func upstreamWords(b *strings.Builder, r *inspect.ConnRecord) {
+	u, sh := r.UpstreamLeg, r.ServerHello
 	switch {
-	case r.Passthrough != "" && r.ServerHello != nil && r.ServerHello.Complete && r.ServerHello.Resumed:
-		return "origin resumed the client"
-	case r.Passthrough != "" && r.ServerHello != nil && r.ServerHello.Complete:
-		return "origin did a full handshake"
+	case r.Passthrough != "" && sh != nil && sh.Complete && sh.Resumed:
+		b.WriteString("origin resumed the client")
+	case r.Passthrough != "" && sh != nil && sh.Complete:
+		b.WriteString("origin did a full handshake")
 	case r.Passthrough != "":
-		return "origin's answer unseen"
+		b.WriteString("origin's answer unseen")
 	case u == nil:
-		return "not dialled"
+		b.WriteString("not dialled")
 	case u.Error != "":
-		return "failed"
+		b.WriteString("failed")
 	case u.ReusedConn != "":
-		return "pooled (" + u.ReusedConn + "'s connection)"
-	case u.Resumed && u.SessionFrom != "":
-		return "resumed (" + u.SessionFrom + "'s session)"
+		b.WriteString("pooled")
+		from(b, u.ReusedConn, "'s connection)")
 	case u.Resumed:
-		return "resumed"
+		b.WriteString("resumed")
+		from(b, u.SessionFrom, "'s session)")
 	case u.Pooled && u.Cache == inspect.CacheNotAsked:
-		return "pooled"
+		b.WriteString("pooled")
+	default:
+		b.WriteString("full")
 	}
-	return "full"
+}
+
+// from writes " (ID's thing)" when id is known.
+func from(b *strings.Builder, id, thing string) {
+	if id != "" {
+		b.WriteString(" (")
+		b.WriteString(id)
+		b.WriteString(thing)
+	}
 }
 
 // consoleError is what failed, in the words of whatever said so: the
