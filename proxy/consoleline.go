@@ -122,6 +122,9 @@ func upstreamWords(b *strings.Builder, r *inspect.ConnRecord) {
 		b.WriteString("origin resumed the client")
 	case r.Passthrough != "" && sh != nil && sh.Complete:
 		b.WriteString("origin did a full handshake")
+	case r.Passthrough != "" && r.ClientAlert != "":
+		b.WriteString("origin answered, the client sent alert ")
+		b.WriteString(r.ClientAlert)
 	case r.Passthrough != "":
 		b.WriteString("origin's answer unseen")
 	case u == nil:
