@@ -185,8 +185,14 @@ type Request struct {
 type Mirrored struct {
 	MaxVersion string   `json:"max_version"` // highest version offered to the client
 	ALPN       []string `json:"alpn"`        // protocols offered to the client, in preference order
-	Tickets    bool     `json:"tickets"`     // tlsresume issued tickets to the client
-	Names      []string `json:"names"`       // names on the leaf shown to the client
+	// Tickets: tlsresume issues the client tickets, as the origin does
+	// (its TLS 1.2 handshake on this connection says whether it issued
+	// one; else earlier connections to it do). A ticket of tlsresume's own
+	// that the client offers is resumed either way (only
+	// --client-resumption refuses one), and crypto/tls then renews it
+	// (tickets_sent).
+	Tickets bool     `json:"tickets"`
+	Names   []string `json:"names"` // names on the leaf shown to the client
 	// NamesLeftOut are names of the origin's certificate (or the SNI, or
 	// the CONNECT host) that a leaf cannot carry, left off the leaf shown
 	// to the client: not a host name or an IP address (a space, a byte
