@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -21,7 +22,8 @@ import (
 // "…[cut: N bytes]", N being its full length; a list longer than
 // MaxListLen keeps its first entries and ends with the entry
 // "…[cut: N entries]". A record line then stays a few kilobytes whatever a
-// client or an origin sends.
+// client or an origin sends (its MaxRequests requests add at most about
+// 20 KiB).
 type ConnRecord struct {
 	Record
 	ID          string       `json:"id"`
@@ -31,10 +33,18 @@ type ConnRecord struct {
 	Mirrored    *Mirrored    `json:"mirrored"`
 	Passthrough string       `json:"passthrough,omitempty"` // why the bytes were passed through untouched
 	UserAgent   string       `json:"user_agent,omitempty"`  // the first request's User-Agent, when HTTP was served; at most MaxUserAgentLen bytes, else cut and marked
-	BytesUp     int64        `json:"bytes_up"`              // client → upstream, as read from the client (TLS records included)
-	BytesDown   int64        `json:"bytes_down"`            // upstream → client, as written to the client
-	DurationMS  float64      `json:"duration_ms"`
-	Verdict     Verdict      `json:"verdict"`
+	// Requests are the connection's first HTTP requests, at most
+	// MaxRequests, in the order they were sent to the origin (HTTP/2
+	// streams run at once), each with the origin's answer; bodies are never
+	// kept. RequestCount counts every request relayed, those past
+	// MaxRequests too. Both are empty when no HTTP was served (passed
+	// through, relayed as bytes).
+	Requests     []Request `json:"requests,omitempty"`
+	RequestCount int       `json:"request_count,omitempty"`
+	BytesUp      int64     `json:"bytes_up"`   // client → upstream, as read from the client (TLS records included)
+	BytesDown    int64     `json:"bytes_down"` // upstream → client, as written to the client
+	DurationMS   float64   `json:"duration_ms"`
+	Verdict      Verdict   `json:"verdict"`
 }
 
 // ClientLeg is the client's handshake with tlsresume.
@@ -116,6 +126,12 @@ type UpstreamLeg struct {
 	// ClientCert: whether the origin asked tlsresume for a certificate, and
 	// the identity tlsresume presented or resumed with.
 	ClientCert *ClientCert `json:"client_cert,omitempty"`
+	// Certificate is the origin's certificate as this upstream handshake
+	// saw it (a resumed one: the certificate of the handshake that made the
+	// session, which crypto/tls keeps in it); null when no certificate was
+	// seen (the dial or the handshake failed before it, or a pooled
+	// connection made no handshake of its own).
+	Certificate *Certificate `json:"certificate,omitempty"`
 	// Probe: this handshake was made for interception before tlsresume
 	// learned that the client must be passed through (a TLS 1.2 origin, and
 	// a client that resumes only by session ID); the origin saw it and the
@@ -124,13 +140,59 @@ type UpstreamLeg struct {
 	Probe bool `json:"probe,omitempty"`
 }
 
+// Certificate is an origin's certificate, as the upstream leg saw it.
+type Certificate struct {
+	Subject   string    `json:"subject"`    // the leaf's subject (RFC 2253 form, as Go prints it), at most MaxTextLen bytes
+	Issuer    string    `json:"issuer"`     // the leaf's issuer, likewise
+	Names     []string  `json:"names"`      // the leaf's DNS names and IP addresses (at most MaxListLen, each MaxNameLen bytes)
+	NotBefore time.Time `json:"not_before"` // the leaf's validity
+	NotAfter  time.Time `json:"not_after"`
+	ChainLen  int       `json:"chain_len"` // certificates the origin sent, the leaf included
+	// Verified: the chain verified for the name tlsresume asked for,
+	// against the system roots and --upstream-ca's (as the leg's verified);
+	// VerifyError says why not, in crypto/x509's words ("x509: certificate
+	// signed by unknown authority"), with --insecure-upstream too.
+	Verified    bool   `json:"verified"`
+	VerifyError string `json:"verify_error,omitempty"`
+}
+
+// MaxRequests is how many of a connection's requests its record keeps
+// (ConnRecord.Requests).
+const MaxRequests = 20
+
+// Request is one HTTP request relayed on an intercepted connection and
+// the origin's answer to it. Its text fields are what the client sent,
+// each at most MaxNameLen bytes, else cut and marked.
+type Request struct {
+	Method    string `json:"method"`
+	Authority string `json:"authority"` // the Host header (HTTP/1.1) or :authority (HTTP/2)
+	// Path is the request's path, without its query, which may carry
+	// secrets (tokens, keys).
+	Path string `json:"path"`
+	// Status is the origin's status code; 0 when it gave no answer (the
+	// upstream leg's stream_error says why).
+	Status int `json:"status"`
+	// Bytes counts the response body's bytes relayed to the client, as
+	// read from the origin (decoded from its chunks; not its headers).
+	Bytes int64 `json:"bytes"`
+	// MS is the time from sending the request to the origin's response
+	// headers, in milliseconds.
+	MS float64 `json:"ms"`
+}
+
 // Mirrored says what tlsresume copied from the origin into its answer to
 // the client, so the client behaves as it would against the real server.
 type Mirrored struct {
 	MaxVersion string   `json:"max_version"` // highest version offered to the client
 	ALPN       []string `json:"alpn"`        // protocols offered to the client, in preference order
-	Tickets    bool     `json:"tickets"`     // tlsresume issued tickets to the client
-	Names      []string `json:"names"`       // names on the leaf shown to the client
+	// Tickets: tlsresume issues the client tickets, as the origin does
+	// (its TLS 1.2 handshake on this connection says whether it issued
+	// one; else earlier connections to it do). A ticket of tlsresume's own
+	// that the client offers is resumed either way (only
+	// --client-resumption refuses one), and crypto/tls then renews it
+	// (tickets_sent).
+	Tickets bool     `json:"tickets"`
+	Names   []string `json:"names"` // names on the leaf shown to the client
 	// NamesLeftOut are names of the origin's certificate (or the SNI, or
 	// the CONNECT host) that a leaf cannot carry, left off the leaf shown
 	// to the client: not a host name or an IP address (a space, a byte
@@ -165,6 +227,12 @@ type Verdict struct {
 	Text     string      `json:"text"`
 	Client   VerdictCode `json:"client"`
 	Upstream VerdictCode `json:"upstream"`
+	// Fix says what would fix a failure, when tlsresume can tell: a flag
+	// or a step, in one sentence ("the origin's certificate is signed by a
+	// CA tlsresume does not trust: give that CA with --upstream-ca
+	// FILE.pem, or skip verification with --insecure-upstream"). Empty
+	// when nothing failed or nothing is known to fix it.
+	Fix string `json:"fix,omitempty"`
 }
 
 // Caps on a ConnRecord's free-text fields (Capped). None cuts what a
@@ -269,7 +337,7 @@ func (r *ConnRecord) Capped() *ConnRecord {
 		{&out.ClientAddr, MaxNameLen}, {&out.ServerAddr, MaxNameLen}, {&out.SNI, MaxNameLen},
 		{&out.Device, MaxNameLen}, {&out.DNSName, MaxNameLen},
 		{&out.Target, MaxNameLen}, {&out.UserAgent, MaxUserAgentLen},
-		{&out.Error, MaxTextLen}, {&out.Passthrough, MaxTextLen}, {&out.Verdict.Text, MaxTextLen},
+		{&out.Error, MaxTextLen}, {&out.Passthrough, MaxTextLen}, {&out.Verdict.Text, MaxTextLen}, {&out.Verdict.Fix, MaxTextLen},
 	} {
 		c.str(f.p, f.limit)
 	}
@@ -278,6 +346,7 @@ func (r *ConnRecord) Capped() *ConnRecord {
 	out.ClientLeg = cappedClientLeg(out.ClientLeg, &c)
 	out.UpstreamLeg = cappedUpstreamLeg(out.UpstreamLeg, &c)
 	out.Mirrored = cappedMirrored(out.Mirrored, &c)
+	out.Requests = cappedRequests(out.Requests, &c)
 	if !c.changed {
 		return r
 	}
@@ -338,7 +407,46 @@ func cappedUpstreamLeg(l *UpstreamLeg, outer *capper) *UpstreamLeg {
 	c.str(&out.Error, MaxTextLen)
 	c.str(&out.StreamError, MaxTextLen)
 	out.ClientCert = cappedClientCert(out.ClientCert, &c)
+	out.Certificate = cappedCertificate(out.Certificate, &c)
 	return pick(l, &out, c, outer)
+}
+
+func cappedCertificate(cert *Certificate, outer *capper) *Certificate {
+	if cert == nil {
+		return nil
+	}
+	out := *cert
+	var c capper
+	c.str(&out.Subject, MaxTextLen)
+	c.str(&out.Issuer, MaxTextLen)
+	c.str(&out.VerifyError, MaxTextLen)
+	c.list(&out.Names, MaxNameLen)
+	return pick(cert, &out, c, outer)
+}
+
+// cappedRequests returns rs itself when nothing in it is too long, else a
+// capped copy.
+func cappedRequests(rs []Request, outer *capper) []Request {
+	var out []Request
+	for i := range rs {
+		r := rs[i]
+		var c capper
+		c.str(&r.Method, MaxNameLen)
+		c.str(&r.Authority, MaxNameLen)
+		c.str(&r.Path, MaxNameLen)
+		if !c.changed {
+			continue
+		}
+		if out == nil {
+			out = append([]Request(nil), rs...)
+		}
+		out[i] = r
+	}
+	if out == nil {
+		return rs
+	}
+	outer.changed = true
+	return out
 }
 
 func cappedClientCert(cc *ClientCert, outer *capper) *ClientCert {

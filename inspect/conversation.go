@@ -57,6 +57,14 @@ func (c *Conversation) Close() {
 
 func (c *Conversation) clientEvent(ev wireEvent, t time.Time, frame int) {
 	switch ev.record {
+	case recordAlert:
+		// A 2-byte alert is plaintext (an encrypted one carries its MAC or
+		// tag). Sent while the server's TLS 1.2 flight is read, it ends the
+		// handshake: a client that rejects the certificate says so here.
+		if e := c.inFlight(); e != nil && len(ev.body) == 2 {
+			e.rec.ClientAlert = AlertName(ev.body[1])
+			c.decideTLS12(e, false)
+		}
 	case recordChangeCipherSpec:
 		// TLS 1.3 middlebox compatibility: a client sends ChangeCipherSpec
 		// after a HelloRetryRequest, before its second ClientHello (RFC 8446,

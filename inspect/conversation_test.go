@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -186,6 +187,31 @@ func TestConversationIncomplete(t *testing.T) {
 		})
 		if len(recs) != 1 || recs[0].Error == "" || recs[0].ServerHello.Complete {
 			t.Fatalf("got %+v", recs[0])
+		}
+	})
+	t.Run("client rejects the certificate", func(t *testing.T) {
+		// curl trusting another CA: alert 48 (unknown_ca) in plaintext,
+		// after the server's Certificate and ServerHelloDone.
+		recs := runConversation(t, nil, []step{
+			c(hs(urlSession.marshal())),
+			s(hs(testServerHello(VersionTLS12, nil, false), certificate, helloDone)),
+			c([]byte{recordAlert, 3, 3, 0, 2, 2, 48}),
+		})
+		if len(recs) != 1 || recs[0].ClientAlert != "unknown_ca" || recs[0].ServerHello.Complete {
+			t.Fatalf("got %+v", recs[0])
+		}
+		if why := Explain(recs[0]); !strings.Contains(why, "alert unknown_ca") {
+			t.Errorf("Explain: %s", why)
+		}
+	})
+	t.Run("encrypted client alert", func(t *testing.T) {
+		recs := runConversation(t, nil, []step{
+			c(hs(urlSession.marshal())),
+			s(hs(testServerHello(VersionTLS12, nil, false), certificate, helloDone)),
+			c(hs(handshakeMsg(16, make([]byte, 33))), ccsRecord, records(recordAlert, make([]byte, 26), 1<<14)),
+		})
+		if len(recs) != 1 || recs[0].ClientAlert != "" {
+			t.Fatalf("an encrypted alert was read: %+v", recs[0])
 		}
 	})
 	t.Run("garbage from the client", func(t *testing.T) {

@@ -30,8 +30,14 @@ type Record struct {
 	QUIC        *QUICFacts         `json:"quic,omitempty"` // transport "quic": the connection's Initial packets
 	// EarlyDataSent: the client sent 0-RTT data after this hello (QUIC:
 	// 0-RTT packets seen before its first Handshake or 1-RTT packet).
-	EarlyDataSent bool   `json:"early_data_sent,omitempty"`
-	Error         string `json:"error,omitempty"`
+	EarlyDataSent bool `json:"early_data_sent,omitempty"`
+	// ClientAlert is the alert the client ended the handshake with, by its
+	// RFC 8446 name, when it was sent in plaintext while the server's
+	// flight was being read (TLS 1.2: before the server's
+	// ChangeCipherSpec): "unknown_ca", "bad_certificate" and the like say
+	// that the client rejected the server's certificate.
+	ClientAlert string `json:"client_alert,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Transport names, the values of Record.Transport.

@@ -250,6 +250,8 @@ func Explain(r *Record) string {
 		why = append(why, "no ServerHello seen")
 	case sh.HRR:
 		why = append(why, "HelloRetryRequest (group "+GroupName(sh.KeyShareGroup)+"): the next hello retries")
+	case !sh.Complete && r.ClientAlert != "":
+		why = append(why, "the client ended the handshake with alert "+r.ClientAlert+": resumption unknown")
 	case !sh.Complete:
 		why = append(why, "server flight cut short: resumption unknown")
 		if r.Error != "" {

@@ -12,9 +12,10 @@ const (
 	CodeFirstContact VerdictCode = "first_contact"
 	CodeNotTLS       VerdictCode = "not_tls"
 
-	CodePassthroughResumed    VerdictCode = "passthrough_resumed"
-	CodePassthroughNotResumed VerdictCode = "passthrough_not_resumed"
-	CodePassthroughUnknown    VerdictCode = "passthrough_unknown"
+	CodePassthroughResumed      VerdictCode = "passthrough_resumed"
+	CodePassthroughNotResumed   VerdictCode = "passthrough_not_resumed"
+	CodePassthroughUnknown      VerdictCode = "passthrough_unknown"
+	CodePassthroughRejectedCert VerdictCode = "passthrough_rejected_certificate"
 
 	CodeClientResumed           VerdictCode = "client_resumed"
 	CodeClientFirstContact      VerdictCode = "client_first_contact"
@@ -54,6 +55,7 @@ var VerdictCodeDocs = []CodeDoc{
 	{string(CodePassthroughResumed), "the bytes were passed through (`passthrough` says why) and the real server resumed the client, by its ServerHello"},
 	{string(CodePassthroughNotResumed), "the bytes were passed through and the real server did a full handshake"},
 	{string(CodePassthroughUnknown), "the bytes were passed through but the server's answer was not seen (or not enough of it to decide)"},
+	{string(CodePassthroughRejectedCert), "the bytes were passed through and the client rejected the origin's own certificate (`client_alert` `unknown_ca`, …): passed through, it sees the origin's certificate, not tlsresume's, and trusts only tlsresume's CA; `verdict.fix` says what to do"},
 	{string(CodeClientResumed), "the client leg resumed (per-leg code)"},
 	{string(CodeClientFirstContact), "the client offered nothing and has had no ticket from tlsresume yet"},
 	{string(CodeClientOfferedNothing), "the client offered no ticket or PSK although tlsresume had issued this client (the same IP, program and TLS stack) a ticket before this connection started: a new process, a client that keeps no sessions, or one that had not yet read the ticket (the URLSession pattern, when the JA4 table says Apple's stack); the text names the connection that got the ticket"},
@@ -94,7 +96,8 @@ func (c VerdictCode) Family() string {
 		return "first"
 	case CodePassthroughNotResumed, CodePassthroughUnknown:
 		return "passthrough"
-	case CodeNotTLS, CodeClientRejectedCert, CodeClientHandshakeFailed, CodeClientNoHello, CodeUpstreamFailed, CodeUpstreamNotAttempted:
+	case CodeNotTLS, CodeClientRejectedCert, CodeClientHandshakeFailed, CodeClientNoHello, CodeUpstreamFailed, CodeUpstreamNotAttempted,
+		CodePassthroughRejectedCert:
 		return "failed"
 	case CodeClientResumptionRefused, CodeClientTicketAgedOut:
 		return "client"

@@ -73,19 +73,9 @@ func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 		cfg.NextProtos = []string{a.alpn}
 	}
 	m.ALPN = cfg.NextProtos
-	// Tickets: as the origin did, unless a flag says otherwise.
-	tickets := true
-	switch s.cfg.ClientTickets {
-	case "off":
-		tickets = false
-		m.Overrides = append(m.Overrides, "client_tickets")
-	case "on":
-		m.Overrides = append(m.Overrides, "client_tickets")
-	default:
-		tickets = !s.learned.issuesNoTickets(c.origin)
-	}
-	cfg.SessionTicketsDisabled = !tickets
-	m.Tickets = tickets
+	// Tickets: as the origin issues them, unless a flag says otherwise.
+	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
+	c.mirrorTickets(cfg, m)
 	// The leaf carries the origin certificate's names, so clients that dial
 	// by IP or send a different SNI still verify; names a leaf cannot carry
 	// (an origin's SAN with a space, say) are left out and recorded.
@@ -94,12 +84,8 @@ func (s *Server) clientConfig(c *conn, a answer) *tls.Config {
 	leaf, err := s.cfg.Issuer.LeafFor(names)
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return leaf, err }
 	cfg.ClientAuth = s.clientAuth(c.rec.UpstreamLeg, s.learned.asksForCert(c.certOrigin))
-	c.clientLeg = &inspect.ClientLeg{Ticket: inspect.TicketNone}
-	if !tickets && c.rec.ClientHello != nil && c.rec.ClientHello.Attempt != inspect.AttemptNone {
-		c.clientLeg.Ticket = inspect.TicketDisabled
-	}
 	l := &lineage{connID: c.rec.ID, now: s.cfg.Now, leg: c.clientLeg, keys: s.cfg.TicketKeys, keyID: s.cfg.TicketKeys.currentID(),
-		rule: resumptionRule(s.cfg.ClientResumption, c.serverName())}
+		rule: resumptionRule(s.cfg.ClientResumption, c.serverName()), c: c}
 	l.install(cfg)
 	return cfg
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -34,8 +35,9 @@ type conn struct {
 	replayed int    // their count
 	notTLS   error  // the client spoke first, and not TLS: it is relayed untouched
 	hello    inspect.ClientHello
-	routeErr error // nowhere to send it
-	opened   bool  // its open event was published
+	helloAt  time.Time // when the hello had arrived
+	routeErr error     // nowhere to send it
+	opened   bool      // its open event was published
 
 	silence time.Duration // a client that sends nothing this long is relayed untouched (HandleConn's sources)
 
@@ -53,11 +55,16 @@ type conn struct {
 	// client leg
 	clientLeg *inspect.ClientLeg
 	facts     verdictFacts
+	issue     *ticketIssue // the ticket tlsresume issued the client, once it did
+	clientKey string       // ticketKey, once made
 
 	mu        sync.Mutex
 	streamErr [2]string // the first error after the handshakes: [client side, origin side]
 	userAgent string    // the first request's
 	extra     int       // further upstream connections HTTP needed
+	requests  []inspect.Request
+	requested int  // requests relayed, those past inspect.MaxRequests too
+	sealed    bool // finish took the requests: later answers are not noted
 }
 
 // Sides of a relayed connection, for streamError.
@@ -80,11 +87,51 @@ func (c *conn) streamError(side int, err error) {
 }
 
 // noteRequest notes a request relayed to the origin: the first one's
-// User-Agent says which program this is.
-func (c *conn) noteRequest(userAgent string) {
+// User-Agent says which program this is, and the first
+// inspect.MaxRequests are kept for the record. It returns the request's
+// place there, or -1 (then nothing is kept, nor allocated).
+func (c *conn) noteRequest(req *http.Request) int {
 	c.mu.Lock()
-	if c.userAgent == "" {
-		c.userAgent = userAgent
+	defer c.mu.Unlock()
+	if ua := req.Header.Get("User-Agent"); c.userAgent == "" && ua != "" {
+		c.userAgent = ua
+		if c.issue != nil {
+			c.issue.noteProgram(inspect.ProgramName(ua))
+		}
+	}
+	c.requested++
+	if len(c.requests) >= inspect.MaxRequests || c.sealed {
+		return -1
+	}
+	if c.requests == nil {
+		c.requests = make([]inspect.Request, 0, 4)
+	}
+	c.requests = append(c.requests, inspect.Request{Method: inspect.Cut(req.Method, inspect.MaxNameLen),
+		Authority: inspect.Cut(req.Host, inspect.MaxNameLen), Path: inspect.Cut(req.URL.Path, inspect.MaxNameLen)})
+	return len(c.requests) - 1
+}
+
+// noteAnswer notes the origin's answer to request i (noteRequest): its
+// status and the time to its headers.
+func (c *conn) noteAnswer(i, status int, d time.Duration) {
+	if i < 0 {
+		return
+	}
+	c.mu.Lock()
+	if !c.sealed {
+		c.requests[i].Status, c.requests[i].MS = status, ms(d)
+	}
+	c.mu.Unlock()
+}
+
+// noteBody notes the length of request i's response body.
+func (c *conn) noteBody(i int, n int64) {
+	if i < 0 {
+		return
+	}
+	c.mu.Lock()
+	if !c.sealed {
+		c.requests[i].Bytes = n
 	}
 	c.mu.Unlock()
 }
@@ -154,18 +201,24 @@ func (c *conn) setOrigin(remote string) {
 	c.certOrigin = upstream.Key(c.rec.SNI, remote, "")
 }
 
-// clientKey names a client program on a device and the host it talks to:
-// the client's IP, the program (User-Agent product, known once the first
-// request was read, else empty) and its TLS stack (JA4 less the parts a
-// resuming hello changes). Apple's TLS session cache lives in each process
-// (seed 001), so two apps with one TLS stack on one phone are two clients.
-func (c *conn) clientKey() string {
+// ticketKey names a client on a device and the host it talks to, as far
+// as is known when tlsresume issues it a ticket: the client's IP, its TLS
+// stack (JA4 less the parts a resuming hello changes), the SNI and the
+// target. The program (the User-Agent's product) is known only once the
+// first request was read, after the ticket: ticketBefore compares it then.
+// Apple's TLS session cache lives in each process (seed 001), so two apps
+// with one TLS stack on one phone are two clients.
+func (c *conn) ticketKey() string {
+	if c.clientKey != "" {
+		return c.clientKey
+	}
 	host, _, _ := net.SplitHostPort(c.rec.ClientAddr)
 	ja4 := ""
 	if c.rec.ClientHello != nil {
 		ja4 = inspect.JA4Program(c.rec.ClientHello.JA4)
 	}
-	return host + "|" + inspect.ProgramName(c.rec.UserAgent) + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
+	c.clientKey = host + "|" + ja4 + "|" + c.serverName() + "|" + c.rec.Target
+	return c.clientKey
 }
 
 // passClient names a client program for --auto-passthrough: its IP and its

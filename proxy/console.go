@@ -39,11 +39,18 @@ func ConsoleWriter(out io.Writer, noColor bool) zerolog.ConsoleWriter {
 }
 
 // printableEvent shows a decoded event's message and field names through
-// inspect.Printable; the writer's own formatters then print them as usual
-// (the message in bold).
+// inspect.Printable, and drops the fields of a record's line, which its
+// message says for people; the writer's own formatters then print them as
+// usual (the message in bold).
 func printableEvent(evt map[string]any) error {
 	if msg, ok := evt[zerolog.MessageFieldName].(string); ok {
 		evt[zerolog.MessageFieldName] = inspect.Printable(msg)
+	}
+	if _, ok := evt["verdict"]; ok {
+		// A record's line: its message says it all.
+		for _, k := range recordFields {
+			delete(evt, k)
+		}
 	}
 	var renamed []string
 	for k := range evt {
@@ -73,18 +80,32 @@ func consoleText(v any) string {
 	return fmt.Sprintf("%s", v)
 }
 
-// logRecord logs one console line for a finished record.
+// recordFields are the fields of a record's line (logRecord): for
+// machines (--log-json), while the console shows the line's message alone,
+// which says the same for people (printableEvent drops them).
+var recordFields = []string{"conn_id", "client", "target", "sni", "program", "ja4", "offered", "resumed", "upstream_resumed",
+	"verdict", "fix", "mirrored_from", "mirror_mismatch", "error"}
+
+// logRecord logs one line for a finished record: recordLine for people,
+// its facts in fields for machines.
 func (s *Server) logRecord(r *inspect.ConnRecord) {
 	ev := s.cfg.Log.Info()
-	if r.Verdict.Client == inspect.CodeClientHandshakeFailed || r.Verdict.Code == inspect.CodeUpstreamFailed || r.Error != "" {
+	if r.Verdict.Client == inspect.CodeClientHandshakeFailed || r.Verdict.Code == inspect.CodeUpstreamFailed || r.Error != "" || r.Verdict.Fix != "" {
 		ev = s.cfg.Log.Warn()
+	}
+	if !ev.Enabled() {
+		return
 	}
 	ev = ev.Str("conn_id", r.ID).Str("client", r.ClientAddr).Str("target", r.Target).Str("verdict", string(r.Verdict.Code))
 	if r.SNI != "" {
 		ev = ev.Str("sni", r.SNI)
 	}
+	program := inspect.ProgramName(r.UserAgent)
+	if program != "" {
+		ev = ev.Str("program", program)
+	}
 	if r.ClientHello != nil {
-		ev = ev.Str("ja4", r.ClientHello.JA4)
+		ev = ev.Str("ja4", r.ClientHello.JA4).Str("offered", string(r.ClientHello.Attempt))
 	}
 	if r.ClientLeg != nil {
 		ev = ev.Bool("resumed", r.ClientLeg.Resumed)
@@ -92,20 +113,16 @@ func (s *Server) logRecord(r *inspect.ConnRecord) {
 	if r.UpstreamLeg != nil {
 		ev = ev.Bool("upstream_resumed", r.UpstreamLeg.Resumed)
 	}
+	if r.Verdict.Fix != "" {
+		ev = ev.Str("fix", r.Verdict.Fix)
+	}
 	if m := r.Mirrored; m != nil && len(m.Mismatch) > 0 {
-		// Answered early, and the origin then answered otherwise: rare,
-		// and what the client saw is not what the origin chose.
 		ev = ev.Str("mirrored_from", m.From).Strs("mirror_mismatch", m.Mismatch)
 	}
 	if r.Error != "" {
 		ev = ev.Str("error", r.Error)
 	}
-	who := r.ClientAddr
-	if r.UserAgent != "" {
-		// "curl/7.88.1 (127.0.0.1:41234)": the program tells more than the port.
-		who = fmt.Sprintf("%s (%s)", inspect.ProgramName(r.UserAgent), r.ClientAddr)
-	}
-	ev.Msg(fmt.Sprintf("%s → %s  %s", who, r.Target, r.Verdict.Text))
+	ev.Msg(recordLine(r, program))
 }
 
 // httpErrorLog sends what net/http would print (accept errors, panics in

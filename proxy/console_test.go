@@ -47,7 +47,7 @@ func TestConsoleWriterHostile(t *testing.T) {
 			}
 			tlstest.CheckTerminal(t, "console", text, false)
 			for _, want := range []string{"→ " + tlstest.HostileSNIShown + ":443", "not " + tlstest.HostileSNIShown,
-				"evil\\u009b2J\\x7f/1.0 (127.0.0.1:1)", tlstest.HostileALPNShown + "=key", `alpn\u009b`, "error from " + tlstest.HostileUserAgentShown} {
+				"c1 evil\\u009b2J\\x7f/1.0 127.0.0.1 →", tlstest.HostileALPNShown + "=key", `alpn\u009b`, "error from " + tlstest.HostileUserAgentShown} {
 				if !strings.Contains(text, want) {
 					t.Errorf("the console does not show %q:\n%s", want, text)
 				}
@@ -97,7 +97,7 @@ func TestConsoleHostileClients(t *testing.T) {
 
 	text := console.String()
 	tlstest.CheckTerminal(t, "console", text, false)
-	for _, want := range []string{"not " + tlstest.HostileSNIShown, `evil\u009b2J/1.0 (127.0.0.1:`, tlstest.HostileUserAgentShown} {
+	for _, want := range []string{"not " + tlstest.HostileSNIShown, `evil\u009b2J/1.0 127.0.0.1 →`, tlstest.HostileUserAgentShown} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the console does not show %q:\n%s", want, text)
 		}

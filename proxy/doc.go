@@ -15,6 +15,7 @@
 //	sources     server.go (ServeHTTP: CONNECT and forward requests),
 //	            connect.go (a CONNECT tunnel), listeners.go (transparent, SNI, Host),
 //	            arrive.go (HandleConn: sources the proxy does not listen for, WireGuard),
+//	            tlsatproxy.go (TLS spoken to the CONNECT listener itself),
 //	            gate.go (every listener's admission: --allow, --max-conns, tracking)
 //	path.go     serve and run: the steps in order, one deferred finish
 //	peek.go     read the ClientHello without answering it; keep the bytes for replay
@@ -34,8 +35,10 @@
 // origin: its dial, its handshake, its ticket sip), netutil.go (the dial
 // made while the hello arrives, counting connections), learned.go
 // (what is learned across connections, of origins and clients),
-// verdict.go, lineage.go (ticket stamps), events.go (the record events),
-// console.go, recordlog.go, gate.go (--allow and --max-conns), magic.go.
+// verdict.go, fix.go (what fixes a failure), lineage.go (ticket stamps),
+// clienttickets.go (whether the client leg issues tickets), events.go (the record events),
+// console.go and consoleline.go (the console and its line per connection),
+// recordlog.go, gate.go (--allow and --max-conns), magic.go.
 //
 // # Words
 //

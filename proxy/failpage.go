@@ -77,8 +77,12 @@ func (c *conn) answerFailureAfterHandshake(tc *tls.Conn, upErr error) error {
 // inspect.Printable.
 func (s *Server) serveFailure(c *conn, tc *tls.Conn, alpn string, upErr error) {
 	v := decide(c.rec, c.facts)
-	body := fmt.Sprintf("tlsresume could not reach %s for this request.\n\n%s\n\nverdict: %s\n%s\n\n(record %s)\n",
-		inspect.Printable(c.rec.Target), inspect.Printable(upErr.Error()), v.Code, inspect.Printable(v.Text), c.rec.ID)
+	fix := ""
+	if v.Fix != "" {
+		fix = "\nfix: " + v.Fix + "\n"
+	}
+	body := fmt.Sprintf("tlsresume could not reach %s for this request.\n\n%s\n%s\nverdict: %s\n%s\n\n(record %s)\n",
+		inspect.Printable(c.rec.Target), inspect.Printable(upErr.Error()), fix, v.Code, inspect.Printable(v.Text), c.rec.ID)
 	tc.SetDeadline(s.cfg.Now().Add(s.cfg.ConnectTimeout))
 	if alpn == "h2" {
 		srv := &http2.Server{IdleTimeout: time.Second}

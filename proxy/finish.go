@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/tlsresume/tlsresume/inspect"
+import (
+	"errors"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
 
 // finish is the path's last step, deferred by serve for every ending: it
 // closes both sides, completes the record with what was left to count,
@@ -31,10 +35,13 @@ func (c *conn) finish() {
 		u.ExtraHandshakes = c.extra
 	}
 	r.UserAgent = c.userAgent
+	r.Requests, r.RequestCount = c.requests, c.requested
+	c.requests, c.sealed = nil, true // a late answer writes nothing the record holds
 	c.mu.Unlock()
 	s.learned.closeOrigin(c, ticketsKnown)
-	c.facts.ticketBefore = s.learned.clientClosed(c)
+	c.facts.ticketBefore = s.learned.ticketBefore(c)
 	c.facts.notTLS = c.notTLS != nil
+	c.facts.tlsToProxy = errors.Is(c.err, errTLSToProxy)
 	r.Verdict = decide(r, c.facts)
 	r = r.Capped() // what peers sent is bounded before the console, the log and the view see it
 	s.logRecord(r)

@@ -159,7 +159,7 @@ func (c *slotConn) established() {
 // establish marks c, when the gate admitted it, as having sent its hello
 // or request; it says whether the gate evicted it first.
 func establish(c net.Conn) (evicted bool) {
-	sc, ok := c.(*slotConn)
+	sc, ok := admitted(c)
 	if !ok {
 		return false
 	}
@@ -169,8 +169,22 @@ func establish(c net.Conn) (evicted bool) {
 
 // wasEvicted says whether the gate evicted c.
 func wasEvicted(c net.Conn) bool {
-	sc, ok := c.(*slotConn)
+	sc, ok := admitted(c)
 	return ok && sc.slot.evicted.Load()
+}
+
+// admitted finds the gate's slotConn under c's wrappers (NetConn).
+func admitted(c net.Conn) (*slotConn, bool) {
+	for {
+		switch w := c.(type) {
+		case *slotConn:
+			return w, true
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil, false
+		}
+	}
 }
 
 // gateListener admits through the gate; refusal writes refuse (nil: close).

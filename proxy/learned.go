@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -23,9 +24,9 @@ const maxMemory = 1 << 16
 // verdict then speaks of the same origin the cache looked up.
 type learned struct {
 	mu      sync.Mutex
-	origins map[string]originInfo   // by upstream.Key(name, address)
-	names   map[string]int          // completed upstream connections by name and port, any address
-	clients map[string]ticketIssues // by clientKey
+	origins map[string]originInfo    // by upstream.Key(name, address)
+	names   map[string]int           // completed upstream connections by name and port, any address
+	clients map[string]*ticketIssues // by ticketKey: the tickets tlsresume issued each client
 	// askers are the origins (by upstream.Key without identity) that sent
 	// a CertificateRequest on any upstream handshake: mirror mode asks
 	// the client on every later full handshake, even when the upstream
@@ -46,7 +47,7 @@ type originInfo struct {
 }
 
 func newLearned() *learned {
-	return &learned{origins: map[string]originInfo{}, names: map[string]int{}, clients: map[string]ticketIssues{}, askers: map[string]bool{},
+	return &learned{origins: map[string]originInfo{}, names: map[string]int{}, clients: map[string]*ticketIssues{}, askers: map[string]bool{},
 		answers: map[string]answer{}, sessionIDs: inspect.NewSessionHistory(0)}
 }
 
@@ -139,42 +140,6 @@ func (m *learned) abandon(key string) {
 	m.origins[key] = o
 }
 
-// clientTicket returns a connection of this client program to this host
-// that got a ticket from us and began before start (an overlapping later
-// connection's ticket was not the client's to offer), and, when connID got
-// one, remembers it.
-func (m *learned) clientTicket(key, connID string, start time.Time, got bool) (before string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := m.clients[key]
-	switch {
-	case t.last.id != "" && t.last.start.Before(start):
-		before = t.last.id
-	case t.first.id != "" && t.first.start.Before(start):
-		before = t.first.id
-	}
-	if got {
-		if len(m.clients) >= maxMemory {
-			m.clients = map[string]ticketIssues{}
-		}
-		if t.first.id == "" {
-			t.first = ticketIssue{connID, start}
-		}
-		t.last = ticketIssue{connID, start}
-		m.clients[key] = t
-	}
-	return before
-}
-
-// ticketIssues are the first and the last connection of a client program
-// that got a ticket.
-type ticketIssues struct{ first, last ticketIssue }
-
-type ticketIssue struct {
-	id    string
-	start time.Time
-}
-
 // rememberAnswer keeps how the origin answered the offer named key.
 func (m *learned) rememberAnswer(key string, a answer) {
 	m.mu.Lock()
@@ -193,15 +158,99 @@ func (m *learned) answerTo(key string) (answer, bool) {
 	return a, ok
 }
 
-// clientClosed learns whether c's client program got a ticket from
-// tlsresume on c, and returns the earlier connection of that program to
-// this host that got one before c began, if any (the verdict's
-// ticketBefore). Only intercepted TLS connections count.
-func (m *learned) clientClosed(c *conn) string {
+// What is learned of clients: the tickets tlsresume issued each client
+// program, so that a connection that offers nothing is told apart from a
+// first contact (client_offered_nothing).
+//
+// A ticket counts from the moment it is issued (lineage's WrapSession),
+// whether or not the connection that got it has finished, and only for a
+// connection whose hello arrived after it: the first connections of a page
+// load open in parallel before any ticket exists, and they had nothing to
+// offer. A browser keeps its connections open for minutes, so waiting for
+// the issuing connection to finish would miss most tickets.
+
+// maxIssuesKept is how many of a client's latest tickets are kept: a
+// connection looks for the latest one issued before its hello.
+const maxIssuesKept = 4
+
+// ticketIssue is one ticket tlsresume issued, on connection connID.
+type ticketIssue struct {
+	connID string
+	at     time.Time
+	// program is the issuing connection's program (inspect.ProgramName of
+	// its first request's User-Agent), known only once that request was
+	// read: the ticket is issued during the handshake, before it.
+	program atomic.Pointer[string]
+}
+
+// noteProgram names the program of the connection that got t.
+func (t *ticketIssue) noteProgram(program string) { t.program.Store(&program) }
+
+// programName is the issuing connection's program, "" until known.
+func (t *ticketIssue) programName() string {
+	if p := t.program.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// ticketIssues are a client's latest tickets, the newest last.
+type ticketIssues struct {
+	latest [maxIssuesKept]*ticketIssue
+	n      int
+}
+
+// issuedTicket notes a ticket issued to c's client, now.
+func (m *learned) issuedTicket(c *conn, at time.Time) {
+	if c.issue != nil {
+		return // a connection's further tickets change nothing
+	}
+	t := &ticketIssue{connID: c.rec.ID, at: at}
+	c.issue = t
+	key := c.ticketKey()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.clients) >= maxMemory {
+		m.clients = map[string]*ticketIssues{}
+	}
+	is := m.clients[key]
+	if is == nil {
+		is = &ticketIssues{}
+		m.clients[key] = is
+	}
+	if is.n == maxIssuesKept {
+		copy(is.latest[:], is.latest[1:])
+		is.n--
+	}
+	is.latest[is.n] = t
+	is.n++
+}
+
+// ticketBefore returns the connection that got the latest ticket
+// tlsresume issued c's client program for this host before c's hello
+// arrived, or "": the verdict's ticketBefore. Only intercepted TLS
+// connections count.
+func (m *learned) ticketBefore(c *conn) string {
 	r := c.rec
-	if r.ClientHello == nil || r.Passthrough != "" || c.notTLS != nil {
+	if r.ClientHello == nil || r.Passthrough != "" || c.notTLS != nil || c.helloAt.IsZero() {
 		return ""
 	}
-	got := r.ClientLeg != nil && r.ClientLeg.TicketsSent > 0
-	return m.clientTicket(c.clientKey(), r.ID, c.start, got)
+	program := inspect.ProgramName(r.UserAgent)
+	key := c.ticketKey()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	is := m.clients[key]
+	if is == nil {
+		return ""
+	}
+	for i := is.n - 1; i >= 0; i-- {
+		t := is.latest[i]
+		if t.connID == r.ID || !t.at.Before(c.helloAt) {
+			continue
+		}
+		if t.programName() == program {
+			return t.connID
+		}
+	}
+	return ""
 }

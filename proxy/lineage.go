@@ -63,14 +63,20 @@ type lineage struct {
 	keys   *TicketKeys
 	keyID  string         // the key that encrypts this connection's tickets
 	rule   ResumptionRule // what --client-resumption says for this host
+	c      *conn          // its connection, whose client learned notes each ticket issued (nil: none)
 }
 
 // install sets cfg.WrapSession and cfg.UnwrapSession. cfg must be the
 // per-connection clone: the hooks encrypt with cfg's (shared) ticket keys.
 func (l *lineage) install(cfg *tls.Config) {
 	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		ss.Extra = append(ss.Extra, stamp(l.connID, l.now(), l.keyID))
+		now := l.now()
+		ss.Extra = append(ss.Extra, stamp(l.connID, now, l.keyID))
 		l.leg.TicketsSent++
+		if l.c != nil {
+			// Known from this moment: a client's later hello had it to offer.
+			l.c.s.learned.issuedTicket(l.c, now)
+		}
 		return cfg.EncryptTicket(cs, ss)
 	}
 	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {

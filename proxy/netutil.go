@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
 )
 
 // The path's plumbing: the dial made while the hello arrives, the cache
@@ -60,8 +62,9 @@ func (p *predial) discard() {
 	}()
 }
 
-// verifyCache remembers chain verification results, so a resumed (or
-// repeated) upstream handshake does not verify the same chain again.
+// verifyCache remembers chain verification results, and the record of
+// the certificate verified, so a resumed (or repeated) upstream handshake
+// does not verify the same chain again, nor describe it again.
 type verifyCache struct {
 	mu sync.Mutex
 	m  map[[32]byte]verifyResult
@@ -69,14 +72,16 @@ type verifyCache struct {
 
 type verifyResult struct {
 	err     error
+	cert    *inspect.Certificate // shared by every record of this chain: never changed
 	expires time.Time
 }
 
-// verify checks cs's chain for name, from the cache when it can. A result
-// is kept for an hour, or until the leaf expires.
-func (v *verifyCache) verify(cs tls.ConnectionState, name string, roots *x509.CertPool, now time.Time) error {
+// verify checks cs's chain for name, from the cache when it can, and
+// describes the certificate for the record (nil when there is none). A
+// result is kept for an hour, or until the leaf expires.
+func (v *verifyCache) verify(cs tls.ConnectionState, name string, roots *x509.CertPool, now time.Time) (*inspect.Certificate, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return verifyChain(cs, name, roots)
+		return nil, verifyChain(cs, name, roots)
 	}
 	h := sha256.New()
 	h.Write([]byte(name))
@@ -90,20 +95,39 @@ func (v *verifyCache) verify(cs tls.ConnectionState, name string, roots *x509.Ce
 	r, ok := v.m[key]
 	v.mu.Unlock()
 	if ok && now.Before(r.expires) {
-		return r.err
+		return r.cert, r.err
 	}
 	err := verifyChain(cs, name, roots)
-	exp := now.Add(time.Hour)
-	if na := cs.PeerCertificates[0].NotAfter; na.Before(exp) {
-		exp = na
+	r = verifyResult{err: err, cert: certificateRecord(cs.PeerCertificates, err), expires: now.Add(time.Hour)}
+	if na := cs.PeerCertificates[0].NotAfter; na.Before(r.expires) {
+		r.expires = na
 	}
 	v.mu.Lock()
 	if v.m == nil || len(v.m) >= 4096 {
 		v.m = map[[32]byte]verifyResult{}
 	}
-	v.m[key] = verifyResult{err, exp}
+	v.m[key] = r
 	v.mu.Unlock()
-	return err
+	return r.cert, err
+}
+
+// certificateRecord describes an origin's chain, whose verification ended
+// with err, for the upstream leg's record.
+func certificateRecord(chain []*x509.Certificate, err error) *inspect.Certificate {
+	leaf := chain[0]
+	c := &inspect.Certificate{
+		Subject: leaf.Subject.String(), Issuer: leaf.Issuer.String(), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
+		ChainLen: len(chain), Verified: err == nil,
+		Names: make([]string, 0, len(leaf.DNSNames)+len(leaf.IPAddresses)),
+	}
+	c.Names = append(c.Names, leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		c.Names = append(c.Names, ip.String())
+	}
+	if err != nil {
+		c.VerifyError = err.Error()
+	}
+	return c
 }
 
 // verifyChain verifies the origin's chain for name against roots (nil:

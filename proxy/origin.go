@@ -215,8 +215,8 @@ func (s *Server) handshakeOrigin(ctx context.Context, c *conn, raw net.Conn, off
 		// upstream still records whether the certificate verified.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			err := s.verified.verify(cs, serverName, s.cfg.UpstreamRoots, s.cfg.Now())
-			leg.Verified = err == nil
+			cert, err := s.verified.verify(cs, serverName, s.cfg.UpstreamRoots, s.cfg.Now())
+			leg.Verified, leg.Certificate = err == nil, cert
 			if err != nil && !s.cfg.InsecureUpstream {
 				return err
 			}

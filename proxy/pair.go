@@ -109,6 +109,22 @@ func (p *pairLeg) version() uint16 {
 	return p.oc.tls.ConnectionState().Version
 }
 
+func (p *pairLeg) issuesTickets() (issued, known bool) {
+	if p.ahead || p.oc == nil {
+		return false, false
+	}
+	st := p.oc.tls.ConnectionState()
+	switch {
+	case st.Version >= tls.VersionTLS13:
+		return false, false
+	case st.DidResume:
+		// Go's client resumes TLS 1.2 only by a ticket the origin issued
+		// (handshake_client.go, loadSession), whether or not it renews it.
+		return true, true
+	}
+	return p.oc.view.Stored() > 0, true
+}
+
 // settle waits for the handshake the client was answered ahead of, and
 // notes what the origin answered differently from what was mirrored.
 func (p *pairLeg) settle() error {

@@ -54,5 +54,6 @@ func (c *conn) peek() error {
 		return err
 	}
 	c.rec.SNI = string(c.hello.ServerName)
+	c.helloAt = s.cfg.Now()
 	return nil
 }

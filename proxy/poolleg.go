@@ -84,6 +84,13 @@ func (l *poolLeg) version() uint16 {
 	return l.ver
 }
 
+func (l *poolLeg) issuesTickets() (issued, known bool) {
+	if l.own != nil {
+		return l.own.issuesTickets()
+	}
+	return false, false // the pool's handshake it mirrors is not this connection's
+}
+
 func (l *poolLeg) settle() error { return nil }
 
 func (l *poolLeg) transport() (http.RoundTripper, error) {

@@ -228,35 +228,52 @@ type relayTransport struct {
 }
 
 func (t *relayTransport) RoundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-	t.c.noteRequest(req.Header.Get("User-Agent"))
+	c := t.c
+	i := c.noteRequest(req)
+	start := c.s.cfg.Now()
 	req.URL.Scheme = "https"
-	req.URL.Host = t.c.rec.Target
+	req.URL.Host = c.rec.Target
 	resp, err := t.rt.RoundTrip(req)
 	if err != nil {
 		if req.Context().Err() == nil { // not the client going away
-			t.c.streamError(sideOrigin, err)
+			c.streamError(sideOrigin, err)
 		}
+		c.noteAnswer(i, 0, c.s.cfg.Now().Sub(start))
 		return nil, err
 	}
+	c.noteAnswer(i, resp.StatusCode, c.s.cfg.Now().Sub(start))
 	if resp.StatusCode != http.StatusSwitchingProtocols { // an upgraded body must stay writable
-		resp.Body = &originBody{ReadCloser: resp.Body, c: t.c}
+		resp.Body = &originBody{ReadCloser: resp.Body, c: c, req: i}
 	}
 	return resp, nil
 }
 
-// originBody notes an error reading a response from the origin (a reset
-// mid-response) on the upstream leg.
+// originBody counts a response's body for its request's record, and notes
+// an error reading it from the origin (a reset mid-response) on the
+// upstream leg.
 type originBody struct {
 	io.ReadCloser
-	c *conn
+	c      *conn
+	req    int   // its request's place in the record, or -1
+	n      int64 // bytes read
+	closed bool
 }
 
 func (b *originBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
 	if err != nil {
 		b.c.streamError(sideOrigin, err)
 	}
 	return n, err
+}
+
+func (b *originBody) Close() error {
+	if !b.closed {
+		b.closed = true
+		b.c.noteBody(b.req, b.n)
+	}
+	return b.ReadCloser.Close()
 }
 
 // sniffHTTP reads the first bytes of a connection without ALPN to tell HTTP

@@ -112,7 +112,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.startRotation()
 	stop := context.AfterFunc(ctx, func() { s.Shutdown(context.Background()) })
 	defer stop()
-	err := s.httpSrv.Serve(s.gate.listener(ln, true))
+	err := s.httpSrv.Serve(&tlsToProxy{Listener: s.gate.listener(ln, true), s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

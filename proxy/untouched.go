@@ -46,6 +46,9 @@ func (c *conn) passThrough() error {
 		if c.rec.ServerHello == nil || c.rec.ServerHello.HRR {
 			c.rec.ServerHello = r.ServerHello
 		}
+		if r.ClientAlert != "" {
+			c.rec.ClientAlert = r.ClientAlert // it ended the handshake: a rejected certificate, say
+		}
 	}
 	hello := c.replay
 	c.replay = nil

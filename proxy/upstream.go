@@ -14,6 +14,12 @@ type upstreamLeg interface {
 	// version is the TLS version the origin negotiated on this
 	// connection's own upstream handshake, once it is complete; else 0.
 	version() uint16
+	// issuesTickets says whether the origin issued a ticket on this
+	// connection's own upstream handshake, when its handshake says so
+	// before the client is answered (known): a TLS 1.2 NewSessionTicket
+	// comes inside the handshake (RFC 5077, Section 3.3), a TLS 1.3 one
+	// after it, and an answer ahead or the pool's shows no handshake yet.
+	issuesTickets() (issued, known bool)
 	// settle waits for an upstream handshake still under way (the client
 	// was answered ahead of it) and returns how it ended.
 	settle() error

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tlsresume/tlsresume/inspect"
@@ -10,8 +11,9 @@ import (
 // verdictFacts are what the verdict needs beyond the record itself: what
 // the proxy remembers of earlier connections (see memory).
 type verdictFacts struct {
-	// ticketBefore is the earlier connection of this client (IP, program
-	// and TLS stack) to this host that got a ticket from tlsresume, or "".
+	// ticketBefore is the connection that got the latest ticket tlsresume
+	// issued this client (IP, program and TLS stack) for this host before
+	// this connection's hello arrived, finished or not; or "".
 	ticketBefore      string
 	ticketsDisabled   bool // we issued no tickets on this connection (flag or mirrored origin)
 	originSeen        bool // an earlier upstream handshake to this name + address completed
@@ -19,11 +21,19 @@ type verdictFacts struct {
 	originOpen        bool // an earlier upstream connection to this name + address was still open
 	nameSeen          bool // an earlier upstream handshake to this name, at another address, completed
 	notTLS            bool // the connection was not TLS and was relayed untouched
+	tlsToProxy        bool // the client spoke TLS to the proxy port itself (errTLSToProxy)
 }
 
 // decide is the verdict on a finished record: each leg's code and words,
-// and the most important code of the two.
+// the most important code of the two, and what would fix a failure.
 func decide(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
+	v := decideCodes(r, f)
+	v.Fix = fixOf(r, v, f).full
+	return v
+}
+
+// decideCodes is the verdict's codes and words.
+func decideCodes(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
 	if r.Passthrough != "" {
 		return decidePassthrough(r)
 	}
@@ -60,6 +70,11 @@ func decidePassthrough(r *inspect.ConnRecord) inspect.Verdict {
 	v := inspect.Verdict{Upstream: inspect.CodeUpstreamNotAttempted}
 	sh := r.ServerHello
 	switch {
+	case isCertRejection(r.ClientAlert):
+		v.Code, v.Client = inspect.CodePassthroughRejectedCert, inspect.CodePassthroughRejectedCert
+		v.Text = "passed through (" + r.Passthrough + "); the client rejected the origin's own certificate (alert " + r.ClientAlert +
+			"): passed through, it sees the origin's certificate, not tlsresume's, and it does not trust the CA that signed it"
+		return v
 	case sh == nil || !sh.Complete:
 		v.Code = inspect.CodePassthroughUnknown
 	case sh.Resumed:
@@ -121,7 +136,7 @@ func clientVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode, 
 		return inspect.CodeClientSessionIDOnly, sessionIDOnlyWords
 	}
 	if f.ticketsDisabled {
-		return inspect.CodeClientTicketsDisabled, "offered nothing to resume, and tlsresume issues no tickets on this connection"
+		return inspect.CodeClientTicketsDisabled, "offered nothing to resume, and tlsresume issues no tickets on this connection" + ticketsOffWhy(r.Mirrored)
 	}
 	if f.ticketBefore != "" && !ch.SessionTicket.Offered && !ch.PreSharedKey.Offered {
 		return inspect.CodeClientOfferedNothing, "offered nothing (no session_ticket, no pre_shared_key) although this program was given a ticket on " + f.ticketBefore + ": " + inspect.OfferedNothingCause(ch.JA4)
@@ -158,7 +173,10 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 	case u.Cache == inspect.CacheExpired:
 		return inspect.CodeUpstreamCacheExpired, fmt.Sprintf("cached session expired (%s old)", ageWords(u.SessionAgeMS))
 	case f.originIssuedNoTkt:
-		return inspect.CodeUpstreamNoTicket, "server issued no ticket earlier (Go's client resumes TLS 1.2 only by ticket, never by session ID)"
+		if u.Version == "1.2" {
+			return inspect.CodeUpstreamNoTicket, "server issued no ticket earlier (Go's client resumes TLS 1.2 only by ticket, never by session ID)"
+		}
+		return inspect.CodeUpstreamNoTicket, "server issued no ticket earlier: nothing to resume with"
 	case f.originSeen:
 		return inspect.CodeUpstreamCacheMiss, "cache miss (evicted or flushed)"
 	case f.originOpen:
@@ -167,6 +185,15 @@ func upstreamVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode
 		return inspect.CodeUpstreamNewAddress, "first contact with this address (" + u.RemoteAddr + ") of a known name: sessions are kept per name + address + port, so a name that resolves to another address starts afresh"
 	}
 	return inspect.CodeUpstreamFirstContact, "first contact: nothing cached yet"
+}
+
+// ticketsOffWhy says why the client leg issued no tickets: a flag, or the
+// origin, mirrored.
+func ticketsOffWhy(m *inspect.Mirrored) string {
+	if m == nil || slices.Contains(m.Overrides, "client_tickets") {
+		return " (--client-tickets=false)"
+	}
+	return ": the origin issues none, and tlsresume mirrors it (against the origin, a TLS 1.2 client resumes by session ID, which Go's TLS server cannot offer)"
 }
 
 const sessionIDOnlyWords = "offers no session_ticket: over TLS 1.2 it can resume only by session ID, which Go's TLS server (tlsresume) never issues, so it cannot resume here (a server with a session cache could resume it)"

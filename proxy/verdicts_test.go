@@ -122,6 +122,22 @@ var verdictCases = []verdictCase{
 			}
 			return one(e.next())
 		}},
+	{"passed through, the client rejects the origin's certificate", []wantConn{{inspect.CodePassthroughRejectedCert, inspect.CodePassthroughRejectedCert, inspect.CodeUpstreamNotAttempted}},
+		func(t *testing.T) []*inspect.ConnRecord {
+			// A TLS 1.2 client without tickets is passed through (it resumes
+			// only by session ID); trusting only tlsresume's CA, it rejects
+			// the origin's own certificate with a plaintext alert.
+			o := startOrigin(t, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
+			e := startProxy(t, tempDir(t), nil)
+			if _, err := e.goDial(o.addr, &tls.Config{ServerName: "origin.test", SessionTicketsDisabled: true, MaxVersion: tls.VersionTLS12}); err == nil {
+				t.Fatal("the client trusted the origin's certificate")
+			}
+			r := e.next()
+			if r.ClientAlert != "bad_certificate" || !strings.Contains(r.Verdict.Fix, "--session-id-clients intercept") {
+				t.Errorf("%s: client_alert %q, fix %q", r.ID, r.ClientAlert, r.Verdict.Fix)
+			}
+			return one(r)
+		}},
 	{"another server's ticket", []wantConn{{inspect.CodeClientTicketNotOurs, inspect.CodeClientTicketNotOurs, inspect.CodeUpstreamFirstContact}},
 		func(t *testing.T) []*inspect.ConnRecord {
 			o := startOrigin(t, nil)

@@ -199,7 +199,7 @@ func TestCLIConsoleHostileSNI(t *testing.T) {
 	tc := tls.Client(c, &tls.Config{ServerName: tlstest.HostileSNI, InsecureSkipVerify: true, NextProtos: []string{tlstest.HostileALPN}})
 	tc.Handshake() // tlsresume will not mint a certificate for that name
 	tc.Close()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "conn_id="); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "  client "); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no connection line: %s", stderr.String())
 		}

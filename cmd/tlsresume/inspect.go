@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -90,5 +91,14 @@ func inspectFile(name string) ([]*inspect.Record, error) {
 		return nil, err
 	}
 	defer closeInput()
-	return readCapture(bufio.NewReaderSize(r, 1<<16))
+	br := bufio.NewReaderSize(r, 1<<16)
+	if head, _ := br.Peek(64); !isCapture(head) && bytes.HasPrefix(bytes.TrimLeft(head, " \t\r\n"), []byte("{")) {
+		return nil, errRecordLog
+	}
+	return readCapture(br)
 }
+
+// errRecordLog: inspect was given JSON lines (the proxy's --log, or
+// inspect --format jsonl), which report and web read.
+var errRecordLog = errors.New("this is a record log (JSON lines: the proxy's --log, or inspect --format jsonl), not a capture: " +
+	"use tlsresume report FILE (per program and host) or tlsresume web FILE (in a browser)")

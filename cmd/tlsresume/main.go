@@ -51,6 +51,11 @@ func main() {
 
 // run dispatches a command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		// tlsresume --help: the commands, not only the default one's flags.
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	cmd := "proxy"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -81,6 +86,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	linef(stderr, "tlsresume: unknown command %q (run \"tlsresume help\")", cmd)
 	return 2
+}
+
+// isHelp says whether arg asks for help, as the flag package reads it.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h":
+		return true
+	}
+	return false
 }
 
 // linef prints one line to w: the text of format and args shown through

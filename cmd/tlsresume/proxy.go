@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -209,7 +210,7 @@ func (p *proxyFlags) bindAll(ctx context.Context, log zerolog.Logger) (*sockets,
 		return nil, err
 	}
 	s := &sockets{listeners: ls}
-	if s.web, err = p.web.listen(log); err != nil {
+	if s.web, err = p.web.listen(log, true); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -295,13 +296,14 @@ func (p *proxyFlags) serve(ctx, serveCtx context.Context, srv *proxy.Server, log
 	}
 	errc := make(chan error, len(socks.listeners))
 	for _, l := range socks.listeners {
-		log.Info().Str("listen", l.ln.Addr().String()).Str("mode", l.mode).Msg("listening")
+		log.Info().Str("listen", shownAddr(l.requested, l.ln)).Str("mode", l.mode).Msg("listening")
 		serve := serveFn[l.mode]
 		go func() { errc <- serve(serveCtx, l.ln) }()
 	}
 	for _, l := range socks.listeners {
 		if l.mode == "connect" {
-			linef(stderr, "Point a client's HTTP proxy setting at %s; get the CA at http://%s/ through it (tlsresume ca show says how to trust it).", l.ln.Addr(), proxy.MagicHost)
+			host, _, _ := net.SplitHostPort(l.requested)
+			linef(stderr, "%s", pointAt(l.requested, l.ln, lanAddrs(host == "" || strings.Contains(host, ":"))))
 		}
 	}
 	socks.listeners = nil // the server closes them
@@ -348,10 +350,11 @@ func runAll(fs []func()) {
 // before records are lost: a burst of 64k connections.
 const recordLogBuffer = 1 << 16
 
-// listener is one bound socket and the mode that serves it.
+// listener is one bound socket, the address it was asked for, and the
+// mode that serves it.
 type listener struct {
-	mode string
-	ln   net.Listener
+	mode, requested string
+	ln              net.Listener
 }
 
 // bind binds every listener the flags ask for (one process may run the
@@ -372,7 +375,7 @@ func (p *proxyFlags) bind(ctx context.Context, log zerolog.Logger) ([]listener, 
 			}
 			return nil, err
 		}
-		out = append(out, listener{mode: l.mode, ln: ln})
+		out = append(out, listener{mode: l.mode, requested: l.addr, ln: ln})
 	}
 	if len(out) == 0 && p.dnsListen == "" && p.wg.listen == "" {
 		return nil, errors.New("no listener: give --listen, --transparent, --sni-listen, --http-listen, --dns or --wireguard")

@@ -139,7 +139,7 @@ func TestWebAddress(t *testing.T) {
 		if explicit {
 			fs.Set("web", taken.Addr().String())
 		}
-		ln, err := w.listen(zerolog.New(&log))
+		ln, err := w.listen(zerolog.New(&log), true)
 		if ln != nil || (err != nil) != explicit {
 			t.Errorf("explicit=%v: listener %v, error %v", explicit, ln, err)
 		}

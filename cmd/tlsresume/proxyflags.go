@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,15 +135,37 @@ func (p *proxyFlags) checkAddrs() ([]netip.Prefix, error) {
 		if l.addr == "" {
 			continue
 		}
-		ap, err := netip.ParseAddrPort(l.addr)
+		a, port, err := listenAddr(l.addr)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: want ip:port", l.flag, l.addr)
+			return nil, fmt.Errorf("%s %q: want ip:port or :port, e.g. %[1]s 127.0.0.1:8080 (this machine) or %[1]s 0.0.0.0:8080 --allow 192.168.1.0/24 (a LAN)", l.flag, l.addr)
 		}
-		if !ap.Addr().IsLoopback() && len(allow) == 0 {
-			return nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow CIDR,... (tlsresume is never an open proxy)", l.flag, l.addr)
+		if !a.IsLoopback() && len(allow) == 0 {
+			return nil, fmt.Errorf("%s %s is reachable from other machines: name the clients with --allow (tlsresume is never an open proxy), "+
+				"e.g. %[1]s %[2]s --allow 192.168.1.0/24; or %[1]s 127.0.0.1:%[3]d for this machine only", l.flag, l.addr, port)
 		}
 	}
 	return allow, nil
+}
+
+// listenAddr reads a listen address: ip:port, :port (every address, as
+// Go listens on it) or localhost:port.
+func listenAddr(s string) (netip.Addr, uint16, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.Addr{}, 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.Addr{}, 0, err
+	}
+	switch host {
+	case "":
+		return netip.IPv6Unspecified(), uint16(p), nil
+	case "localhost":
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(p), nil
+	}
+	a, err := netip.ParseAddr(host)
+	return a, uint16(p), err
 }
 
 func ticketsMode(s string) (string, error) {
@@ -182,17 +207,28 @@ func splitList(s string) []string {
 }
 
 // newLogger writes for people (proxy.ConsoleWriter: zerolog's console
-// writer, what peers chose shown escaped) or, with --log-json, for
-// machines (JSON, true values), on stderr.
+// writer, what peers chose shown escaped; colours only on a terminal) or,
+// with --log-json, for machines (JSON, true values), on stderr.
 func newLogger(w io.Writer, jsonOut, verbose bool) zerolog.Logger {
 	level := zerolog.InfoLevel
 	if verbose {
 		level = zerolog.DebugLevel
 	}
 	if !jsonOut {
-		w = proxy.ConsoleWriter(w, false)
+		w = proxy.ConsoleWriter(w, !isTerminal(w))
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal says whether w is a terminal (a character device): a file or
+// a pipe gets no colour codes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // identityFlags is --upstream-client-cert, repeatable: each value is

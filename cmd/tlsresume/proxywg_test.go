@@ -33,7 +33,7 @@ type cliProxy struct {
 
 // startCLIProxy runs `tlsresume proxy ARGS` and waits for its console to
 // match ready, whose first group it returns.
-func startCLIProxy(t *testing.T, ready *regexp.Regexp, args ...string) (*cliProxy, string) {
+func startWGProxy(t *testing.T, ready *regexp.Regexp, args ...string) (*cliProxy, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &cliProxy{stderr: &tlstest.Buffer{}, cancel: cancel, exited: make(chan int, 1)}
@@ -159,7 +159,7 @@ func TestProxyWireGuard(t *testing.T) {
 			"--wireguard", wg, "--wireguard-local", "--peer", "phone", "--peer", "tablet",
 			"--upstream-ca", originCA, "--upstream-cache-file", filepath.Join(dir, "upstream.cache"), "--dns-upstream", "127.0.0.1:1"}
 	}
-	p, addr := startCLIProxy(t, wgListenRE, args("127.0.0.1:0")...)
+	p, addr := startWGProxy(t, wgListenRE, args("127.0.0.1:0")...)
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.stderr.String(), "Scan it"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no QR code on the console: %s", p.stderr.String())
@@ -193,7 +193,7 @@ func TestProxyWireGuard(t *testing.T) {
 	peer.Close()
 	p.stop(t)
 
-	p, _ = startCLIProxy(t, wgListenRE, args(addr)...)
+	p, _ = startWGProxy(t, wgListenRE, args(addr)...)
 	if again := wgConfig(t, caDir, "phone", addr); again != text {
 		t.Errorf("after a restart the configuration changed:\n%s\nwas\n%s", again, text)
 	}

@@ -137,7 +137,7 @@ func readCapture(r io.Reader) ([]*inspect.Record, error) {
 // that cannot be opened or is not a capture it claimed to be, else 1.
 func inputExit(err error) int {
 	var pe *os.PathError
-	if errors.As(err, &pe) || errors.Is(err, pcap.ErrFormat) {
+	if errors.As(err, &pe) || errors.Is(err, pcap.ErrFormat) || errors.Is(err, errRecordLog) {
 		return 2
 	}
 	return 1

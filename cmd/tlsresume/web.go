@@ -46,10 +46,7 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(stderr, false, false)
-	ln, err := w.listen(log)
-	if err == nil && ln == nil {
-		err = fmt.Errorf("--web %s: the address is taken", w.addr)
-	}
+	ln, err := w.listen(log, false)
 	if err != nil {
 		linef(stderr, "tlsresume web: %v", err)
 		return 1

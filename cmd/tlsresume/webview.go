@@ -56,18 +56,22 @@ func (w *webFlags) validate() error {
 	return nil
 }
 
-// listen binds the view's address. The default address may be taken (a
-// second tlsresume): that is said and the view skipped, ln nil and no
-// error. An explicit --web that cannot be bound is an error.
-func (w *webFlags) listen(log zerolog.Logger) (net.Listener, error) {
+// listen binds the view's address. For the proxy (beside the proxy), the
+// default address may be taken (a second tlsresume): that is said and the
+// view skipped, ln nil and no error. An explicit --web that cannot be
+// bound is an error, and so is any address for `tlsresume web`, whose
+// only job the view is.
+func (w *webFlags) listen(log zerolog.Logger, beside bool) (net.Listener, error) {
 	if w.addr == "off" {
 		return nil, nil
 	}
 	ln, err := net.Listen("tcp", w.addr)
-	if err == nil {
+	switch {
+	case err == nil:
 		return ln, nil
-	}
-	if w.explicit() {
+	case !beside:
+		return nil, fmt.Errorf("--web %s: %w (another tlsresume? --web ADDR picks another address, e.g. --web 127.0.0.1:9000)", w.addr, err)
+	case w.explicit():
 		return nil, fmt.Errorf("--web %s: %w", w.addr, err)
 	}
 	log.Warn().Err(err).Str("web", w.addr).Msg("live view not started: its default address is taken (another tlsresume?); --web ADDR picks another, --web off says none")

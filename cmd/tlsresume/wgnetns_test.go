@@ -68,7 +68,7 @@ func TestNetnsWireGuardCLI(t *testing.T) {
 	}
 	dnsAddr := tlstest.StartDNS(t, map[string][]netip.Addr{"origin.test": {wgnsOrigin4, wgnsOrigin6}})
 
-	p, addr := startCLIProxy(t, regexp.MustCompile(`listen=\S*?(10\.200\.74\.1:\d+)\S* \S*mode=\S*wireguard`),
+	p, addr := startWGProxy(t, regexp.MustCompile(`listen=\S*?(10\.200\.74\.1:\d+)\S* \S*mode=\S*wireguard`),
 		"--listen", "127.0.0.1:0", "--web", "off", "--ca-dir", caDir, "--log", logFile,
 		"--wireguard", wgnsRoot4.String()+":0", "--dns-upstream", dnsAddr, "--upstream-ca", originCA)
 	n.client(wgConfig(t, caDir, "phone", addr))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,8 +126,10 @@ func TestTunnelDNS(t *testing.T) {
 	}{{o.v4, "origin.test"}, {o.v6, ""}} {
 		e.handshake(t, tt.dst, tt.sni, nil)
 		r := e.next(t)
-		if r.DNSName != "origin.test" || r.SNI != tt.sni || inspect.HostOf(r) != "origin.test" || r.UpstreamLeg == nil || !r.UpstreamLeg.Verified {
-			t.Errorf("connection to %s (sni %q): dns_name %q host %q upstream %+v; want origin.test, verified", tt.dst, tt.sni, r.DNSName, inspect.HostOf(r), r.UpstreamLeg)
+		// The host keeps its port unless it is 443 (inspect.HostOf).
+		host := net.JoinHostPort("origin.test", strconv.Itoa(int(tt.dst.Port())))
+		if r.DNSName != "origin.test" || r.SNI != tt.sni || inspect.HostOf(r) != host || r.UpstreamLeg == nil || !r.UpstreamLeg.Verified {
+			t.Errorf("connection to %s (sni %q): dns_name %q host %q upstream %+v; want origin.test (host %s), verified", tt.dst, tt.sni, r.DNSName, inspect.HostOf(r), r.UpstreamLeg, host)
 		}
 	}
 	st, _ := e.src.Stats()
