@@ -1,0 +1,174 @@
+package web
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlsresume/tlsresume/inspect"
+)
+
+// TestPackPlan: the codec plans every field of inspect.ConnRecord — a
+// field of a kind it cannot pack fails here, naming it — and refuses such
+// kinds, unexported fields, types that hold themselves, and an inline or
+// key field that does not exist (a rename would silently stop it being
+// inline).
+func TestPackPlan(t *testing.T) {
+	p, err := recordPlan()
+	if err != nil {
+		t.Fatalf("inspect.ConnRecord: %v", err)
+	}
+	if n := countFields(p); n < 100 {
+		t.Errorf("the plan has %d fields; ConnRecord and what it holds have more", n)
+	}
+	type (
+		withMap   struct{ M map[string]int }
+		withIface struct{ I any }
+		withChan  struct{ C chan int }
+		withArray struct{ A [4]byte }
+		hidden    struct{ x int }
+		selfRef   struct{ Next *selfRef }
+		named     struct{ ID, Name string }
+	)
+	for _, tt := range []struct {
+		t       reflect.Type
+		key     string
+		inline  []string
+		wantErr string
+	}{
+		{reflect.TypeFor[withMap](), "", nil, "withMap.M: a map[string]int"},
+		{reflect.TypeFor[withIface](), "", nil, "withIface.I: a interface {}"},
+		{reflect.TypeFor[withChan](), "", nil, "withChan.C: a chan int"},
+		{reflect.TypeFor[withArray](), "", nil, "withArray.A: a [4]uint8"},
+		{reflect.TypeFor[hidden](), "", nil, "hidden.x: an unexported field"},
+		{reflect.TypeFor[selfRef](), "", nil, "holds itself"},
+		{reflect.TypeFor[named](), "named.Id", nil, "no string field named.Id"},
+		{reflect.TypeFor[named](), "named.ID", []string{"named.Nom"}, "no string field named.Nom"},
+		{reflect.TypeFor[named](), "named.ID", []string{"named.Name"}, ""},
+	} {
+		_, err := newPlan(tt.t, tt.key, tt.inline)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%s: %v, want %q", tt.t, err, tt.wantErr)
+		}
+	}
+}
+
+func countFields(p *plan) int {
+	n := len(p.fields)
+	for _, f := range p.fields {
+		for q := f.plan; q != nil; q = q.elem {
+			if q.kind == kindStruct {
+				n += countFields(q)
+			}
+		}
+	}
+	return n
+}
+
+// TestPackEdges: what real records seldom hold still comes back as it
+// was: nil and empty lists, pointers to zero, -0, times in other zones,
+// hex that is not lowercase or of odd length, empty and long strings, a
+// full vocabulary, and bytes that are not a packed record.
+func TestPackEdges(t *testing.T) {
+	zero := 0
+	attempt := inspect.AttemptPSK
+	base := time.Date(2025, 3, 30, 1, 59, 59, 999999999, time.UTC)
+	recs := []*inspect.ConnRecord{
+		{},
+		{ID: "x", Record: inspect.Record{Time: base.In(time.FixedZone("IST", 5*3600+1800)), Source: "pcap",
+			ClientHello: &inspect.ClientHelloRecord{Random: "ABCDEF", SessionID: "abc", CipherSuites: []int{}, Extensions: nil,
+				ALPN: []string{"", "h2"}, Grease: []string{}, Padding: &zero, ECHType: &zero, LegacyVersion: -1,
+				PreSharedKey: inspect.PSKFact{Identities: []inspect.PSKIdentity{{Len: 1, ObfuscatedTicketAge: math.MaxUint32}}}},
+			ServerHello: &inspect.ServerHelloRecord{ResumedBy: &attempt, NewSessionTicket: &inspect.TicketFact{}}},
+			DurationMS: math.Copysign(0, -1), BytesUp: math.MinInt64, BytesDown: math.MaxInt64,
+			ClientLeg: &inspect.ClientLeg{ClientCert: &inspect.ClientCert{}, TicketFrom: "c1"}},
+		{ID: strings.Repeat("é", 300), Record: inspect.Record{Time: base.In(time.FixedZone("", -(9*3600 + 30*60)))},
+			UserAgent: strings.Repeat("0a", 2000), Mirrored: &inspect.Mirrored{Names: []string{"0A", "0a"}}},
+		{ID: "y", Record: inspect.Record{Time: time.Unix(0, 1).In(time.Local), QUIC: &inspect.QUICFacts{Retry: &inspect.QUICRetry{}}}},
+	}
+	k := newPacker()
+	var scratch inspect.ConnRecord
+	for round := range 3 {
+		for i, r := range recs {
+			want, _ := json.Marshal(r)
+			packed := k.pack(r)
+			got, err := k.unpack(packed)
+			if err != nil {
+				t.Fatalf("round %d, record %d: %v", round, i, err)
+			}
+			if err := k.unpackInto(packed, &scratch); err != nil {
+				t.Fatalf("round %d, record %d into a used one: %v", round, i, err)
+			}
+			for _, g := range []*inspect.ConnRecord{got, &scratch} {
+				if b, _ := json.Marshal(g); string(b) != string(want) {
+					t.Fatalf("round %d, record %d:\n got %s\nwant %s", round, i, b, want)
+				}
+			}
+			if keyOf(packed) != r.ID {
+				t.Errorf("keyOf: %q, want %q", keyOf(packed), r.ID)
+			}
+		}
+		if round == 1 { // full: every value inline from now on
+			k.voc.size = vocabBytes
+		}
+	}
+	for _, bad := range []string{"", "\x05ab", "\x01x\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "\x00" + strings.Repeat("\xff", 40)} {
+		if _, err := k.unpack(bad); err == nil {
+			t.Errorf("%q unpacked without an error", bad)
+		}
+	}
+}
+
+// BenchmarkUnpack: unpacking one real record (testdata/records.jsonl:
+// openssl, curl, Chromium through the proxy), new and into a used record,
+// with its recurring values in the vocabulary.
+func BenchmarkUnpack(b *testing.B) {
+	f, err := os.Open("testdata/records.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs, _, _, err := inspect.ReadLog(f)
+	f.Close()
+	if err != nil || len(recs) == 0 {
+		b.Fatalf("testdata/records.jsonl: %d records, %v", len(recs), err)
+	}
+	k := newPacker()
+	var packed []string
+	size := 0
+	for range 2 {
+		packed = packed[:0]
+		size = 0
+		for _, r := range recs {
+			packed = append(packed, k.pack(r))
+			size += len(packed[len(packed)-1])
+		}
+	}
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := k.unpack(packed[i%len(packed)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(size)/float64(len(packed)), "B/packed")
+	})
+	b.Run("into", func(b *testing.B) {
+		b.ReportAllocs()
+		var r inspect.ConnRecord
+		for i := 0; b.Loop(); i++ {
+			if err := k.unpackInto(packed[i%len(packed)], &r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pack", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k.pack(recs[i%len(recs)])
+		}
+	})
+}
