@@ -26,8 +26,9 @@ import (
 //     pointer or slice not nil, a string not empty), then, in field order,
 //     each nested struct and each set field's value. A bool is its bit.
 //
-// Values: integers are varints (signed ones zigzag), floats their 8 bytes,
-// a time its Unix seconds, nanoseconds and zone offset (its JSON comes out
+// Values: integers are varints (signed ones zigzag), a float a varint of
+// its thousandths when it is a whole number of them (milliseconds to the
+// microsecond), else its 8 bytes; a time its Unix seconds, nanoseconds and zone offset (its JSON comes out
 // the same), a pointer its target. A string is a uvarint tag: even, an
 // index into the vocabulary (tag>>1); tag&3 == 1, tag>>2 bytes follow;
 // tag&3 == 3, tag>>2 bytes follow that stand for their lowercase hex (a

@@ -70,7 +70,8 @@ func countFields(p *plan) int {
 }
 
 // TestPackEdges: what real records seldom hold still comes back as it
-// was: nil and empty lists, pointers to zero, -0, times in other zones,
+// was: nil and empty lists, pointers to zero, -0 and floats that are not
+// whole thousandths, times in other zones,
 // hex that is not lowercase or of odd length, empty and long strings, a
 // full vocabulary, and bytes that are not a packed record.
 func TestPackEdges(t *testing.T) {
@@ -85,7 +86,11 @@ func TestPackEdges(t *testing.T) {
 				PreSharedKey: inspect.PSKFact{Identities: []inspect.PSKIdentity{{Len: 1, ObfuscatedTicketAge: math.MaxUint32}}}},
 			ServerHello: &inspect.ServerHelloRecord{ResumedBy: &attempt, NewSessionTicket: &inspect.TicketFact{}}},
 			DurationMS: math.Copysign(0, -1), BytesUp: math.MinInt64, BytesDown: math.MaxInt64,
-			ClientLeg: &inspect.ClientLeg{ClientCert: &inspect.ClientCert{}, TicketFrom: "c1"}},
+			ClientLeg:   &inspect.ClientLeg{ClientCert: &inspect.ClientCert{}, TicketFrom: "c1", HandshakeMS: 1.643},
+			UpstreamLeg: &inspect.UpstreamLeg{HandshakeMS: math.MaxFloat64}},
+		{ID: "f", DurationMS: 1.0000001, ClientLeg: &inspect.ClientLeg{HandshakeMS: math.SmallestNonzeroFloat64},
+			UpstreamLeg: &inspect.UpstreamLeg{HandshakeMS: -123456.789}},
+		{ID: "g", DurationMS: 1 << 52, ClientLeg: &inspect.ClientLeg{HandshakeMS: 0.1}, UpstreamLeg: &inspect.UpstreamLeg{HandshakeMS: 9e15}},
 		{ID: strings.Repeat("é", 300), Record: inspect.Record{Time: base.In(time.FixedZone("", -(9*3600 + 30*60)))},
 			UserAgent: strings.Repeat("0a", 2000), Mirrored: &inspect.Mirrored{Names: []string{"0A", "0a"}}},
 		{ID: "y", Record: inspect.Record{Time: time.Unix(0, 1).In(time.Local), QUIC: &inspect.QUICFacts{Retry: &inspect.QUICRetry{}}}},

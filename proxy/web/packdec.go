@@ -156,14 +156,12 @@ func (d *decoder) value(p *plan, v unsafe.Pointer) {
 	case kindUint:
 		setBits(p, v, d.uvarint())
 	case kindFloat:
-		var bits uint64
-		for i, c := range []byte(d.bytes(8)) {
-			bits |= uint64(c) << (8 * i)
-		}
+		f := d.float()
 		if p.size == 4 {
-			bits = uint64(math.Float32bits(float32(math.Float64frombits(bits))))
+			setBits(p, v, uint64(math.Float32bits(float32(f))))
+		} else {
+			setBits(p, v, math.Float64bits(f))
 		}
-		setBits(p, v, bits)
 	case kindString:
 		*(*string)(v) = d.str()
 	case kindTime:
@@ -179,6 +177,24 @@ func (d *decoder) value(p *plan, v unsafe.Pointer) {
 	case kindSlice:
 		d.slice(p, (*sliceHeader)(v))
 	}
+}
+
+// float reads a float (see encoder.float).
+func (d *decoder) float() float64 {
+	tag := d.uvarint()
+	if tag&1 == 0 {
+		u := tag >> 1
+		return float64(int64(u>>1)^-int64(u&1)) / 1000
+	}
+	if tag != 1 {
+		d.fail("a float's tag")
+		return 0
+	}
+	var bits uint64
+	for i, c := range []byte(d.bytes(8)) {
+		bits |= uint64(c) << (8 * i)
+	}
+	return math.Float64frombits(bits)
 }
 
 // element reads a slice's element (see encoder.element).

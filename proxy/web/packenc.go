@@ -168,7 +168,7 @@ func (e *encoder) value(p *plan, v unsafe.Pointer) {
 	case kindUint:
 		e.uvarint(uintAt(p, v))
 	case kindFloat:
-		e.buf = binary.LittleEndian.AppendUint64(e.buf, math.Float64bits(floatAt(p, v)))
+		e.float(floatAt(p, v))
 	case kindString:
 		e.str(*(*string)(v), false)
 	case kindTime:
@@ -184,6 +184,30 @@ func (e *encoder) value(p *plan, v unsafe.Pointer) {
 	case kindSlice:
 		e.slice(p, (*sliceHeader)(v))
 	}
+}
+
+// float writes f: a whole number of thousandths (the proxy's times in
+// milliseconds, to the microsecond) as that number, zigzag, shifted left
+// with a 0 bit; else a 1 and its 8 bytes.
+func (e *encoder) float(f float64) {
+	if n, ok := thousandths(f); ok {
+		e.uvarint(uint64(n<<1^n>>63) << 1)
+		return
+	}
+	e.buf = append(e.buf, 1)
+	e.buf = binary.LittleEndian.AppendUint64(e.buf, math.Float64bits(f))
+}
+
+// thousandths returns n when f is exactly float64(n)/1000, as the decoder
+// computes it.
+func thousandths(f float64) (int64, bool) {
+	const most = 1 << 53 // integers a float64 holds exactly
+	x := math.Round(f * 1000)
+	if !(x > -most && x < most) { // NaN, too large
+		return 0, false
+	}
+	n := int64(x)
+	return n, math.Float64bits(float64(n)/1000) == math.Float64bits(f)
 }
 
 // element writes a slice's element: pointers and slices after a byte
