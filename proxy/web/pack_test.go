@@ -2,10 +2,13 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +179,55 @@ func BenchmarkUnpack(b *testing.B) {
 			k.pack(recs[i%len(recs)])
 		}
 	})
+}
+
+// TestHistoryReadersWhilePacking: readers unpack records (taking no lock
+// on the vocabulary) while records with new recurring values are packed
+// and the vocabulary grows; each reader sees each record as it was added.
+// Run with -race.
+func TestHistoryReadersWhilePacking(t *testing.T) {
+	const n = 2000
+	h := newHistory(n)
+	recs := make([]*inspect.ConnRecord, n)
+	for i := range recs {
+		recs[i] = &inspect.ConnRecord{ID: fmt.Sprintf("c%d", i+1),
+			Record: inspect.Record{SNI: fmt.Sprintf("host%d.test", i/2), // each name twice: in the vocabulary from its second record
+				ClientHello: &inspect.ClientHelloRecord{CipherSuites: []int{i / 2, 4865}}}}
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for range 3 {
+		wg.Go(func() {
+			var r inspect.ConnRecord
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				es := h.snapshot(0).entries
+				for i := len(es) - 1; i >= 0; i -= 5 { // the newest first: their values are the newest in the vocabulary
+					e := es[i]
+					if err := h.recordInto(&e, &r); err != nil {
+						t.Error(err)
+						return
+					}
+					want := recs[e.seq-1]
+					if r.ID != want.ID || r.SNI != want.SNI || !slices.Equal(r.ClientHello.CipherSuites, want.ClientHello.CipherSuites) {
+						t.Errorf("entry %d unpacked as %s %s %v, want %s %s %v", e.seq, r.ID, r.SNI, r.ClientHello.CipherSuites,
+							want.ID, want.SNI, want.ClientHello.CipherSuites)
+						return
+					}
+				}
+			}
+		})
+	}
+	for _, r := range recs {
+		h.apply(inspect.Event{Kind: inspect.EventClose, Record: r})
+	}
+	close(done)
+	wg.Wait()
+	if h.pk.voc.nStrs < n/2 || h.pk.voc.nLists < n/2 {
+		t.Errorf("the vocabulary holds %d strings and %d lists: the recurring values did not go in", h.pk.voc.nStrs, h.pk.voc.nLists)
+	}
 }
