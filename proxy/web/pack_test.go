@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -229,5 +230,22 @@ func TestHistoryReadersWhilePacking(t *testing.T) {
 	wg.Wait()
 	if h.pk.voc.nStrs < n/2 || h.pk.voc.nLists < n/2 {
 		t.Errorf("the vocabulary holds %d strings and %d lists: the recurring values did not go in", h.pk.voc.nStrs, h.pk.voc.nLists)
+	}
+}
+
+// TestHistoryIndexSharesPackedBytes: the history's index by id keeps no
+// record alive but the one it points to: its key shares that record's
+// packed bytes, after an open is closed (the key is replaced) as after a
+// new connection.
+func TestHistoryIndexSharesPackedBytes(t *testing.T) {
+	h := newHistory(10)
+	for _, kind := range []inspect.EventKind{inspect.EventOpen, inspect.EventClose} {
+		h.apply(inspect.Event{Kind: kind, Record: &inspect.ConnRecord{ID: "c1", Record: inspect.Record{SNI: "a.test"}}})
+	}
+	e := h.byID["c1"]
+	for k := range h.byID {
+		if unsafe.StringData(k) != unsafe.StringData(keyOf(e.packed)) {
+			t.Errorf("the index's key %q is not the packed record's bytes: it keeps another record alive", k)
+		}
 	}
 }
