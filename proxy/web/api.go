@@ -57,39 +57,40 @@ func parsePage(r *http.Request) (pageQuery, error) {
 // page calls fn with each entry after q.since that q.sel matches, and its
 // record, up to q.limit of them, and returns the page's header: Next is
 // the last one's seq (q.since when none matched). With keep, each record
-// is the caller's to keep; else one record is reused for all (fn keeps
-// none of its pointers).
+// fn is given is the caller's to keep; else one record is reused for all
+// (fn keeps none of its pointers).
 func (s *Server) page(q pageQuery, keep bool, fn func(e *entry, r *inspect.ConnRecord)) (page[struct{}], error) {
 	v := s.hist.snapshot(q.since)
 	p := page[struct{}]{Next: q.since, Total: v.total, Evicted: v.evicted, LastEvent: v.lastID}
 	var n uint64
-	err := s.each(v.entries, keep, func(e *entry, r *inspect.ConnRecord) bool {
-		if q.sel.Match(r) {
-			fn(e, r)
-			p.Next = e.seq
-			n++
+	var keepErr error
+	err := s.each(v.entries, func(e *entry, r *inspect.ConnRecord) bool {
+		if !q.sel.Match(r) {
+			return true
 		}
+		if keep {
+			if r, keepErr = s.hist.record(e); keepErr != nil {
+				return false
+			}
+		}
+		fn(e, r)
+		p.Next = e.seq
+		n++
 		return n < q.limit
 	})
-	return p, err
+	return p, cmp.Or(err, keepErr)
 }
 
-// each unpacks the records of es, in order, and calls fn with each until
-// it returns false. With keep, each record is new; else one is reused.
-func (s *Server) each(es []entry, keep bool, fn func(e *entry, r *inspect.ConnRecord) bool) error {
-	var scratch inspect.ConnRecord
+// each unpacks the records of es in turn, into one record, and calls fn
+// with each until it returns false. fn keeps none of the record's
+// pointers.
+func (s *Server) each(es []entry, fn func(e *entry, r *inspect.ConnRecord) bool) error {
+	var r inspect.ConnRecord
 	for i := range es {
-		r := &scratch
-		var err error
-		if keep {
-			r, err = s.hist.record(&es[i])
-		} else {
-			err = s.hist.recordInto(&es[i], r)
-		}
-		if err != nil {
+		if err := s.hist.recordInto(&es[i], &r); err != nil {
 			return err
 		}
-		if !fn(&es[i], r) {
+		if !fn(&es[i], &r) {
 			break
 		}
 	}
@@ -137,7 +138,7 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := inspect.NewSummarizer()
-	err = s.each(s.hist.snapshot(0).entries, false, func(e *entry, rec *inspect.ConnRecord) bool {
+	err = s.each(s.hist.snapshot(0).entries, func(e *entry, rec *inspect.ConnRecord) bool {
 		if e.closed && sel.Match(rec) {
 			sum.Add(rec)
 		}
@@ -168,7 +169,7 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 	// Only the records either side selects are kept, not the history.
 	var kept []*inspect.ConnRecord
 	var keepErr error
-	err := s.each(s.hist.snapshot(0).entries, false, func(e *entry, rec *inspect.ConnRecord) bool {
+	err := s.each(s.hist.snapshot(0).entries, func(e *entry, rec *inspect.ConnRecord) bool {
 		if !e.closed || !sels[0].Match(rec) && !sels[1].Match(rec) {
 			return true
 		}
@@ -369,7 +370,7 @@ func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
 			d.Extensions = append(d.Extensions, extension{Type: t, Name: inspect.ExtensionName(uint16(t)), Grease: inspect.IsGREASE(uint16(t))})
 		}
 	}
-	err = s.each(s.hist.snapshot(seq).entries, false, func(later *entry, lr *inspect.ConnRecord) bool {
+	err = s.each(s.hist.snapshot(seq).entries, func(later *entry, lr *inspect.ConnRecord) bool {
 		if l := lr.ClientLeg; l != nil && l.TicketFrom == rec.ID {
 			d.Returned = append(d.Returned, lineageRef{later.seq, lr.ID, "client"})
 		}
