@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tlsresume/tlsresume/inspect"
 )
@@ -40,7 +41,9 @@ import (
 //
 // Strings and lists that recur (cipher suites, extensions, JA4, verdict
 // words) go in the vocabulary, shared by all records; a record's own values
-// (inlineFields) never do.
+// (inlineFields) never do. A string that the rest of its struct determines
+// (derivedFields: JA3) is the tag derivedMark when it is not in the
+// vocabulary, and made again.
 
 // kind is how a value is packed.
 type kind uint8
@@ -76,6 +79,8 @@ type fieldPlan struct {
 	plan   *plan
 	inline bool // a string of the record's own: never in the vocabulary
 	key    bool // the record's id, packed first (keyOf), not in its struct
+	// derive makes a string field from its struct (derivedFields).
+	derive func(unsafe.Pointer) string
 }
 
 // inlineFields are string fields whose values are one record's own
@@ -97,38 +102,50 @@ const recordKey = "ConnRecord.ID"
 
 // recordPlan is inspect.ConnRecord's plan, made once.
 var recordPlan = sync.OnceValues(func() (*plan, error) {
-	return newPlan(reflect.TypeFor[inspect.ConnRecord](), recordKey, inlineFields)
+	return newPlan(reflect.TypeFor[inspect.ConnRecord](), planSpec{key: recordKey, inline: inlineFields, derived: derivedFields})
 })
+
+// planSpec names a record type's fields that are packed apart, each
+// "Type.Field" and a string field: the key, packed first; the inline ones,
+// never looked up in the vocabulary; the derived ones, made again from
+// their struct when they can be.
+type planSpec struct {
+	key     string
+	inline  []string
+	derived map[string]func(unsafe.Pointer) string
+}
 
 var timeType = reflect.TypeFor[time.Time]()
 
 // planner makes the plans of a type and the types it holds.
 type planner struct {
-	key    string
+	spec   planSpec
 	inline map[string]bool
-	used   map[string]bool // of key and inline, the fields seen
+	used   map[string]bool // of the spec's fields, those seen
 	busy   map[reflect.Type]bool
 	lists  map[reflect.Type]uint64 // slice types, numbered from 1
 }
 
-// newPlan plans t, a struct type. key names its field packed first (a
-// string: "Type.Field"), inline the string fields never looked up in the
-// vocabulary; each must exist. An error names a field of a kind the codec
-// cannot pack.
-func newPlan(t reflect.Type, key string, inline []string) (*plan, error) {
-	pl := &planner{key: key, inline: map[string]bool{}, used: map[string]bool{},
+// newPlan plans t, a struct type, with the fields spec names (each must
+// exist). An error names a field of a kind the codec cannot pack.
+func newPlan(t reflect.Type, spec planSpec) (*plan, error) {
+	pl := &planner{spec: spec, inline: map[string]bool{}, used: map[string]bool{},
 		busy: map[reflect.Type]bool{}, lists: map[reflect.Type]uint64{}}
-	for _, name := range inline {
+	for _, name := range spec.inline {
 		pl.inline[name] = true
+	}
+	if t.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("web: packing %s: a record must be a struct", t)
 	}
 	p, err := pl.plan(t, t.Name())
 	if err != nil {
 		return nil, err
 	}
-	if t.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("web: packing %s: a record must be a struct", t)
+	names := append([]string{spec.key}, spec.inline...)
+	for name := range spec.derived {
+		names = append(names, name)
 	}
-	for _, name := range append([]string{key}, inline...) {
+	for _, name := range names {
 		if !pl.used[name] {
 			return nil, fmt.Errorf("web: packing %s: no string field %s", t, name)
 		}
@@ -194,9 +211,12 @@ func (pl *planner) structure(p *plan, path string) error {
 			return err
 		}
 		f := fieldPlan{offset: sf.Offset, name: t.Name() + "." + sf.Name, bit: -1, plan: fp}
-		if fp.kind == kindString && (pl.inline[f.name] || f.name == pl.key) {
-			f.inline, f.key = true, f.name == pl.key
-			pl.used[f.name] = true
+		if fp.kind == kindString {
+			f.inline, f.key = pl.inline[f.name] || f.name == pl.spec.key, f.name == pl.spec.key
+			f.derive = pl.spec.derived[f.name]
+			if f.inline || f.derive != nil {
+				pl.used[f.name] = true
+			}
 		}
 		if fp.kind != kindStruct && !f.key {
 			f.bit = p.bits

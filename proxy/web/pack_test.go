@@ -18,9 +18,9 @@ import (
 
 // TestPackPlan: the codec plans every field of inspect.ConnRecord — a
 // field of a kind it cannot pack fails here, naming it — and refuses such
-// kinds, unexported fields, types that hold themselves, and an inline or
-// key field that does not exist (a rename would silently stop it being
-// inline).
+// kinds, unexported fields, types that hold themselves, and a key, inline
+// or derived field that does not exist (a rename would silently stop it
+// being packed apart).
 func TestPackPlan(t *testing.T) {
 	p, err := recordPlan()
 	if err != nil {
@@ -38,23 +38,31 @@ func TestPackPlan(t *testing.T) {
 		selfRef   struct{ Next *selfRef }
 		named     struct{ ID, Name string }
 	)
+	derived := func(unsafe.Pointer) string { return "" }
 	for _, tt := range []struct {
 		t       reflect.Type
 		key     string
 		inline  []string
+		derived string
 		wantErr string
 	}{
-		{reflect.TypeFor[withMap](), "", nil, "withMap.M: a map[string]int"},
-		{reflect.TypeFor[withIface](), "", nil, "withIface.I: a interface {}"},
-		{reflect.TypeFor[withChan](), "", nil, "withChan.C: a chan int"},
-		{reflect.TypeFor[withArray](), "", nil, "withArray.A: a [4]uint8"},
-		{reflect.TypeFor[hidden](), "", nil, "hidden.x: an unexported field"},
-		{reflect.TypeFor[selfRef](), "", nil, "holds itself"},
-		{reflect.TypeFor[named](), "named.Id", nil, "no string field named.Id"},
-		{reflect.TypeFor[named](), "named.ID", []string{"named.Nom"}, "no string field named.Nom"},
-		{reflect.TypeFor[named](), "named.ID", []string{"named.Name"}, ""},
+		{reflect.TypeFor[withMap](), "", nil, "", "withMap.M: a map[string]int"},
+		{reflect.TypeFor[withIface](), "", nil, "", "withIface.I: a interface {}"},
+		{reflect.TypeFor[withChan](), "", nil, "", "withChan.C: a chan int"},
+		{reflect.TypeFor[withArray](), "", nil, "", "withArray.A: a [4]uint8"},
+		{reflect.TypeFor[hidden](), "", nil, "", "hidden.x: an unexported field"},
+		{reflect.TypeFor[selfRef](), "", nil, "", "holds itself"},
+		{reflect.TypeFor[named](), "named.Id", nil, "", "no string field named.Id"},
+		{reflect.TypeFor[named](), "named.ID", []string{"named.Nom"}, "", "no string field named.Nom"},
+		{reflect.TypeFor[named](), "named.ID", []string{"named.Name"}, "", ""},
+		{reflect.TypeFor[named](), "named.ID", nil, "named.Nom", "no string field named.Nom"},
+		{reflect.TypeFor[named](), "named.ID", nil, "named.Name", ""},
 	} {
-		_, err := newPlan(tt.t, tt.key, tt.inline)
+		spec := planSpec{key: tt.key, inline: tt.inline}
+		if tt.derived != "" {
+			spec.derived = map[string]func(unsafe.Pointer) string{tt.derived: derived}
+		}
+		_, err := newPlan(tt.t, spec)
 		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("%s: %v, want %q", tt.t, err, tt.wantErr)
 		}
@@ -98,6 +106,16 @@ func TestPackEdges(t *testing.T) {
 		{ID: strings.Repeat("é", 300), Record: inspect.Record{Time: base.In(time.FixedZone("", -(9*3600 + 30*60)))},
 			UserAgent: strings.Repeat("0a", 2000), Mirrored: &inspect.Mirrored{Names: []string{"0A", "0a"}}},
 		{ID: "y", Record: inspect.Record{Time: time.Unix(0, 1).In(time.Local), QUIC: &inspect.QUICFacts{Retry: &inspect.QUICRetry{}}}},
+	}
+	// JA3 and its hash as the hello's fields make them (derived), a hash
+	// that is not JA3's, and a JA3 that was cut.
+	for i, ja3 := range []string{"771,4865-4866,0-10-65281,29-23,0", "771,4865-4866,0-10-65281,29-23,0", "771,4865-4866,0-10…[cut: 90 bytes]"} {
+		ch := &inspect.ClientHelloRecord{LegacyVersion: 771, CipherSuites: []int{0x0a0a, 4865, 4866}, Extensions: []int{0, 10, 65281, 0x1a1a},
+			SupportedGroups: []int{29, 23}, ECPointFormats: []int{0}, JA3: ja3, JA3Hash: md5Hex(ja3)}
+		if i == 1 {
+			ch.JA3Hash = "00112233"
+		}
+		recs = append(recs, &inspect.ConnRecord{ID: fmt.Sprint("j", i), Record: inspect.Record{ClientHello: ch}})
 	}
 	k := newPacker()
 	var scratch inspect.ConnRecord

@@ -90,12 +90,13 @@ func (d *decoder) raw() string { return d.bytes(d.uvarint()) }
 
 // structure reads the struct at v, setting every field: those not in the
 // bitmap to zero, so that a struct reused (unpackInto) keeps nothing of
-// before.
+// before. Derived fields are made last, from the others, in field order.
 func (d *decoder) structure(p *plan, v unsafe.Pointer) {
 	bitmap := d.bytes(uint64(p.bits+7) / 8)
 	if len(bitmap) < (p.bits+7)/8 {
 		return // failed: v keeps what it has, and the error says so
 	}
+	derived := false
 	for i := range p.fields {
 		f := &p.fields[i]
 		fv := unsafe.Add(v, f.offset)
@@ -107,8 +108,24 @@ func (d *decoder) structure(p *plan, v unsafe.Pointer) {
 			setZero(f.plan, fv)
 		case f.plan.kind == kindBool:
 			*(*bool)(fv) = true
+		case f.derive != nil:
+			tag := d.uvarint()
+			if tag == derivedMark {
+				*(*string)(fv), derived = "", true // made below
+				continue
+			}
+			*(*string)(fv) = d.strTagged(tag)
 		default:
 			d.value(f.plan, fv)
+		}
+	}
+	if !derived || d.err != nil {
+		return
+	}
+	for i := range p.fields {
+		f := &p.fields[i]
+		if fv := (*string)(unsafe.Add(v, f.offset)); f.derive != nil && *fv == "" && bitmap[f.bit/8]&(1<<(f.bit%8)) != 0 {
+			*fv = f.derive(v)
 		}
 	}
 }
@@ -208,8 +225,10 @@ func (d *decoder) element(p *plan, v unsafe.Pointer) {
 	d.value(p, v)
 }
 
-func (d *decoder) str() string {
-	tag := d.uvarint()
+func (d *decoder) str() string { return d.strTagged(d.uvarint()) }
+
+// strTagged reads a string whose tag was read.
+func (d *decoder) strTagged(tag uint64) string {
 	switch {
 	case tag&1 == 0:
 		if d.voc != nil {

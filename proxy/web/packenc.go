@@ -84,6 +84,8 @@ func (e *encoder) structure(p *plan, v unsafe.Pointer) {
 			case f.plan.kind == kindBool: // the bit says it
 			case f.inline:
 				e.str(*(*string)(fv), true)
+			case f.derive != nil:
+				e.derivable(*(*string)(fv), f.derive, v)
 			default:
 				e.value(f.plan, fv)
 			}
@@ -241,6 +243,23 @@ func (e *encoder) str(s string, inline bool) {
 	for i := 0; i < len(s); i += 2 {
 		e.buf = append(e.buf, unhex(s[i])<<4|unhex(s[i+1]))
 	}
+}
+
+// derivable writes s, which derive may make from owner, its struct: by
+// its index in the vocabulary when it is there (or goes in now), else as
+// derivedMark when derive gives s, else inline.
+func (e *encoder) derivable(s string, derive func(unsafe.Pointer) string, owner unsafe.Pointer) {
+	if e.voc != nil {
+		if i, ok := e.voc.str(s); ok {
+			e.uvarint(uint64(i) << 1)
+			return
+		}
+	}
+	if derive(owner) == s {
+		e.uvarint(derivedMark)
+		return
+	}
+	e.str(s, true)
 }
 
 func isHex(s string) bool {
