@@ -189,7 +189,7 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, d)
 	if len(kept) >= freeAfterDiff {
-		// The records kept (some 1.4 KB each, unpacked) are garbage now,
+		// The records kept (some 1.7 KB each, unpacked) are garbage now,
 		// but the heap's goal was set while they were live: the heap
 		// would grow back to it before the next collection, and the RSS
 		// stay at the diff's peak. Collect now and give the memory back.
@@ -198,7 +198,7 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 }
 
 // freeAfterDiff is how many records a diff keeps unpacked before its
-// memory is given back at once: some 14 MB.
+// memory is given back at once: some 17 MB.
 const freeAfterDiff = 10_000
 
 // status is GET /api/status: where the records come from and how many
