@@ -124,7 +124,10 @@ func (d *decoder) structure(p *plan, v unsafe.Pointer) {
 	}
 	for i := range p.fields {
 		f := &p.fields[i]
-		if fv := (*string)(unsafe.Add(v, f.offset)); f.derive != nil && *fv == "" && bitmap[f.bit/8]&(1<<(f.bit%8)) != 0 {
+		if f.derive == nil || bitmap[f.bit/8]&(1<<(f.bit%8)) == 0 {
+			continue
+		}
+		if fv := (*string)(unsafe.Add(v, f.offset)); *fv == "" { // marked: present, yet empty
 			*fv = f.derive(v)
 		}
 	}
