@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,15 +55,26 @@ type Summary struct {
 // `inspect --format jsonl`. Lines that are not records are counted in bad,
 // with the first one's number, and skipped: nothing else is lost.
 func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err error) {
+	bad, firstBad, err = ReadLogFunc(r, func(e *ConnRecord) error {
+		entries = append(entries, e)
+		return nil
+	})
+	return entries, bad, firstBad, err
+}
+
+// ReadLogFunc is ReadLog calling fn with each record as it is read, so
+// that a reader keeps only what it wants; an error from fn ends the
+// reading and is returned.
+func ReadLogFunc(r io.Reader, fn func(*ConnRecord) error) (bad int, firstBad int, err error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
 			continue
 		}
 		e := new(ConnRecord)
-		if json.Unmarshal([]byte(line), e) != nil || (e.ClientAddr == "" && e.ClientHello == nil) {
+		if json.Unmarshal(line, e) != nil || (e.ClientAddr == "" && e.ClientHello == nil) {
 			if bad == 0 {
 				firstBad = n
 			}
@@ -70,72 +82,101 @@ func ReadLog(r io.Reader) (entries []*ConnRecord, bad int, firstBad int, err err
 			continue
 		}
 		e.roundDurations()
-		entries = append(entries, e)
+		if err := fn(e); err != nil {
+			return bad, firstBad, err
+		}
 	}
-	return entries, bad, firstBad, sc.Err()
+	return bad, firstBad, sc.Err()
 }
 
 // Summarize groups entries by client IP, program and host, in order of
 // first appearance.
 func Summarize(entries []*ConnRecord) []*Summary {
-	var out []*Summary
-	index := map[[4]string]*Summary{}
-	why := map[*Summary]*whyRow{}
+	z := NewSummarizer()
+	for _, e := range entries {
+		z.Add(e)
+	}
+	return z.Summaries()
+}
+
+// Summarizer makes Summarize's rows one record at a time: a reader that has
+// its records one by one (the live view unpacks them into one reused
+// record) summarizes any number in little memory. Of each record it keeps
+// only what a row's why-not is decided by (whyCopy), never e's pointers.
+type Summarizer struct {
+	out   []*Summary
+	index map[[4]string]*Summary
+	why   map[*Summary]*whyRow
 	// Rows of one client and host stay together, in the order the pair
 	// first appeared, whatever their program and transport.
-	pairs := map[[2]string]int{}
-	pairOf := map[*Summary]int{}
-	for _, e := range entries {
-		if e.ServerHello != nil && e.ServerHello.HRR {
-			continue // the retried hello that follows is the one that counts
+	pairs  map[[2]string]int
+	pairOf map[*Summary]int
+}
+
+// NewSummarizer returns a Summarizer with no records yet.
+func NewSummarizer() *Summarizer {
+	return &Summarizer{index: map[[4]string]*Summary{}, why: map[*Summary]*whyRow{},
+		pairs: map[[2]string]int{}, pairOf: map[*Summary]int{}}
+}
+
+// Add counts e.
+func (z *Summarizer) Add(e *ConnRecord) {
+	if e.ServerHello != nil && e.ServerHello.HRR {
+		return // the retried hello that follows is the one that counts
+	}
+	k := [4]string{clientIP(e.ClientAddr), Program(e), HostOf(e), e.TransportName()}
+	s := z.index[k]
+	if s == nil {
+		s = &Summary{Client: k[0], Device: e.Device, Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{},
+			byUA: ProgramName(e.UserAgent) != ""}
+		z.index[k] = s
+		z.why[s] = &whyRow{}
+		pair := [2]string{k[0], k[2]}
+		if _, ok := z.pairs[pair]; !ok {
+			z.pairs[pair] = len(z.pairs)
 		}
-		k := [4]string{clientIP(e.ClientAddr), Program(e), HostOf(e), e.TransportName()}
-		s := index[k]
-		if s == nil {
-			s = &Summary{Client: k[0], Device: e.Device, Program: k[1], Host: k[2], Transport: k[3], Offered: map[string]int{}, Verdicts: map[string]int{},
-				byUA: ProgramName(e.UserAgent) != ""}
-			index[k] = s
-			why[s] = &whyRow{}
-			pair := [2]string{k[0], k[2]}
-			if _, ok := pairs[pair]; !ok {
-				pairs[pair] = len(pairs)
-			}
-			pairOf[s] = pairs[pair]
-			out = append(out, s)
-		}
-		s.Conns++
-		attempt := "unreadable"
-		if e.ClientHello != nil {
-			attempt = string(e.ClientHello.Attempt)
-		}
-		s.Offered[attempt]++
-		switch {
-		case e.ClientLeg != nil:
-			if e.ClientLeg.Resumed {
-				s.Resumed++
-			}
-		case e.ServerHello != nil && e.ServerHello.Resumed:
+		z.pairOf[s] = z.pairs[pair]
+		z.out = append(z.out, s)
+	}
+	s.Conns++
+	attempt := "unreadable"
+	if e.ClientHello != nil {
+		attempt = string(e.ClientHello.Attempt)
+	}
+	s.Offered[attempt]++
+	switch {
+	case e.ClientLeg != nil:
+		if e.ClientLeg.Resumed {
 			s.Resumed++
 		}
-		if e.UpstreamLeg != nil {
-			if s.Upstream == nil {
-				s.Upstream = new(int)
-			}
-			if e.UpstreamLeg.Resumed {
-				*s.Upstream++
-			}
-		}
-		if e.Verdict.Code != "" {
-			s.Verdicts[string(e.Verdict.Code)]++
-		}
-		why[s].recs = append(why[s].recs, e)
+	case e.ServerHello != nil && e.ServerHello.Resumed:
+		s.Resumed++
 	}
+	if e.UpstreamLeg != nil {
+		if s.Upstream == nil {
+			s.Upstream = new(int)
+		}
+		if e.UpstreamLeg.Resumed {
+			*s.Upstream++
+		}
+	}
+	if e.Verdict.Code != "" {
+		s.Verdicts[string(e.Verdict.Code)]++
+	}
+	w := z.why[s]
+	w.recs = append(w.recs, whyCopy(e))
+}
+
+// Summaries returns the rows of the records added so far.
+func (z *Summarizer) Summaries() []*Summary {
+	out := slices.Clone(z.out)
 	for _, s := range out {
-		s.Reasons = why[s].reasons()
+		recs := z.why[s].recs
+		s.Reasons = z.why[s].reasons()
 		s.WhyNot = whyNotText(s.Reasons, s.Conns)
-		s.LikelyProgram = likelyProgram(why[s].recs)
+		s.LikelyProgram = likelyProgram(recs)
 	}
-	slices.SortStableFunc(out, func(a, b *Summary) int { return pairOf[a] - pairOf[b] })
+	slices.SortStableFunc(out, func(a, b *Summary) int { return z.pairOf[a] - z.pairOf[b] })
 	return out
 }
 

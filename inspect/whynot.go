@@ -232,3 +232,36 @@ func (r Reason) text(first bool, conns int) string {
 	}
 	return s
 }
+
+// whyCopy is what a row's why-not is decided by, of e, in a record of its
+// own: a Summarizer may be handed one record reused for each (the live
+// view unpacks into one), so it keeps none of e's pointers. What reasons,
+// timeline, reasonWords and likelyProgram read must be copied here.
+func whyCopy(e *ConnRecord) *ConnRecord {
+	c := &ConnRecord{ID: e.ID, Verdict: e.Verdict}
+	c.Time = e.Time
+	if h := e.ClientHello; h != nil {
+		c.ClientHello = &ClientHelloRecord{Attempt: h.Attempt, JA4: h.JA4}
+		if h.PSKKeyExchangeModes != nil {
+			c.ClientHello.PSKKeyExchangeModes = []int{} // only whether it was there counts
+		}
+	}
+	if sh := e.ServerHello; sh != nil {
+		s := &ServerHelloRecord{Complete: sh.Complete, HRR: sh.HRR, Resumed: sh.Resumed, Version: sh.Version, SessionIDLen: sh.SessionIDLen}
+		if sh.ResumedBy != nil {
+			by := *sh.ResumedBy
+			s.ResumedBy = &by
+		}
+		if sh.NewSessionTicket != nil {
+			s.NewSessionTicket = &TicketFact{}
+		}
+		c.ServerHello = s
+	}
+	if l := e.ClientLeg; l != nil {
+		c.ClientLeg = &ClientLeg{Resumed: l.Resumed, Error: l.Error, TicketsSent: l.TicketsSent, HandshakeMS: l.HandshakeMS, TicketFrom: l.TicketFrom}
+	}
+	if m := e.Mirrored; m != nil {
+		c.Mirrored = &Mirrored{Overrides: slices.Clone(m.Overrides)}
+	}
+	return c
+}

@@ -23,28 +23,43 @@ import (
 // A capture cut short inside its last frame is read to its last complete
 // frame: truncated is then true and a warning says so.
 func loadRecords(names []string) (recs []*inspect.ConnRecord, warnings []string, truncated bool, err error) {
+	warnings, truncated, err = eachRecord(names, func(r *inspect.ConnRecord) error {
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return nil, warnings, truncated, err
+	}
+	return recs, warnings, truncated, nil
+}
+
+// eachRecord reads records as loadRecords does and calls fn with each in
+// turn, as it is read: a reader keeps only what it wants (`tlsresume web`
+// hands each to its view, never holding a log's records all at once). An
+// error from fn ends the reading and is returned.
+func eachRecord(names []string, fn func(*inspect.ConnRecord) error) (warnings []string, truncated bool, err error) {
+	n := 0
+	numbered := func(r *inspect.ConnRecord) error {
+		if r.ID == "" {
+			n++
+			r.ID = fmt.Sprintf("p%d", n)
+		}
+		return fn(r)
+	}
 	for _, name := range names {
-		got, warn, err := loadFile(name)
+		warn, err := eachInFile(name, numbered)
 		if errors.Is(err, errTruncated) {
 			truncated = true
 			warn, err = fmt.Sprintf("%s: %v", name, err), nil
 		}
 		if err != nil {
-			return nil, warnings, truncated, err
+			return warnings, truncated, err
 		}
 		if warn != "" {
 			warnings = append(warnings, warn)
 		}
-		recs = append(recs, got...)
 	}
-	n := 0
-	for _, r := range recs {
-		if r.ID == "" {
-			n++
-			r.ID = fmt.Sprintf("p%d", n)
-		}
-	}
-	return recs, warnings, truncated, nil
+	return warnings, truncated, nil
 }
 
 // errTruncated: a capture ends inside a frame; what came before was read.
@@ -72,33 +87,38 @@ func isCapture(head []byte) bool {
 	return slices.ContainsFunc(captureMagic, func(m []byte) bool { return bytes.HasPrefix(head, m) })
 }
 
-// loadFile reads one file; warn says what was skipped.
-func loadFile(name string) (recs []*inspect.ConnRecord, warn string, err error) {
+// eachInFile reads one file, calling fn with each record; warn says what
+// was skipped. A capture's records are sorted (readCapture), so it is read
+// whole first; a log is read a line at a time.
+func eachInFile(name string, fn func(*inspect.ConnRecord) error) (warn string, err error) {
 	r, closeInput, err := openInput(name)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	defer closeInput()
 	br := bufio.NewReaderSize(r, 1<<16)
 	head, _ := br.Peek(4) // a shorter file is not a capture
 	if isCapture(head) {
 		recs, err := readCaptureRecords(br)
-		if errors.Is(err, errTruncated) {
-			return recs, "", err
+		if err != nil && !errors.Is(err, errTruncated) {
+			return "", fmt.Errorf("%s: %w", name, err)
 		}
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", name, err)
+		for i, rec := range recs {
+			recs[i] = nil // the reader's now
+			if err := fn(rec); err != nil {
+				return "", fmt.Errorf("%s: %w", name, err)
+			}
 		}
-		return recs, "", nil
+		return "", err // nil, or errTruncated after what came before
 	}
-	recs, bad, first, err := inspect.ReadLog(br)
+	bad, first, err := inspect.ReadLogFunc(br, fn)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", name, err)
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	if bad > 0 {
 		warn = fmt.Sprintf("%s: skipped %d lines that are not records (first: line %d)", name, bad, first)
 	}
-	return recs, warn, nil
+	return warn, nil
 }
 
 // readCaptureRecords reads a capture into connection records, in the order

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 
+	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/proxy/web"
 )
 
@@ -37,14 +39,6 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		linef(stderr, "tlsresume web: %v", err)
 		return 2
 	}
-	recs, warnings, _, err := loadRecords(files) // a cut-short capture is served as far as it goes, with the warning
-	for _, msg := range warnings {
-		linef(stderr, "tlsresume web: %s", msg)
-	}
-	if err != nil {
-		linef(stderr, "tlsresume web: %v", err)
-		return 2
-	}
 	log := newLogger(stderr, false, false)
 	ln, err := w.listen(log, false)
 	if err != nil {
@@ -53,16 +47,42 @@ func runWeb(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := w.config(ln)
 	if err != nil {
+		ln.Close()
 		linef(stderr, "tlsresume web: %v", err)
 		return 1
 	}
 	cfg.Source, cfg.Log = joinNames(files), log
 	view := web.New(cfg)
-	view.Add(recs...)
-	linef(stderr, "%d records from %s.", len(recs), joinNames(files))
+	n, err := loadView(view, files, stderr)
+	if err != nil {
+		ln.Close()
+		linef(stderr, "tlsresume web: %v", err)
+		return 2
+	}
+	linef(stderr, "%d records from %s.", n, joinNames(files))
 	if err := <-serveView(ctx, view, ln, cfg.Token, stderr, log); err != nil {
 		linef(stderr, "tlsresume web: %v", err)
 		return 1
 	}
 	return 0
+}
+
+// loadView reads the files into view a record at a time: the view keeps
+// each packed, and no more than one record is held unpacked, whatever the
+// files' size. A cut-short capture is served as far as it goes, with the
+// warning.
+func loadView(view *web.Server, files []string, stderr io.Writer) (n int, err error) {
+	warnings, _, err := eachRecord(files, func(r *inspect.ConnRecord) error {
+		view.Add(r)
+		n++
+		return nil
+	})
+	for _, msg := range warnings {
+		linef(stderr, "tlsresume web: %s", msg)
+	}
+	// The reading's garbage (a record's JSON, its Go structs) goes back to
+	// the system now, not when the runtime's scavenger gets to it: the
+	// view then sits at what its history holds.
+	debug.FreeOSMemory()
+	return n, err
 }

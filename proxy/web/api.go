@@ -1,10 +1,12 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -29,83 +31,124 @@ type page[T any] struct {
 	LastEvent uint64 `json:"last_event"` // the newest event id: follow /api/events from there
 }
 
-// pageOf reads since, limit and sel from r and returns the matching
-// entries of the history.
-func (s *Server) pageOf(r *http.Request) (view, []entry, error) {
+// pageQuery is what /api/records and /api/rows are asked for.
+type pageQuery struct {
+	since, limit uint64
+	sel          inspect.Selector
+}
+
+func parsePage(r *http.Request) (pageQuery, error) {
 	q := r.URL.Query()
 	since, err := uintParam(q.Get("since"), 0)
 	if err != nil {
-		return view{}, nil, fmt.Errorf("since: %w", err)
+		return pageQuery{}, fmt.Errorf("since: %w", err)
 	}
 	limit, err := uintParam(q.Get("limit"), defaultLimit)
 	if err != nil || limit == 0 {
-		return view{}, nil, fmt.Errorf("limit: want a number from 1 to %d", maxLimit)
+		return pageQuery{}, fmt.Errorf("limit: want a number from 1 to %d", maxLimit)
 	}
-	limit = min(limit, maxLimit)
 	sel, err := inspect.ParseSelector(q.Get("sel"))
 	if err != nil {
-		return view{}, nil, err
+		return pageQuery{}, err
 	}
-	v := s.hist.snapshot(since)
-	var out []entry
-	for _, e := range v.entries {
-		if uint64(len(out)) == limit {
+	return pageQuery{since: since, limit: min(limit, maxLimit), sel: sel}, nil
+}
+
+// page calls fn with each entry after q.since that q.sel matches, and its
+// record, up to q.limit of them, and returns the page's header: Next is
+// the last one's seq (q.since when none matched). With keep, each record
+// fn is given is the caller's to keep; else one record is reused for all
+// (fn keeps none of its pointers).
+func (s *Server) page(q pageQuery, keep bool, fn func(e *entry, r *inspect.ConnRecord)) (page[struct{}], error) {
+	v := s.hist.snapshot(q.since)
+	p := page[struct{}]{Next: q.since, Total: v.total, Evicted: v.evicted, LastEvent: v.lastID}
+	var n uint64
+	var keepErr error
+	err := s.each(v.entries, func(e *entry, r *inspect.ConnRecord) bool {
+		if !q.sel.Match(r) {
+			return true
+		}
+		if keep {
+			if r, keepErr = s.hist.record(e); keepErr != nil {
+				return false
+			}
+		}
+		fn(e, r)
+		p.Next = e.seq
+		n++
+		return n < q.limit
+	})
+	return p, cmp.Or(err, keepErr)
+}
+
+// each unpacks the records of es in turn, into one record, and calls fn
+// with each until it returns false. fn keeps none of the record's
+// pointers.
+func (s *Server) each(es []entry, fn func(e *entry, r *inspect.ConnRecord) bool) error {
+	var r inspect.ConnRecord
+	for i := range es {
+		if err := s.hist.recordInto(&es[i], &r); err != nil {
+			return err
+		}
+		if !fn(&es[i], &r) {
 			break
 		}
-		if sel.Match(e.rec) {
-			out = append(out, e)
-		}
 	}
-	return v, out, nil
+	return nil
 }
 
 // handleRecords serves GET /api/records: records in the --log schema.
 func (s *Server) handleRecords(w http.ResponseWriter, r *http.Request) {
-	v, es, err := s.pageOf(r)
+	q, err := parsePage(r)
 	if err != nil {
 		httpError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	p := page[*inspect.ConnRecord]{Records: make([]*inspect.ConnRecord, len(es)), Next: cursor(r, es), Total: v.total, Evicted: v.evicted, LastEvent: v.lastID}
-	for i := range es {
-		p.Records[i] = es[i].rec
+	recs := []*inspect.ConnRecord{}
+	h, err := s.page(q, true, func(_ *entry, rec *inspect.ConnRecord) { recs = append(recs, rec) })
+	if err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
-	writeJSON(w, p)
+	writeJSON(w, page[*inspect.ConnRecord]{Records: recs, Next: h.Next, Total: h.Total, Evicted: h.Evicted, LastEvent: h.LastEvent})
 }
 
 // handleRows serves GET /api/rows: the page's compact rows.
 func (s *Server) handleRows(w http.ResponseWriter, r *http.Request) {
-	v, es, err := s.pageOf(r)
+	q, err := parsePage(r)
 	if err != nil {
 		httpError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	p := page[row]{Records: make([]row, len(es)), Next: cursor(r, es), Total: v.total, Evicted: v.evicted, LastEvent: v.lastID}
-	for i := range es {
-		p.Records[i] = newRow(&es[i], s.hist.seqOf)
+	rows := []row{}
+	h, err := s.page(q, false, func(e *entry, rec *inspect.ConnRecord) { rows = append(rows, newRow(e, rec, s.hist.seqOf)) })
+	if err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
-	writeJSON(w, p)
+	writeJSON(w, page[row]{Records: rows, Next: h.Next, Total: h.Total, Evicted: h.Evicted, LastEvent: h.LastEvent})
 }
 
-// cursor is the since= that follows es: its last entry, or the request's
-// own cursor when nothing matched.
-func cursor(r *http.Request, es []entry) uint64 {
-	if len(es) > 0 {
-		return es[len(es)-1].seq
-	}
-	since, _ := uintParam(r.URL.Query().Get("since"), 0)
-	return since
-}
-
-// handleSummary serves GET /api/summary: tlsresume report's rows.
+// handleSummary serves GET /api/summary: tlsresume report's rows, made
+// one record at a time.
 func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 	sel, err := inspect.ParseSelector(r.URL.Query().Get("sel"))
 	if err != nil {
 		httpError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	recs := closedRecords(s.hist.snapshot(0))
-	writeJSON(w, inspect.Summarize(inspect.Select(recs, sel)))
+	sum := inspect.NewSummarizer()
+	err = s.each(s.hist.snapshot(0).entries, func(e *entry, rec *inspect.ConnRecord) bool {
+		if e.closed && sel.Match(rec) {
+			sum.Add(rec)
+		}
+		return true
+	})
+	if err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, sum.Summaries())
 }
 
 // handleDiff serves GET /api/diff?a=SEL&b=SEL: tlsresume diff's answer.
@@ -123,24 +166,40 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 		}
 		sels[i] = sel
 	}
-	d, err := inspect.CompareSelected(closedRecords(s.hist.snapshot(0)), sels[0], sels[1])
+	// Only the records either side selects are kept, not the history.
+	var kept []*inspect.ConnRecord
+	var keepErr error
+	err := s.each(s.hist.snapshot(0).entries, func(e *entry, rec *inspect.ConnRecord) bool {
+		if !e.closed || !sels[0].Match(rec) && !sels[1].Match(rec) {
+			return true
+		}
+		var r *inspect.ConnRecord
+		r, keepErr = s.hist.record(e)
+		kept = append(kept, r)
+		return keepErr == nil
+	})
+	if err = cmp.Or(err, keepErr); err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	d, err := inspect.CompareSelected(kept, sels[0], sels[1])
 	if err != nil {
 		httpError(w, err.Error(), http.StatusNotFound)
 		return
 	}
 	writeJSON(w, d)
+	if len(kept) >= freeAfterDiff {
+		// The records kept (some 1.7 KB each, unpacked) are garbage now,
+		// but the heap's goal was set while they were live: the heap
+		// would grow back to it before the next collection, and the RSS
+		// stay at the diff's peak. Collect now and give the memory back.
+		debug.FreeOSMemory()
+	}
 }
 
-// closedRecords are the finished connections of v.
-func closedRecords(v view) []*inspect.ConnRecord {
-	out := make([]*inspect.ConnRecord, 0, len(v.entries))
-	for _, e := range v.entries {
-		if e.closed {
-			out = append(out, e.rec)
-		}
-	}
-	return out
-}
+// freeAfterDiff is how many records a diff keeps unpacked before its
+// memory is given back at once: some 17 MB.
+const freeAfterDiff = 10_000
 
 // status is GET /api/status: where the records come from and how many
 // were lost on the way.
@@ -289,16 +348,21 @@ func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
 		httpError(w, fmt.Sprintf("connection %d is not in the view's history (any more)", seq), http.StatusNotFound)
 		return
 	}
-	rw := newRow(&e, s.hist.seqOf)
-	d := connDetail{Seq: seq, Open: !e.closed, Record: e.rec, Program: rw.Program, Host: rw.Host, Family: rw.Family,
+	rec, err := s.hist.record(&e)
+	if err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rw := newRow(&e, rec, s.hist.seqOf)
+	d := connDetail{Seq: seq, Open: !e.closed, Record: rec, Program: rw.Program, Host: rw.Host, Family: rw.Family,
 		TicketSeq: rw.TicketSeq, SessionSeq: rw.SessionSeq, Extensions: []extension{}}
-	if m := e.rec.Mirrored; m != nil && m.From != "" {
+	if m := rec.Mirrored; m != nil && m.From != "" {
 		d.MirrorSeq = s.hist.seqOf(m.From, seq)
 	}
-	if e.closed && e.rec.Verdict.Code == "" {
-		d.Explain = inspect.Explain(&e.rec.Record)
+	if e.closed && rec.Verdict.Code == "" {
+		d.Explain = inspect.Explain(&rec.Record)
 	}
-	if ch := e.rec.ClientHello; ch != nil {
+	if ch := rec.ClientHello; ch != nil {
 		for _, id := range ch.QUICTransportParameters {
 			d.TransportParameters = append(d.TransportParameters, inspect.QUICParameterName(id))
 		}
@@ -306,13 +370,18 @@ func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
 			d.Extensions = append(d.Extensions, extension{Type: t, Name: inspect.ExtensionName(uint16(t)), Grease: inspect.IsGREASE(uint16(t))})
 		}
 	}
-	for _, later := range s.hist.snapshot(seq).entries {
-		if l := later.rec.ClientLeg; l != nil && l.TicketFrom == e.rec.ID {
-			d.Returned = append(d.Returned, lineageRef{later.seq, later.rec.ID, "client"})
+	err = s.each(s.hist.snapshot(seq).entries, func(later *entry, lr *inspect.ConnRecord) bool {
+		if l := lr.ClientLeg; l != nil && l.TicketFrom == rec.ID {
+			d.Returned = append(d.Returned, lineageRef{later.seq, lr.ID, "client"})
 		}
-		if u := later.rec.UpstreamLeg; u != nil && u.SessionFrom == e.rec.ID {
-			d.Returned = append(d.Returned, lineageRef{later.seq, later.rec.ID, "upstream"})
+		if u := lr.UpstreamLeg; u != nil && u.SessionFrom == rec.ID {
+			d.Returned = append(d.Returned, lineageRef{later.seq, lr.ID, "upstream"})
 		}
+		return true
+	})
+	if err != nil {
+		httpError(w, err.Error(), http.StatusInternalServerError)
+		return
 	}
 	writeJSON(w, d)
 }

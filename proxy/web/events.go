@@ -166,16 +166,19 @@ func (s *Server) replay(st *eventWriter, after, upTo uint64) (more bool, err err
 	for {
 		part := s.hist.since(after, upTo, replayPart)
 		for i := range part {
-			var err error
-			if st.rows {
-				err = st.add(s.entryMsg(&part[i]))
-			} else {
-				err = st.addRecord(&part[i])
+			e := &part[i]
+			err := s.hist.recordInto(e, &st.rec)
+			switch {
+			case err != nil:
+			case st.rows:
+				err = st.add(s.entryMsg(e, &st.rec))
+			default:
+				err = st.addRecord(e, &st.rec)
 			}
 			if err != nil {
 				return false, err
 			}
-			after = part[i].eventID
+			after = e.eventID
 		}
 		if err := st.flush(); err != nil {
 			return false, err
@@ -190,9 +193,10 @@ func (s *Server) replay(st *eventWriter, after, upTo uint64) (more bool, err err
 	}
 }
 
-// entryMsg is an entry as its latest event, for the page's rows.
-func (s *Server) entryMsg(e *entry) sseMsg {
-	data, _ := json.Marshal(newRow(e, s.hist.seqOf))
+// entryMsg is an entry, whose record is r, as its latest event, for the
+// page's rows.
+func (s *Server) entryMsg(e *entry, r *inspect.ConnRecord) sseMsg {
+	data, _ := json.Marshal(newRow(e, r, s.hist.seqOf))
 	return sseMsg{kind: entryKind(e), id: e.eventID, seq: e.seq, data: data}
 }
 
@@ -220,11 +224,13 @@ type eventWriter struct {
 	bySeq      map[uint64]int // a connection's place in batch
 	lastID     uint64         // the newest event in batch
 	enc        *json.Encoder  // writes records straight into buf
+	// rec is where a replay unpacks each record in turn.
+	rec inspect.ConnRecord
 }
 
-// addRecord gathers an entry's latest event with its record, encoded
-// straight into the buffer: a replay makes no garbage per record.
-func (e *eventWriter) addRecord(en *entry) error {
+// addRecord gathers an entry's latest event with its record r, encoded
+// straight into the buffer: a replay makes little garbage per record.
+func (e *eventWriter) addRecord(en *entry, r *inspect.ConnRecord) error {
 	if e.enc == nil {
 		e.enc = json.NewEncoder(appender{&e.buf})
 	}
@@ -233,8 +239,8 @@ func (e *eventWriter) addRecord(en *entry) error {
 	e.buf = append(e.buf, "\nid: "...)
 	e.buf = strconv.AppendUint(e.buf, en.eventID, 10)
 	e.buf = append(e.buf, "\ndata: "...)
-	if err := e.enc.Encode(en.rec); err != nil { // its own line, as json.Marshal and a newline
-		return fmt.Errorf("web: encoding record %s: %w", en.rec.ID, err)
+	if err := e.enc.Encode(r); err != nil { // its own line, as json.Marshal and a newline
+		return fmt.Errorf("web: encoding record %s: %w", r.ID, err)
 	}
 	e.buf = append(e.buf, '\n')
 	if len(e.buf) >= writeChunk {

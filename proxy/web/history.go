@@ -9,11 +9,11 @@ import (
 )
 
 // entry is one connection in the history: its record as it stands (the
-// open event's snapshot, then the final record) and the ids of the events
-// that made it so.
+// open event's snapshot, then the final record), packed (pack.go), and the
+// ids of the events that made it so.
 type entry struct {
 	seq     uint64 // position in the history: 1, 2, … (the records API's cursor)
-	rec     *inspect.ConnRecord
+	packed  string // the record; history.record unpacks it
 	eventID uint64 // the last event about this connection (SSE id)
 	closed  bool
 	slot    int32 // its place in history.order; -1 before it has one
@@ -23,11 +23,12 @@ type entry struct {
 // connections opened, and the event ids a reconnecting browser resumes
 // from. It is safe for concurrent use.
 type history struct {
+	pk      *packer // packs records in, unpacks them out; its own lock
 	mu      sync.RWMutex
 	max     int
 	ring    []*entry // oldest first once full: ring[head] is the oldest
 	head    int
-	byID    map[string]*entry // the newest entry with each connection id
+	byID    map[string]*entry // the newest entry with each connection id (keys share the packed records' bytes)
 	seq     uint64            // entries ever added
 	eventID uint64            // events ever applied
 	evicted uint64            // entries pushed out by max
@@ -44,7 +45,17 @@ type orderSlot struct {
 }
 
 func newHistory(max int) *history {
-	return &history{max: max, byID: map[string]*entry{}}
+	return &history{pk: newPacker(), max: max, byID: map[string]*entry{}}
+}
+
+// record returns e's record, unpacked: a new one, the caller's to keep
+// (its lists are shared: never change them).
+func (h *history) record(e *entry) (*inspect.ConnRecord, error) { return h.pk.unpack(e.packed) }
+
+// recordInto unpacks e's record into r, reusing what r points to: for a
+// reader that goes through many records and keeps none.
+func (h *history) recordInto(e *entry, r *inspect.ConnRecord) error {
+	return h.pk.unpackInto(e.packed, r)
 }
 
 // apply records an event and returns the entry it changed, the event's
@@ -52,6 +63,7 @@ func newHistory(max int) *history {
 // close without an open (the open was lost, or a saved log is loaded) adds
 // the connection as closed.
 func (h *history) apply(ev inspect.Event) (e *entry, id uint64, closedOpen bool) {
+	packed := h.pk.pack(ev.Record)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.eventID++
@@ -59,9 +71,12 @@ func (h *history) apply(ev inspect.Event) (e *entry, id uint64, closedOpen bool)
 	e = h.byID[ev.Record.ID]
 	closedOpen = ev.Kind == inspect.EventClose && e != nil && !e.closed
 	if ev.Kind == inspect.EventOpen || e == nil || e.closed {
-		e = h.add(ev.Record)
+		e = h.add()
 	}
-	e.rec, e.closed, e.eventID = ev.Record, ev.Kind == inspect.EventClose, id
+	e.packed, e.closed, e.eventID = packed, ev.Kind == inspect.EventClose, id
+	// A new key, or the same one from the new packed record: assigning an
+	// equal string key replaces it, so the old record is not kept alive.
+	h.byID[keyOf(packed)] = e
 	h.reorder(e)
 	return e, id, closedOpen
 }
@@ -94,28 +109,28 @@ func (h *history) compact() {
 	h.order = h.order[:n]
 }
 
-// add appends a new entry, evicting the oldest when full. h.mu is held.
-func (h *history) add(r *inspect.ConnRecord) *entry {
+// add appends a new entry, evicting the oldest when full; apply indexes
+// it. h.mu is held.
+func (h *history) add() *entry {
 	h.seq++
-	e := &entry{seq: h.seq, rec: r, slot: -1}
+	e := &entry{seq: h.seq, slot: -1}
 	if len(h.ring) < h.max {
 		h.ring = append(h.ring, e)
 	} else {
 		old := h.ring[h.head]
-		if h.byID[old.rec.ID] == old {
-			delete(h.byID, old.rec.ID)
+		if id := keyOf(old.packed); h.byID[id] == old {
+			delete(h.byID, id)
 		}
 		h.order[old.slot].e = nil
 		h.ring[h.head] = e
 		h.head = (h.head + 1) % h.max
 		h.evicted++
 	}
-	h.byID[r.ID] = e
 	return e
 }
 
 // view is a consistent copy of what the history holds: entries in order,
-// with their records (read-only, shared) and states.
+// with their packed records and states.
 type view struct {
 	entries []entry
 	lastID  uint64 // the newest event applied

@@ -52,9 +52,10 @@ type row struct {
 	DurationMS float64 `json:"duration_ms"`
 }
 
-// newRow is e as a row; seqOf finds the row of an earlier connection id.
-func newRow(e *entry, seqOf func(id string, before uint64) uint64) row {
-	r := e.rec
+// newRow is e, whose record is r, as a row; seqOf finds the row of an
+// earlier connection id. The row keeps none of r's pointers: r may be
+// reused (history.recordInto).
+func newRow(e *entry, r *inspect.ConnRecord, seqOf func(id string, before uint64) uint64) row {
 	w := row{
 		Seq: e.seq, ID: r.ID, Open: !e.closed, Time: r.Time, Source: string(r.Source),
 		Client: hostOnly(r.ClientAddr), Program: inspect.Program(r), Host: inspect.HostOf(r), PSK: -1,
@@ -78,17 +79,17 @@ func newRow(e *entry, seqOf func(id string, before uint64) uint64) row {
 		}
 	}
 	if l := r.ClientLeg; l != nil {
-		w.Resumed = &l.Resumed
+		w.Resumed = boolPtr(l.Resumed)
 		w.TicketsSent, w.TicketFrom, w.TicketAgeMS, w.ClientError = l.TicketsSent, l.TicketFrom, l.TicketAgeMS, l.Error
 		if l.TicketFrom != "" {
 			w.TicketSeq = seqOf(l.TicketFrom, e.seq)
 		}
 	}
 	if sh := r.ServerHello; sh != nil && r.Passthrough != "" && sh.Complete {
-		w.Resumed = &sh.Resumed // passed through: what the real server did
+		w.Resumed = boolPtr(sh.Resumed) // passed through: what the real server did
 	}
 	if u := r.UpstreamLeg; u != nil {
-		w.UpResumed = &u.Resumed
+		w.UpResumed = boolPtr(u.Resumed)
 		w.SessionFrom, w.SessionAgeMS, w.UpError = u.SessionFrom, u.SessionAgeMS, u.Error
 		if u.SessionFrom != "" {
 			w.SessionSeq = seqOf(u.SessionFrom, e.seq)
@@ -106,3 +107,5 @@ func hostOnly(addr string) string {
 	}
 	return addr
 }
+
+func boolPtr(b bool) *bool { return &b }

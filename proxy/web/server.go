@@ -90,7 +90,6 @@ type TicketKeyControl struct {
 // for Prometheus. Create it with New, feed it with Feed or Add, serve it
 // with Serve or Handler.
 type Server struct {
-	compact *compactor // shares what records repeat, before the history keeps them
 	cfg     Config
 	hist    *history
 	metrics *metrics
@@ -111,7 +110,7 @@ func New(cfg Config) *Server {
 		cfg.Source = "live"
 	}
 	cfg.Streams = cfg.Streams.withDefaults()
-	s := &Server{cfg: cfg, hist: newHistory(cfg.History), compact: newCompactor(), started: time.Now()}
+	s := &Server{cfg: cfg, hist: newHistory(cfg.History), started: time.Now()}
 	s.metrics = newMetrics(s)
 	s.handler = s.routes()
 	return s
@@ -144,16 +143,15 @@ func (s *Server) Add(recs ...*inspect.ConnRecord) {
 }
 
 func (s *Server) apply(ev inspect.Event) {
-	ev.Record = s.compact.record(ev.Record)
 	e, id, closedOpen := s.hist.apply(ev)
 	s.metrics.observe(ev, closedOpen)
 	if s.subs.count() > 0 {
 		snap := *e // the entry as this event left it
 		s.subs.publish(ev.Kind, id, e.seq, func(rows bool) any {
 			if rows {
-				return newRow(&snap, s.hist.seqOf)
+				return newRow(&snap, ev.Record, s.hist.seqOf)
 			}
-			return ev.Record
+			return ev.Record // as published: readers never change it
 		})
 	}
 }
