@@ -39,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/client/ticket-keys/rotate", s.handleRotateTicketKeys)
 	mux.Handle("GET /metrics", s.metrics.handlerHTTP)
 	mux.Handle("GET /ca/{file}", capage.Files(s.cfg.CA))
+	s.wireguardRoutes(mux)
 	return s.guard(mux)
 }
 
@@ -49,10 +50,13 @@ type indexData struct {
 	CA     *certs.CA
 	Files  []certs.Format
 	Hints  []certs.Hint
+	// WireGuard: the proxy serves WireGuard devices; the nav links their
+	// page.
+	WireGuard bool
 }
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	d := indexData{Source: s.cfg.Source, CA: s.cfg.CA}
+	d := indexData{Source: s.cfg.Source, CA: s.cfg.CA, WireGuard: s.cfg.WireGuard != nil}
 	if s.cfg.CA != nil {
 		d.Files = certs.Formats()
 		d.Hints = certs.InstallHints(s.cfg.CA.CertFile())

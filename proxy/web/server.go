@@ -58,6 +58,11 @@ type Config struct {
 	// Devices returns the WireGuard devices' counters (tlsresume proxy
 	// --wireguard), for /metrics. Default: none.
 	Devices func() []DeviceCounts
+	// WireGuard is the proxy's WireGuard server, for the device page
+	// (/devices): each device's QR code, configuration and counters.
+	// Default: none, and no device page (a view of saved files, a proxy
+	// without --wireguard).
+	WireGuard WireGuardPanel
 	// Streams bounds the event streams (/api/events): how many, how far
 	// behind each may fall, how much one replay sends, how long one write
 	// may wait. Default: StreamLimits' defaults.
