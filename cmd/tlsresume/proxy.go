@@ -274,7 +274,7 @@ func (p *proxyFlags) startView(ctx context.Context, srv *proxy.Server, cfg proxy
 	if rl := p.recordLog; rl != nil {
 		wcfg.Unwritten = rl.Unwritten
 	}
-	wcfg.Devices = p.wg.counts()
+	wcfg.Devices, wcfg.WireGuard = p.wg.counts(), p.wg.panel()
 	wcfg.Passthrough = &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}
 	wcfg.TicketKeys = &web.TicketKeyControl{List: func() any { return srv.TicketKeys() }, Rotate: srv.RotateTicketKeys}
 	view := web.New(wcfg)

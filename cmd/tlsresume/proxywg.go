@@ -29,6 +29,7 @@ type wireguardFlags struct {
 	conn             *net.UDPConn     // the WireGuard socket, bound by bindAll
 	selfAddr         []netip.AddrPort // its address, for proxy.Config.SelfAddrs
 	src              *wgsource.Source // made by buildWireGuard, started by serve
+	started          wgPanel          // the view's device page: src, once started
 }
 
 func (w *wireguardFlags) register(fs *flag.FlagSet) {
@@ -131,6 +132,7 @@ func (p *proxyFlags) startWireGuard(ctx context.Context, srv *proxy.Server, log 
 	if err := w.src.Start(ctx, srv); err != nil {
 		return fmt.Errorf("--wireguard: %w", err)
 	}
+	w.started.src.Store(w.src)
 	log.Info().Str("listen", w.src.Addr().String()).Str("mode", "wireguard").Str("dns_upstream", w.src.DNSUpstream()).Msg("listening")
 	choice, err := w.src.Endpoint()
 	if err != nil {
@@ -184,14 +186,18 @@ func (w *wireguardFlags) counts() func() []web.DeviceCounts {
 		}
 		out := make([]web.DeviceCounts, len(st))
 		for i, d := range st {
-			out[i] = web.DeviceCounts{
-				Name: d.Name, TCPConns: d.TCPConns, RefusedTCP: d.RefusedDestinations, DNSQueries: d.DNSQueries,
-				QUICFlows: d.QUICFlows, OtherUDPFlows: d.OtherUDPFlows, RefusedUDPFlows: d.RefusedUDPFlows,
-				RxBytes: d.RxBytes, TxBytes: d.TxBytes, LastHandshake: d.LastHandshake,
-			}
+			out[i] = deviceCounts(d)
 		}
 		return out
 	}
+}
+
+// panel gives the live view its device page; nil without --wireguard.
+func (w *wireguardFlags) panel() web.WireGuardPanel {
+	if w.src == nil {
+		return nil
+	}
+	return &w.started
 }
 
 // peerList is --peer: repeatable, each value a name or a comma-separated
