@@ -105,6 +105,9 @@ func parseProxyFlags(args []string, stderr io.Writer) (*proxyFlags, int, bool) {
 		_, err = p.checkAddrs()
 	}
 	if err == nil {
+		err = p.checkModes()
+	}
+	if err == nil {
 		err = p.wg.check()
 	}
 	if err != nil {

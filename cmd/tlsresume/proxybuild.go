@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/proxy"
 	"github.com/tlsresume/tlsresume/proxy/dns"
@@ -44,6 +45,24 @@ func (p *proxyFlags) build(stdout, stderr io.Writer) (proxy.Config, []func(), er
 		}
 	}
 	return cfg, closers, nil
+}
+
+// checkModes refuses a value of the client leg's and the upstream leg's
+// mode flags before anything is bound, so that a usage error is one
+// whatever the ports (build repeats the work and keeps the result).
+func (p *proxyFlags) checkModes() error {
+	scratch := proxy.Config{Log: zerolog.Nop()}
+	if err := p.buildClientLeg(&scratch); err != nil {
+		return err
+	}
+	if _, err := p.upstreamCerts.identities(); err != nil {
+		return err
+	}
+	switch p.upstreamReuse {
+	case proxy.ReusePair, proxy.ReusePool:
+		return nil
+	}
+	return fmt.Errorf("--upstream-reuse %q: want pair or pool", p.upstreamReuse)
 }
 
 // buildAccess: who may use the proxy, and how many at once.
