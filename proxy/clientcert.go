@@ -209,3 +209,16 @@ func (c *conn) presentClientIdentity(tc *tls.Conn) error {
 	}
 	return nil
 }
+
+// reopenUpstream makes the upstream leg again with a handshake of its own,
+// after the client presented another identity than the leg did.
+func (c *conn) reopenUpstream() error {
+	if c.s.pool != nil {
+		up, err := c.openOwnPooled()
+		c.up = up
+		return err
+	}
+	up, err := openPair(c, false, true)
+	c.up = up
+	return err
+}

@@ -17,7 +17,11 @@ import (
 // handshakeClient is the path's fifth step: it terminates the client's
 // TLS, mirroring the origin's answer (c.mirror), and records the client
 // leg. A client that fails the handshake ends the connection: its leg says
-// why, and --auto-passthrough hears of a rejected certificate.
+// why, and --auto-passthrough hears of a rejected certificate. Then both
+// legs stand: an upstream handshake the client was answered ahead of is
+// waited for (its failure is answered in HTTP on the client's handshake),
+// and a client that presented an identity tlsresume holds gets it
+// presented upstream too.
 func (c *conn) handshakeClient() (*tls.Conn, error) {
 	s := c.s
 	cfg := s.clientConfig(c, c.mirror)
@@ -28,7 +32,10 @@ func (c *conn) handshakeClient() (*tls.Conn, error) {
 		c.noteRejection()
 		return nil, errLegSays
 	}
-	return tc, nil
+	if err := c.up.settle(); err != nil {
+		return tc, c.answerFailureAfterHandshake(tc, err)
+	}
+	return tc, c.presentClientIdentity(tc)
 }
 
 // clientStream is the client connection as the client sent it: the bytes

@@ -20,11 +20,13 @@
 //	path.go     serve and run: the steps in order, one deferred finish
 //	peek.go     read the ClientHello without answering it; keep the bytes for replay
 //	route.go    where the connection goes; the offer's record, published as "open"
-//	decide.go   intercept, pass through, or relay untouched
-//	upstream.go the upstream leg, behind one seam (upstreamLeg):
+//	decide.go   intercept, pass through, or relay untouched (the rules: passrules.go)
+//	upstream.go the upstream leg, behind one seam (upstreamLeg); a session-ID
+//	            client of a TLS 1.2 origin is passed through after all:
 //	            pair.go, pairhttp.go: a connection of its own (answered ahead or after)
 //	            pool.go, poolleg.go: --upstream-reuse pool's connections
-//	clientleg.go terminate the client's TLS, mirroring the origin's answer
+//	clientleg.go terminate the client's TLS, mirroring the origin's answer; wait
+//	            for an upstream handshake it was answered ahead of
 //	relay.go    serve its HTTP through goproxy, or relay its bytes
 //	finish.go   complete the record, learn from it, decide its verdict, publish it
 //

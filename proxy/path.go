@@ -47,11 +47,13 @@ func (s *Server) serve(a arrival) {
 //	route     route.go      where the connection goes; record the offer
 //	decide    decide.go     intercept, pass through, or relay untouched
 //	upstream  upstream.go   the upstream leg: a connection of its own, or the pool's
-//	client    clientleg.go  terminate the client's TLS, mirroring the origin
+//	client    clientleg.go  terminate the client's TLS, mirroring the origin; both legs stand
 //	relay     relay.go      serve its HTTP, or relay its bytes
 //	finish    finish.go     complete the record, learn from it, publish it
 //
-// Each step returns an error or an outcome; none closes the connection.
+// Each step returns an error or an outcome; none closes the connection, and
+// each step's file is entered once, in this order (the helpers they call
+// live in other files).
 func (c *conn) run() error {
 	if c.err != nil {
 		return c.err // the source could not tell where it was going
@@ -71,18 +73,14 @@ func (c *conn) run() error {
 	if err := c.openUpstream(); err != nil {
 		return c.answerFailure(err)
 	}
-	if c.decideAgain() == passThrough {
+	if c.passThroughAfterAll() {
 		return c.passThrough()
 	}
 	tc, err := c.handshakeClient()
+	if tc != nil {
+		defer tc.Close()
+	}
 	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	if err := c.settleUpstream(); err != nil {
-		return c.answerFailureAfterHandshake(tc, err)
-	}
-	if err := c.presentClientIdentity(tc); err != nil {
 		return err
 	}
 	return c.relay(tc)

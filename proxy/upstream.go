@@ -54,25 +54,20 @@ func (c *conn) openUpstream() error {
 	return err
 }
 
-// settleUpstream waits for an upstream handshake the client's was answered
-// ahead of. Shutting down is not the origin's failure.
-func (c *conn) settleUpstream() error {
-	err := c.up.settle()
-	if err != nil && c.s.ctx.Err() != nil {
-		return errLegSays
+// passThroughAfterAll is the upstream step's last question, once the
+// upstream leg knows the origin's version: a client that resumes only by
+// session ID, of an origin that speaks TLS 1.2, is passed through after
+// all (sessionIDReason). The upstream handshake made for
+// interception stays in the record as a probe (the origin saw it, and the
+// upstream cache used it); the client's bytes go to the origin on a new
+// connection.
+func (c *conn) passThroughAfterAll() bool {
+	why := c.sessionIDReason(c.up.version())
+	if why == "" {
+		return false
 	}
-	return err
-}
-
-// reopenUpstream makes the upstream leg again with a handshake of its own,
-// after the client presented another identity than the leg did.
-func (c *conn) reopenUpstream() error {
-	if c.s.pool != nil {
-		up, err := c.openOwnPooled()
-		c.up = up
-		return err
-	}
-	up, err := openPair(c, false, true)
-	c.up = up
-	return err
+	c.rec.Passthrough = why
+	c.s.learned.closeOrigin(c, c.up.probe())
+	c.up = nil
+	return true
 }
