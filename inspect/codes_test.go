@@ -51,8 +51,8 @@ func TestREADMECodes(t *testing.T) {
 	}{
 		{"source", SourceDocs, "| `source` *contract* |"},
 		{"attempt", AttemptDocs, "| `attempt` *contract* |"},
-		{"ticket state", TicketStateDocs, "| `client_leg` |"},
-		{"cache result", CacheResultDocs, "| `upstream_leg` |"},
+		{"ticket state", TicketStateDocs, "| `ticket` |"},
+		{"cache result", CacheResultDocs, "| `cache` |"},
 	} {
 		line := readmeLine(doc, list.row)
 		if line == "" {
