@@ -83,6 +83,22 @@ func (s *Server) magicIndex(w http.ResponseWriter, r *http.Request) {
 	magicPage.Execute(w, data)
 }
 
+// ServeMagic serves http://tlsresume.proxy/ (the CA download page, /stats,
+// /flush: the same guard as ever) on c, a connection a source the proxy
+// does not listen for accepted itself: a WireGuard device's connection to
+// the tunnel's own address, which the tunnel's DNS gives for
+// tlsresume.proxy. It returns when c is closed.
+func (s *Server) ServeMagic(c net.Conn) {
+	if !s.track(c) {
+		c.Close()
+		return
+	}
+	defer s.untrack(c)
+	srv := &http.Server{Handler: s.magic, MaxHeaderBytes: maxHeaderBytes, ReadHeaderTimeout: s.cfg.ConnectTimeout,
+		IdleTimeout: s.cfg.IdleTimeout, ErrorLog: s.httpSrv.ErrorLog}
+	srv.Serve(&oneConnListener{c: c})
+}
+
 // serveMagicTLS answers https://tlsresume.proxy/ itself: no origin to dial.
 // raw is the tracked client connection; read, what was read past the
 // CONNECT request.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +23,8 @@ import (
 	"github.com/tlsresume/tlsresume/inspect/tlstest"
 )
 
-var updateShots = flag.Bool("update", false, "rewrite proxy/web/testdata/devices.png, the README's screenshot of the device page")
+// -update (readme_flags_test.go) also rewrites proxy/web/testdata/devices.png,
+// the README's screenshot of the device page.
 
 // openBrowser opens url in headless Chromium (chromedp drives the
 // installed binary) in a 1280×800 window, waits for body[data-loaded], and
@@ -143,7 +143,7 @@ func TestDevicePageInBrowser(t *testing.T) {
 	if html := evalJS[string](t, ctx, `document.documentElement.outerHTML`); strings.Contains(html, base64.StdEncoding.EncodeToString(priv[:])) {
 		t.Error("the page's document holds phone's private key")
 	}
-	if *updateShots {
+	if *update {
 		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err == nil {
 			err = os.WriteFile(filepath.Join("..", "..", "proxy", "web", "testdata", "devices.png"), png, 0o644)

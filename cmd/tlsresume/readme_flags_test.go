@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite README.md's generated flag tables")
+var update = flag.Bool("update", false, "rewrite generated files: README.md's flag tables, the device page's screenshot")
 
 const readmePath = "../../README.md"
 

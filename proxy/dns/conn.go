@@ -13,12 +13,14 @@ import (
 
 // NewForwarder returns a Server for queries that arrive on connections its
 // caller accepted itself (tlsresume's WireGuard devices ask the tunnel's
-// DNS address): it listens on nothing and intercepts no name, answering
-// each query handed to it (ServeConn) by forwarding it to cfg.Upstream as
-// New's server forwards, and it remembers, per client, the name each
-// answered address was for (NameOf). cfg.Allow must name its clients'
-// networks; cfg.Listen, AnswerV4, AnswerV6, Intercept and TTL are not
-// used. The caller sees that Upstream is not tlsresume's own DNS server.
+// DNS address): it listens on nothing, answering each query handed to it
+// (ServeConn) by forwarding it to cfg.Upstream as New's server forwards,
+// and it remembers, per client, the name each answered address was for
+// (NameOf). It intercepts only the names cfg.Intercept lists, answered
+// with AnswerV4 and AnswerV6 (the tunnel's own tlsresume.proxy); none
+// when Intercept is empty. cfg.Allow must name its clients' networks;
+// cfg.Listen is not used. The caller sees that Upstream is not tlsresume's
+// own DNS server.
 func NewForwarder(cfg Config) (*Server, error) {
 	cfg.forwardOnly = true
 	cfg = cfg.withDefaults()
@@ -26,7 +28,9 @@ func NewForwarder(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := newServer(cfg)
-	s.match = matcher{patterns: []string{}} // matches nothing
+	if len(cfg.Intercept) == 0 || !cfg.AnswerV4.Is4() {
+		s.match = matcher{patterns: []string{}} // matches nothing
+	}
 	s.names = newNames()
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/tlsresume/tlsresume/proxy"
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
 )
 
@@ -12,8 +13,8 @@ import (
 // phone on the LAN, not this machine's user: its connections must not
 // reach the laptop's own services (a database on loopback, a cloud
 // metadata address on the link) unless Config.Local says so, and never
-// tlsresume itself. The tunnel's DNS address, port 53, is answered before
-// this is asked.
+// tlsresume itself. The tunnel's own address, port 53 (DNS) and 80 (the
+// CA page), is answered before this is asked.
 func (s *Source) refusal(dst netip.AddrPort) error {
 	a := dst.Addr().Unmap()
 	p4, p6 := wireguard.TunnelPrefixes()
@@ -22,7 +23,7 @@ func (s *Source) refusal(dst netip.AddrPort) error {
 		return fmt.Errorf("refused: %s is no destination", dst)
 	case p4.Contains(a) || p6.Contains(a):
 		v4, _ := wireguard.ServerAddrs()
-		return fmt.Errorf("refused: %s is inside the WireGuard tunnel, where only its DNS (%s port 53) is served", dst, v4)
+		return fmt.Errorf("refused: %s is inside the WireGuard tunnel, where only its DNS (%s port 53) and http://%s/ (port 80) are served", dst, v4, proxy.MagicHost)
 	case s.proxy.Load().IsSelf(dst):
 		return fmt.Errorf("refused: %s is tlsresume itself (one of its listeners)", dst)
 	case a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):

@@ -108,7 +108,12 @@ func New(cfg Config) (*Source, error) {
 	}
 	p4, p6 := wireguard.TunnelPrefixes()
 	var err error
-	s.resolver, err = dns.NewForwarder(dns.Config{Upstream: cfg.DNSUpstream, Allow: []netip.Prefix{p4, p6}, Log: cfg.Log})
+	// The tunnel answers tlsresume.proxy itself, with its own address, so a
+	// phone gets the CA at http://tlsresume.proxy/ with the tunnel on
+	// (handleTCP serves it).
+	v4, v6 := wireguard.ServerAddrs()
+	s.resolver, err = dns.NewForwarder(dns.Config{Upstream: cfg.DNSUpstream, Allow: []netip.Prefix{p4, p6}, Log: cfg.Log,
+		Intercept: []string{proxy.MagicHost}, AnswerV4: v4, AnswerV6: v6})
 	if err != nil {
 		return nil, fmt.Errorf("wgsource: the tunnel's DNS: %w", err)
 	}
@@ -200,6 +205,12 @@ func (s *Source) handleTCP(c net.Conn, dst netip.AddrPort, name string) {
 		}
 		return
 	}
+	if isTunnelServer(dst, 80) {
+		// http://tlsresume.proxy/, which the tunnel's DNS points here: the
+		// CA download page, for a phone that has no CA yet.
+		s.proxy.Load().ServeMagic(c)
+		return
+	}
 	a := proxy.Arrival{Conn: c, Dst: dst, Source: inspect.SourceWireGuard, Device: name, DNSName: s.nameOf(d, dst.Addr())}
 	if dst.Port() != 443 && dst.Port() != 80 {
 		a.ClientSilence = serverFirstWait
@@ -230,8 +241,12 @@ func (s *Source) nameOf(d *device, addr netip.Addr) string {
 
 // isTunnelDNS reports whether dst is the tunnel's DNS server: the
 // server's own address, port 53.
-func isTunnelDNS(dst netip.AddrPort) bool {
+func isTunnelDNS(dst netip.AddrPort) bool { return isTunnelServer(dst, 53) }
+
+// isTunnelServer reports whether dst is the tunnel's own address (the
+// server's side of the tunnel) on port.
+func isTunnelServer(dst netip.AddrPort, port uint16) bool {
 	v4, v6 := wireguard.ServerAddrs()
 	a := dst.Addr().Unmap()
-	return dst.Port() == 53 && (a == v4 || a == v6)
+	return dst.Port() == port && (a == v4 || a == v6)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -16,8 +17,10 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/inspect"
 	"github.com/tlsresume/tlsresume/inspect/tlstest"
+	"github.com/tlsresume/tlsresume/proxy"
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
 )
 
@@ -203,7 +206,7 @@ func TestTunnelRefusals(t *testing.T) {
 	}{
 		{nil, o.v4, "is this machine (loopback); --wireguard-local"},
 		{nil, o.v6, "is this machine (loopback)"},
-		{nil, netip.AddrPortFrom(s4, 80), "inside the WireGuard tunnel"},
+		{nil, netip.AddrPortFrom(s4, 8080), "inside the WireGuard tunnel"},
 		{nil, netip.AddrPortFrom(s6, 443), "inside the WireGuard tunnel"},
 		{local, local.self, "tlsresume itself"},
 		{local, netip.AddrPortFrom(s4, 22), "inside the WireGuard tunnel"},
@@ -388,5 +391,51 @@ func TestTunnelServerSpeaksFirst(t *testing.T) {
 	r := e.next(t)
 	if r.Verdict.Code != inspect.CodeNotTLS || !strings.Contains(r.Error, "sent nothing") || r.Device != "phone" || r.BytesUp != 6 {
 		t.Errorf("record verdict %s error %q device %q bytes_up %d; want not_tls, the silence named, 6 bytes up", r.Verdict.Code, r.Error, r.Device, r.BytesUp)
+	}
+}
+
+// TestTunnelMagicHost: a phone with the tunnel on and no CA yet looks up
+// tlsresume.proxy through the tunnel's DNS, gets the tunnel's own address,
+// and fetches the CA download page and the CA itself over plain HTTP
+// there, through the same guard as ever: a page of another site is
+// refused its /stats.
+func TestTunnelMagicHost(t *testing.T) {
+	e := newEnv(t, nil)
+	s4, s6 := wireguard.ServerAddrs()
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return e.peer.DialUDP(netip.AddrPortFrom(s4, 53))
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := res.LookupNetIP(ctx, "ip", proxy.MagicHost)
+	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+	if err != nil || fmt.Sprint(addrs) != fmt.Sprint([]netip.Addr{s4, s6}) {
+		t.Fatalf("looking up %s through the tunnel: %v %v; want %v and %v", proxy.MagicHost, addrs, err, s4, s6)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return e.peer.DialTCP(ctx, netip.AddrPortFrom(s4, 80))
+		}}}
+	get := func(path string, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+proxy.MagicHost+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s through the tunnel: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/", nil); code != 200 || !strings.Contains(body, "SHA-256 fingerprint") {
+		t.Fatalf("GET / through the tunnel: %d %.200q; want the CA page", code, body)
+	}
+	if code, body := get("/ca/"+certs.FormatPEM.FileName(), nil); code != 200 || !strings.Contains(body, "BEGIN CERTIFICATE") {
+		t.Errorf("GET /ca/%s through the tunnel: %d %.80q; want the CA", certs.FormatPEM.FileName(), code, body)
+	}
+	if code, _ := get("/stats", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.example"}); code != http.StatusForbidden {
+		t.Errorf("cross-site GET /stats through the tunnel: %d, want 403", code)
 	}
 }
