@@ -15,14 +15,14 @@ import (
 	"github.com/tlsresume/tlsresume/inspect"
 )
 
-// waitFor polls the page's JavaScript expression js, at most 3 s, until
+// waitFor polls the page's JavaScript expression js, at most 5 s, until
 // it is true.
 func waitFor(t *testing.T, ctx context.Context, js string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for !eval[bool](t, ctx, js) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the page did not come to %s within 3 s", js)
+			t.Fatalf("the page did not come to %s within 5 s", js)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -135,5 +135,15 @@ func TestSummaryInBrowser(t *testing.T) {
 	var p struct{ Records []struct{ Host string } }
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || len(p.Records) != 27 {
 		t.Errorf("/api/rows?sel=host=localhost:9445: %d rows, %v; want 27", len(p.Records), err)
+	}
+
+	// The timeline of a program on all its hosts (a program with no host=):
+	// each lane names its host and port.
+	eval[any](t, ctx, `location.hash = "timeline?program=curl%2F7.88.1"`)
+	waitFor(t, ctx, labelsJS+` === 28`)
+	checkChart(t, ctx, "curl on all its hosts", 28)
+	hostsShown := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll('#timeline text.label')].map(e => e.firstChild.textContent.split(/\s+/)[2]))].sort()`)
+	if strings.Join(hostsShown, " ") != "localhost:9445 localhost:9446" {
+		t.Errorf("the timeline of curl on all hosts labels hosts %v", hostsShown)
 	}
 }

@@ -65,8 +65,8 @@ func checkTimes(t *testing.T, what string, texts []string) {
 	}
 }
 
-// labelsJS counts the chart's texts that name a connection (c1, c2, …).
-const labelsJS = `[...document.querySelectorAll('#timeline svg text')].filter(e => /^c\d+\b/.test(e.textContent)).length`
+// labelsJS counts the chart's texts that name a connection (c1, p3, …).
+const labelsJS = `[...document.querySelectorAll('#timeline svg text')].filter(e => /^[a-z]+\d+\b/.test(e.textContent)).length`
 
 // checkChart checks the timeline's chart as drawn: at least lanes
 // connections labelled, no two texts over each other, every time
