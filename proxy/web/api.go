@@ -138,9 +138,13 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := inspect.NewSummarizer()
+	byUA := map[string]bool{} // programs a User-Agent named
 	err = s.each(s.hist.snapshot(0).entries, func(e *entry, rec *inspect.ConnRecord) bool {
 		if e.closed && sel.Match(rec) {
 			sum.Add(rec)
+			if rec.UserAgent != "" && inspect.ProgramName(rec.UserAgent) != "" {
+				byUA[inspect.Program(rec)] = true
+			}
 		}
 		return true
 	})
@@ -148,7 +152,20 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
 		httpError(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	writeJSON(w, sum.Summaries())
+	sums := sum.Summaries()
+	out := make([]summaryRow, len(sums))
+	for i, s := range sums {
+		out[i] = summaryRow{Summary: s, ByUserAgent: byUA[s.Program]}
+	}
+	writeJSON(w, out)
+}
+
+// summaryRow is a row of /api/summary: the report's row, and whether a
+// User-Agent named its program (else its JA4 did, and the page shows the
+// row's likely_program beside it).
+type summaryRow struct {
+	*inspect.Summary
+	ByUserAgent bool `json:"by_user_agent"`
 }
 
 // handleDiff serves GET /api/diff?a=SEL&b=SEL: tlsresume diff's answer.
@@ -301,87 +318,3 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // httpError answers with a JSON error.
 func httpError(w http.ResponseWriter, msg string, code int) { guard.Error(w, msg, code) }
-
-// connDetail is GET /api/conn?seq=N: one record with what the page shows
-// beside it: names for its extensions, the rows its lineage points to, and
-// the later connections that brought its tickets back.
-type connDetail struct {
-	Seq        uint64              `json:"seq"`
-	Open       bool                `json:"open"`
-	Record     *inspect.ConnRecord `json:"record"`
-	Program    string              `json:"program"`
-	Host       string              `json:"host"`
-	Family     string              `json:"family,omitempty"`
-	Extensions []extension         `json:"extensions"`
-	TicketSeq  uint64              `json:"ticket_seq,omitempty"`
-	SessionSeq uint64              `json:"session_seq,omitempty"`
-	MirrorSeq  uint64              `json:"mirror_seq,omitempty"` // the row of mirrored.from, when the view still has it
-	Returned   []lineageRef        `json:"returned,omitempty"`
-	// Explain: for a record without a proxy verdict (read from a capture),
-	// what its hello and the server's answer show, as the table says it.
-	Explain string `json:"explain,omitempty"`
-	// TransportParameters names the hello's QUIC transport parameters, in
-	// order (ids above 2^53 do not survive a JavaScript number).
-	TransportParameters []string `json:"transport_parameters,omitempty"`
-}
-
-type extension struct {
-	Type   int    `json:"type"`
-	Name   string `json:"name"`
-	Grease bool   `json:"grease,omitempty"`
-}
-
-type lineageRef struct {
-	Seq uint64 `json:"seq"`
-	ID  string `json:"id"`
-	Leg string `json:"leg"` // client: it brought back this connection's ticket; upstream: it reused its session
-}
-
-func (s *Server) handleConn(w http.ResponseWriter, r *http.Request) {
-	seq, err := uintParam(r.URL.Query().Get("seq"), 0)
-	if err != nil || seq == 0 {
-		httpError(w, "seq: want the number of a row", http.StatusBadRequest)
-		return
-	}
-	e, ok := s.hist.get(seq)
-	if !ok {
-		httpError(w, fmt.Sprintf("connection %d is not in the view's history (any more)", seq), http.StatusNotFound)
-		return
-	}
-	rec, err := s.hist.record(&e)
-	if err != nil {
-		httpError(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	rw := newRow(&e, rec, s.hist.seqOf)
-	d := connDetail{Seq: seq, Open: !e.closed, Record: rec, Program: rw.Program, Host: rw.Host, Family: rw.Family,
-		TicketSeq: rw.TicketSeq, SessionSeq: rw.SessionSeq, Extensions: []extension{}}
-	if m := rec.Mirrored; m != nil && m.From != "" {
-		d.MirrorSeq = s.hist.seqOf(m.From, seq)
-	}
-	if e.closed && rec.Verdict.Code == "" {
-		d.Explain = inspect.Explain(&rec.Record)
-	}
-	if ch := rec.ClientHello; ch != nil {
-		for _, id := range ch.QUICTransportParameters {
-			d.TransportParameters = append(d.TransportParameters, inspect.QUICParameterName(id))
-		}
-		for _, t := range ch.Extensions {
-			d.Extensions = append(d.Extensions, extension{Type: t, Name: inspect.ExtensionName(uint16(t)), Grease: inspect.IsGREASE(uint16(t))})
-		}
-	}
-	err = s.each(s.hist.snapshot(seq).entries, func(later *entry, lr *inspect.ConnRecord) bool {
-		if l := lr.ClientLeg; l != nil && l.TicketFrom == rec.ID {
-			d.Returned = append(d.Returned, lineageRef{later.seq, lr.ID, "client"})
-		}
-		if u := lr.UpstreamLeg; u != nil && u.SessionFrom == rec.ID {
-			d.Returned = append(d.Returned, lineageRef{later.seq, lr.ID, "upstream"})
-		}
-		return true
-	})
-	if err != nil {
-		httpError(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, d)
-}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ func browser(t *testing.T, url string) context.Context {
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1500, 820))
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
@@ -117,10 +118,25 @@ func TestLiveViewInBrowser(t *testing.T) {
 		if !strings.Contains(title, "openssl-s_client/3") || !strings.Contains(exts, "pre_shared_key") || !strings.Contains(text, "ticket from c1") {
 			t.Errorf("c2's detail: title %q, extensions %q, text lacks the lineage: %s", title, exts, text)
 		}
+		// Its request, and the origin's certificate as the upstream leg saw it.
+		req := eval[[]string](t, ctx, `[...document.querySelectorAll('#requests tbody tr:first-child td')].map(td => td.textContent)`)
+		if len(req) != 6 || req[0] != "GET" || req[1] != "localhost" || req[2] != "/" || req[3] != "200" {
+			t.Errorf("c2's requests table: %q, want GET localhost / 200 (its record: %+v)", req, recs[1].Requests)
+		}
+		cert := eval[string](t, ctx, `document.querySelector('#cert')?.textContent ?? ""`)
+		if c := recs[1].UpstreamLeg.Certificate; c == nil || !strings.Contains(cert, c.Subject) || !strings.Contains(cert, c.Issuer) || !strings.Contains(cert, "verifiedyes") {
+			t.Errorf("c2's origin certificate shows %q, the record has %+v", cert, recs[1].UpstreamLeg.Certificate)
+		}
+		for _, leg := range []string{"client", "upstream"} {
+			ms := eval[string](t, ctx, fmt.Sprintf(`document.querySelector('[data-ms=%s]').textContent`, leg))
+			if !regexp.MustCompile(`^\d+(\.\d{1,3})? ms$`).MatchString(ms) {
+				t.Errorf("c2's %s handshake reads %q: at most microseconds", leg, ms)
+			}
+		}
 	})
 
 	t.Run("timeline", func(t *testing.T) {
-		err := chromedp.Do(ctx, hash("timeline?program=openssl-s_client%2F3&host=localhost"),
+		err := chromedp.Do(ctx, hash("timeline?program=openssl-s_client%2F3&host=localhost%3A"+portOf(l.origin)),
 			chromedp.WaitVisible(chromedp.CSS("#timeline svg")))
 		if err != nil {
 			t.Fatal(err)
@@ -159,6 +175,38 @@ func TestLiveViewInBrowser(t *testing.T) {
 		if !found {
 			t.Errorf("the diff of openssl and curl does not explain their pre_shared_key: %s", b)
 		}
+		// Resumption first; differences marked; fingerprints folded, a line a
+		// side, each value a click away.
+		sections := eval[[]string](t, ctx, `[...document.querySelectorAll('#diff-table tr.section')].map(r => r.dataset.section)`)
+		if strings.Join(sections, " ") != "resumption hello" {
+			t.Errorf("the diff's sections: %v, want resumption first, then the hellos", sections)
+		}
+		unmarked := eval[[]string](t, ctx, `[...document.querySelectorAll('#diff-table tr.differs')].filter(r => r.querySelector('td.mark').textContent !== '≠').map(r => r.dataset.field)`)
+		if len(unmarked) > 0 {
+			t.Errorf("rows that differ, unmarked: %v", unmarked)
+		}
+		folded := eval[map[string]any](t, ctx, `(() => { const d = document.querySelector('#diff-fingerprints'); const ja4 = d?.querySelector('tr[data-field=ja4]');
+		  return {open: d?.open, inMain: !!document.querySelector('#diff-table tr[data-field=ja4]'), shown: !!ja4 && ja4.checkVisibility(),
+		    brief: ja4?.children[2].querySelector('summary')?.textContent ?? ja4?.children[2].textContent}; })()`)
+		var d inspect.Diff
+		if _, body := l.get("GET", "/api/diff?a=program%3Dopenssl&b=program%3Dcurl", nil); json.Unmarshal([]byte(body), &d) != nil {
+			t.Fatalf("/api/diff: %s", body)
+		}
+		brief := ""
+		for _, row := range d.Rows {
+			if row.Field == "ja4" && row.Fingerprint {
+				brief = row.ABrief
+			}
+		}
+		if folded["open"] != false || folded["inMain"] != false || folded["shown"] != false || brief == "" || folded["brief"] != brief {
+			t.Errorf("the fingerprint rows: %v, want folded away from the others, ja4's A side in brief (%q)", folded, brief)
+		}
+		eval[any](t, ctx, `document.querySelector('#diff-fingerprints').open = true`)
+		if shown := eval[bool](t, ctx, `document.querySelector('#diff-fp tr[data-field=ja4]').checkVisibility()`); !shown {
+			t.Error("the fingerprint rows do not show when unfolded")
+		}
+		screenshot(t, ctx, "liveview-diff.png")
+		eval[any](t, ctx, `document.querySelector('#diff-fingerprints').open = false`)
 	})
 
 	// Last: a client that rejects the certificate is passed through, the CA
@@ -189,6 +237,19 @@ func TestLiveViewInBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#pass-reset")), chromedp.WaitNotPresent(chromedp.CSS("#pass-reset"))); err != nil {
 			t.Fatal(err)
 		}
+		// Its detail says first what fixes it.
+		if r.Verdict.Fix == "" {
+			t.Fatalf("%s failed with %s and no fix", r.ID, r.Verdict.Code)
+		}
+		if err := chromedp.Do(ctx, hash(fmt.Sprintf("conn=%d", seqOf(append(recs, r), r.ID))), chromedp.WaitVisible(chromedp.CSS("#detail-fix"))); err != nil {
+			t.Fatal(err)
+		}
+		fix := eval[string](t, ctx, `document.querySelector('#detail-fix').textContent`)
+		first := eval[bool](t, ctx, `document.querySelector('#detail-body .verdict-text').nextElementSibling.id === 'detail-fix'`)
+		if !strings.Contains(fix, r.Verdict.Fix) || !first {
+			t.Errorf("%s's detail shows the fix %q (right after the verdict: %v), want %q", r.ID, fix, first, r.Verdict.Fix)
+		}
+		screenshot(t, ctx, "liveview-fix.png")
 		if code, body := l.get("GET", "/api/passthrough", nil); code != 200 || strings.Contains(body, "localhost") {
 			t.Errorf("after the button: %d %s", code, body)
 		}
@@ -207,20 +268,25 @@ func TestLiveViewInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		shot("liveview.png", hash("conns"))
+		shot("liveview.png", hash("conns"), script(`document.querySelector('#close-detail').click()`))
 		shot("liveview-detail.png", hash("conn=2"), chromedp.WaitVisible(chromedp.CSS("#legs")))
-		shot("liveview-timeline.png", hash("timeline?program=openssl-s_client%2F3&host=localhost"), chromedp.WaitVisible(chromedp.CSS("#timeline svg")))
-		shot("liveview-diff.png", hash("diff?a=program%3Dopenssl&b=program%3Dcurl"), chromedp.WaitVisible(chromedp.CSS("#diff-table")))
+		shot("liveview-detail-requests.png", hash("conn=2"), chromedp.WaitVisible(chromedp.CSS("#requests")),
+			script(`document.querySelector('#requests').previousElementSibling.scrollIntoView()`))
 	}
 }
 
 // hash moves the page to one of its views, as a click on a link does (a
 // Navigate to the same page with another fragment fires no load event).
 func hash(h string) chromedp.Action[chromedp.Void] {
-	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		_, err := chromedp.Evaluate[any](fmt.Sprintf("location.hash = %q", h))(ctx, t)
-		return chromedp.Void{}, err
-	}
+	return script(fmt.Sprintf("location.hash = %q", h))
+}
+
+// script runs JavaScript in the page, as a step.
+func script(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, t)
+		return err
+	})
 }
 
 // seqOf is the view's row number of connection id: connections are

@@ -20,8 +20,12 @@ type row struct {
 	Source  string    `json:"source"`
 	Client  string    `json:"client"`  // IP
 	Program string    `json:"program"` // inspect.Program
-	Host    string    `json:"host"`
-	Version string    `json:"version,omitempty"` // highest offered
+	// Likely names the program the hello's JA4 likely comes from (the JA4
+	// table: "likely Safari/URLSession (JA4 table)"), when no User-Agent
+	// named it; a likely match, never a fact.
+	Likely  string `json:"likely,omitempty"`
+	Host    string `json:"host"`              // inspect.HostOf: the port unless 443
+	Version string `json:"version,omitempty"` // highest offered
 	// Transport is "quic" for a hello carried in QUIC Initial packets,
 	// empty for TCP.
 	Transport string `json:"transport,omitempty"`
@@ -43,6 +47,11 @@ type row struct {
 	SessionAgeMS int64  `json:"session_age_ms,omitempty"`
 	UpError      string `json:"up_error,omitempty"`
 	Passthrough  bool   `json:"passthrough,omitempty"`
+	// A connection read from a capture has no legs and no verdict: Capture
+	// says what the server's answer shows (captureOutcome), ResumedBy what
+	// it resumed by (psk, ticket, session_id), and Resumed whether it did.
+	Capture   string `json:"capture,omitempty"`
+	ResumedBy string `json:"resumed_by,omitempty"`
 
 	Verdict    string  `json:"verdict,omitempty"`
 	Family     string  `json:"family,omitempty"`
@@ -65,6 +74,9 @@ func newRow(e *entry, r *inspect.ConnRecord, seqOf func(id string, before uint64
 		w.Transport = r.Transport
 	}
 	if ch := r.ClientHello; ch != nil {
+		if w.Program == inspect.JA4Program(ch.JA4) {
+			w.Likely = inspect.LikelyProgram(ch.JA4)
+		}
 		w.Attempt = string(ch.Attempt)
 		w.Version = inspect.VersionName(uint16(inspect.MaxVersion(ch)))
 		switch {
@@ -85,8 +97,11 @@ func newRow(e *entry, r *inspect.ConnRecord, seqOf func(id string, before uint64
 			w.TicketSeq = seqOf(l.TicketFrom, e.seq)
 		}
 	}
-	if sh := r.ServerHello; sh != nil && r.Passthrough != "" && sh.Complete {
-		w.Resumed = boolPtr(sh.Resumed) // passed through: what the real server did
+	if sh := r.ServerHello; sh != nil && (r.Passthrough != "" || r.ClientLeg == nil) && sh.Complete {
+		w.Resumed = boolPtr(sh.Resumed) // passed through, or a capture: what the real server did
+		if sh.Resumed && sh.ResumedBy != nil {
+			w.ResumedBy = string(*sh.ResumedBy)
+		}
 	}
 	if u := r.UpstreamLeg; u != nil {
 		w.UpResumed = boolPtr(u.Resumed)
@@ -95,10 +110,41 @@ func newRow(e *entry, r *inspect.ConnRecord, seqOf func(id string, before uint64
 			w.SessionSeq = seqOf(u.SessionFrom, e.seq)
 		}
 	}
-	if e.closed {
+	switch {
+	case !e.closed:
+	case r.Verdict.Code == "" && r.ClientLeg == nil:
+		w.Capture, w.Family = captureOutcome(r)
+		w.Text = inspect.Explain(&r.Record)
+	default:
 		w.Verdict, w.Family, w.Text = string(r.Verdict.Code), r.Verdict.Code.Family(), r.Verdict.Text
 	}
 	return w
+}
+
+// captureOutcome is what a record read from a capture shows of its
+// connection, in place of a verdict: whether the server resumed it and by
+// what ("resumed_psk", "resumed_ticket", "resumed_session_id"), refused
+// what the client offered ("refused_psk", …), made a full handshake
+// ("full") or asked for another hello ("hello_retry"); "not_seen" when
+// the capture does not hold enough of the answer, "no_hello" when the
+// hello could not be read. family colours it as verdict families do.
+func captureOutcome(r *inspect.ConnRecord) (key, family string) {
+	ch, sh := r.ClientHello, r.ServerHello
+	switch {
+	case ch == nil:
+		return "no_hello", "failed"
+	case sh != nil && sh.HRR:
+		return "hello_retry", "first"
+	case sh == nil || !sh.Complete:
+		return "not_seen", "unknown"
+	case sh.Resumed && sh.ResumedBy != nil:
+		return "resumed_" + string(*sh.ResumedBy), "resumed"
+	case sh.Resumed:
+		return "resumed", "resumed"
+	case ch.Attempt != inspect.AttemptNone:
+		return "refused_" + string(ch.Attempt), "client"
+	}
+	return "full", "first"
 }
 
 func hostOnly(addr string) string {

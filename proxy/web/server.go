@@ -148,6 +148,10 @@ func (s *Server) Add(recs ...*inspect.ConnRecord) {
 }
 
 func (s *Server) apply(ev inspect.Event) {
+	// As the proxy publishes it: its free text within its caps, its
+	// durations at microseconds. A record of another reader (Add) may be
+	// neither.
+	ev.Record = ev.Record.Capped()
 	e, id, closedOpen := s.hist.apply(ev)
 	s.metrics.observe(ev, closedOpen)
 	if s.subs.count() > 0 {

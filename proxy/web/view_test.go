@@ -31,9 +31,10 @@ type live struct {
 	t       testing.TB
 	dir     string
 	ca      *certs.CA
-	proxy   string // the proxy's address
-	origin  string // the origin's address
-	view    string // the view's base URL
+	cert    tlstest.Cert // the origin's certificate, which the proxy trusts
+	proxy   string       // the proxy's address
+	origin  string       // the origin's address
+	view    string       // the view's base URL
 	records chan *inspect.ConnRecord
 }
 
@@ -64,7 +65,7 @@ func startLive(t testing.TB, mod func(*web.Config)) *live {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &live{t: t, dir: dir, ca: ca, origin: "127.0.0.1:" + strconv.Itoa(origin.Port), records: make(chan *inspect.ConnRecord, 1024)}
+	l := &live{t: t, dir: dir, ca: ca, cert: cert, origin: "127.0.0.1:" + strconv.Itoa(origin.Port), records: make(chan *inspect.ConnRecord, 1024)}
 	cfg := web.Config{CA: ca, Upstream: up,
 		Passthrough: &web.PassthroughControl{List: func() any { return srv.AutoPassthroughs() }, Reset: srv.ResetAutoPassthrough}}
 	if mod != nil {

@@ -1,13 +1,18 @@
-// tlsresume's live view: one module, no framework, no build step. The
+// tlsresume's live view: a few modules, no framework, no build step. The
 // server does the thinking (program names, verdicts, lineage, diffs); this
 // page keeps compact rows, draws the visible ones, and follows the event
-// stream.
+// stream. detail.js draws one connection, timeline.js the timeline,
+// report.js clients × hosts and the diff; util.js writes values.
+
+import { $, esc, api, timeText, ageText, bytesText, connLink, captureWords } from "./util.js";
+import { titleHTML, detailHTML } from "./detail.js";
+import { drawTimeline as timelineInto, pairOptions, zoomTo, SEP, ALL_HOSTS, splitPair } from "./timeline.js";
+import { summaryHTML, diffHTML } from "./report.js";
 
 const ROW = 26;            // px, as --row in style.css
 const PAGE = 10000;        // rows per /api/rows request
 const REDRAW_MS = 200;     // at most five redraws a second under load
 
-const $ = (sel) => document.querySelector(sel);
 const state = {
   rows: [],                // every row, by seq (ascending)
   bySeq: new Map(),
@@ -26,33 +31,6 @@ const state = {
   status: null,
 };
 
-// ---- helpers --------------------------------------------------------------
-
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-
-async function api(path, opts) {
-  const res = await fetch(path, { credentials: "same-origin", ...opts });
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.error || `${res.status} ${res.statusText}`);
-  return body;
-}
-
-function ageText(ms) {
-  if (ms == null) return "";
-  if (ms < 1000) return `${ms}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(Math.floor(s % 60)).padStart(2, "0")}s`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h${String(m % 60).padStart(2, "0")}m`;
-  return `${Math.floor(h / 24)}d${h % 24}h`;
-}
-
-const timeText = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
-const bytesText = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)}M` : n >= 1024 ? `${(n / 1024).toFixed(1)}k` : String(n ?? 0));
-const connLink = (id, seq) => (seq ? `<a href="#conn=${seq}" data-seq="${seq}">${esc(id)}</a>` : esc(id));
-
 // ---- rows: cells ----------------------------------------------------------
 
 function offeredCell(r) {
@@ -64,18 +42,31 @@ function offeredCell(r) {
   return `${quic}<b>${esc(r.attempt)}</b> <span class="small" title="session_ticket: ${r.tkt === undefined ? "absent" : r.tkt === "ask" ? "empty (asks for a ticket)" : `a ${esc(r.tkt)}-byte ticket`}; pre_shared_key: ${r.psk >= 0 ? `${r.psk} identities` : "absent"}">tkt ${esc(tkt)} · psk ${esc(psk)}</span>`;
 }
 
+const BY = { psk: "PSK", ticket: "ticket", session_id: "session ID" };
+
 function clientCell(r) {
   if (r.open) return "…";
   if (r.client_error) return `<span class="err" title="${esc(r.client_error)}">failed</span>`;
+  if (r.capture) return captureLegCell(r);
   if (r.resumed === undefined) return `<span class="no">–</span>`;
   if (!r.resumed) return `<span class="no">full</span>${r.tickets_sent ? ` <span class="small">${r.tickets_sent} ticket${r.tickets_sent > 1 ? "s" : ""} sent</span>` : ""}`;
   const from = r.ticket_from ? ` <span class="small">ticket from ${connLink(r.ticket_from, r.ticket_seq)}, ${esc(ageText(r.ticket_age_ms))} old</span>` : "";
   return `<span class="yes">RESUMED</span>${from}`;
 }
 
+// captureLegCell: what a capture shows of the client's handshake with the
+// server itself.
+function captureLegCell(r) {
+  const title = `title="from the capture: ${esc(r.text)}"`;
+  if (r.resumed) return `<span class="yes" ${title}>RESUMED</span> <span class="small">${r.resumed_by ? `by ${esc(BY[r.resumed_by] || r.resumed_by)}` : ""} (server)</span>`;
+  if (r.resumed === false) return `<span class="no" ${title}>full</span> <span class="small">${r.capture.startsWith("refused_") ? esc(captureWords(r.capture)) : "(server)"}</span>`;
+  return `<span class="no" ${title}>${esc(captureWords(r.capture))}</span>`;
+}
+
 function upstreamCell(r) {
   if (r.open) return "…";
   if (r.up_error) return `<span class="err" title="${esc(r.up_error)}">failed</span>`;
+  if (r.capture) return `<span class="small" title="read from a capture: the client spoke to the server itself, with no tlsresume between">none: a capture</span>`;
   if (r.passthrough) return `<span class="small">passed through</span>`;
   if (r.up_resumed === undefined) return `<span class="no">–</span>`;
   if (!r.up_resumed) return `<span class="no">full</span>`;
@@ -85,21 +76,31 @@ function upstreamCell(r) {
 
 function verdictCell(r) {
   if (r.open) return `<span class="small">open</span>`;
+  if (r.capture) return `<span class="v capture fam-${esc(r.family)}" title="from the capture: ${esc(r.text)}">${esc(captureWords(r.capture))}</span>`;
   return `<span class="v fam-${esc(r.family)}" title="${esc(r.text)}">${esc(r.verdict)}</span>`;
+}
+
+// programCell: the program, or, where its JA4 named it and the JA4 table
+// knows the stack, the program that likely is, marked as likely.
+function programCell(r) {
+  const title = `${r.program}${r.likely ? ` — ${r.likely}` : ""} (${r.client}) ${r.id}`;
+  const name = r.likely ? `<span class="likely">${esc(r.likely)}</span>` : esc(r.program);
+  return `<span class="program" title="${esc(title)}">${name} <span class="small">(${esc(r.client)})</span></span>`;
 }
 
 function rowHTML(r) {
   const cls = ["grid", "row", r.open ? "open" : "", r.seq === state.selected ? "sel" : ""].join(" ");
   return `<div class="${cls}" data-seq="${r.seq}" data-id="${esc(r.id)}" data-verdict="${esc(r.verdict || "")}" role="row">` +
     `<span>${esc(timeText(r.time))}</span>` +
-    `<span title="${esc(r.program)} (${esc(r.client)}) ${esc(r.id)}">${esc(r.program)} <span class="small">(${esc(r.client)})</span></span>` +
+    programCell(r) +
     `<span title="${esc(r.host)}">${esc(r.host)}</span>` +
     `<span>${offeredCell(r)}</span>` +
     `<span class="client-leg">${clientCell(r)}</span>` +
     `<span class="upstream-leg">${upstreamCell(r)}</span>` +
     `<span>${verdictCell(r)}</span>` +
-    `<span class="num">${bytesText(r.bytes_up)}/${bytesText(r.bytes_down)}</span>` +
-    `<span class="num">${r.open ? "" : Math.round(r.duration_ms)}</span></div>`;
+    // A capture's record counts no bytes and no duration.
+    `<span class="num">${r.capture ? "–" : `${bytesText(r.bytes_up)}/${bytesText(r.bytes_down)}`}</span>` +
+    `<span class="num">${r.open || r.capture ? "" : Math.round(r.duration_ms)}</span></div>`;
 }
 
 // ---- filters --------------------------------------------------------------
@@ -111,10 +112,22 @@ function readFilters() {
   return f;
 }
 
+// hostMatches: the host filter selects as a selector's host= does
+// (inspect.Selector): a prefix of the host as the row names it
+// (localhost:9445), of its name alone (localhost: every port), or of
+// name:443 for a host shown without its port (example.com:443).
+function hostMatches(host, f) {
+  host = host.toLowerCase();
+  if (host.startsWith(f)) return true;
+  const m = host.match(/^\[(.*)\]:\d+$/) || host.match(/^([^:]*):\d+$/);
+  if (m) return m[1].startsWith(f);
+  return `${host.includes(":") ? `[${host}]` : host}:443`.startsWith(f);
+}
+
 function passes(r, f) {
-  if (f.host && !r.host.toLowerCase().startsWith(f.host)) return false;
+  if (f.host && !hostMatches(r.host, f.host)) return false;
   if (f.program && !r.program.toLowerCase().startsWith(f.program)) return false;
-  if (f.verdict && !(r.verdict || "").startsWith(f.verdict)) return false;
+  if (f.verdict && !(r.verdict || r.capture || "").startsWith(f.verdict)) return false;
   if (f.source && r.source !== f.source) return false;
   switch (f.resumed) {
     case "client": return r.resumed === true;
@@ -254,120 +267,13 @@ function showError(e) {
 
 // ---- detail -----------------------------------------------------------------
 
-const GROUPS = { 23: "secp256r1", 24: "secp384r1", 25: "secp521r1", 29: "x25519", 30: "x448", 256: "ffdhe2048", 257: "ffdhe3072", 4587: "SecP256r1MLKEM768", 4588: "X25519MLKEM768", 25497: "X25519Kyber768Draft00" };
-const KEY_EXTS = new Set([35, 41, 42, 45]); // session_ticket, pre_shared_key, early_data, psk_key_exchange_modes
-const isGrease = (v) => (v & 0x0f0f) === 0x0a0a && (v >> 8) === (v & 0xff);
-const groupName = (g) => (isGrease(g) ? "GREASE" : GROUPS[g] || `0x${g.toString(16).padStart(4, "0")}`);
-const versionName = (v) => (isGrease(v) ? "GREASE" : { 0x0304: "1.3", 0x0303: "1.2", 0x0302: "1.1", 0x0301: "1.0", 0x0300: "SSL 3" }[v] || `0x${v.toString(16)}`);
-const modesName = (m) => (m == null ? "absent" : m.length === 0 ? "empty" : m.map((x) => ({ 0: "psk_ke", 1: "psk_dhe_ke" }[x] ?? x)).join(", "));
-
-function legsHTML(rec) {
-  const c = rec.client_leg, u = rec.upstream_leg;
-  const line = (name, a, b) => `<div class="lh">${name}</div><div>${a ?? ""}</div><div>${b ?? ""}</div>`;
-  const yn = (v) => (v === undefined || v === null ? "" : v ? `<span class="yes">yes</span>` : `<span class="no">no</span>`);
-  const lin = (id, seq, age) => (id ? `${connLink(id, seq)}, ${esc(ageText(age))} old` : "");
-  return `<div class="legs" id="legs">
-    <div class="lh"></div><div class="lh">client ↔ tlsresume</div><div class="lh">tlsresume ↔ origin</div>
-    ${line("version", esc(c?.version), esc(u?.version))}
-    ${line("cipher suite", esc(c?.cipher_suite), esc(u?.cipher_suite))}
-    ${line("ALPN", esc(c?.alpn), esc(u?.alpn))}
-    ${line("resumed", `<span data-leg="client">${yn(c?.resumed)}</span>`, `<span data-leg="upstream">${yn(u?.resumed)}</span>`)}
-    ${line("tickets", c ? `${c.tickets_sent} sent` : "", u ? `${u.tickets_received} received` : "")}
-    ${line("resumption", c ? `ticket: ${esc(c.ticket)}` : "", u ? `cache: ${esc(u.cache || "not asked")}, offered ${esc(u.offered)}` : "")}
-    ${line("lineage", c ? `ticket from ${lin(c.ticket_from, state.detailSeqs?.ticket_seq, c.ticket_age_ms) || "–"}` : "", u ? `session from ${lin(u.session_from, state.detailSeqs?.session_seq, u.session_age_ms) || "–"}` : "")}
-    ${line("handshake", c ? `${c.handshake_ms} ms` : "", u ? `${u.handshake_ms} ms${u.extra_handshakes ? ` (+${u.extra_handshakes} more connections)` : ""}` : "")}
-    ${line("address", esc(rec.client_addr), u ? `${esc(u.addr)}${u.remote_addr && u.remote_addr !== u.addr ? ` → ${esc(u.remote_addr)}` : ""}` : "")}
-    ${line("verified", "", u ? (u.verified ? "yes" : `<span class="err">no</span>`) + (u.insecure ? " (--insecure-upstream)" : "") : "")}
-    ${line("error", `<span class="err">${esc(c?.error)}</span>`, `<span class="err">${esc(u?.error)}</span>`)}
-    ${line("alert", esc(c?.alert) + (c?.closed_after_certificate ? "closed right after our certificate" : ""), "")}
-  </div>`;
-}
-
-// offers12: the hello offers TLS 1.2 (or lower), where session_ticket matters.
-const offers12 = (ch) => !ch.supported_versions?.length || ch.supported_versions.some((v) => !isGrease(v) && v <= 0x0303);
-
-function helloHTML(ch, exts) {
-  if (!ch) return "";
-  const st = ch.session_ticket;
-  const psk = ch.pre_shared_key;
-  const f = (k, v) => `<div>${k}</div><div>${v}</div>`;
-  const chips = exts.map((e) => `<span class="ext${e.grease ? " grease" : ""}${KEY_EXTS.has(e.type) ? " key" : ""}" title="${e.type}">${esc(e.grease ? "GREASE" : e.name)}</span>`).join("");
-  return `<h3>ClientHello</h3><div class="facts">
-    ${f("attempt", `<b>${esc(ch.attempt)}</b>`)}
-    ${f("session_ticket", !st.offered ? (offers12(ch) ? "absent (over TLS 1.2: can resume only by session ID)" : "absent (TLS 1.3 only: its tickets come in NewSessionTicket messages)") : st.len === 0 ? "present, empty: asks for a ticket" : `carries a ${st.len}-byte ticket`)}
-    ${f("pre_shared_key", !psk.offered ? "absent" : psk.identities.map((i) => `${i.len}-byte identity, obfuscated age ${i.obfuscated_ticket_age}`).join("; ") + ` (${psk.binders} binder${psk.binders === 1 ? "" : "s"})`)}
-    ${f("psk_key_exchange_modes", esc(modesName(ch.psk_key_exchange_modes)))}
-    ${f("early_data", ch.early_data ? "offered (0-RTT)" : "no")}
-    ${f("legacy session ID", ch.session_id_len ? `${ch.session_id_len} bytes <code>${esc(ch.session_id)}</code>` : "empty")}
-    ${f("versions", (ch.supported_versions?.length ? ch.supported_versions : [ch.legacy_version]).map(versionName).join(", "))}
-    ${f("ALPN", esc((ch.alpn || []).join(", ")) || "none")}
-    ${f("groups", (ch.supported_groups || []).map(groupName).join(", "))}
-    ${f("key shares", (ch.key_share_groups || []).map(groupName).join(", "))}
-    ${f("cipher suites", `${ch.cipher_suites.length}`)}
-    ${f("extended_master_secret", ch.extended_master_secret ? "yes" : "no")}
-    ${f("extensions, in order", `<div class="exts" id="exts">${chips}</div>`)}
-    ${f("JA4", `<code>${esc(ch.ja4)}</code>`)}
-    ${f("JA3", `<code>${esc(ch.ja3_hash)}</code> <details><summary>string</summary><code>${esc(ch.ja3)}</code></details>`)}
-  </div>`;
-}
-
-function quicHTML(rec, params) {
-  const q = rec.quic;
-  if (!q) return "";
-  const f = (k, v) => `<div>${k}</div><div>${v}</div>`;
-  return `<h3>QUIC</h3><div class="facts" id="quic">
-    ${f("version", `${esc(q.version_name)} <code>${esc(q.version)}</code>`)}
-    ${f("client's DCID", `<code>${esc(q.dcid) || "empty"}</code> (the Initial keys come from it)`)}
-    ${f("client's SCID", q.scid ? `<code>${esc(q.scid)}</code>` : "empty")}
-    ${f("server's SCID", q.server_scid ? `<code>${esc(q.server_scid)}</code>` : "not seen")}
-    ${q.retry ? f("Retry", `the server answered with a Retry (token ${q.retry.token_len} bytes) to <code>${esc(q.retry.scid)}</code>`) : ""}
-    ${q.version_negotiation ? f("version negotiation", `the server offered ${esc(q.version_negotiation.join(", "))}`) : ""}
-    ${q.negotiated_version ? f("answered in", `<code>${esc(q.negotiated_version)}</code> (compatible version negotiation)`) : ""}
-    ${f("0-RTT", rec.early_data_sent ? "the client sent 0-RTT packets after this hello" : "none seen")}
-    ${params ? f("transport parameters", `<div class="exts">${params.map((name) => `<span class="ext${name === "grease" ? " grease" : ""}">${esc(name)}</span>`).join("")}</div>`) : ""}
-  </div>`;
-}
-
-function serverHelloHTML(sh, source) {
-  if (!sh) return "";
-  return `<h3>ServerHello (the real server's, ${source === "pcap" ? "from the capture" : "passed through"})</h3><div class="facts">
-    <div>version</div><div>${versionName(sh.version)}</div>
-    <div>resumed</div><div>${sh.complete ? (sh.resumed ? `yes, by ${esc(sh.resumed_by)}` : "no") : "not seen"}</div>
-    <div>HelloRetryRequest</div><div>${sh.hrr ? "yes" : "no"}</div>
-    <div>selected PSK</div><div>${sh.selected_psk ?? "none"}</div>
-    <div>session ID</div><div>${sh.session_id_len} bytes</div></div>`;
-}
-
-function mirroredHTML(m, fromSeq) {
-  if (!m) return "";
-  return `<h3>Mirrored from the origin</h3><div class="facts">
-    <div>highest version</div><div>${esc(m.max_version)}</div>
-    <div>ALPN offered</div><div>${esc((m.alpn || []).join(", ")) || "none"}</div>
-    <div>tickets</div><div>${m.tickets ? "issued" : "none issued"}</div>
-    <div>leaf names</div><div>${esc((m.names || []).join(", "))}</div>
-    ${m.overrides?.length ? `<div>overridden by flags</div><div>${esc(m.overrides.join(", "))}</div>` : ""}
-    ${m.from ? `<div>answered early</div><div>like ${connLink(m.from, fromSeq)}, while this connection's own upstream handshake ran${m.mismatch?.length ? `; it then answered differently: <span class="err">${esc(m.mismatch.join(", "))}</span>` : ""}</div>` : ""}</div>`;
-}
-
 async function showDetail(seq, scroll = true) {
   state.selected = seq;
   let d;
   try { d = await api(`/api/conn?seq=${seq}`); } catch (e) { showError(e); return; }
-  const rec = d.record;
-  state.detail = rec;
-  state.detailSeqs = d;
-  const who = rec.user_agent ? `${d.program}` : d.program;
-  $("#detail-title").innerHTML = `${esc(rec.id)} · ${esc(who)} (${esc(rec.client_addr)}) → ${esc(d.host)} · ${esc(timeText(rec.time))} · ${esc(rec.source)}${d.open ? " · open" : ""}`;
-  const back = d.returned?.length ? `<p>Its tickets came back on ${d.returned.map((x) => connLink(x.id, x.seq) + (x.leg === "upstream" ? " (upstream)" : "")).join(", ")}.</p>` : "";
-  $("#detail-body").innerHTML =
-    (rec.verdict?.code ? `<div class="verdict-text"><span class="v fam-${esc(d.family)}" id="detail-verdict">${esc(rec.verdict.code)}</span> ${esc(rec.verdict.text)}</div>` : `<div class="verdict-text">${d.open ? "still open" : esc(d.explain || "")}</div>`) +
-    (rec.passthrough ? `<p>Passed through: ${esc(rec.passthrough)}</p>` : "") +
-    (rec.error ? `<p class="err">${esc(rec.error)}</p>` : "") +
-    back +
-    (rec.client_leg || rec.upstream_leg ? legsHTML(rec) : "") +
-    quicHTML(rec, d.transport_parameters) + helloHTML(rec.client_hello, d.extensions || []) +
-    serverHelloHTML(rec.passthrough || rec.source === "pcap" ? rec.server_hello : null, rec.source) + mirroredHTML(rec.mirrored, d.mirror_seq) +
-    `<p class="hint">${rec.user_agent ? `User-Agent: ${esc(rec.user_agent)}. ` : ""}${rec.bytes_up} bytes up, ${rec.bytes_down} down, ${rec.duration_ms} ms.</p>`;
+  state.detail = d.record;
+  $("#detail-title").innerHTML = titleHTML(d);
+  $("#detail-body").innerHTML = detailHTML(d);
   $("#detail").hidden = false;
   schedule();
   if (scroll && location.hash !== `#conn=${seq}`) history.replaceState(null, "", `#conn=${seq}`);
@@ -389,15 +295,7 @@ async function copyJSON() {
 let summaryRows = [];
 async function drawSummary() {
   try { summaryRows = await api("/api/summary"); } catch (e) { showError(e); return; }
-  const countWords = (m) => Object.entries(m || {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
-  $("#summary tbody").innerHTML = summaryRows.map((s, i) => {
-    const sel = `program=${s.program},host=${s.host},transport=${s.transport}`;
-    return `<tr data-i="${i}"><td><input type="radio" name="pick-a" value="${esc(sel)}"></td><td><input type="radio" name="pick-b" value="${esc(sel)}"></td>
-      <td>${esc(s.client)}</td><td>${esc(s.program)}</td><td>${esc(s.host)}</td><td>${esc(s.transport)}</td><td class="num">${s.conns}</td><td>${esc(countWords(s.offered))}</td>
-      <td class="num">${s.resumed}/${s.conns}</td><td class="num">${s.upstream_resumed == null ? "–" : `${s.upstream_resumed}/${s.conns}`}</td>
-      <td>${esc(s.why_not || "")}</td>
-      <td><a href="#conns" data-program="${esc(s.program)}" data-host="${esc(s.host)}">connections</a> · <a href="#timeline" data-pair="${esc(s.program + SEP + s.host)}">timeline</a></td></tr>`;
-  }).join("");
+  $("#summary tbody").innerHTML = summaryHTML(summaryRows);
   fillSelectors();
 }
 
@@ -409,63 +307,15 @@ function fillSelectors() {
 
 // ---- timeline -----------------------------------------------------------------
 
-// A program × host pair as one string (an option's value): hosts hold no "×".
-const SEP = " × ";
-const splitPair = (k) => { const i = k.lastIndexOf(SEP); return [k.slice(0, i), k.slice(i + SEP.length)]; };
-
-function pairs() {
-  const seen = new Map();
-  for (const r of state.rows) {
-    const k = r.program + SEP + r.host;
-    seen.set(k, (seen.get(k) || 0) + 1);
-  }
-  return [...seen.entries()].sort((a, b) => b[1] - a[1]);
-}
-
 function fillPairs(want) {
-  const sel = $("#timeline-pick select");
+  const sel = $("#timeline-pick select[name=pair]");
   const cur = want || sel.value;
-  sel.innerHTML = pairs().map(([k, n]) => `<option value="${esc(k)}">${esc(k)} (${n})</option>`).join("");
+  sel.innerHTML = pairOptions(state.rows).map((p) => `<option value="${esc(p.key)}">${esc(p.label)} (${p.n})</option>`).join("");
   if (cur) sel.value = cur;
 }
 
 function drawTimeline() {
-  const key = $("#timeline-pick select").value;
-  const box = $("#timeline");
-  if (!key) { box.innerHTML = `<p class="hint">No connections yet.</p>`; return; }
-  const [program, host] = splitPair(key);
-  const rows = state.rows.filter((r) => r.program === program && r.host === host);
-  const t0 = Date.parse(rows[0].time), t1 = Date.parse(rows[rows.length - 1].time);
-  const span = Math.max(t1 - t0, 1);
-  const W = Math.max(900, rows.length * 34 + 120), L = 60, R = 40, yC = 70, yU = 170, H = 250;
-  const x = (r) => L + ((Date.parse(r.time) - t0) / span) * (W - L - R);
-  const pos = new Map(rows.map((r) => [r.seq, x(r)]));
-  const cls = (resumed, err, open) => (open ? "open" : err ? "failed" : resumed ? "resumed" : "full");
-  let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" role="img" aria-label="timeline of ${esc(program)} × ${esc(host)}">
-    <defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="currentColor"/></marker></defs>
-    <text x="4" y="${yC + 4}">client</text><text x="4" y="${yU + 4}">upstream</text>
-    <line class="lane" x1="${L}" y1="${yC}" x2="${W - R}" y2="${yC}"/><line class="lane" x1="${L}" y1="${yU}" x2="${W - R}" y2="${yU}"/>`;
-  // Gaps longer than Apple's ~10-minute session cache (QA1727) are marked.
-  for (let i = 1; i < rows.length; i++) {
-    const gap = Date.parse(rows[i].time) - Date.parse(rows[i - 1].time);
-    if (gap >= 10 * 60 * 1000) svg += `<text class="gap" x="${(x(rows[i]) + x(rows[i - 1])) / 2 - 20}" y="${(yC + yU) / 2 + 4}">gap ${esc(ageText(gap))}</text>`;
-  }
-  for (const r of rows) {
-    const cx = x(r);
-    if (r.ticket_seq && pos.has(r.ticket_seq)) {
-      const fx = pos.get(r.ticket_seq), h = Math.min(50, 12 + Math.abs(cx - fx) / 6);
-      svg += `<path class="lineage" data-from="${r.ticket_seq}" data-to="${r.seq}" data-leg="client" d="M${fx},${yC - 7} C${fx},${yC - h} ${cx},${yC - h} ${cx},${yC - 7}" marker-end="url(#head)"><title>${esc(r.id)} brought back the ticket ${esc(r.ticket_from)} issued (${esc(ageText(r.ticket_age_ms))} old)</title></path>`;
-    }
-    if (r.session_seq && pos.has(r.session_seq)) {
-      const fx = pos.get(r.session_seq), h = Math.min(50, 12 + Math.abs(cx - fx) / 6);
-      svg += `<path class="lineage up" data-from="${r.session_seq}" data-to="${r.seq}" data-leg="upstream" d="M${fx},${yU + 7} C${fx},${yU + h} ${cx},${yU + h} ${cx},${yU + 7}" marker-end="url(#head)"><title>tlsresume reused the session of ${esc(r.session_from)}</title></path>`;
-    }
-    svg += `<a href="#conn=${r.seq}"><circle class="conn ${cls(r.resumed, r.client_error, r.open)}" data-seq="${r.seq}" data-leg="client" cx="${cx}" cy="${yC}" r="6"><title>${esc(r.id)} ${esc(timeText(r.time))}: client ${r.resumed ? "resumed" : "full handshake"} — ${esc(r.verdict || "open")}</title></circle></a>`;
-    svg += `<a href="#conn=${r.seq}"><circle class="conn ${cls(r.up_resumed, r.up_error, r.open)}" data-seq="${r.seq}" data-leg="upstream" cx="${cx}" cy="${yU}" r="6"><title>${esc(r.id)}: upstream ${r.up_resumed ? "resumed" : "full handshake"}</title></circle></a>`;
-    svg += `<text x="${cx - 8}" y="${(yC + yU) / 2 - 12}">${esc(r.id)}</text>`;
-  }
-  svg += `<text x="${L}" y="${H - 8}">${esc(new Date(t0).toLocaleString())}</text><text x="${W - R - 140}" y="${H - 8}">${esc(new Date(t1).toLocaleString())}</text></svg>`;
-  box.innerHTML = svg;
+  timelineInto($("#timeline"), $("#timeline-pick"), $("#timeline-pick select[name=pair]").value, state.rows);
 }
 
 // ---- diff -------------------------------------------------------------------------
@@ -476,14 +326,7 @@ async function drawDiff(a, b) {
   let d;
   try { d = await api(`/api/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`); }
   catch (e) { box.innerHTML = `<p class="err">${esc(e.message)}</p>`; return; }
-  const side = (s) => `${esc(s.selector || s.name)} — ${s.conns} connection${s.conns === 1 ? "" : "s"}${s.programs?.length ? ` of ${esc(s.programs.join(", "))}` : ""}`;
-  let html = `<table id="diff-table"><thead><tr><th></th><th>A: ${side(d.a)}</th><th>B: ${side(d.b)}</th><th>what it means for resumption</th></tr></thead><tbody>`;
-  let section = "";
-  for (const row of d.rows) {
-    if (row.section !== section) { section = row.section; html += `<tr class="section"><td colspan="4">${esc(section)}</td></tr>`; }
-    html += `<tr class="${row.differs ? "differs" : "same"}" data-field="${esc(row.field)}"><td>${esc(row.field)}</td><td>${esc(row.a)}</td><td>${esc(row.b)}</td><td class="meaning">${esc(row.meaning || "")}</td></tr>`;
-  }
-  box.innerHTML = html + `</tbody></table>`;
+  box.innerHTML = diffHTML(d);
 }
 
 // ---- CA & cache ---------------------------------------------------------------------
@@ -546,7 +389,12 @@ function route() {
   if (m) showDetail(Number(m[1]));
   else if (name !== "conns") { $("#detail").hidden = true; state.selected = 0; }
   if (name === "summary") drawSummary();
-  if (name === "timeline") { fillPairs(q.get("program") ? q.get("program") + SEP + q.get("host") : ""); drawTimeline(); }
+  if (name === "timeline") {
+    const want = q.get("program") ? q.get("program") + SEP + (q.get("host") || ALL_HOSTS) : "";
+    fillPairs(want);
+    if (want && q.has("burst")) zoomTo(want, Number(q.get("burst")));
+    drawTimeline();
+  }
   if (name === "diff") {
     const f = $("#diff-pick");
     if (q.get("a")) f.a.value = q.get("a");
@@ -568,7 +416,10 @@ function wire() {
     schedule();
   };
   $("#list").addEventListener("scroll", () => { state.dirty = true; requestAnimationFrame(draw); });
-  window.addEventListener("resize", () => { state.dirty = true; requestAnimationFrame(draw); });
+  window.addEventListener("resize", () => {
+    state.dirty = true;
+    requestAnimationFrame(() => { draw(); if (document.body.dataset.tab === "timeline") drawTimeline(); });
+  });
   document.addEventListener("click", (e) => {
     const link = e.target.closest("a[data-seq]");
     if (link) { e.preventDefault(); e.stopPropagation(); location.hash = `conn=${link.dataset.seq}`; return; }
@@ -593,7 +444,10 @@ function wire() {
     const f = e.target;
     location.hash = `diff?a=${encodeURIComponent(f.a.value)}&b=${encodeURIComponent(f.b.value)}`;
   });
-  $("#timeline-pick").addEventListener("change", drawTimeline);
+  $("#timeline-pick").addEventListener("change", (e) => {
+    if (e.target.name === "burst") zoomTo($("#timeline-pick").pair.value, Number(e.target.value));
+    drawTimeline();
+  });
   $("#close-detail").onclick = () => { $("#detail").hidden = true; state.selected = 0; schedule(); if (location.hash.startsWith("#conn=")) history.replaceState(null, "", "#conns"); };
   $("#copy-json").onclick = copyJSON;
   window.addEventListener("hashchange", route);
