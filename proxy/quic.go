@@ -96,8 +96,14 @@ func (s *Server) HandleQUIC(ctx context.Context, a QUICArrival) error {
 // maxDatagram is the largest datagram relayed: a UDP payload's limit.
 const maxDatagram = 65535
 
-// pass relays the flow's datagrams untouched both ways, reading each
-// after it was sent on, until the client's side ends.
+// pass relays the flow's datagrams untouched both ways until the client's
+// side ends. Each is read before it is sent on, so that the reader sees
+// them in an order the peers could have sent them in: read after, the
+// origin's ServerHello could be read before the client's Initial it
+// answers (then lost: seen with Chromium through wireguard-go, the origin
+// a namespace away), or the client's Handshake packet before that
+// ServerHello (then recorded without it). Reading leaves a datagram's
+// bytes as they were.
 func (f *quicFlow) pass() {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -112,10 +118,10 @@ func (f *quicFlow) pass() {
 				}
 				continue // an ICMP error reported on a connected socket: the client may send again
 			}
+			f.server(buf[:n])
 			if _, err := f.a.Client.Write(buf[:n]); err != nil {
 				return
 			}
-			f.server(buf[:n])
 		}
 	}()
 	buf := make([]byte, maxDatagram)
@@ -124,8 +130,8 @@ func (f *quicFlow) pass() {
 		if err != nil {
 			break
 		}
-		f.a.Origin.Write(buf[:n]) // a refused datagram is as lost as one dropped on the way
 		f.client(buf[:n])
+		f.a.Origin.Write(buf[:n]) // a refused datagram is as lost as one dropped on the way
 	}
 	f.a.Origin.Close()
 	wg.Wait()

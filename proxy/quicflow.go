@@ -54,8 +54,8 @@ func (s *Server) newQUICFlow(a QUICArrival) *quicFlow {
 	return f
 }
 
-// client reads a datagram the client sent (and the proxy relayed or
-// dropped).
+// client reads a datagram the client sent, before the proxy relays or
+// drops it.
 func (f *quicFlow) client(b []byte) {
 	f.idle.touch()
 	now := f.s.cfg.Now()
@@ -71,7 +71,8 @@ func (f *quicFlow) client(b []byte) {
 	}
 }
 
-// server reads a datagram the origin sent, relayed to the client.
+// server reads a datagram the origin sent, before it is relayed to the
+// client.
 func (f *quicFlow) server(b []byte) {
 	f.idle.touch()
 	now := f.s.cfg.Now()
