@@ -22,7 +22,7 @@ type CaptureStats struct {
 func ReadCapture(r io.Reader, fn func(*Record) error) (CaptureStats, error) {
 	cr := captureReader{
 		conns:   make(map[connKey]*captureConn),
-		quic:    make(map[connKey]*quicConn),
+		quic:    make(map[connKey]*captureFlow),
 		history: NewSessionHistory(0),
 		fn:      fn,
 	}
@@ -54,9 +54,9 @@ type captureConn struct {
 
 type captureReader struct {
 	conns     map[connKey]*captureConn
-	quic      map[connKey]*quicConn // by UDP 4-tuple
-	quicAge   []*quicConn           // oldest first, for maxQUICConns
-	next      int                   // connections of both kinds, in order of appearance
+	quic      map[connKey]*captureFlow // by UDP 4-tuple
+	quicAge   []quicAged               // QUIC connections, oldest first, for maxQUICConns
+	next      int                      // connections of both kinds, in order of appearance
 	quicConns int
 	history   *SessionHistory
 	fn        func(*Record) error
@@ -146,8 +146,8 @@ func (cr *captureReader) closeAll() error {
 	for _, c := range cr.conns {
 		open = append(open, ender{c.order, c.conv.Close})
 	}
-	for _, c := range cr.quic {
-		open = append(open, ender{c.order, c.close})
+	for _, f := range cr.quic {
+		open = append(open, ender{f.order, f.flow.Close})
 	}
 	slices.SortFunc(open, func(a, b ender) int { return a.order - b.order })
 	for _, e := range open {

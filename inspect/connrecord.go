@@ -32,7 +32,17 @@ type ConnRecord struct {
 	UpstreamLeg *UpstreamLeg `json:"upstream_leg"`
 	Mirrored    *Mirrored    `json:"mirrored"`
 	Passthrough string       `json:"passthrough,omitempty"` // why the bytes were passed through untouched
-	UserAgent   string       `json:"user_agent,omitempty"`  // the first request's User-Agent, when HTTP was served; at most MaxUserAgentLen bytes, else cut and marked
+	// QUICFallback is set on a QUIC connection (transport "quic") that
+	// tlsresume blocked (--quic block): none of its datagrams reached the
+	// origin, so the app falls back to TCP, where tlsresume intercepts it.
+	// It names the TCP connection that followed, when one did.
+	QUICFallback *QUICFallback `json:"quic_fallback,omitempty"`
+	// AfterQUIC names the blocked QUIC connection (quic_fallback) that this
+	// TCP connection followed: the same device, to the same address, port
+	// 443, within QUICFallbackWindow of the QUIC connection's last
+	// datagram. The app fell back to TCP.
+	AfterQUIC string `json:"after_quic,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"` // the first request's User-Agent, when HTTP was served; at most MaxUserAgentLen bytes, else cut and marked
 	// Requests are the connection's first HTTP requests, at most
 	// MaxRequests, in the order they were sent to the origin (HTTP/2
 	// streams run at once), each with the origin's answer; bodies are never
@@ -45,6 +55,29 @@ type ConnRecord struct {
 	BytesDown    int64     `json:"bytes_down"` // upstream → client, as written to the client
 	DurationMS   float64   `json:"duration_ms"`
 	Verdict      Verdict   `json:"verdict"`
+}
+
+// QUICFallbackWindow is how long after a blocked QUIC connection's last
+// datagram a TCP connection of the same device to the same address, port
+// 443, is taken for the app's fallback to TCP (ConnRecord.QUICFallback,
+// AfterQUIC). Apps fall back well within it: Chromium races TCP against
+// QUIC it has not seen work (net/quic's "alternative job"), quic-go gives
+// up a handshake after 5 seconds (HandshakeIdleTimeout).
+const QUICFallbackWindow = 5 * time.Second
+
+// QUICFallback is what became of a QUIC connection tlsresume blocked.
+type QUICFallback struct {
+	// Blocked: none of the connection's datagrams were relayed (--quic
+	// block); they were dropped without an answer.
+	Blocked bool `json:"blocked"`
+	// TCPConn names the TCP connection the app fell back to: the first of
+	// the same device to the same address, port 443, that arrived after
+	// the QUIC connection began and within QUICFallbackWindow of its last
+	// datagram. Empty: none did.
+	TCPConn string `json:"tcp_conn,omitempty"`
+	// AfterMS is the time from the QUIC connection's first datagram to the
+	// TCP connection's arrival, in milliseconds (with TCPConn only).
+	AfterMS float64 `json:"after_ms,omitempty"`
 }
 
 // ClientLeg is the client's handshake with tlsresume.

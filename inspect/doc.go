@@ -8,6 +8,10 @@
 // The package is pure: it does no network I/O and no logging. The proxy calls
 // [ReadClientHello] on a live connection before TLS is terminated and replays
 // the bytes it consumed; the pcap reader feeds both directions of a captured
-// connection to a [Conversation]. Both produce the same [Record], whose JSON
-// shape is the contract other tools read (see README.md, "The record").
+// connection to a [Conversation]. QUIC is read datagram by datagram by a
+// [QUICFlow] (quicflow.go; a connection's Initials in quicconn.go, their
+// packets and keys in quic.go, CRYPTO frames in quiccrypto.go), which the
+// capture reader (quiccapture.go) and the proxy's live QUIC relay both
+// feed. All produce the same [Record], whose JSON shape is the contract
+// other tools read (see README.md, "The record").
 package inspect

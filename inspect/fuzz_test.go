@@ -203,7 +203,7 @@ func FuzzQUICDatagrams(f *testing.F) {
 	f.Add(quicDatagrams(udpFrame{dir: 0, data: append(longHeader(0x1a2a3a4a, 0, []byte("b"), []byte("a")), make([]byte, 1200)...)}, udpFrame{dir: 1, data: vn}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		emitted := 0
-		cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*quicConn{}, history: NewSessionHistory(4),
+		cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*captureFlow{}, history: NewSessionHistory(4),
 			fn: func(r *Record) error {
 				emitted++
 				if r.Transport != TransportNameQUIC || r.QUIC == nil {
@@ -250,7 +250,7 @@ func FuzzQUICFrames(f *testing.F) {
 		_ = quicFrames(payload, func(fr cryptoFrame) {
 			_ = s.add(fr, func(b []byte) {
 				delivered += len(b)
-				c.deliver(0, b, pcap.Datagram{})
+				c.deliver(0, b, quicStamp{})
 			})
 		})
 		if uint64(delivered) != s.next {

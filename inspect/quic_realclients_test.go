@@ -234,6 +234,9 @@ func checkQUICCapture(ctx context.Context, t *testing.T, tshark, capPath string,
 		}
 	}
 	checkClientReports(t, "origin", conns, recs, o.reports(), true)
+	if n := inspect.LiveAgrees(t, capPath); n != nrecs {
+		t.Errorf("read live, flow by flow, %d of the capture's %d records agree", n, nrecs)
+	}
 	return recs
 }
 

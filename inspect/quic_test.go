@@ -476,7 +476,7 @@ func TestQUICConnectionBound(t *testing.T) {
 		frames = append(frames, udpFrame{dir: 0, data: c.initial(0, cryptoFrameBytes(0, quicHello(false)), 1200, nil), port: uint16(40000 + i)})
 	}
 	var order []string
-	cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*quicConn{}, history: NewSessionHistory(0),
+	cr := captureReader{conns: map[connKey]*captureConn{}, quic: map[connKey]*captureFlow{}, history: NewSessionHistory(0),
 		fn: func(r *Record) error { order = append(order, r.ClientAddr); return nil }}
 	if _, err := pcap.Read(bytes.NewReader(udpCapture(t, frames...)), pcap.Options{UDP: func(d pcap.Datagram) error {
 		err := cr.datagram(d)

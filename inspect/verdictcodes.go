@@ -17,6 +17,8 @@ const (
 	CodePassthroughUnknown      VerdictCode = "passthrough_unknown"
 	CodePassthroughRejectedCert VerdictCode = "passthrough_rejected_certificate"
 
+	CodeQUICBlocked VerdictCode = "quic_blocked"
+
 	CodeClientResumed           VerdictCode = "client_resumed"
 	CodeClientFirstContact      VerdictCode = "client_first_contact"
 	CodeClientOfferedNothing    VerdictCode = "client_offered_nothing"
@@ -56,6 +58,7 @@ var VerdictCodeDocs = []CodeDoc{
 	{string(CodePassthroughNotResumed), "the bytes were passed through and the real server did a full handshake"},
 	{string(CodePassthroughUnknown), "the bytes were passed through but the server's answer was not seen (or not enough of it to decide)"},
 	{string(CodePassthroughRejectedCert), "the bytes were passed through and the client rejected the origin's own certificate (`client_alert` `unknown_ca`, …): passed through, it sees the origin's certificate, not tlsresume's, and trusts only tlsresume's CA; `verdict.fix` says what to do"},
+	{string(CodeQUICBlocked), "a QUIC connection tlsresume dropped (`--quic block`) so that the app falls back to TCP, where it is intercepted: `quic_fallback.tcp_conn` names the TCP connection that followed, and that one's record says how it resumed"},
 	{string(CodeClientResumed), "the client leg resumed (per-leg code)"},
 	{string(CodeClientFirstContact), "the client offered nothing and has had no ticket from tlsresume yet"},
 	{string(CodeClientOfferedNothing), "the client offered no ticket or PSK although tlsresume had issued this client (the same IP, program and TLS stack) a ticket before this connection started: a new process, a client that keeps no sessions, or one that had not yet read the ticket (the URLSession pattern, when the JA4 table says Apple's stack); the text names the connection that got the ticket"},
@@ -94,7 +97,7 @@ func (c VerdictCode) Family() string {
 		return "resumed"
 	case CodeFirstContact, CodeClientFirstContact, CodeUpstreamFirstContact, CodeUpstreamNewAddress, CodeUpstreamTicketPending:
 		return "first"
-	case CodePassthroughNotResumed, CodePassthroughUnknown:
+	case CodePassthroughNotResumed, CodePassthroughUnknown, CodeQUICBlocked:
 		return "passthrough"
 	case CodeNotTLS, CodeClientRejectedCert, CodeClientHandshakeFailed, CodeClientNoHello, CodeUpstreamFailed, CodeUpstreamNotAttempted,
 		CodePassthroughRejectedCert:

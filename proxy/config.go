@@ -100,6 +100,19 @@ type Config struct {
 	// 0.0.0.0 or :: is reached by every local address). Default: none.
 	SelfAddrs []netip.AddrPort
 
+	// QUIC is what becomes of QUIC flows handed to HandleQUIC (a
+	// WireGuard device's UDP to port 443): QUICPass (default: relayed
+	// untouched, each QUIC connection recorded with the origin's answer)
+	// or QUICBlock (dropped, so the app falls back to TCP; recorded as
+	// blocked, naming the TCP connection that followed).
+	QUIC string
+	// QUICIdleTimeout ends a relayed QUIC flow that carried nothing either
+	// way for this long, and publishes its last connection's record.
+	// Default 30s: the idle timeout Chromium and quic-go ask for
+	// (max_idle_timeout, RFC 9000 Section 10.1), past which neither keeps
+	// the connection.
+	QUICIdleTimeout time.Duration
+
 	// Upstream is tlsresume's own upstream session cache. Default: a cache
 	// with upstream.CacheConfig's defaults.
 	Upstream *upstream.Cache
@@ -159,6 +172,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.QUIC == "" {
+		c.QUIC = QUICPass
+	}
+	if c.QUICIdleTimeout == 0 {
+		c.QUICIdleTimeout = 30 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -161,6 +161,11 @@ func (s *Server) newConn(a arrival) *conn {
 		Record: inspect.Record{V: inspect.SchemaVersion, Time: c.start, Source: a.source, Transport: inspect.TransportNameTCP,
 			ClientAddr: a.conn.RemoteAddr().String(), ServerAddr: target, Device: a.device, DNSName: a.dnsName},
 	}
+	if a.err == nil {
+		// A device's TCP connection may be an app's fallback from QUIC that
+		// --quic block dropped.
+		c.rec.AfterQUIC = s.fallbacks.follow(a.device, a.dst, c.rec.ID, c.start)
+	}
 	return c
 }
 

@@ -84,7 +84,7 @@ func consoleText(v any) string {
 // machines (--log-json), while the console shows the line's message alone,
 // which says the same for people (printableEvent drops them).
 var recordFields = []string{"conn_id", "client", "target", "sni", "program", "ja4", "offered", "resumed", "upstream_resumed",
-	"verdict", "fix", "mirrored_from", "mirror_mismatch", "error"}
+	"verdict", "fix", "mirrored_from", "mirror_mismatch", "error", "transport", "after_quic", "quic_fallback"}
 
 // logRecord logs one line for a finished record: recordLine for people,
 // its facts in fields for machines.
@@ -97,6 +97,15 @@ func (s *Server) logRecord(r *inspect.ConnRecord) {
 		return
 	}
 	ev = ev.Str("conn_id", r.ID).Str("client", r.ClientAddr).Str("target", r.Target).Str("verdict", string(r.Verdict.Code))
+	if r.Transport == inspect.TransportNameQUIC {
+		ev = ev.Str("transport", r.Transport)
+	}
+	if r.AfterQUIC != "" {
+		ev = ev.Str("after_quic", r.AfterQUIC)
+	}
+	if fb := r.QUICFallback; fb != nil && fb.TCPConn != "" {
+		ev = ev.Str("quic_fallback", fb.TCPConn)
+	}
 	if r.SNI != "" {
 		ev = ev.Str("sni", r.SNI)
 	}

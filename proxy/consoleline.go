@@ -38,14 +38,22 @@ func recordLine(r *inspect.ConnRecord, program string) string {
 	}
 	b.WriteString(" → ")
 	b.WriteString(cutMiddle(consoleHost(r), consoleHostLen))
-	if ch := r.ClientHello; ch != nil {
-		b.WriteString("  offered ")
-		b.WriteString(offerWords(ch))
+	if r.Transport == inspect.TransportNameQUIC {
+		quicWords(&b, r)
+	} else {
+		if ch := r.ClientHello; ch != nil {
+			b.WriteString("  offered ")
+			b.WriteString(offerWords(ch))
+		}
+		b.WriteString("  client ")
+		clientWords(&b, r)
+		b.WriteString("  upstream ")
+		upstreamWords(&b, r)
 	}
-	b.WriteString("  client ")
-	clientWords(&b, r)
-	b.WriteString("  upstream ")
-	upstreamWords(&b, r)
+	if r.AfterQUIC != "" {
+		b.WriteString("  after blocked QUIC ")
+		b.WriteString(r.AfterQUIC)
+	}
 	b.WriteString("  = ")
 	b.WriteString(string(r.Verdict.Code))
 	f := fixNamed(r.Verdict.Fix)
@@ -83,6 +91,35 @@ func consoleHost(r *inspect.ConnRecord) string {
 		return host
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// quicWords writes what became of a QUIC connection: what its hello
+// offered, and whether it was relayed (and what the origin answered) or
+// blocked (and which TCP connection followed).
+//
+//	c7 10.73.0.2 → quic.test:443  QUIC offered psk(1)+0-RTT  relayed untouched  origin resumed the client  = passthrough_resumed
+//	c9 10.73.0.2 → quic.test:443  QUIC offered nothing  blocked (--quic block)  fell back to TCP c10  = quic_blocked
+func quicWords(b *strings.Builder, r *inspect.ConnRecord) {
+	b.WriteString("  QUIC")
+	if ch := r.ClientHello; ch != nil {
+		b.WriteString(" offered ")
+		b.WriteString(offerWords(ch))
+		if r.EarlyDataSent {
+			b.WriteString("+0-RTT")
+		}
+	}
+	if fb := r.QUICFallback; fb != nil && fb.Blocked {
+		b.WriteString("  blocked (--quic block)  ")
+		if fb.TCPConn != "" {
+			b.WriteString("fell back to TCP ")
+			b.WriteString(fb.TCPConn)
+		} else {
+			b.WriteString("no TCP fallback seen")
+		}
+		return
+	}
+	b.WriteString("  relayed untouched  ")
+	upstreamWords(b, r)
 }
 
 // clientWords writes how the client's handshake went.

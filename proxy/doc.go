@@ -33,7 +33,16 @@
 // Each step returns an error or an outcome; none closes the connection.
 // Off the intercepting path: untouched.go (not TLS, or passed through, with
 // both hellos read), failpage.go (an origin that failed: a 502 over the
-// client's own handshake). Beside it: origin.go (one TLS connection to an
+// client's own handshake).
+//
+// QUIC (a WireGuard device's UDP to port 443) takes a path of its own,
+// for there is no TLS to terminate: quic.go (HandleQUIC: relay the
+// datagrams untouched, or drop them, --quic pass|block), quicflow.go
+// (each datagram read as it passes by inspect.QUICFlow; one record per
+// QUIC connection, its open event once its hello is read), finish.go
+// (finishQUIC completes it; publish, shared with every connection,
+// publishes it), quicfallback.go (a blocked connection and the TCP
+// connection the app fell back to name each other). Beside it: origin.go (one TLS connection to an
 // origin: its dial, its handshake, its ticket sip), netutil.go (the dial
 // made while the hello arrives, counting connections), learned.go
 // (what is learned across connections, of origins and clients),

@@ -8,8 +8,9 @@ import (
 
 // finish is the path's last step, deferred by serve for every ending: it
 // closes both sides, completes the record with what was left to count,
-// learns from it, decides its verdict, and publishes it. It is the one
-// place a record is completed and published.
+// learns from it, decides its verdict, and publishes it. It and
+// finishQUIC, for a QUIC connection relayed or blocked, are the places
+// records are completed; publish is the one place they are published.
 func (c *conn) finish() {
 	s := c.s
 	c.open()
@@ -42,9 +43,33 @@ func (c *conn) finish() {
 	c.facts.ticketBefore = s.learned.ticketBefore(c)
 	c.facts.notTLS = c.notTLS != nil
 	c.facts.tlsToProxy = errors.Is(c.err, errTLSToProxy)
-	r.Verdict = decide(r, c.facts)
+	s.publish(r, c.facts)
+	s.untrack(c.client.Conn)
+}
+
+// finishQUIC completes the record of one QUIC connection of a flow
+// (quicflow.go) once it ended: its counts, the TCP connection a blocked
+// one fell back to, its verdict; and publishes it.
+func (f *quicFlow) finishQUIC(q *quicConnRecord) {
+	r := q.rec
+	if r.ClientHello == nil && r.Error == "" {
+		r.Error = "quic: the client's Initial packets held no complete ClientHello"
+	}
+	r.BytesUp, r.BytesDown = q.up, q.down
+	r.DurationMS = ms(q.last.Sub(q.start))
+	if q.blocked != nil {
+		r.QUICFallback = f.s.fallbacks.done(q.blocked)
+	}
+	f.open(q)
+	f.s.publish(r, verdictFacts{})
+}
+
+// publish decides a finished record's verdict and publishes it: the
+// console's line, the record stream's close event (the --log file, the
+// live view).
+func (s *Server) publish(r *inspect.ConnRecord, facts verdictFacts) {
+	r.Verdict = decide(r, facts)
 	r = r.Capped() // what peers sent is bounded before the console, the log and the view see it
 	s.logRecord(r)
 	s.events.publish(inspect.EventClose, r)
-	s.untrack(c.client.Conn)
 }

@@ -32,7 +32,8 @@ type Server struct {
 	pool       *pool // --upstream-reuse pool; nil when pairing
 	relay      *relay
 	magic      http.Handler
-	learned    *learned // what is learned across connections, of origins and clients
+	learned    *learned  // what is learned across connections, of origins and clients
+	fallbacks  fallbacks // QUIC connections blocked (--quic block), until their TCP fallback
 	verified   verifyCache
 
 	selfMu  sync.Mutex
@@ -55,6 +56,9 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Issuer == nil {
 		return nil, errors.New("proxy: Config.Issuer is required")
+	}
+	if cfg.QUIC != QUICPass && cfg.QUIC != QUICBlock {
+		return nil, fmt.Errorf("proxy: Config.QUIC %q: want %q or %q", cfg.QUIC, QUICPass, QUICBlock)
 	}
 	if cfg.TicketRotation < MinTicketRotation {
 		return nil, fmt.Errorf("proxy: ticket rotation every %v: want at least %v", cfg.TicketRotation, MinTicketRotation)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -34,6 +35,9 @@ func decide(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
 
 // decideCodes is the verdict's codes and words.
 func decideCodes(r *inspect.ConnRecord, f verdictFacts) inspect.Verdict {
+	if fb := r.QUICFallback; fb != nil && fb.Blocked {
+		return decideQUICBlocked(r)
+	}
 	if r.Passthrough != "" {
 		return decidePassthrough(r)
 	}
@@ -85,6 +89,36 @@ func decidePassthrough(r *inspect.ConnRecord) inspect.Verdict {
 	v.Client = v.Code
 	v.Text = "passed through (" + r.Passthrough + "); " + inspect.Explain(&r.Record)
 	return v
+}
+
+// decideQUICBlocked: tlsresume dropped the QUIC connection (--quic block),
+// so nothing was resumed on it; the TCP connection the app fell back to,
+// when one followed, has a record and a verdict of its own.
+func decideQUICBlocked(r *inspect.ConnRecord) inspect.Verdict {
+	v := inspect.Verdict{Code: inspect.CodeQUICBlocked, Client: inspect.CodeQUICBlocked, Upstream: inspect.CodeUpstreamNotAttempted}
+	var b strings.Builder
+	b.WriteString("QUIC blocked (--quic block): the app falls back to TCP")
+	if fb := r.QUICFallback; fb.TCPConn != "" {
+		fmt.Fprintf(&b, "; it did: %s, %s after this connection's first packet", fb.TCPConn, ageWords(int64(fb.AfterMS)))
+	} else {
+		fmt.Fprintf(&b, "; no TCP connection of this device to %s port 443 followed within %v", hostOf(r.Target), inspect.QUICFallbackWindow)
+	}
+	if ch := r.ClientHello; ch != nil {
+		b.WriteString("; its QUIC hello offered " + offerWords(ch))
+		if r.EarlyDataSent {
+			b.WriteString(" and sent 0-RTT data")
+		}
+	}
+	v.Text = b.String()
+	return v
+}
+
+// hostOf is the host of a host:port, or all of it.
+func hostOf(hostport string) string {
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		return host
+	}
+	return hostport
 }
 
 func clientVerdict(r *inspect.ConnRecord, f verdictFacts) (inspect.VerdictCode, string) {

@@ -451,6 +451,16 @@ var verdictCases = []verdictCase{
 			}
 			return one(e.next())
 		}},
+	{"QUIC blocked (--quic block)", []wantConn{{inspect.CodeQUICBlocked, inspect.CodeQUICBlocked, inspect.CodeUpstreamNotAttempted}},
+		func(t *testing.T) []*inspect.ConnRecord {
+			e := startProxy(t, tempDir(t), func(c *Config) { c.QUIC = QUICBlock })
+			f := e.quicFlow(t, netip.MustParseAddrPort("127.0.0.1:443"))
+			if _, err := f.dial(300 * time.Millisecond); err == nil {
+				t.Fatal("a QUIC handshake went through --quic block")
+			}
+			f.end()
+			return one(e.next())
+		}},
 }
 
 func one(r *inspect.ConnRecord) []*inspect.ConnRecord { return []*inspect.ConnRecord{r} }

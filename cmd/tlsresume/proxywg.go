@@ -25,6 +25,7 @@ import (
 type wireguardFlags struct {
 	listen, endpoint string
 	local            bool
+	quic             string // --quic: pass or block
 	peers            peerList
 	conn             *net.UDPConn     // the WireGuard socket, bound by bindAll
 	selfAddr         []netip.AddrPort // its address, for proxy.Config.SelfAddrs
@@ -36,6 +37,7 @@ func (w *wireguardFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&w.listen, "wireguard", "", "also serve phones and tablets over WireGuard on UDP `address`: each installs `tlsresume wireguard config --qr` and sends all its traffic through tlsresume (no root, no proxy setting), e.g. --wireguard 0.0.0.0:51820")
 	fs.StringVar(&w.endpoint, "wireguard-endpoint", "", "`HOST:PORT` devices reach --wireguard at, written in their configurations (default: the --wireguard address when it names one, else this laptop's LAN address), e.g. --wireguard-endpoint 192.168.1.20:51820")
 	fs.Var(&w.peers, "peer", "WireGuard device `names`, repeatable or comma-separated, each created on first use with its keys in the CA directory (default phone), e.g. --peer phone,tablet")
+	fs.StringVar(&w.quic, "quic", proxy.QUICPass, "what becomes of WireGuard devices' QUIC (UDP to port 443): `pass` relays it untouched and records whether the origin resumed each connection (HTTP/3 resumption as the app does it directly), block drops it so the app falls back to TCP, where tlsresume intercepts it, e.g. --quic block")
 	fs.BoolVar(&w.local, "wireguard-local", false, "let WireGuard devices reach this machine's own addresses (loopback, link-local, its interfaces'); tlsresume's own listeners stay out of reach, e.g. --wireguard-local")
 }
 
@@ -43,6 +45,9 @@ func (w *wireguardFlags) register(fs *flag.FlagSet) {
 // bound: the address must be ip:port (":51820" is every address), the
 // endpoint HOST:PORT, and the companions need --wireguard.
 func (w *wireguardFlags) check() error {
+	if w.quic != proxy.QUICPass && w.quic != proxy.QUICBlock {
+		return fmt.Errorf("--quic %q: want pass or block", w.quic)
+	}
 	if w.listen == "" {
 		switch {
 		case w.endpoint != "":
@@ -51,6 +56,8 @@ func (w *wireguardFlags) check() error {
 			return errors.New("--peer needs --wireguard ADDRESS")
 		case w.local:
 			return errors.New("--wireguard-local needs --wireguard ADDRESS")
+		case w.quic == proxy.QUICBlock:
+			return errors.New("--quic block needs --wireguard ADDRESS: only WireGuard devices' UDP reaches tlsresume")
 		}
 		return nil
 	}
@@ -117,6 +124,12 @@ func (p *proxyFlags) buildWireGuard(cfg *proxy.Config) error {
 	}
 	if w.local {
 		cfg.Log.Warn().Msg("--wireguard-local: WireGuard devices may reach this machine's own addresses and services (tlsresume's own listeners excepted)")
+	}
+	// The source gives each QUIC flow to the proxy (HandleQUIC), which
+	// relays or blocks it as this says.
+	cfg.QUIC = w.quic
+	if w.quic == proxy.QUICBlock {
+		cfg.Log.Info().Msg("--quic block: WireGuard devices' QUIC is dropped, so apps fall back to TCP, where tlsresume intercepts them; each blocked QUIC connection is recorded, naming the TCP connection that followed")
 	}
 	return nil
 }

@@ -263,6 +263,8 @@ func TestWireGuardFlags(t *testing.T) {
 		{[]string{"--wireguard", "0.0.0.0"}, "want ip:port"},
 		{[]string{"--wireguard", ":51820", "--wireguard-endpoint", "nohost"}, "--wireguard-endpoint"},
 		{[]string{"--wireguard", ":51820", "--peer", "Phone!"}, "device name"},
+		{[]string{"--quic", "block"}, "--quic block needs --wireguard ADDRESS"},
+		{[]string{"--wireguard", ":51820", "--quic", "drop"}, `--quic "drop": want pass or block`},
 	} {
 		var stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"proxy", "--listen", "127.0.0.1:0", "--web", "off"}, tt.args...), io.Discard, &stderr)

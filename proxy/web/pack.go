@@ -93,7 +93,7 @@ var inlineFields = []string{
 	"ClientHelloRecord.Random", "ClientHelloRecord.SessionID",
 	"ServerHelloRecord.SessionID",
 	"QUICFacts.DCID", "QUICFacts.SCID", "QUICFacts.ServerSCID", "QUICRetry.SCID",
-	"ClientLeg.TicketFrom", "UpstreamLeg.SessionFrom", "UpstreamLeg.ReusedConn",
+	"ClientLeg.TicketFrom", "UpstreamLeg.SessionFrom", "UpstreamLeg.ReusedConn", "ConnRecord.AfterQUIC", "QUICFallback.TCPConn",
 	"Mirrored.From", "ClientCert.FromSession",
 }
 

@@ -24,10 +24,12 @@
 //     by a proxy/dns forwarder, which remembers per device the name each
 //     answered address was for. A UDP flow ends soon after its answers
 //     (2s without a query), not at the idle timeout.
-//   - Other UDP (udp.go): each flow is relayed to its destination until it
-//     is idle. Flows to port 443 (QUIC) go through Config.QUIC, the seam
-//     live QUIC reading replaces; by default they are relayed untouched
-//     too. UDP flows make no record; they are counted per device (Stats).
+//   - QUIC and other UDP (udp.go): a flow to port 443 (QUIC) goes to the
+//     proxy (proxy.Server.HandleQUIC, through Config.QUIC), which relays
+//     it untouched or blocks it (--quic pass|block) and records each QUIC
+//     connection on it, with the device and dns_name. Every other flow is
+//     relayed to its destination until it is idle, and makes no record.
+//     Flows are counted per device (Stats).
 //   - What the live view's device page shows (stats.go): each device's
 //     counters (Stats), its configuration (DeviceConfig, and
 //     wireguard.QRTerminal or QRPNG of it) and the endpoint chosen.

@@ -50,6 +50,13 @@ func mustCert(o tlstest.CertOptions) tlstest.Cert {
 // addresses, as the CLI does.
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
+	return newEnvProxy(t, mod, nil)
+}
+
+// newEnvProxy is newEnv whose pmod may change the proxy's config too
+// (QUIC, QUICIdleTimeout).
+func newEnvProxy(t *testing.T, mod func(*Config), pmod func(*proxy.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o700)
 	ca, _, err := certs.Init(dir, time.Now())
@@ -65,7 +72,11 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		t.Fatal(err)
 	}
 	wgAddr := uc.LocalAddr().(*net.UDPAddr).AddrPort()
-	srv, err := proxy.New(proxy.Config{Issuer: iss, CA: ca, UpstreamRoots: originCert.Pool(), SelfAddrs: []netip.AddrPort{wgAddr}})
+	pcfg := proxy.Config{Issuer: iss, CA: ca, UpstreamRoots: originCert.Pool(), SelfAddrs: []netip.AddrPort{wgAddr}}
+	if pmod != nil {
+		pmod(&pcfg)
+	}
+	srv, err := proxy.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,9 @@ type Config struct {
 	// /etc/resolv.conf.
 	DNSUpstream string
 	// QUIC is given each UDP flow to port 443, for as long as it lasts.
-	// Default: RelayFlow, which relays its datagrams untouched. Live QUIC
-	// reading (--quic pass|block) replaces it.
+	// Default: the proxy's HandleQUIC, which relays or blocks it as the
+	// proxy's Config.QUIC says (--quic pass|block) and records each QUIC
+	// connection on it. RelayFlow relays it untouched, with no record.
 	QUIC FlowFunc
 	// UDPIdleTimeout ends a UDP flow that carried nothing either way for
 	// this long. Default 60s.
@@ -85,13 +86,13 @@ func New(cfg Config) (*Source, error) {
 	if len(cfg.Devices) == 0 {
 		cfg.Devices = []string{wireguard.DefaultDevice}
 	}
-	if cfg.QUIC == nil {
-		cfg.QUIC = RelayFlow
-	}
 	if cfg.UDPIdleTimeout == 0 {
 		cfg.UDPIdleTimeout = 60 * time.Second
 	}
 	s := &Source{cfg: cfg, byName: map[string]*device{}}
+	if s.cfg.QUIC == nil {
+		s.cfg.QUIC = s.proxyQUIC
+	}
 	for _, name := range cfg.Devices {
 		if _, dup := s.byName[name]; dup {
 			continue

@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 
+	"github.com/tlsresume/tlsresume/inspect"
+	"github.com/tlsresume/tlsresume/proxy"
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
 )
 
@@ -33,8 +35,8 @@ type FlowFunc func(ctx context.Context, f *Flow) error
 const maxDatagram = 65535
 
 // RelayFlow relays a flow's datagrams untouched both ways until its
-// device's side ends (idle, or the server closed) or ctx is done. It is the
-// default for every UDP flow, QUIC's included.
+// device's side ends (idle, or the server closed) or ctx is done. It is
+// what becomes of every UDP flow but DNS and QUIC.
 func RelayFlow(ctx context.Context, f *Flow) error {
 	stop := context.AfterFunc(ctx, func() { f.Device.Close() })
 	defer stop()
@@ -71,6 +73,16 @@ func RelayFlow(ctx context.Context, f *Flow) error {
 		return nil
 	}
 	return err
+}
+
+// proxyQUIC is Config.QUIC's default: the flow goes to the proxy, which
+// relays or blocks it and records each QUIC connection on it, with the
+// device and the name it looked up, as it records the device's TCP.
+func (s *Source) proxyQUIC(ctx context.Context, f *Flow) error {
+	return s.proxy.Load().HandleQUIC(ctx, proxy.QUICArrival{
+		Client: f.Device, Origin: f.Origin, Dst: f.Device.Dst,
+		Source: inspect.SourceWireGuard, Device: f.Device.Device, DNSName: f.DNSName,
+	})
 }
 
 // handleUDP is the WireGuard server's HandleUDP: DNS is answered, a flow
