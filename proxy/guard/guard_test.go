@@ -15,7 +15,7 @@ func TestCheck(t *testing.T) {
 		header                   map[string]string
 		want                     Reason
 	}{
-		{"IPv4", "GET", "127.0.0.1:8081", "/api", map[string]string{"Authorization": "Bearer s3cret"}, ""},
+		{"IPv4", "GET", "127.0.0.1:9081", "/api", map[string]string{"Authorization": "Bearer s3cret"}, ""},
 		{"IPv6", "GET", "[::1]:8081", "/api", map[string]string{"Authorization": "Bearer s3cret"}, ""},
 		{"own name, trailing dot, any case", "GET", "Laptop.Local.:8081", "/api", map[string]string{"Authorization": "Bearer s3cret"}, ""},
 		{"rebound name", "GET", "evil.example:8081", "/api", map[string]string{"Authorization": "Bearer s3cret"}, ReasonHost},
