@@ -105,18 +105,25 @@ func startTLSResume(ctx context.Context, name, bin, dir string, o *origin, chrom
 			return nil, fmt.Errorf("starting chromium on the live view: %w", err)
 		}
 	}
-	// The CA exists before tlsresume listens (cmd/tlsresume/proxy.go).
-	if err := c.waitReady(ctx, addr, 15*time.Second, nil); err != nil {
-		c.stop()
-		return nil, err
-	}
-	roots, err := poolFromFile(filepath.Join(caDir, "ca.pem"))
+	roots, err := c.waitCA(ctx, addr, filepath.Join(caDir, "ca.pem"))
 	if err != nil {
 		c.stop()
 		return nil, err
 	}
 	c.d = &dialer{proxy: addr, origin: o.addr, roots: roots}
 	return c, nil
+}
+
+// waitCA waits until addr accepts and caFile holds the proxy's CA, and
+// returns a pool trusting it. tlsresume binds its listeners before it
+// creates anything (cmd/tlsresume/proxy.go, bindAll), so on a busy machine
+// it accepts connections into the backlog before its CA is written.
+func (c *contender) waitCA(ctx context.Context, addr, caFile string) (*x509.CertPool, error) {
+	hasCA := func() bool { _, err := poolFromFile(caFile); return err == nil }
+	if err := c.waitReady(ctx, addr, 15*time.Second, hasCA); err != nil {
+		return nil, err
+	}
+	return poolFromFile(caFile)
 }
 
 // startMitm runs mitmdump from bin on a free loopback port, verifying the
