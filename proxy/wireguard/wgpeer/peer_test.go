@@ -119,6 +119,13 @@ func TestPeerReachesLoopback(t *testing.T) {
 			t.Errorf("DialContext(%q, %q) succeeded", bad.network, bad.address)
 		}
 	}
+	// Both connections were closed by the peer first, so it kept them in
+	// TIME_WAIT: for a second, not gVisor's default minute.
+	for deadline := time.Now().Add(5 * time.Second); len(p.stack.RegisteredEndpoints()) > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d endpoints still registered 5 s after their connections closed", len(p.stack.RegisteredEndpoints()))
+		}
+	}
 	p.Close()
 	if c, err := p.DialContext(ctx, "tcp", echo); err == nil {
 		c.Close()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -38,22 +39,41 @@ func (t *peerTun) File() *os.File           { return nil }
 func (t *peerTun) MTU() (int, error)        { return mtu, nil }
 func (t *peerTun) Name() (string, error)    { return "wgpeer", nil }
 func (t *peerTun) Events() <-chan tun.Event { return t.events }
-func (t *peerTun) BatchSize() int           { return 1 }
 
-// Read blocks for the next packet the netstack sends. After Close it
-// returns os.ErrClosed, which ends WireGuard's reading goroutine.
+// BatchSize is how many packets Read may return at once: WireGuard then
+// encrypts them in parallel and sends them together (conn.StdNetBind: one
+// system call, and one datagram segmented by the kernel, UDP GSO).
+func (t *peerTun) BatchSize() int { return conn.IdealBatchSize }
+
+// Read blocks for the next packet the netstack sends, then takes as many
+// more as are queued, up to len(bufs). After Close it returns
+// os.ErrClosed, which ends WireGuard's reading goroutine.
 func (t *peerTun) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	pkt := t.ep.ReadContext(t.ctx)
 	if pkt == nil {
 		return 0, os.ErrClosed
 	}
+	n := 0
+	for {
+		sizes[n] = copyPacket(bufs[n][offset:], pkt)
+		n++
+		if n == len(bufs) {
+			return n, nil
+		}
+		if pkt = t.ep.Read(); pkt == nil {
+			return n, nil
+		}
+	}
+}
+
+// copyPacket copies pkt into b, releases it and returns its length.
+func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
 	defer pkt.DecRef()
 	n := 0
 	for _, s := range pkt.AsSlices() {
-		n += copy(bufs[0][offset+n:], s)
+		n += copy(b[n:], s)
 	}
-	sizes[0] = n
-	return 1, nil
+	return n
 }
 
 // Write hands packets WireGuard decrypted to the netstack, which processes
