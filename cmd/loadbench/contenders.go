@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tlsresume/tlsresume/proxy/wireguard/wgpeer"
 )
 
 // Contender names, in the table's column order.
@@ -24,6 +26,11 @@ const (
 	// nameTLSResumePool is tlsresume with --upstream-reuse pool: client
 	// connections share upstream connections per origin.
 	nameTLSResumePool = "tlsresume+pool"
+	// nameTLSResumeWG is tlsresume with --wireguard: the clients are a
+	// WireGuard device in loadbench's process (a user-space netstack),
+	// whose connections go through the tunnel straight to the origin's
+	// address.
+	nameTLSResumeWG = "tlsresume+wg"
 	// nameBaseline is another tlsresume binary (-baseline), run like
 	// tlsresume: two builds side by side in one run, alternating.
 	nameBaseline = "baseline"
@@ -40,10 +47,11 @@ type contender struct {
 
 	cmd     *exec.Cmd
 	exited  chan error
-	browser *exec.Cmd // tlsresume+page: the Chromium showing the live view
-	dir     string    // its working files: CA, logs
-	logFile string    // tlsresume's --log JSONL
-	stderr  string    // the subprocess's stdout and stderr
+	browser *exec.Cmd    // tlsresume+page: the Chromium showing the live view
+	peer    *wgpeer.Peer // tlsresume+wg: the WireGuard device its clients dial through
+	dir     string       // its working files: CA, logs
+	logFile string       // tlsresume's --log JSONL
+	stderr  string       // the subprocess's stdout and stderr
 
 	reps   []repResult
 	proc   procStats // of the subprocess, read just before it is stopped
@@ -238,6 +246,10 @@ func (c *contender) stop() {
 		b.Process.Kill()
 		b.Wait()
 		c.browser = nil
+	}
+	if c.peer != nil {
+		c.peer.Close()
+		c.peer = nil
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
