@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
@@ -49,6 +50,19 @@ func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
 	sack := tcpip.TCPSACKEnabled(true) // off by default in gVisor; every phone offers it
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
 		return nil, fmt.Errorf("wireguard: enabling TCP SACK: %s", err)
+	}
+	// A connection the server closed first stays in TIME_WAIT for a
+	// second, not gVisor's minute: gVisor drops a device's new SYN on the
+	// same ports meanwhile (it hands such a SYN only to a listening
+	// endpoint, tcp/connect.go, and this stack has none: a forwarder),
+	// where Linux would take it (RFC 1122 §4.2.2.13), so a device picking
+	// a port it used lately waited out the minute (TestReconnectAfterServerClose;
+	// loadbench's device, thousands of connections a minute on random
+	// ports, had one in a few hundred time out). A second still answers a
+	// device's retransmitted FIN on a LAN; each endpoint kept is ~19 KB.
+	tw := tcpip.TCPTimeWaitTimeoutOption(time.Second)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); err != nil {
+		return nil, fmt.Errorf("wireguard: setting TCP TIME_WAIT: %s", err)
 	}
 	if err := s.CreateNIC(nicID, ep); err != nil {
 		return nil, fmt.Errorf("wireguard: creating the netstack interface: %s", err)

@@ -140,6 +140,27 @@ func (p *Peer) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error
 	return c, nil
 }
 
+// DialTCPFrom connects to dst through the tunnel from port srcPort of the
+// peer's first address, as a device that reuses a port does: for tests of
+// what the server keeps of a connection to that port (TIME_WAIT).
+func (p *Peer) DialTCPFrom(ctx context.Context, srcPort uint16, dst netip.AddrPort) (net.Conn, error) {
+	var src netip.Addr
+	for _, a := range p.conf.Address {
+		if a.Addr().Is4() == dst.Addr().Unmap().Is4() {
+			src = a.Addr()
+			break
+		}
+	}
+	if !src.IsValid() {
+		return nil, fmt.Errorf("wgpeer: no address of %s's family to dial from", dst)
+	}
+	c, err := gonet.DialTCPWithBind(ctx, p.stack, fullAddr(netip.AddrPortFrom(src, srcPort)), fullAddr(dst), netProto(dst.Addr()))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // DialUDP makes a connected UDP socket to dst through the tunnel.
 func (p *Peer) DialUDP(dst netip.AddrPort) (net.Conn, error) {
 	fa := fullAddr(dst)
