@@ -22,8 +22,11 @@ func TestTLSResumeWG(t *testing.T) {
 	}
 	jsonFile := filepath.Join(t.TempDir(), "out.json")
 	var out, errs bytes.Buffer
-	args := []string{"-contenders", "tlsresume,tlsresume+wg", "-reps", "1", "-phase", "150ms", "-settle", "10ms",
-		"-held", "40", "-max-requests", "400", "-json", jsonFile}
+	// Two workers and small budgets, each phase up to a second: enough for
+	// every worker to resume after its first handshake on a busy machine.
+	args := []string{"-contenders", "tlsresume,tlsresume+wg", "-reps", "1", "-phase", "1s", "-settle", "10ms",
+		"-workers", "2", "-bulk-workers", "2", "-max-requests", "30", "-seq-requests", "10", "-warm-requests", "30",
+		"-held", "40", "-json", jsonFile}
 	if code := run(context.Background(), args, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
@@ -67,6 +70,9 @@ func TestTLSResumeWG(t *testing.T) {
 		t.Errorf("upstream: %d of %d resumed, want all but the first", l.UpstreamResumed, l.UpstreamOK)
 	}
 	res := wg.Reps[0].Phases["handshakes_resumed"]
+	if res.Requests <= 2 {
+		t.Fatalf("resuming phase: %d requests, too few for a worker's second to resume", res.Requests)
+	}
 	if res.Resumed == 0 || l.Verdicts["both_resumed"] < int(res.Resumed) {
 		t.Errorf("resuming phase: client resumed %d, records both_resumed %d", res.Resumed, l.Verdicts["both_resumed"])
 	}

@@ -51,3 +51,24 @@ func TestParseConfig(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConfig: any text is read without a panic, and a text that is
+// accepted has both keys and an address, and gives a configuration-protocol
+// text naming the endpoint.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(wgQuickText)
+	f.Add("[Interface]\nAddress = 10.73.0.2/32\n[Peer]\nAllowedIPs = ::/0\n")
+	f.Add("[Peer]\nEndpoint = [fd00::1]:51820\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := ParseConfig(text)
+		if err != nil {
+			return
+		}
+		if c.PrivateKey == [32]byte{} || c.PeerKey == [32]byte{} || len(c.Address) == 0 {
+			t.Errorf("accepted without a key or an address: %+v", c)
+		}
+		if u := c.uapi("127.0.0.1:9"); !strings.Contains(u, "\nendpoint=127.0.0.1:9\n") {
+			t.Errorf("uapi lacks the endpoint:\n%s", u)
+		}
+	})
+}
