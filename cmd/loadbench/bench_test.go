@@ -16,16 +16,23 @@ import (
 	"github.com/tlsresume/tlsresume/certs"
 	"github.com/tlsresume/tlsresume/proxy"
 	"github.com/tlsresume/tlsresume/proxy/web"
+	"github.com/tlsresume/tlsresume/proxy/wgsource"
+	"github.com/tlsresume/tlsresume/proxy/wireguard"
+	"github.com/tlsresume/tlsresume/proxy/wireguard/wgpeer"
 )
 
 // The benchmarks run tlsresume's proxy in-process, so that
 // `go test -bench . -cpuprofile cpu.out ./cmd/loadbench` profiles it under
 // the same load as loadbench's phases (the profile also holds the in-process
 // clients and origin: look at stacks under proxy and goproxy). Each runs
-// twice: "cli" as `tlsresume proxy --log FILE` is configured (console log
+// in four modes: "cli" as `tlsresume proxy --log FILE` is configured (console log
 // line per connection, JSONL records, the live view following the record
 // stream with no page open, system roots plus the origin's CA),
-// and "quiet" with no logging and no records.
+// and "quiet" with no logging and no records; "pool" is quiet with
+// --upstream-reuse pool, and "wg" is quiet with the clients a WireGuard
+// device in this process (tlsresume+wg), so that its profile holds both
+// sides of the tunnel: the device's under wgpeer and the proxy's under
+// proxy/wireguard (both run wireguard-go's device and gVisor's netstack).
 
 func BenchmarkProxyHandshake(b *testing.B) {
 	benchModes(b, func(b *testing.B, d *dialer) {
@@ -100,11 +107,18 @@ func BenchmarkProxySequential(b *testing.B) {
 }
 
 // benchModes runs f against an in-process proxy configured like the CLI
-// ("cli") and one that neither logs nor records ("quiet").
+// ("cli"), one that neither logs nor records ("quiet"), quiet with
+// --upstream-reuse pool ("pool") and quiet behind its WireGuard server
+// ("wg").
 func benchModes(b *testing.B, f func(*testing.B, *dialer)) {
-	for _, name := range []string{"cli", "quiet", "pool"} {
+	for _, name := range []string{"cli", "quiet", "pool", "wg"} {
 		b.Run(name, func(b *testing.B) {
-			d := startInProcess(b, name == "cli", name == "pool")
+			var d *dialer
+			if name == "wg" {
+				d = startInProcessWG(b)
+			} else {
+				d = startInProcess(b, name == "cli", name == "pool")
+			}
 			b.ReportAllocs()
 			f(b, d)
 		})
@@ -132,7 +146,47 @@ func parallel(b *testing.B, newOp func() op) {
 
 // startInProcess starts an origin and a proxy.Server on loopback and
 // returns a dialer through it.
-func startInProcess(b *testing.B, cli, pool bool, mods ...func(*proxy.Config)) *dialer {
+func startInProcess(b testing.TB, cli, pool bool, mods ...func(*proxy.Config)) *dialer {
+	b.Helper()
+	_, d := startInProcessServer(b, cli, pool, mods...)
+	return d
+}
+
+// startInProcessWG starts an origin, a quiet proxy.Server and its
+// WireGuard source on loopback, as tlsresume proxy --wireguard
+// --wireguard-local does, and returns a dialer whose clients are a device
+// in this process (the tlsresume+wg contender).
+func startInProcessWG(b testing.TB) *dialer {
+	b.Helper()
+	srv, d := startInProcessServer(b, false, false)
+	st, err := wireguard.OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := wgsource.New(wgsource.Config{ListenAddr: "127.0.0.1:0", Store: st, Devices: []string{wgDevice},
+		Local: true, DNSUpstream: "127.0.0.1:1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := src.Start(context.Background(), srv); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { src.Close() })
+	text, err := src.DeviceConfig(wgDevice)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := wgpeer.Start(text, src.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { peer.Close() })
+	d.proxy, d.peer = "", peer
+	return d
+}
+
+// startInProcessServer is startInProcess, returning the proxy too.
+func startInProcessServer(b testing.TB, cli, pool bool, mods ...func(*proxy.Config)) (*proxy.Server, *dialer) {
 	b.Helper()
 	dir := b.TempDir()
 	org, err := startOrigin(dir)
@@ -206,7 +260,7 @@ func startInProcess(b *testing.B, cli, pool bool, mods ...func(*proxy.Config)) *
 	})
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	return &dialer{proxy: ln.Addr().String(), origin: org.addr, roots: roots}
+	return srv, &dialer{proxy: ln.Addr().String(), origin: org.addr, roots: roots}
 }
 
 // BenchmarkHeldConnections reports the memory one connection held open

@@ -11,18 +11,26 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/tlsresume/tlsresume/proxy/wireguard/wgpeer"
 )
 
 // requestTimeout bounds every request, connection setup included.
 const requestTimeout = 5 * time.Second
 
 // dialer opens TLS connections to the origin as one contender's clients do:
-// straight to the origin, or through an HTTP CONNECT proxy.
+// straight to the origin, through an HTTP CONNECT proxy, or through a
+// WireGuard tunnel straight to the origin's address.
 type dialer struct {
 	proxy  string         // proxy host:port; "" dials the origin directly
 	origin string         // the origin's host:port
 	roots  *x509.CertPool // trusts the origin's CA, or the proxy's
 	rss    func() float64 // the proxy process's resident memory now (MB); nil for direct
+	// peer, when set, is a WireGuard device in this process: every
+	// connection goes through its tunnel to the origin's address, and the
+	// proxy at the tunnel's far end takes it as it takes a transparent one
+	// (no CONNECT).
+	peer *wgpeer.Peer
 }
 
 // dial connects and completes a TLS handshake offering alpn, resuming
@@ -32,8 +40,16 @@ func (d *dialer) dial(ctx context.Context, cache tls.ClientSessionCache, alpn []
 	if d.proxy != "" {
 		addr = d.proxy
 	}
-	var nd net.Dialer
-	raw, err := nd.DialContext(ctx, "tcp", addr)
+	var (
+		raw net.Conn
+		err error
+	)
+	if d.peer != nil {
+		raw, err = d.peer.DialContext(ctx, "tcp", addr)
+	} else {
+		var nd net.Dialer
+		raw, err = nd.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

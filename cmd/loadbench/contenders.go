@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tlsresume/tlsresume/proxy/wireguard/wgpeer"
 )
 
 // Contender names, in the table's column order.
@@ -24,6 +26,11 @@ const (
 	// nameTLSResumePool is tlsresume with --upstream-reuse pool: client
 	// connections share upstream connections per origin.
 	nameTLSResumePool = "tlsresume+pool"
+	// nameTLSResumeWG is tlsresume with --wireguard: the clients are a
+	// WireGuard device in loadbench's process (a user-space netstack),
+	// whose connections go through the tunnel straight to the origin's
+	// address.
+	nameTLSResumeWG = "tlsresume+wg"
 	// nameBaseline is another tlsresume binary (-baseline), run like
 	// tlsresume: two builds side by side in one run, alternating.
 	nameBaseline = "baseline"
@@ -40,10 +47,11 @@ type contender struct {
 
 	cmd     *exec.Cmd
 	exited  chan error
-	browser *exec.Cmd // tlsresume+page: the Chromium showing the live view
-	dir     string    // its working files: CA, logs
-	logFile string    // tlsresume's --log JSONL
-	stderr  string    // the subprocess's stdout and stderr
+	browser *exec.Cmd    // tlsresume+page: the Chromium showing the live view
+	peer    *wgpeer.Peer // tlsresume+wg: the WireGuard device its clients dial through
+	dir     string       // its working files: CA, logs
+	logFile string       // tlsresume's --log JSONL
+	stderr  string       // the subprocess's stdout and stderr
 
 	reps   []repResult
 	proc   procStats // of the subprocess, read just before it is stopped
@@ -105,18 +113,25 @@ func startTLSResume(ctx context.Context, name, bin, dir string, o *origin, chrom
 			return nil, fmt.Errorf("starting chromium on the live view: %w", err)
 		}
 	}
-	// The CA exists before tlsresume listens (cmd/tlsresume/proxy.go).
-	if err := c.waitReady(ctx, addr, 15*time.Second, nil); err != nil {
-		c.stop()
-		return nil, err
-	}
-	roots, err := poolFromFile(filepath.Join(caDir, "ca.pem"))
+	roots, err := c.waitCA(ctx, addr, filepath.Join(caDir, "ca.pem"))
 	if err != nil {
 		c.stop()
 		return nil, err
 	}
 	c.d = &dialer{proxy: addr, origin: o.addr, roots: roots}
 	return c, nil
+}
+
+// waitCA waits until addr accepts and caFile holds the proxy's CA, and
+// returns a pool trusting it. tlsresume binds its listeners before it
+// creates anything (cmd/tlsresume/proxy.go, bindAll), so on a busy machine
+// it accepts connections into the backlog before its CA is written.
+func (c *contender) waitCA(ctx context.Context, addr, caFile string) (*x509.CertPool, error) {
+	hasCA := func() bool { _, err := poolFromFile(caFile); return err == nil }
+	if err := c.waitReady(ctx, addr, 15*time.Second, hasCA); err != nil {
+		return nil, err
+	}
+	return poolFromFile(caFile)
 }
 
 // startMitm runs mitmdump from bin on a free loopback port, verifying the
@@ -231,6 +246,10 @@ func (c *contender) stop() {
 		b.Process.Kill()
 		b.Wait()
 		c.browser = nil
+	}
+	if c.peer != nil {
+		c.peer.Close()
+		c.peer = nil
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {

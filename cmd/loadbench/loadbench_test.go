@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,5 +121,39 @@ func TestDirect(t *testing.T) {
 	res := c.Reps[0].Phases["handshakes_resumed"]
 	if res.Resumed == 0 || res.Origin.Resumed != res.Resumed {
 		t.Errorf("resuming phase: client resumed %d, origin counted %d", res.Resumed, res.Origin.Resumed)
+	}
+}
+
+// TestWaitCA: a proxy that accepts before its CA is written (tlsresume
+// binds its listeners first) is not ready until the CA is there.
+func TestWaitCA(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	org, err := startOrigin(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer org.close()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		time.Sleep(300 * time.Millisecond)
+		b, _ := os.ReadFile(org.caFile)
+		os.WriteFile(caFile, b, 0o600)
+	}()
+	c := &contender{name: "proxy", dir: dir}
+	roots, err := c.waitCA(context.Background(), ln.Addr().String(), caFile)
+	if err != nil || roots == nil {
+		t.Fatalf("waitCA: %v", err)
+	}
+	select {
+	case <-written:
+	default:
+		t.Error("ready before the CA was written")
 	}
 }

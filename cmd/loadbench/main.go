@@ -4,7 +4,8 @@
 // An in-process Go HTTPS origin (TLS 1.3, session tickets, HTTP/1.1 and
 // h2) is reached three ways — directly, through `tlsresume proxy` and
 // through `mitmdump`, both run as subprocesses — by in-process Go clients
-// using HTTP CONNECT. Each rep runs every phase for every contender, the
+// using HTTP CONNECT; optionally also through tlsresume's WireGuard server
+// (tlsresume+wg), the clients then a WireGuard device in this process. Each rep runs every phase for every contender, the
 // contenders' order rotating from rep to rep; the table shows medians over
 // reps and ratios to direct. Every phase is bounded in time and requests,
 // and all traffic stays on 127.0.0.1.
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.s.Workers, "workers", 8, "workers in the new-connection throughput phases")
 	fs.IntVar(&o.s.BulkWorkers, "bulk-workers", 4, "workers in the bulk phases")
 	fs.DurationVar(&o.s.Settle, "settle", 200*time.Millisecond, "pause after each phase")
-	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium, tlsresume+pool for tlsresume --upstream-reuse pool")
+	fs.StringVar(&o.contenders, "contenders", "direct,tlsresume,mitmproxy", "comma-separated contenders to measure; add tunnel for a blind CONNECT relay in a separate process (the floor for any out-of-process proxy), tlsresume+page for tlsresume with its live view open in headless Chromium, tlsresume+pool for tlsresume --upstream-reuse pool, tlsresume+wg for tlsresume --wireguard with the clients a WireGuard device in loadbench's process (a user-space netstack) dialling the origin through the tunnel")
 	fs.StringVar(&o.tlsArgs, "tlsresume-args", "", "more `flags` for every tlsresume contender, space-separated, e.g. -tlsresume-args '--web off'")
 	fs.StringVar(&o.tlsresume, "tlsresume", "", "tlsresume binary (default: go build ./cmd/tlsresume into a temporary directory)")
 	fs.StringVar(&o.baseline, "baseline", "", "another tlsresume `binary` (an earlier commit's build), measured as the baseline contender beside tlsresume with the same flags; adds baseline to -contenders")
@@ -179,7 +180,7 @@ func runReps(ctx context.Context, active []*contender, org *origin, s settings, 
 			}
 		}
 		for _, c := range active {
-			fmt.Fprintf(progress, "rep %d/%d %-9s %s\n", rep+1, s.Reps, c.name, brief(c.reps[rep]))
+			fmt.Fprintf(progress, "rep %d/%d %-14s %s\n", rep+1, s.Reps, c.name, brief(c.reps[rep]))
 		}
 	}
 	return nil
@@ -192,7 +193,7 @@ func collect(c *contender, progress io.Writer) contenderReport {
 		return cr
 	}
 	switch c.name {
-	case nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameBaseline:
+	case nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameTLSResumeWG, nameBaseline:
 		st, err := readRecordLog(c.logFile)
 		if err != nil {
 			fmt.Fprintf(progress, "loadbench: %v\n", err)
@@ -216,7 +217,7 @@ func setUp(ctx context.Context, o options, dir string, org *origin, m *machine, 
 		want[strings.TrimSpace(n)] = true
 	}
 	var out []*contender
-	for _, name := range []string{nameDirect, nameTunnel, nameBaseline, nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameMitm} {
+	for _, name := range []string{nameDirect, nameTunnel, nameBaseline, nameTLSResume, nameTLSResumeWG, nameTLSResumePage, nameTLSResumePool, nameMitm} {
 		if !want[name] {
 			continue
 		}
@@ -243,7 +244,7 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 			return nil, err
 		}
 		return startTunnel(ctx, sub, org)
-	case nameTLSResume, nameTLSResumePage, nameTLSResumePool:
+	case nameTLSResume, nameTLSResumePage, nameTLSResumePool, nameTLSResumeWG:
 		bin := o.tlsresume
 		if bin == "" {
 			var err error
@@ -265,8 +266,11 @@ func startContender(ctx context.Context, name string, o *options, dir string, or
 			return nil, err
 		}
 		extra := strings.Fields(o.tlsArgs)
-		if name == nameTLSResumePool {
+		switch name {
+		case nameTLSResumePool:
 			extra = append(extra, "--upstream-reuse", "pool")
+		case nameTLSResumeWG:
+			return startTLSResumeWG(ctx, bin, sub, org, extra...)
 		}
 		return startTLSResume(ctx, name, bin, sub, org, chromium, extra...)
 	case nameBaseline:

@@ -41,9 +41,11 @@ type phaseResult struct {
 	Slot        int          `json:"slot"`                        // its turn among the contenders in this phase of this rep, 0 first
 	P50MS       float64      `json:"p50_ms,omitempty"`
 	P99MS       float64      `json:"p99_ms,omitempty"`
-	HeldRSSMB   float64      `json:"held_rss_mb,omitempty"` // held phase: the proxy's RSS with every connection held open
-	MaxRSSMB    float64      `json:"max_rss_mb,omitempty"`  // the proxy's RSS, sampled every 50 ms during the phase: the highest
-	Origin      originCounts `json:"origin"`                // the origin's handshakes during the phase
+	HeldRSSMB   float64      `json:"held_rss_mb,omitempty"`     // held phase: the proxy's RSS with every connection held open
+	PreHeldMB   float64      `json:"pre_held_rss_mb,omitempty"` // held phase: the proxy's RSS before the first was opened
+	Held        int          `json:"held,omitempty"`            // held phase: connections held open
+	MaxRSSMB    float64      `json:"max_rss_mb,omitempty"`      // the proxy's RSS, sampled every 50 ms during the phase: the highest
+	Origin      originCounts `json:"origin"`                    // the origin's handshakes during the phase
 	FirstErrors []string     `json:"first_errors,omitempty"`
 }
 
@@ -144,6 +146,9 @@ func held(ctx context.Context, d *dialer, s settings) phaseResult {
 		next  atomic.Int64
 		wg    sync.WaitGroup
 	)
+	if d.rss != nil {
+		pre.PreHeldMB = d.rss()
+	}
 	for range 16 {
 		wg.Go(func() {
 			for next.Add(1) <= int64(s.Held) && ctx.Err() == nil {
@@ -170,6 +175,7 @@ func held(ctx context.Context, d *dialer, s settings) phaseResult {
 	if d.rss != nil {
 		res.HeldRSSMB = d.rss()
 	}
+	res.PreHeldMB, res.Held = pre.PreHeldMB, len(conns)
 	res.Errors += pre.Errors
 	res.FirstErrors = append(pre.FirstErrors, res.FirstErrors...)
 	return res

@@ -87,8 +87,8 @@ func printNotes(w io.Writer, r *report) {
 		}
 		fmt.Fprintln(w)
 		if l := c.RecordLog; l != nil {
-			fmt.Fprintf(w, "  --log: %d records, upstream %d ok / %d resumed, %d extra upstream handshakes, client leg %d resumed, %d with errors; verdicts %v\n",
-				l.Records, l.UpstreamOK, l.UpstreamResumed, l.ExtraHandshakes, l.ClientResumed, l.WithError, l.Verdicts)
+			fmt.Fprintf(w, "  --log: %d records, upstream %d ok / %d resumed, %d extra upstream handshakes, client leg %d resumed, %d with errors; verdicts %v; sources %v\n",
+				l.Records, l.UpstreamOK, l.UpstreamResumed, l.ExtraHandshakes, l.ClientResumed, l.WithError, l.Verdicts, l.Sources)
 			for _, e := range l.FirstErrors {
 				fmt.Fprintf(w, "    record error: %s\n", e)
 			}

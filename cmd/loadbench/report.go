@@ -140,7 +140,10 @@ type logStats struct {
 	ClientResumed   int            `json:"client_resumed"`   // client_leg.resumed
 	WithError       int            `json:"with_error"`       // records with error, client_leg.error or upstream_leg.error
 	Verdicts        map[string]int `json:"verdicts"`
-	FirstErrors     []string       `json:"first_errors,omitempty"`
+	// Sources counts records by source and device ("connect",
+	// "wireguard bench"): the tunnel's connections must say wireguard.
+	Sources     map[string]int `json:"sources"`
+	FirstErrors []string       `json:"first_errors,omitempty"`
 }
 
 // readRecordLog reads tlsresume's --log file (README.md, "The record").
@@ -150,7 +153,7 @@ func readRecordLog(path string) (*logStats, error) {
 		return nil, fmt.Errorf("reading tlsresume's record log: %w", err)
 	}
 	defer f.Close()
-	st := &logStats{Verdicts: map[string]int{}}
+	st := &logStats{Verdicts: map[string]int{}, Sources: map[string]int{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -160,6 +163,7 @@ func readRecordLog(path string) (*logStats, error) {
 		}
 		st.Records++
 		st.Verdicts[string(rec.Verdict.Code)]++
+		st.Sources[strings.TrimSpace(string(rec.Source)+" "+rec.Device)]++
 		var errs []string
 		if rec.Error != "" {
 			errs = append(errs, rec.Error)
@@ -244,6 +248,23 @@ var metrics = []metric{
 	{"proxy_cpu_ms_per_conn", func(r repResult) float64 {
 		p := r.Phases["handshakes_full"]
 		return cpuMSPer(p.ProxyCPU, float64(p.Requests))
+	}},
+	{"proxy_cpu_ms_per_conn_resumed", func(r repResult) float64 {
+		p := r.Phases["handshakes_resumed"]
+		return cpuMSPer(p.ProxyCPU, float64(p.Requests))
+	}},
+	{"bench_cpu_ms_per_conn", func(r repResult) float64 {
+		p := r.Phases["handshakes_full"]
+		return cpuMSPer(p.BenchCPU, float64(p.Requests))
+	}},
+	{"bench_cpu_ms_per_mb", func(r repResult) float64 { p := r.Phases["bulk_h1"]; return cpuMSPer(p.BenchCPU, float64(p.Bytes)/1e6) }},
+	{"held_kb_per_conn", func(r repResult) float64 {
+		return heldOnly(r, func(p phaseResult) float64 {
+			if p.Held == 0 || p.HeldRSSMB == 0 {
+				return math.NaN()
+			}
+			return (p.HeldRSSMB - p.PreHeldMB) * 1024 / float64(p.Held)
+		})
 	}},
 	{"proxy_cpu_ms_per_mb", func(r repResult) float64 { p := r.Phases["bulk_h1"]; return cpuMSPer(p.ProxyCPU, float64(p.Bytes)/1e6) }},
 	{"all_cpu_ms_per_conn", func(r repResult) float64 {

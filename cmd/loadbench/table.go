@@ -15,7 +15,7 @@ func buildTable(crs []contenderReport) []tableRow {
 		}
 	}
 	var rows []tableRow
-	for _, specs := range [][]metricSpec{m.throughput(), m.latency(), m.upstream(), m.memory(), m.cpu()} {
+	for _, specs := range [][]metricSpec{m.throughput(), m.latency(), m.upstream(), m.memory(), m.cpu(), m.wireguard()} {
 		for _, s := range specs {
 			rows = append(rows, s.row(m.by))
 		}
@@ -174,6 +174,8 @@ func (m measures) memory() []metricSpec {
 		{"new-conn p99 ms, connections held open", "held_p99_ms", "%.2f", true, m.held("held_p99_ms"), nil},
 		{"proxy RSS MB, connections held open", "held_rss_mb", "%.1f", false,
 			proxyOnly(m.held("held_rss_mb")), atMost("≤ 120 MB (1,000 held)", 120)},
+		{"proxy KB per held connection (RSS above the phase's start)", "held_kb_per_conn", "%.1f", false,
+			proxyOnly(m.held("held_kb_per_conn")), nil},
 		{"proxy RSS MB, highest in the other phases", "throughput_rss_mb", "%.1f", false,
 			proxyOnly(m.med("throughput_rss_mb")), atMost("≤ 40 MB", 40)},
 		{"peak RSS MB (VmHWM, whole run)", "peak_rss_mb", "%.1f", false,

@@ -47,6 +47,7 @@
 // WireGuard. StartWGPeer is a WireGuard client in this process, configured
 // from a wg-quick text (ParseWGConf), as a phone's app: DialTCP, DialUDP
 // and Resolver reach through its tunnel, loopback destinations included.
+// It wraps proxy/wireguard/wgpeer, which cmd/loadbench uses too.
 //
 // Time. Clock is a fake clock for the Now options of certs, proxy/upstream
 // and proxy/dns: NewClock, then Advance or Set.

@@ -11,17 +11,18 @@ import (
 // udpBind is WireGuard's network side: one UDP socket on exactly the
 // configured address. The library's own bind (conn.StdNetBind) listens on a
 // port on every address, IPv4 and IPv6; --wireguard 192.168.1.20:51820 must
-// listen there only, and tests must listen on loopback only. It reads and
-// writes one datagram per call, where StdNetBind batches with
-// recvmmsg/sendmmsg and GSO: on a LAN of phones the user-space TCP stack
-// behind it costs more than the system calls (see the benchmarks).
+// listen there only, and tests must listen on loopback only. It reads one
+// datagram per call, where StdNetBind batches with recvmmsg and GRO; it
+// sends a batch of datagrams to one device in one call, with UDP GSO on
+// Linux (gso_linux.go): a download through the tunnel is such batches.
 type udpBind struct {
 	addr  string       // the configured address, e.g. "0.0.0.0:51820"
 	bound *net.UDPConn // Config.Conn, taken by the first Open; nil then
 
 	mu   sync.Mutex
 	conn *net.UDPConn
-	port uint16 // kept across Close and Open, so a reopened bind keeps its port
+	gso  *gsoSender // sends on conn
+	port uint16     // kept across Close and Open, so a reopened bind keeps its port
 }
 
 var _ conn.Bind = (*udpBind)(nil)
@@ -48,7 +49,7 @@ func (b *udpBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 	// The kernel caps it at net.core.rmem_max / wmem_max.
 	_ = c.SetReadBuffer(socketBuffer)
 	_ = c.SetWriteBuffer(socketBuffer)
-	b.conn = c
+	b.conn, b.gso = c, newGSOSender(c)
 	b.port = uint16(c.LocalAddr().(*net.UDPAddr).Port)
 	return []conn.ReceiveFunc{b.receiver(c)}, b.port, nil
 }
@@ -101,7 +102,7 @@ func (b *udpBind) Close() error {
 		return nil
 	}
 	err := b.conn.Close()
-	b.conn = nil
+	b.conn, b.gso = nil, nil
 	return err
 }
 
@@ -125,17 +126,12 @@ func (b *udpBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		return conn.ErrWrongEndpointType
 	}
 	b.mu.Lock()
-	c := b.conn
+	g := b.gso
 	b.mu.Unlock()
-	if c == nil {
+	if g == nil {
 		return net.ErrClosed
 	}
-	for _, buf := range bufs {
-		if _, err := c.WriteToUDPAddrPort(buf, netip.AddrPort(dst)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return g.send(bufs, netip.AddrPort(dst))
 }
 
 func (b *udpBind) ParseEndpoint(s string) (conn.Endpoint, error) {

@@ -27,7 +27,9 @@
 // fd74:6c73:7265::1 (also the devices' DNS server), devices get .2 upwards
 // and the same host number in the IPv6 /64.
 //
-// It is the only package that imports golang.zx2c4.com/wireguard and
-// gvisor.dev/gvisor, so either can be replaced in one place. It logs only
-// through the zerolog.Logger it is given.
+// It and its sub-package wgpeer (the device's side, in this process, for
+// tests and cmd/loadbench) are the only packages that import
+// golang.zx2c4.com/wireguard and gvisor.dev/gvisor, so either can be
+// replaced in one place. It logs only through the zerolog.Logger it is
+// given.
 package wireguard

@@ -7,7 +7,9 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
+	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -48,6 +50,19 @@ func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
 	sack := tcpip.TCPSACKEnabled(true) // off by default in gVisor; every phone offers it
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
 		return nil, fmt.Errorf("wireguard: enabling TCP SACK: %s", err)
+	}
+	// A connection the server closed first stays in TIME_WAIT for a
+	// second, not gVisor's minute: gVisor drops a device's new SYN on the
+	// same ports meanwhile (it hands such a SYN only to a listening
+	// endpoint, tcp/connect.go, and this stack has none: a forwarder),
+	// where Linux would take it (RFC 1122 §4.2.2.13), so a device picking
+	// a port it used lately waited out the minute (TestReconnectAfterServerClose;
+	// loadbench's device, thousands of connections a minute on random
+	// ports, had one in a few hundred time out). A second still answers a
+	// device's retransmitted FIN on a LAN; each endpoint kept is ~19 KB.
+	tw := tcpip.TCPTimeWaitTimeoutOption(time.Second)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); err != nil {
+		return nil, fmt.Errorf("wireguard: setting TCP TIME_WAIT: %s", err)
 	}
 	if err := s.CreateNIC(nicID, ep); err != nil {
 		return nil, fmt.Errorf("wireguard: creating the netstack interface: %s", err)
@@ -102,22 +117,41 @@ func (t *tunDevice) File() *os.File           { return nil }
 func (t *tunDevice) MTU() (int, error)        { return t.mtu, nil }
 func (t *tunDevice) Name() (string, error)    { return "tlsresume", nil }
 func (t *tunDevice) Events() <-chan tun.Event { return t.events }
-func (t *tunDevice) BatchSize() int           { return 1 }
 
-// Read blocks for the next packet the netstack sends. After Close it
-// returns os.ErrClosed, which ends WireGuard's reading goroutine.
+// BatchSize is how many packets Read may return at once: WireGuard then
+// encrypts them in parallel and hands them to the bind together, which
+// sends them in one system call (bind.go).
+func (t *tunDevice) BatchSize() int { return conn.IdealBatchSize }
+
+// Read blocks for the next packet the netstack sends, then takes as many
+// more as are queued, up to len(bufs). After Close it returns
+// os.ErrClosed, which ends WireGuard's reading goroutine.
 func (t *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	pkt := t.ep.ReadContext(t.ctx)
 	if pkt == nil {
 		return 0, os.ErrClosed
 	}
+	n := 0
+	for {
+		sizes[n] = copyPacket(bufs[n][offset:], pkt)
+		n++
+		if n == len(bufs) {
+			return n, nil
+		}
+		if pkt = t.ep.Read(); pkt == nil {
+			return n, nil
+		}
+	}
+}
+
+// copyPacket copies pkt into b, releases it and returns its length.
+func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
 	defer pkt.DecRef()
 	n := 0
 	for _, s := range pkt.AsSlices() {
-		n += copy(bufs[0][offset+n:], s)
+		n += copy(b[n:], s)
 	}
-	sizes[0] = n
-	return 1, nil
+	return n
 }
 
 // Write hands packets WireGuard decrypted to the netstack, which processes
