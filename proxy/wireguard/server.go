@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
+	"github.com/tlsresume/tlsresume/proxy/wireguard/nettun"
 	"golang.zx2c4.com/wireguard/device"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -37,7 +37,7 @@ type Server struct {
 	handlers sync.WaitGroup           // forwarder goroutines, entered under mu while !closed
 
 	bind  *udpBind
-	ep    *channel.Endpoint
+	link  *nettun.Link
 	stack *stack.Stack
 	dev   *device.Device
 
@@ -91,8 +91,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("wireguard: server already started")
 	}
 	s.started = true
-	s.ep = channel.New(outQueue, uint32(s.cfg.MTU), "")
-	st, err := newStack(s.ep)
+	tun := nettun.New(s.cfg.MTU, dropEcho)
+	s.link = tun.Link()
+	st, err := newStack(s.link)
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (s *Server) Start(ctx context.Context) error {
 	udpFwd := udp.NewForwarder(st, s.forwardUDP)
 	st.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
 
-	s.dev = device.NewDevice(newTunDevice(s.ep, s.cfg.MTU), s.bind, wgLogger(s.log))
+	s.dev = device.NewDevice(tun, s.bind, wgLogger(s.log))
 	if err := s.dev.IpcSet(serverUAPI(s.cfg.ServerKey, s.devices)); err != nil {
 		s.teardown()
 		return fmt.Errorf("wireguard: configuring the device: %w", err)
@@ -241,8 +242,8 @@ func (s *Server) teardown() {
 	if s.stack != nil {
 		s.stack.Close()
 	}
-	if s.ep != nil {
-		s.ep.Close()
+	if s.link != nil {
+		s.link.Close()
 	}
 	s.bind.closeUnused()
 }

@@ -1,20 +1,13 @@
 package wireguard
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"sync"
-	"syscall"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
-	"golang.zx2c4.com/wireguard/tun"
-	"gvisor.dev/gvisor/pkg/buffer"
+	"github.com/tlsresume/tlsresume/proxy/wireguard/nettun"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -26,16 +19,12 @@ import (
 // nicID is the netstack's only network interface: the tunnel.
 const nicID tcpip.NICID = 1
 
-// outQueue is how many packets the netstack may queue for WireGuard to
-// encrypt before it drops (TCP then retransmits), as netstack.CreateNetTUN.
-const outQueue = 1024
-
-// newStack returns a gVisor netstack whose one interface, ep, accepts
+// newStack returns a gVisor netstack whose one interface, link, accepts
 // packets to every address (promiscuous) and may answer from every address
 // (spoofing): a device's connection to any destination is terminated here,
 // and the answers seem to come from that destination. The server's own
 // tunnel addresses are added so that pings to them are answered.
-func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
+func newStack(link *nettun.Link) (*stack.Stack, error) {
 	// A device's packets to loopback addresses are delivered too, not
 	// dropped as martians (gVisor's default on a non-loopback interface):
 	// the handler refuses them with a reset and says why, or, when asked,
@@ -64,7 +53,7 @@ func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); err != nil {
 		return nil, fmt.Errorf("wireguard: setting TCP TIME_WAIT: %s", err)
 	}
-	if err := s.CreateNIC(nicID, ep); err != nil {
+	if err := s.CreateNIC(nicID, link); err != nil {
 		return nil, fmt.Errorf("wireguard: creating the netstack interface: %s", err)
 	}
 	if err := s.SetPromiscuousMode(nicID, true); err != nil {
@@ -89,104 +78,6 @@ func newStack(ep *channel.Endpoint) (*stack.Stack, error) {
 		{Destination: header.IPv6EmptySubnet, NIC: nicID},
 	})
 	return s, nil
-}
-
-// tunDevice is the tun.Device WireGuard reads and writes: packets WireGuard
-// decrypts go into the netstack through ep, and what the netstack sends
-// comes out of ep for WireGuard to encrypt. No kernel device is involved.
-type tunDevice struct {
-	ep     *channel.Endpoint
-	mtu    int
-	events chan tun.Event
-
-	ctx       context.Context // cancelled by Close: Read returns
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-}
-
-var _ tun.Device = (*tunDevice)(nil)
-
-func newTunDevice(ep *channel.Endpoint, mtu int) *tunDevice {
-	ctx, cancel := context.WithCancel(context.Background())
-	t := &tunDevice{ep: ep, mtu: mtu, events: make(chan tun.Event, 1), ctx: ctx, cancel: cancel}
-	t.events <- tun.EventUp
-	return t
-}
-
-func (t *tunDevice) File() *os.File           { return nil }
-func (t *tunDevice) MTU() (int, error)        { return t.mtu, nil }
-func (t *tunDevice) Name() (string, error)    { return "tlsresume", nil }
-func (t *tunDevice) Events() <-chan tun.Event { return t.events }
-
-// BatchSize is how many packets Read may return at once: WireGuard then
-// encrypts them in parallel and hands them to the bind together, which
-// sends them in one system call (bind.go).
-func (t *tunDevice) BatchSize() int { return conn.IdealBatchSize }
-
-// Read blocks for the next packet the netstack sends, then takes as many
-// more as are queued, up to len(bufs). After Close it returns
-// os.ErrClosed, which ends WireGuard's reading goroutine.
-func (t *tunDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	pkt := t.ep.ReadContext(t.ctx)
-	if pkt == nil {
-		return 0, os.ErrClosed
-	}
-	n := 0
-	for {
-		sizes[n] = copyPacket(bufs[n][offset:], pkt)
-		n++
-		if n == len(bufs) {
-			return n, nil
-		}
-		if pkt = t.ep.Read(); pkt == nil {
-			return n, nil
-		}
-	}
-}
-
-// copyPacket copies pkt into b, releases it and returns its length.
-func copyPacket(b []byte, pkt *stack.PacketBuffer) int {
-	defer pkt.DecRef()
-	n := 0
-	for _, s := range pkt.AsSlices() {
-		n += copy(b[n:], s)
-	}
-	return n
-}
-
-// Write hands packets WireGuard decrypted to the netstack, which processes
-// each before Write returns. ICMP echo requests are answered only for the
-// server's own addresses and dropped otherwise (see dropEcho).
-func (t *tunDevice) Write(bufs [][]byte, offset int) (int, error) {
-	for _, b := range bufs {
-		pkt := b[offset:]
-		if len(pkt) == 0 || dropEcho(pkt) {
-			continue
-		}
-		var proto tcpip.NetworkProtocolNumber
-		switch pkt[0] >> 4 {
-		case 4:
-			proto = header.IPv4ProtocolNumber
-		case 6:
-			proto = header.IPv6ProtocolNumber
-		default:
-			return 0, syscall.EAFNOSUPPORT
-		}
-		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-		t.ep.InjectInbound(proto, pb)
-		pb.DecRef()
-	}
-	return len(bufs), nil
-}
-
-// Close ends Read and closes the events channel; the netstack is closed by
-// the server.
-func (t *tunDevice) Close() error {
-	t.closeOnce.Do(func() {
-		t.cancel()
-		close(t.events)
-	})
-	return nil
 }
 
 // dropEcho reports whether pkt is an ICMP or ICMPv6 echo request to an

@@ -7,9 +7,6 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"gvisor.dev/gvisor/pkg/buffer"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // ipPacket builds an IPv4 or IPv6 packet from the device to dst carrying
@@ -83,37 +80,4 @@ func FuzzDropEcho(f *testing.F) {
 			t.Errorf("dropped % x, which is no ICMP packet", pkt)
 		}
 	})
-}
-
-// TestTunReadBatches: Read returns every packet the netstack has queued,
-// up to the buffers it is given, so that WireGuard encrypts and sends them
-// as one batch; it blocks only for the first.
-func TestTunReadBatches(t *testing.T) {
-	ep := channel.New(16, 1420, "")
-	tun := newTunDevice(ep, 1420)
-	defer tun.Close()
-	var pkts stack.PacketBufferList
-	for i := range 5 {
-		pkts.PushBack(stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData([]byte{0x45, byte(i)})}))
-	}
-	if n, err := ep.WritePackets(pkts); err != nil || n != 5 {
-		t.Fatalf("queued %d packets: %v", n, err)
-	}
-	pkts.DecRef()
-	bufs := make([][]byte, 3)
-	for i := range bufs {
-		bufs[i] = make([]byte, 64)
-	}
-	sizes := make([]int, len(bufs))
-	for _, want := range []int{3, 2} {
-		n, err := tun.Read(bufs, sizes, 16)
-		if err != nil || n != want {
-			t.Fatalf("Read = %d, %v; want %d packets", n, err, want)
-		}
-		for i := range n {
-			if sizes[i] != 2 || bufs[i][16] != 0x45 {
-				t.Errorf("packet %d: size %d, % x", i, sizes[i], bufs[i][16:18])
-			}
-		}
-	}
 }

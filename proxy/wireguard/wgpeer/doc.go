@@ -14,5 +14,6 @@
 // It is a package of its own, not part of package wireguard, because
 // package wireguard's tests use inspect/tlstest, which uses this one. It
 // imports golang.zx2c4.com/wireguard and gvisor.dev/gvisor as package
-// wireguard does, and nothing of tlsresume's.
+// wireguard does, and of tlsresume's only nettun, the tun device both
+// sides share.
 package wgpeer

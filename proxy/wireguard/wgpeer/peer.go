@@ -10,12 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tlsresume/tlsresume/proxy/wireguard/nettun"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -27,11 +27,6 @@ import (
 // wireguard.WGQuick's servers use: 1500 less 80 bytes of IPv6, UDP and
 // WireGuard headers.
 const mtu = 1420
-
-// outQueue is how many packets the netstack may queue for WireGuard to
-// encrypt before it drops (TCP then retransmits), as wireguard-go's
-// tun/netstack.
-const outQueue = 1024
 
 // nicID is the netstack's only interface: the tunnel.
 const nicID tcpip.NICID = 1
@@ -62,11 +57,11 @@ func Start(text, endpoint string) (*Peer, error) {
 		return nil, fmt.Errorf("wgpeer: endpoint %q: want ip:port: %w", endpoint, err)
 	}
 	p := &Peer{conf: c}
-	ep := channel.New(outQueue, mtu, "")
-	if p.stack, err = newStack(ep, c.Address); err != nil {
+	tun := nettun.New(mtu, nil)
+	if p.stack, err = newStack(tun.Link(), c.Address); err != nil {
 		return nil, err
 	}
-	p.dev = device.NewDevice(newTun(ep), conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
+	p.dev = device.NewDevice(tun, conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
 	if err := p.dev.IpcSet(c.uapi(endpoint)); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("wgpeer: configuring WireGuard: %w", err)
@@ -78,11 +73,11 @@ func Start(text, endpoint string) (*Peer, error) {
 	return p, nil
 }
 
-// newStack is a netstack with one interface, ep, holding addrs, through
+// newStack is a netstack with one interface, link, holding addrs, through
 // which every route goes. Unlike wireguard-go's own tun/netstack it takes
 // packets from loopback addresses, so that a peer reaches a loopback
 // origin through a server that lets devices reach the machine it runs on.
-func newStack(ep *channel.Endpoint, addrs []netip.Prefix) (*stack.Stack, error) {
+func newStack(link *nettun.Link, addrs []netip.Prefix) (*stack.Stack, error) {
 	s := stack.New(stack.Options{
 		NetworkProtocols: []stack.NetworkProtocolFactory{
 			ipv4.NewProtocolWithOptions(ipv4.Options{AllowExternalLoopbackTraffic: true}),
@@ -102,7 +97,7 @@ func newStack(ep *channel.Endpoint, addrs []netip.Prefix) (*stack.Stack, error) 
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw); err != nil {
 		return nil, fmt.Errorf("wgpeer: TIME_WAIT: %s", err)
 	}
-	if err := s.CreateNIC(nicID, ep); err != nil {
+	if err := s.CreateNIC(nicID, link); err != nil {
 		return nil, fmt.Errorf("wgpeer: creating the netstack interface: %s", err)
 	}
 	for _, a := range addrs {
