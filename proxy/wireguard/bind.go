@@ -5,16 +5,17 @@ import (
 	"net/netip"
 	"sync"
 
+	"golang.org/x/net/ipv6"
 	"golang.zx2c4.com/wireguard/conn"
 )
 
 // udpBind is WireGuard's network side: one UDP socket on exactly the
 // configured address. The library's own bind (conn.StdNetBind) listens on a
 // port on every address, IPv4 and IPv6; --wireguard 192.168.1.20:51820 must
-// listen there only, and tests must listen on loopback only. It reads one
-// datagram per call, where StdNetBind batches with recvmmsg and GRO; it
-// sends a batch of datagrams to one device in one call, with UDP GSO on
-// Linux (gso_linux.go): a download through the tunnel is such batches.
+// listen there only, and tests must listen on loopback only. Like
+// StdNetBind it reads a batch of datagrams in one call (recvmmsg), and it
+// sends a batch to one device in one call, with UDP GSO on Linux
+// (gso_linux.go): a download through the tunnel is such batches.
 type udpBind struct {
 	addr  string       // the configured address, e.g. "0.0.0.0:51820"
 	bound *net.UDPConn // Config.Conn, taken by the first Open; nil then
@@ -71,17 +72,33 @@ func (b *udpBind) listen() (*net.UDPConn, error) {
 	return net.ListenUDP("udp", la)
 }
 
-// receiver reads one datagram per call from c; after Close it returns
-// net.ErrClosed, as conn.Bind requires.
+// receiver reads the datagrams waiting on c, up to len(packets), in one
+// system call (recvmmsg(2) on Linux; one per call elsewhere), so that
+// WireGuard decrypts them as a batch and hands them to the netstack
+// together, where consecutive TCP segments are coalesced (nettun). After
+// Close it returns net.ErrClosed, as conn.Bind requires. WireGuard calls
+// it from one goroutine.
 func (b *udpBind) receiver(c *net.UDPConn) conn.ReceiveFunc {
+	pc := ipv6.NewPacketConn(c) // either family: recvmmsg reads the address as it is
+	msgs := make([]ipv6.Message, conn.IdealBatchSize)
+	for i := range msgs {
+		msgs[i].Buffers = make([][]byte, 1)
+	}
 	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		n, from, err := c.ReadFromUDPAddrPort(packets[0])
+		ms := msgs[:min(len(packets), len(msgs))]
+		for i := range ms {
+			ms[i].Buffers[0], ms[i].N, ms[i].Addr = packets[i], 0, nil
+		}
+		n, err := pc.ReadBatch(ms, 0)
 		if err != nil {
 			return 0, err
 		}
-		sizes[0] = n
-		eps[0] = udpEndpoint(netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
-		return 1, nil
+		for i := range n {
+			sizes[i] = ms[i].N
+			from := ms[i].Addr.(*net.UDPAddr).AddrPort()
+			eps[i] = udpEndpoint(netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		}
+		return n, nil
 	}
 }
 
@@ -142,7 +159,9 @@ func (b *udpBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	return udpEndpoint(ap), nil
 }
 
-func (b *udpBind) BatchSize() int { return 1 }
+// BatchSize is how many datagrams a receive may return, and how many
+// WireGuard hands Send at once.
+func (b *udpBind) BatchSize() int { return conn.IdealBatchSize }
 
 // udpEndpoint is a device's current UDP address.
 type udpEndpoint netip.AddrPort
