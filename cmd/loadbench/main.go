@@ -89,6 +89,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadbench: -reps, -phase, -workers, -bulk-workers and -max-requests must be positive")
 		return 2
 	}
+	// The contenders start in a temporary directory: a binary named by a
+	// relative path is looked for from here.
+	for _, bin := range []*string{&o.tlsresume, &o.baseline} {
+		if *bin != "" && strings.ContainsRune(*bin, filepath.Separator) {
+			if abs, err := filepath.Abs(*bin); err == nil {
+				*bin = abs
+			}
+		}
+	}
 	r, err := bench(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbench: %v\n", err)
