@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.chromium, "chromium", "chromium", "browser for the tlsresume+page contender (tlsresume with its live view open)")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to `file`")
 	fs.StringVar(&o.tunnelAddr, "tunnel-serve", "", "internal: serve as the tunnel contender's blind CONNECT relay on `address`")
+	phaseList := fs.String("phases", "", "comma-separated phases to run, e.g. bulk_h1,bulk_h2 to profile one kind of load (default: all: "+strings.Join(phaseNames(), ", ")+")")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (proxies' logs, CAs) and print its path")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -84,6 +86,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	}
+	if *phaseList != "" {
+		for _, name := range strings.Split(*phaseList, ",") {
+			if !slices.Contains(phaseNames(), name) {
+				fmt.Fprintf(stderr, "loadbench: -phases: no phase %q (there are %s)\n", name, strings.Join(phaseNames(), ", "))
+				return 2
+			}
+			o.s.Only = append(o.s.Only, name)
+		}
 	}
 	if o.s.Reps < 1 || o.s.Phase <= 0 || o.s.Workers < 1 || o.s.BulkWorkers < 1 || o.s.MaxRequests < 1 {
 		fmt.Fprintln(stderr, "loadbench: -reps, -phase, -workers, -bulk-workers and -max-requests must be positive")
@@ -175,6 +186,9 @@ func runReps(ctx context.Context, active []*contender, org *origin, s settings, 
 			c.reps = append(c.reps, repResult{Rep: rep, Phases: map[string]phaseResult{}})
 		}
 		for pi, p := range phases {
+			if !s.runs(p.name) {
+				continue
+			}
 			if p.name == "held" && rep != s.Reps-1 {
 				// In the last rep only: the memory a thousand held connections
 				// took would stay in the proxy's RSS through the reps after.

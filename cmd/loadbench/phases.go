@@ -23,6 +23,14 @@ type settings struct {
 	Held         int           `json:"held"`          // connections held open in the held phase
 	BulkWorkers  int           `json:"bulk_workers"`
 	Settle       time.Duration `json:"settle_ns"` // pause after each phase, before the origin's counters are read
+	// Only, when not empty, names the phases to run (-phases); the
+	// table shows the others' rows empty.
+	Only []string `json:"only_phases,omitempty"`
+}
+
+// runs reports whether the phase named is one s runs.
+func (s settings) runs(name string) bool {
+	return len(s.Only) == 0 || slices.Contains(s.Only, name)
 }
 
 // warmUp requests open and warm a keep-alive connection before the warm
