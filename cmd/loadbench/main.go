@@ -366,11 +366,20 @@ func brief(r repResult) string {
 	for _, pr := range p {
 		errs += pr.Errors
 	}
-	return fmt.Sprintf("full %.0f/s  resumed %.0f/s  bulk h1 %.0f MB/s h2 %.0f MB/s  seq p50 %.2f ms  warm p50 %.3f ms  origin resumed %d/%d  errors %d",
-		p["handshakes_full"].perSecond(), p["handshakes_resumed"].perSecond(),
-		p["bulk_h1"].mbPerSecond(), p["bulk_h2"].mbPerSecond(),
-		p["sequential"].P50MS, p["warm"].P50MS,
-		sumOrigin(p).Resumed, sumOrigin(p).Handshakes, errs)
+	var parts []string
+	add := func(phase, format string, v float64) {
+		if _, ran := p[phase]; ran {
+			parts = append(parts, fmt.Sprintf(format, v))
+		}
+	}
+	add("handshakes_full", "full %.0f/s", p["handshakes_full"].perSecond())
+	add("handshakes_resumed", "resumed %.0f/s", p["handshakes_resumed"].perSecond())
+	add("bulk_h1", "bulk h1 %.0f MB/s", p["bulk_h1"].mbPerSecond())
+	add("bulk_h2", "h2 %.0f MB/s", p["bulk_h2"].mbPerSecond())
+	add("sequential", "seq p50 %.2f ms", p["sequential"].P50MS)
+	add("warm", "warm p50 %.3f ms", p["warm"].P50MS)
+	parts = append(parts, fmt.Sprintf("origin resumed %d/%d", sumOrigin(p).Resumed, sumOrigin(p).Handshakes), fmt.Sprintf("errors %d", errs))
+	return strings.Join(parts, "  ")
 }
 
 func sumOrigin(p map[string]phaseResult) originCounts {
