@@ -4,10 +4,10 @@
 //
 // It lets the netstack's TCP handle a stream in large pieces rather than
 // one per packet, as a network card's offloads let a kernel's:
-//   - segmentation: a connection sends up to 32 KiB at a time, which the
-//     netstack cuts into packets of the connection's MSS in one go
-//     (gVisor's own GSO, stack.GVisorGSOSupported) for Read to hand to
-//     WireGuard together;
+//   - segmentation: a connection sends up to 32 KiB at a time, which Read
+//     cuts into packets of the connection's MSS, straight into WireGuard's
+//     buffers, with their headers and checksums (stack.HostGSOSupported,
+//     cut.go);
 //   - receive coalescing: Write hands the packets WireGuard decrypted in
 //     one batch to gVisor's GRO, which joins consecutive segments of a
 //     connection before its TCP sees them.
@@ -49,7 +49,8 @@ type Device struct {
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 
-	gros sync.Pool // of *gro.GRO: Write is called by a goroutine per peer
+	cutter cutter    // Read's; WireGuard reads from one goroutine
+	gros   sync.Pool // of *gro.GRO: Write is called by a goroutine per peer
 }
 
 var _ tun.Device = (*Device)(nil)
@@ -90,24 +91,32 @@ func (d *Device) Events() <-chan tun.Event { return d.events }
 func (d *Device) BatchSize() int { return conn.IdealBatchSize }
 
 // Read blocks for the next packet the netstack sends, then takes as many
-// more as are queued, up to len(bufs). After Close it returns
-// os.ErrClosed, which ends WireGuard's reading goroutine.
+// more as are queued, up to len(bufs), cutting large segments into
+// packets (cut.go). After Close it returns os.ErrClosed, which ends
+// WireGuard's reading goroutine.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	pkt := d.link.ReadContext(d.ctx)
-	if pkt == nil {
-		return 0, os.ErrClosed
-	}
 	n := 0
-	for {
-		sizes[n] = copyPacket(bufs[n][offset:], pkt)
-		n++
-		if n == len(bufs) {
-			return n, nil
+	for n < len(bufs) {
+		if d.cutter.pending() {
+			n += d.cutter.cut(bufs[n:], sizes[n:], offset)
+			continue
 		}
-		if pkt = d.link.Read(); pkt == nil {
-			return n, nil
+		var pkt *stack.PacketBuffer
+		if n == 0 {
+			if pkt = d.link.ReadContext(d.ctx); pkt == nil {
+				return 0, os.ErrClosed
+			}
+		} else if pkt = d.link.Read(); pkt == nil {
+			break
+		}
+		if pkt.GSOOptions.Type == stack.GSONone {
+			sizes[n] = copyPacket(bufs[n][offset:], pkt)
+			n++
+		} else {
+			d.cutter.load(pkt)
 		}
 	}
+	return n, nil
 }
 
 // copyPacket copies pkt into b, releases it and returns its length.
@@ -164,9 +173,9 @@ func (d *Device) Close() error {
 }
 
 // Link is the netstack's side of a Device: a channel endpoint on which the
-// netstack's TCP may send large segments for the netstack to cut
-// (stack.GVisorGSOSupported), and which keeps the netstack's dispatcher
-// for GRO. It says it validates received checksums itself
+// netstack's TCP may send large segments for the Device to cut
+// (stack.HostGSOSupported), and which keeps the netstack's dispatcher for
+// GRO. It says it validates received checksums itself
 // (CapabilityRXChecksumOffload), as Write does (checksumsValid): the
 // netstack would otherwise check a coalesced packet's IPv4 header
 // checksum, which GRO does not update, and drop it.
@@ -179,7 +188,7 @@ type Link struct {
 
 func newLink(size int, mtu uint32) *Link {
 	ep := channel.New(size, mtu, "")
-	ep.SupportedGSOKind = stack.GVisorGSOSupported
+	ep.SupportedGSOKind = stack.HostGSOSupported
 	ep.LinkEPCapabilities |= stack.CapabilityRXChecksumOffload
 	return &Link{Endpoint: ep}
 }
