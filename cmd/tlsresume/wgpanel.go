@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/tlsresume/tlsresume/proxy/web"
@@ -71,6 +72,21 @@ func (p *wgPanel) QRPNG(name string) ([]byte, error) {
 		return nil, err
 	}
 	return wireguard.QRPNG(string(text))
+}
+
+func (p *wgPanel) AddDevice(name string) error {
+	s, err := p.started()
+	if err != nil {
+		return err
+	}
+	if err := wireguard.CheckName(name); err != nil {
+		return fmt.Errorf("%w: %v", web.ErrDeviceName, err)
+	}
+	_, _, err = s.AddDevice(name)
+	if errors.Is(err, wgsource.ErrDeviceServed) {
+		return fmt.Errorf("%w: %q", web.ErrDeviceServed, name)
+	}
+	return err
 }
 
 // deviceCounts is what /metrics shows of a device.

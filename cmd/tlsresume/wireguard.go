@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/tlsresume/tlsresume/proxy/wireguard"
 )
@@ -92,7 +93,17 @@ func runWireGuardConfig(_ context.Context, args []string, stdout, stderr io.Writ
 		return fail(err)
 	}
 	_, p, _ := net.SplitHostPort(choice.Endpoint)
-	fmt.Fprintf(stderr, "then run: tlsresume proxy --wireguard 0.0.0.0:%s, and trust tlsresume's CA on the device (tlsresume ca show)\n", p)
+	names := []string{d.Name}
+	if all, err := st.Devices(); err == nil {
+		names = names[:0]
+		for _, sd := range all {
+			names = append(names, sd.Name)
+		}
+	}
+	fmt.Fprintf(stderr, "then run: tlsresume proxy --wireguard 0.0.0.0:%s --peer %s, and trust tlsresume's CA on the device (tlsresume ca show)\n", p, strings.Join(names, ","))
+	if created {
+		fmt.Fprintln(stderr, "a proxy already running serves a new device once it is added on the live view's Devices page (or after a restart with --peer)")
+	}
 	return 0
 }
 

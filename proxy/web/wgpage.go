@@ -1,6 +1,8 @@
 package web
 
 import (
+	"encoding/json"
+	"errors"
 	"html/template"
 	"mime"
 	"net/http"
@@ -27,7 +29,18 @@ type WireGuardPanel interface {
 	Config(name string) ([]byte, error)
 	// QRPNG returns Config(name) as a QR code in a PNG image.
 	QRPNG(name string) ([]byte, error)
+	// AddDevice lets one more device connect from now on, its keys
+	// created on first use of the name. An error wraps ErrDeviceName for
+	// a name a device cannot have, ErrDeviceServed for one already
+	// served.
+	AddDevice(name string) error
 }
+
+// The errors of WireGuardPanel.AddDevice that are the asker's to mend.
+var (
+	ErrDeviceName   = errors.New("not a device name")
+	ErrDeviceServed = errors.New("already one of the proxy's devices")
+)
 
 // WireGuardDevice is one device as the device page shows it. It holds no
 // private key.
@@ -170,6 +183,49 @@ func (s *Server) serveSecret(w http.ResponseWriter, r *http.Request, get func(Wi
 	w.Write(b)
 }
 
+// handleWGAdd serves POST /api/wireguard/devices {"name": "tablet"}: one
+// more device, served at once (its keys are created on first use of the
+// name). 201 with the device (no private key: its QR code and .conf are
+// the endpoints above), 400 for a name a device cannot have, 409 for one
+// already served. The guard has refused other sites' pages and requests
+// without the token: a POST from elsewhere never gets here.
+func (s *Server) handleWGAdd(w http.ResponseWriter, r *http.Request) {
+	if !s.hasWireGuard(w) {
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&req); err != nil {
+		httpError(w, `want a JSON body {"name": "tablet"}: `+err.Error(), http.StatusBadRequest)
+		return
+	}
+	err := s.cfg.WireGuard.AddDevice(req.Name)
+	switch {
+	case errors.Is(err, ErrDeviceName):
+		httpError(w, err.Error(), http.StatusBadRequest)
+		return
+	case errors.Is(err, ErrDeviceServed):
+		httpError(w, err.Error(), http.StatusConflict)
+		return
+	case err != nil:
+		httpError(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	devs, err := s.cfg.WireGuard.Devices()
+	if err != nil {
+		httpError(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	for _, d := range devs {
+		if d.Name == req.Name {
+			writeJSONStatus(w, http.StatusCreated, newWGDevice(d, time.Now()))
+			return
+		}
+	}
+	httpError(w, "the device was added but is not listed", http.StatusInternalServerError)
+}
+
 // knownDevice returns the name if it is one of the panel's devices, or
 // answers not found.
 func (s *Server) knownDevice(w http.ResponseWriter, name string) (string, bool) {
@@ -201,6 +257,7 @@ func (s *Server) hasWireGuard(w http.ResponseWriter) bool {
 func (s *Server) wireguardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /devices", s.handleDevices)
 	mux.HandleFunc("GET /api/wireguard/devices", s.handleWGDevices)
+	mux.HandleFunc("POST /api/wireguard/devices", s.handleWGAdd)
 	mux.HandleFunc("GET /api/wireguard/config", s.handleWGConfig)
 	mux.HandleFunc("GET /api/wireguard/qr", s.handleWGQR)
 }

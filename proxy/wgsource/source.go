@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,9 +70,11 @@ type Source struct {
 	resolver *dns.Server // the tunnel's DNS address: a forwarder
 	choice   wireguard.EndpointChoice
 	chosen   error // why no endpoint could be chosen, if none was
-	devices  []wireguard.Device
-	byName   map[string]*device
 	proxy    atomic.Pointer[proxy.Server]
+
+	mu      sync.RWMutex // guards devices and byName: AddDevice adds to them
+	devices []wireguard.Device
+	byName  map[string]*device
 
 	ctx    context.Context // cancelled by Close: ends relayed flows
 	cancel context.CancelFunc
@@ -161,8 +165,46 @@ func (s *Source) Addr() *net.UDPAddr { return s.wg.Addr() }
 // once started.
 func (s *Source) Endpoint() (wireguard.EndpointChoice, error) { return s.choice, s.chosen }
 
-// Devices are the devices that may connect, in the order configured.
-func (s *Source) Devices() []wireguard.Device { return s.devices }
+// Devices are the devices that may connect, in the order configured, then
+// those added since.
+func (s *Source) Devices() []wireguard.Device {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.devices)
+}
+
+// device returns the named device's counters; nil for a name the source
+// does not serve.
+func (s *Source) device(name string) *device {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byName[name]
+}
+
+// ErrDeviceServed is AddDevice's answer for a name already served.
+var ErrDeviceServed = errors.New("wgsource: the device is already served")
+
+// AddDevice lets the named device connect from now on, without a restart:
+// its keys and tunnel addresses are created on first use of the name, as
+// --peer does at start, or read when `tlsresume wireguard config` created
+// them. created reports whether they are new.
+func (s *Source) AddDevice(name string) (d wireguard.Device, created bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byName[name]; ok {
+		return wireguard.Device{}, false, fmt.Errorf("%w: %q", ErrDeviceServed, name)
+	}
+	if d, created, err = s.cfg.Store.Device(name); err != nil {
+		return wireguard.Device{}, false, err
+	}
+	if err := s.wg.AddDevice(d); err != nil {
+		return wireguard.Device{}, false, err
+	}
+	s.devices = append(s.devices, d)
+	s.byName[name] = &device{Device: d}
+	s.cfg.Log.Info().Str("device", name).Bool("created", created).Str("file", s.cfg.Store.DeviceFile(name)).Msg("added wireguard device")
+	return d, created, nil
+}
 
 // DNSUpstream is the resolver the tunnel's DNS address forwards to.
 func (s *Source) DNSUpstream() string { return s.resolver.Upstream() }
@@ -185,9 +227,9 @@ func (s *Source) chooseEndpoint() (wireguard.EndpointChoice, error) {
 // the device's private key): for `tlsresume wireguard config` and the live
 // view's device page, whose QR code is wireguard.QRPNG of it.
 func (s *Source) DeviceConfig(name string) (string, error) {
-	d, ok := s.byName[name]
-	if !ok {
-		return "", fmt.Errorf("wgsource: no device %q (the proxy serves %d: see --peer)", name, len(s.devices))
+	d := s.device(name)
+	if d == nil {
+		return "", fmt.Errorf("wgsource: no device %q (the proxy serves %d: see --peer)", name, len(s.Devices()))
 	}
 	if s.chosen != nil || s.choice.Endpoint == "" {
 		return "", fmt.Errorf("wgsource: no endpoint for device %q's configuration (pass --wireguard-endpoint HOST:PORT): %v", name, s.chosen)
@@ -198,7 +240,7 @@ func (s *Source) DeviceConfig(name string) (string, error) {
 // handleTCP is the WireGuard server's HandleTCP: DNS is answered here,
 // everything else goes to the proxy.
 func (s *Source) handleTCP(c net.Conn, dst netip.AddrPort, name string) {
-	d := s.byName[name]
+	d := s.device(name)
 	if isTunnelDNS(dst) {
 		d.dnsQueries.Add(1)
 		if err := s.resolver.ServeConn(c, "tcp"); err != nil {

@@ -43,7 +43,7 @@ func (s *Source) Stats() ([]DeviceStats, error) {
 	}
 	out := make([]DeviceStats, 0, len(wgs))
 	for _, w := range wgs {
-		d := s.byName[w.Name]
+		d := s.device(w.Name)
 		out = append(out, DeviceStats{
 			DeviceStats: w, DNSQueries: d.dnsQueries.Load(), RefusedDestinations: d.refusedTCP.Load(),
 			QUICFlows: d.quicFlows.Load(), OtherUDPFlows: d.otherFlows.Load(),

@@ -89,7 +89,7 @@ func (s *Source) proxyQUIC(ctx context.Context, f *Flow) error {
 // to a destination the device may reach is relayed (QUIC through
 // Config.QUIC), any other is dropped. Each is counted for its device.
 func (s *Source) handleUDP(fl *wireguard.UDPFlow) {
-	d := s.byName[fl.Device]
+	d := s.device(fl.Device)
 	log := s.cfg.Log.With().Str("device", fl.Device).Str("client_addr", fl.Src.String()).Str("dst", fl.Dst.String()).Logger()
 	if isTunnelDNS(fl.Dst) {
 		// Every query of the flow is answered, and the flow ends when no

@@ -127,5 +127,31 @@ async function refresh() {
   document.body.dataset.loaded = "1";
 }
 
+// addDevice asks the proxy to serve one more device (POST
+// /api/wireguard/devices) and shows its card, QR code and all, at once.
+async function addDevice(ev) {
+  ev.preventDefault();
+  const input = $("#wg-add-name");
+  const msg = $("#wg-add-msg");
+  const name = input.value.trim();
+  try {
+    const res = await fetch("/api/wireguard/devices", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error || `${res.status} ${res.statusText}`);
+    input.value = "";
+    msg.className = "hint";
+    msg.textContent = `Added ${name}: scan its code below on that device.`;
+    await refresh();
+    document.querySelector(`.device[data-device="${CSS.escape(name)}"]`)?.scrollIntoView({ block: "nearest" });
+  } catch (e) {
+    msg.className = "err";
+    msg.textContent = e.message;
+  }
+}
+
+$("#wg-add").addEventListener("submit", addDevice);
 refresh();
 setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
