@@ -43,8 +43,10 @@ func openBrowser(t *testing.T, url string) context.Context {
 	// must carry no deadline; a watchdog bounds it instead.
 	watchdog := time.AfterFunc(2*time.Minute, cancelCtx)
 	t.Cleanup(func() { watchdog.Stop() })
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(url),
-		chromedp.WaitVisible(chromedp.CSS("body[data-loaded]"))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	if err := tlstest.Navigate(ctx, url, t.Logf, chromedp.WaitVisible(chromedp.CSS("body[data-loaded]"))); err != nil {
 		t.Fatalf("opening %s in Chromium: %v", url, err)
 	}
 	return ctx

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,18 +43,23 @@ func TestRetryReason(t *testing.T) {
 	}
 }
 
-// TestDumpDOMNetworkChanged reproduces ERR_NETWORK_CHANGED in a network
-// namespace of its own, so that no other test's browser sees the changes:
-// while armed, the server gives a new veth pair an address before each
-// connection's handshake, as another test making its namespaces would.
-// The first retry disarms it; the page must then load.
-func TestDumpDOMNetworkChanged(t *testing.T) {
+// changingNet is a TLS page server in a network namespace of its own, so
+// that no other test's browser sees the changes it makes: while armed, it
+// gives a new veth pair an address before each connection's handshake, as
+// another test making its namespaces would, which makes Chromium abort
+// the load with ERR_NETWORK_CHANGED.
+type changingNet struct {
+	url      string // the page, https on a loopback port of the namespace
+	chromium string // a script that runs Chromium in the namespace
+	armed    atomic.Bool
+	changes  atomic.Int32
+}
+
+func newChangingNet(t *testing.T, ctx context.Context) *changingNet {
 	chromium, ip := Need(t, "chromium"), Need(t, "ip")
 	if os.Geteuid() != 0 {
 		Unavailable(t, "making a network namespace needs root")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
 	ns := fmt.Sprintf("tlstest-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	if _, _, err := Run(ctx, "", ip, "netns", "add", ns); err != nil {
 		Unavailable(t, "making a network namespace: %v", err)
@@ -62,16 +68,14 @@ func TestDumpDOMNetworkChanged(t *testing.T) {
 	if _, _, err := Run(ctx, "", ip, "-n", ns, "link", "set", "lo", "up"); err != nil {
 		t.Fatal(err)
 	}
-
-	var armed atomic.Bool
-	armed.Store(true)
-	var changes atomic.Int32
+	n := &changingNet{}
+	n.armed.Store(true)
 	change := func() {
-		n := changes.Add(1)
-		veth := fmt.Sprintf("tt%d", n)
+		c := n.changes.Add(1)
+		veth := fmt.Sprintf("tt%d", c)
 		for _, args := range [][]string{
 			{"-n", ns, "link", "add", veth, "type", "veth", "peer", "name", veth + "p"},
-			{"-n", ns, "addr", "add", fmt.Sprintf("192.0.2.%d/32", n), "dev", veth},
+			{"-n", ns, "addr", "add", fmt.Sprintf("192.0.2.%d/32", c), "dev", veth},
 			{"-n", ns, "link", "set", veth, "up"},
 		} {
 			if _, _, err := Run(ctx, "", ip, args...); err != nil {
@@ -80,7 +84,7 @@ func TestDumpDOMNetworkChanged(t *testing.T) {
 		}
 	}
 	ln := &changingListener{Listener: listenIn(t, ns), change: func() {
-		if armed.Load() && changes.Load() < 50 {
+		if n.armed.Load() && n.changes.Load() < 50 {
 			change()
 			time.Sleep(300 * time.Millisecond) // Chromium's handshake is under way
 		}
@@ -92,32 +96,76 @@ func TestDumpDOMNetworkChanged(t *testing.T) {
 	}), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)} // Chromium drops spare connections
 	go srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert.TLS}}))
 	t.Cleanup(func() { srv.Close() })
-
-	// Chromium runs in the namespace, where the server is.
-	inNS := filepath.Join(t.TempDir(), "chromium-in-netns")
+	n.url = "https://" + ln.Addr().String() + "/"
+	n.chromium = filepath.Join(t.TempDir(), "chromium-in-netns")
 	script := fmt.Sprintf("#!/bin/sh\nexec %s netns exec %s %s \"$@\"\n", ip, ns, chromium)
-	if err := os.WriteFile(inNS, []byte(script), 0o755); err != nil {
+	if err := os.WriteFile(n.chromium, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return n
+}
+
+// TestDumpDOMNetworkChanged: DumpDOM loads a page again when Chromium
+// aborted it for ERR_NETWORK_CHANGED. The first retry disarms the
+// changes; the page must then load.
+func TestDumpDOMNetworkChanged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	n := newChangingNet(t, ctx)
 	var retries []string
 	var mu sync.Mutex
-	dom, stderr, err := DumpDOM(ctx, inNS, ChromiumPage{
-		URL: "https://" + ln.Addr().String() + "/", Dir: t.TempDir(),
+	dom, stderr, err := DumpDOM(ctx, n.chromium, ChromiumPage{
+		URL: n.url, Dir: t.TempDir(),
 		Flags: []string{"--ignore-certificate-errors"},
 		Logf: func(format string, args ...any) {
-			armed.Store(false)
+			n.armed.Store(false)
 			mu.Lock()
 			retries = append(retries, fmt.Sprintf(format, args...))
 			mu.Unlock()
 			t.Logf(format, args...)
 		},
 	})
-	t.Logf("%d network changes", changes.Load())
+	t.Logf("%d network changes", n.changes.Load())
 	if err != nil || !strings.Contains(dom, `id="done"`) {
 		t.Fatalf("chromium did not load the page: %v: %s (stderr: %s)", err, Tail(dom, 300), Tail(stderr, 600))
 	}
 	if len(retries) == 0 || !strings.Contains(retries[0], "ERR_NETWORK_CHANGED") {
 		t.Errorf("retries %q, want one for ERR_NETWORK_CHANGED", retries)
+	}
+}
+
+// TestNavigateNetworkChanged: Navigate, for tests that drive Chromium with
+// chromedp, loads a page again when Chromium aborted it for
+// ERR_NETWORK_CHANGED; the first retry disarms the changes and the page
+// must then load. A load that fails for another reason is not retried.
+func TestNavigateNetworkChanged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	n := newChangingNet(t, ctx)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(n.chromium), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.Flag("disable-quic", true), chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelCtx := chromedp.NewContext(actx)
+	defer func() { cancelCtx(); cancelAlloc() }()
+	watchdog := time.AfterFunc(2*time.Minute, cancelCtx) // the browser's context carries no deadline
+	defer watchdog.Stop()
+	var retries []string
+	logf := func(format string, args ...any) {
+		n.armed.Store(false)
+		retries = append(retries, fmt.Sprintf(format, args...))
+		t.Logf(format, args...)
+	}
+	if err := Navigate(bctx, n.url, logf, chromedp.WaitVisible(chromedp.CSS("#done"))); err != nil {
+		t.Fatalf("the page did not load: %v (%d network changes)", err, n.changes.Load())
+	}
+	t.Logf("%d network changes", n.changes.Load())
+	if len(retries) == 0 || !strings.Contains(retries[0], "ERR_NETWORK_CHANGED") {
+		t.Errorf("retries %q, want one for ERR_NETWORK_CHANGED", retries)
+	}
+	retries = nil
+	if err := Navigate(bctx, "https://127.0.0.1:1/", logf); err == nil || len(retries) != 0 {
+		t.Errorf("a refused connection: %v after %d retries, want an error and none", err, len(retries))
 	}
 }
 

@@ -24,7 +24,8 @@
 // and return a Report per connection (did it resume); Chromium loads Page.
 // DumpDOM is the one headless Chromium runner; it retries
 // ERR_NETWORK_CHANGED (the network namespaces other tests make) and
-// start-up exits.
+// start-up exits. Tests that drive Chromium with chromedp load pages with
+// Navigate, which retries ERR_NETWORK_CHANGED the same way.
 //
 // Captures. StartCapture and StartUDPCapture run tcpdump or dumpcap on lo
 // for one port; Capture.Sync waits until everything sent is in the file,

@@ -43,7 +43,7 @@ func browser(t *testing.T, url string) context.Context {
 	// must carry no deadline (chromedp.Run); a watchdog bounds it instead.
 	watchdog := time.AfterFunc(2*time.Minute, cancelCtx)
 	t.Cleanup(func() { watchdog.Stop() })
-	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("body[data-loaded]"))); err != nil {
+	if err := tlstest.Navigate(ctx, url, t.Logf, chromedp.WaitVisible(chromedp.CSS("body[data-loaded]"))); err != nil {
 		t.Fatalf("opening the view in Chromium: %v", err)
 	}
 	return ctx
