@@ -1,7 +1,6 @@
 package wireguard
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,101 +14,27 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tlsresume/tlsresume/proxy/wireguard/wgpeer"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/netstack"
 )
 
-// wgQuickConf is a wg-quick file as a WireGuard app reads it.
-type wgQuickConf struct {
-	PrivateKey Key
-	Address    []netip.Prefix
-	DNS        []netip.Addr
-	PeerKey    Key
-	Endpoint   string
-	AllowedIPs []netip.Prefix
-}
-
-// parseWGQuick reads the keys a wg-quick file for one peer may hold,
-// failing t on anything it does not know, so a key WGQuick misspells
-// fails here as it would in an app.
-func parseWGQuick(t testing.TB, text string) wgQuickConf {
+// parseWGQuick reads a wg-quick text as wgpeer, a WireGuard app in this
+// process, does: it refuses unknown keys, so a key WGQuick misspells fails
+// here as it would in an app.
+func parseWGQuick(t testing.TB, text string) wgpeer.Config {
 	t.Helper()
-	c, err := readWGQuick(text)
+	c, err := wgpeer.ParseConfig(text)
 	if err != nil {
 		t.Fatalf("wg-quick: %v", err)
 	}
 	return c
-}
-
-func readWGQuick(text string) (wgQuickConf, error) {
-	var c wgQuickConf
-	section := ""
-	list := func(v string, f func(string) error) error {
-		for _, s := range strings.Split(v, ",") {
-			if err := f(strings.TrimSpace(s)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if line == "[Interface]" || line == "[Peer]" {
-			section = line
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if !ok {
-			return c, fmt.Errorf("line %q has no '='", line)
-		}
-		var err error
-		switch section + k {
-		case "[Interface]PrivateKey":
-			c.PrivateKey, err = ParseKey(v)
-		case "[Interface]Address":
-			err = list(v, func(s string) error { p, err := netip.ParsePrefix(s); c.Address = append(c.Address, p); return err })
-		case "[Interface]DNS":
-			err = list(v, func(s string) error { a, err := netip.ParseAddr(s); c.DNS = append(c.DNS, a); return err })
-		case "[Peer]PublicKey":
-			c.PeerKey, err = ParseKey(v)
-		case "[Peer]Endpoint":
-			c.Endpoint = v
-		case "[Peer]AllowedIPs":
-			err = list(v, func(s string) error {
-				p, err := netip.ParsePrefix(s)
-				c.AllowedIPs = append(c.AllowedIPs, p)
-				return err
-			})
-		default:
-			return c, fmt.Errorf("unknown key %q in section %q", k, section)
-		}
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", k, err)
-		}
-	}
-	return c, nil
-}
-
-// uapi is the configuration-protocol text that sets a device up as c says.
-func (c wgQuickConf) uapi(endpoint string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "private_key=%s\npublic_key=%s\nendpoint=%s\n", c.PrivateKey.hex(), c.PeerKey.hex(), endpoint)
-	for _, p := range c.AllowedIPs {
-		fmt.Fprintf(&b, "allowed_ip=%s\n", p)
-	}
-	return b.String()
 }
 
 // testPeer is a WireGuard client in this process, made with the same
@@ -118,7 +43,7 @@ func (c wgQuickConf) uapi(endpoint string) string {
 type testPeer struct {
 	dev  *device.Device
 	net  *netstack.Net
-	conf wgQuickConf
+	conf wgpeer.Config
 	rx   atomic.Int64 // datagrams its socket received
 }
 
@@ -137,7 +62,7 @@ func newTestPeer(t testing.TB, text, endpoint string) *testPeer {
 // startPeer is newTestPeer for a process without a testing.TB (the held
 // connections' child); the caller closes p.dev.
 func startPeer(text, endpoint string) (*testPeer, error) {
-	conf, err := readWGQuick(text)
+	conf, err := wgpeer.ParseConfig(text)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +77,7 @@ func startPeer(text, endpoint string) (*testPeer, error) {
 	}
 	p.net = tnet
 	p.dev = device.NewDevice(tdev, &countingBind{Bind: conn.NewDefaultBind(), rx: &p.rx}, device.NewLogger(device.LogLevelSilent, ""))
-	if err := p.dev.IpcSet(p.conf.uapi(endpoint)); err != nil {
+	if err := p.dev.IpcSet(p.conf.UAPI(endpoint)); err != nil {
 		p.dev.Close()
 		return nil, err
 	}

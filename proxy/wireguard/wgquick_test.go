@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	qrcode "github.com/skip2/go-qrcode"
+	"github.com/tlsresume/tlsresume/proxy/wireguard/wgpeer"
 )
 
 // TestWGQuick: the rendered file reads back, through a wg-quick parser
@@ -27,7 +28,7 @@ func TestWGQuick(t *testing.T) {
 	t.Logf("\n%s", text)
 	c := parseWGQuick(t, text)
 	s4, s6 := ServerAddrs()
-	want := wgQuickConf{
+	want := wgpeer.Config{
 		PrivateKey: d.PrivateKey,
 		Address:    []netip.Prefix{netip.MustParsePrefix("10.73.0.7/32"), netip.MustParsePrefix("fd74:6c73:7265::7/128")},
 		DNS:        []netip.Addr{s4, s6},

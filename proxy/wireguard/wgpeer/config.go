@@ -95,9 +95,9 @@ func parseList[T any](v string, parse func(string) (T, error)) ([]T, error) {
 	return out, nil
 }
 
-// uapi is WireGuard's configuration-protocol text (device.IpcSet) for c,
+// UAPI is WireGuard's configuration-protocol text (device.IpcSet) for c,
 // sending to endpoint.
-func (c Config) uapi(endpoint string) string {
+func (c Config) UAPI(endpoint string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "private_key=%s\npublic_key=%s\nendpoint=%s\n",
 		hex.EncodeToString(c.PrivateKey[:]), hex.EncodeToString(c.PeerKey[:]), endpoint)

@@ -32,7 +32,7 @@ func TestParseConfig(t *testing.T) {
 		c.Endpoint != "192.168.1.20:51820" || len(c.AllowedIPs) != 2 || c.PrivateKey[0] != 0x60 || c.PeerKey[0] != 0x4e {
 		t.Errorf("parsed %+v", c)
 	}
-	if u := c.uapi("127.0.0.1:9"); !strings.Contains(u, "endpoint=127.0.0.1:9\n") || !strings.Contains(u, "allowed_ip=::/0\n") ||
+	if u := c.UAPI("127.0.0.1:9"); !strings.Contains(u, "endpoint=127.0.0.1:9\n") || !strings.Contains(u, "allowed_ip=::/0\n") ||
 		!strings.HasPrefix(u, "private_key=60") {
 		t.Errorf("uapi:\n%s", u)
 	}
@@ -67,7 +67,7 @@ func FuzzParseConfig(f *testing.F) {
 		if c.PrivateKey == [32]byte{} || c.PeerKey == [32]byte{} || len(c.Address) == 0 {
 			t.Errorf("accepted without a key or an address: %+v", c)
 		}
-		if u := c.uapi("127.0.0.1:9"); !strings.Contains(u, "\nendpoint=127.0.0.1:9\n") {
+		if u := c.UAPI("127.0.0.1:9"); !strings.Contains(u, "\nendpoint=127.0.0.1:9\n") {
 			t.Errorf("uapi lacks the endpoint:\n%s", u)
 		}
 	})

@@ -62,7 +62,7 @@ func Start(text, endpoint string) (*Peer, error) {
 		return nil, err
 	}
 	p.dev = device.NewDevice(tun, conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
-	if err := p.dev.IpcSet(c.uapi(endpoint)); err != nil {
+	if err := p.dev.IpcSet(c.UAPI(endpoint)); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("wgpeer: configuring WireGuard: %w", err)
 	}
