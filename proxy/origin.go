@@ -76,7 +76,10 @@ func newSip(c *tls.Conn) *ticketSip {
 	s := &ticketSip{c: c, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		buf := make([]byte, 4096)
+		// Small: crypto/tls keeps the rest of a record it read for the
+		// next Read (replayConn's), and this buffer lives as long as an
+		// idle connection does.
+		buf := make([]byte, 512)
 		n, _ := c.Read(buf)
 		if n > 0 {
 			s.data = bytes.Clone(buf[:n]) // not the whole buffer, for the connection's life

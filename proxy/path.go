@@ -83,5 +83,9 @@ func (c *conn) run() error {
 	if err != nil {
 		return err
 	}
+	// The parsed hello points into the bytes peeked before TLS; nothing
+	// after the client's handshake reads it (the record holds what it
+	// showed), and a held connection would keep them for its life.
+	c.hello = inspect.ClientHello{}
 	return c.relay(tc)
 }
